@@ -1,0 +1,71 @@
+// The purge domain's vocabulary: task types, methods, statuses, jobs, tasks and purge-log entries.
+
+export const PURGE_TYPES = ['purge_url', 'purge_prefix', 'purge_host', 'purge_all', 'purge_cache_tag'] as const;
+export type PurgeType = (typeof PURGE_TYPES)[number];
+/** Every kind of task: the five purges and prefetch. Also the quota types (DescribeContentQuota `Type`). */
+export const TASK_TYPES = [...PURGE_TYPES, 'prefetch_url'] as const;
+export type TaskType = (typeof TASK_TYPES)[number];
+
+/** `invalidate` forces a conditional revalidation; `delete` drops the object (DESIGN invariant 6). */
+export const METHODS = ['invalidate', 'delete'] as const;
+export type Method = (typeof METHODS)[number];
+
+/** EdgeOne task statuses (TENCENT-API §4.2); `invalid` is prefetch-only (origin answered non-2xx). */
+export const TASK_STATUSES = ['processing', 'success', 'failed', 'timeout', 'canceled', 'invalid'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+/** Which protocol accepted the job (audit and legacy rendering). */
+export type JobSource = 'teo' | 'cdn' | 'v2';
+
+export interface JobRecord {
+  /** Public id: EdgeOne JobId, CDN TaskId and legacy task_id alike. */
+  readonly jobId: string;
+  readonly appId: number;
+  readonly zoneId: string;
+  readonly type: TaskType;
+  readonly method: Method;
+  /** ms since epoch. */
+  readonly createdAt: number;
+  /** Audit: who submitted it. */
+  readonly secretId: string;
+  readonly clientIp: string;
+  readonly source: JobSource;
+  readonly taskCount: number;
+}
+
+export interface TaskRecord {
+  /** Store row id; the legacy log's `id`. */
+  readonly id: number;
+  readonly jobId: string;
+  readonly appId: number;
+  readonly zoneId: string;
+  readonly type: TaskType;
+  readonly method: Method;
+  /** As shown in `Target` / `Url`: an absolute URL, a prefix URL, a host name, a tag, or the zone name for purge_all. */
+  readonly target: string;
+  /** The domains this task touches (one, or the zone's domains for purge_all, or CacheTag.Domains for tags). */
+  readonly hosts: readonly string[];
+  readonly status: TaskStatus;
+  readonly failType: string | null;
+  readonly failMessage: string | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  /** Its purge-log sequence number; null when nothing had to be fanned out. */
+  readonly seq: number | null;
+}
+
+/** One entry of the ordered purge log (DESIGN invariant 2): what an edge must apply. */
+export interface PurgeLogEntry {
+  readonly seq: number;
+  readonly taskId: number;
+  readonly jobId: string;
+  readonly appId: number;
+  readonly type: TaskType;
+  readonly method: Method;
+  readonly hosts: readonly string[];
+  /** purge_url/prefetch_url: absolute URL; purge_prefix: absolute URL prefix; purge_host: host; purge_cache_tag: tag; purge_all: ''. */
+  readonly target: string;
+  /** Prefetch only: extra request headers for the origin fetch. */
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly createdAt: number;
+}

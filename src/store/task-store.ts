@@ -1,0 +1,145 @@
+// The TaskStore contract: durable jobs, tasks, the purge log, quota counters and node progress.
+import type {
+  JobRecord, JobSource, Method, PurgeLogEntry, TaskRecord, TaskStatus, TaskType,
+} from '../purge/types.ts';
+
+export interface NewTask {
+  readonly target: string;
+  readonly hosts: readonly string[];
+  /** `success` when no edge node is responsible for any of its hosts; otherwise `processing`. */
+  readonly status: TaskStatus;
+  /** true: the task gets a purge-log sequence number (an edge must apply it). */
+  readonly fanOut: boolean;
+  /** The purge-log target (see PurgeLogEntry.target); defaults to `target`. */
+  readonly logTarget?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface NewJob {
+  readonly jobId: string;
+  readonly appId: number;
+  readonly zoneId: string;
+  readonly type: TaskType;
+  readonly method: Method;
+  readonly createdAt: number;
+  readonly secretId: string;
+  readonly clientIp: string;
+  readonly source: JobSource;
+  readonly tasks: readonly NewTask[];
+}
+
+/** Consumed in the same transaction as the job: the whole request is admitted or refused. */
+export interface QuotaCharge {
+  readonly quotaType: TaskType;
+  /** Quota day in the configured zone, `YYYY-MM-DD`. */
+  readonly day: string;
+  readonly amount: number;
+  readonly daily: number;
+}
+
+/** Thrown by createJob when the charge would exceed the daily limit; nothing is written. */
+export class QuotaExceededError extends Error {
+  readonly used: number;
+  constructor(used: number) {
+    super('daily quota exceeded');
+    this.used = used;
+    this.name = 'QuotaExceededError';
+  }
+}
+
+/** Thrown by createJob when the job id is already taken (the caller draws a new id and retries). */
+export class DuplicateJobIdError extends Error {
+  constructor() {
+    super('job id already exists');
+    this.name = 'DuplicateJobIdError';
+  }
+}
+
+export interface TaskQuery {
+  readonly appId: number;
+  readonly zoneId?: string;
+  /** Inclusive bounds on createdAt, ms. */
+  readonly from?: number;
+  readonly to?: number;
+  readonly jobId?: string;
+  /** Exact target match. */
+  readonly target?: string;
+  /** Substring match on target (must be served by an index, not a scan). */
+  readonly targetContains?: string;
+  /** Any of these domains. */
+  readonly hosts?: readonly string[];
+  readonly statuses?: readonly TaskStatus[];
+  readonly types?: readonly TaskType[];
+  /** Newest first; offset/limit page over that order. */
+  readonly offset: number;
+  readonly limit: number;
+}
+
+export interface JobQuery {
+  readonly appId: number;
+  readonly from?: number;
+  readonly to?: number;
+  readonly jobId?: string;
+  readonly types?: readonly TaskType[];
+  /** Jobs that have at least one task on this domain. */
+  readonly host?: string;
+  /** Jobs that have at least one task with exactly this target. */
+  readonly target?: string;
+  readonly offset: number;
+  readonly limit: number;
+}
+
+export interface TaskUpdate {
+  readonly taskId: number;
+  readonly status: TaskStatus;
+  readonly failType?: string | null;
+  readonly failMessage?: string | null;
+}
+
+export interface NodeProgress {
+  readonly nodeId: string;
+  /** Highest purge-log seq the node has applied (all lower ones applied too). */
+  readonly ackedSeq: number;
+  /** ms of the last ack or heartbeat. */
+  readonly seenAt: number;
+}
+
+export interface TaskStore {
+  /** Opens the store and applies pending migrations. Idempotent. */
+  start(): Promise<void>;
+  /** Closes the store; idempotent. */
+  close(): Promise<void>;
+
+  /**
+   * Atomically charges the quota, inserts the job, its tasks and their purge-log entries
+   * (gap-free sequence numbers, in task order). Durable when it resolves (DESIGN invariant 1).
+   * Throws QuotaExceededError / DuplicateJobIdError and writes nothing.
+   */
+  createJob(job: NewJob, charge: QuotaCharge): Promise<{ tasks: TaskRecord[] }>;
+  getJob(appId: number, jobId: string): Promise<JobRecord | null>;
+  /** Tasks of one job in submission order. */
+  jobTasks(appId: number, jobId: string): Promise<TaskRecord[]>;
+  listTasks(q: TaskQuery): Promise<{ total: number; tasks: TaskRecord[] }>;
+  /** Jobs newest first, each with its tasks (legacy logs are per job). */
+  listJobs(q: JobQuery): Promise<{ total: number; jobs: Array<{ job: JobRecord; tasks: TaskRecord[] }> }>;
+  /** Units used per quota type on `day`. */
+  quotaUsage(appId: number, day: string): Promise<ReadonlyMap<TaskType, number>>;
+
+  /** Log entries with seq > afterSeq, ascending, at most `limit`. */
+  readLog(afterSeq: number, limit: number): Promise<PurgeLogEntry[]>;
+  /** Highest seq written so far (0 when empty). */
+  lastSeq(): Promise<number>;
+  /** Lowest seq still retained (lastSeq()+1 when the log is empty). */
+  firstSeq(): Promise<number>;
+
+  /** Records that `nodeId` applied every entry up to `seq`; never moves backwards. */
+  ackNode(nodeId: string, seq: number, at: number): Promise<void>;
+  nodeProgress(): Promise<NodeProgress[]>;
+  /** Sets final (or new) statuses; `at` becomes updatedAt. */
+  updateTasks(updates: readonly TaskUpdate[], at: number): Promise<void>;
+  /** Processing tasks with seq <= maxSeq, ascending by seq, at most `limit`. */
+  processingTasks(maxSeq: number, limit: number): Promise<TaskRecord[]>;
+
+  /** Deletes jobs, tasks and log entries created before `before`; returns the number of tasks removed. */
+  prune(before: number): Promise<number>;
+}
