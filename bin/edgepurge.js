@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// Runs the TypeScript sources on Node 24 (type stripping). On an older node, re-run with the
+// pinned Node 24 from this package's devDependencies, or say how to get one.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const main = join(root, 'src', 'cli', 'main.ts');
+const major = Number(process.versions.node.split('.')[0]);
+if (major >= 24) {
+  const { main: run } = await import(main);
+  const code = await run(process.argv.slice(2));
+  if (code >= 0) process.exitCode = code;
+} else {
+  const pinned = join(root, 'node_modules', 'node', 'bin', 'node');
+  if (!existsSync(pinned)) {
+    process.stderr.write(`edgepurge needs Node 24 or newer (this is ${process.version}); run "npm ci" in ${root} to get the pinned one\n`);
+    process.exit(3);
+  }
+  const r = spawnSync(pinned, [main, ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}

@@ -1,0 +1,50 @@
+// A signed API 3.0 client for the CLI: TC3-HMAC-SHA256 over POST JSON, as the official SDKs send it.
+import { signTc3Request } from '../protocols/tc3/tc3-signature.ts';
+
+export interface Endpoint {
+  /** Base URL, e.g. http://127.0.0.1:8080 */
+  readonly url: string;
+  readonly secretId: string;
+  readonly secretKey: string;
+}
+
+/** An API-level error answered by the control plane (Response.Error). */
+export class RemoteError extends Error {
+  readonly code: string;
+  readonly requestId: string;
+  constructor(code: string, message: string, requestId: string) {
+    super(message);
+    this.code = code;
+    this.requestId = requestId;
+    this.name = 'RemoteError';
+  }
+}
+
+export async function callApi(ep: Endpoint, service: 'teo' | 'cdn', version: string, action: string, params: Record<string, unknown>, now = Date.now()): Promise<Record<string, unknown>> {
+  const url = new URL(ep.url);
+  const body = JSON.stringify(params);
+  const headers = signTc3Request({
+    secretId: ep.secretId,
+    secretKey: ep.secretKey,
+    host: url.host,
+    service,
+    action,
+    version,
+    timestamp: Math.floor(now / 1000),
+    body,
+    method: 'POST',
+    contentType: 'application/json',
+  });
+  const res = await fetch(new URL('/', url), { method: 'POST', headers, body });
+  const text = await res.text();
+  let json: { Response?: Record<string, unknown> & { Error?: { Code: string; Message: string }; RequestId?: string } };
+  try {
+    json = JSON.parse(text) as typeof json;
+  } catch {
+    throw new Error(`${ep.url} answered HTTP ${res.status} with a non-JSON body; is it an EdgePurge control plane?`);
+  }
+  const r = json.Response;
+  if (!r) throw new Error(`${ep.url} answered without a Response envelope`);
+  if (r.Error) throw new RemoteError(r.Error.Code, r.Error.Message, String(r.RequestId ?? ''));
+  return r;
+}

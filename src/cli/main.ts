@@ -1,0 +1,243 @@
+// The `edgepurge` command: noun-first subcommands (STYLE 18). User errors exit 2, remote API refusals
+// exit 1, system failures (unreachable server, bad config) exit 3.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, loadConfigFile } from '../config/load.ts';
+import { createLogger, type LogLevel } from '../shared/logger.ts';
+import { callApi, RemoteError, type Endpoint } from './client.ts';
+import { demoConfig } from './default-config.ts';
+import { startControlPlane } from './serve.ts';
+import { printTable } from './table.ts';
+
+const TEO = '2022-09-01';
+
+class UsageError extends Error {}
+
+const HELP = `edgepurge — self-hosted CDN cache purge, speaking Tencent Cloud's CDN and EdgeOne APIs
+
+Server:
+  edgepurge start [--config edgepurge.yaml]      write a demo config if missing, then serve it
+  edgepurge serve --config FILE                   run the control plane
+
+Client (signed API 3.0 calls; --endpoint/--secret-id/--secret-key or EDGEPURGE_ENDPOINT,
+TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY; --zone or EDGEPURGE_ZONE, default "*"):
+  edgepurge purge url URL...                      purge_url
+  edgepurge purge prefix URL...  [--method invalidate|delete]
+  edgepurge purge host HOST...   [--method invalidate|delete]
+  edgepurge purge all --zone ZONE [--method invalidate|delete]
+  edgepurge purge tag TAG... [--domains a.com,b.com]
+  edgepurge prefetch URL...
+  edgepurge tasks list [--since 24h] [--status S] [--domain D] [--target T [--fuzzy]] [--type T] [--limit N]
+  edgepurge tasks show JOBID
+  edgepurge quota --zone ZONE
+Add --json for machine-readable output.`;
+
+const clientOptions = {
+  endpoint: { type: 'string' },
+  'secret-id': { type: 'string' },
+  'secret-key': { type: 'string' },
+  zone: { type: 'string' },
+  json: { type: 'boolean' },
+} satisfies ParseArgsConfig['options'];
+
+function endpoint(v: { endpoint?: string | undefined; 'secret-id'?: string | undefined; 'secret-key'?: string | undefined }): Endpoint {
+  const url = v.endpoint ?? process.env.EDGEPURGE_ENDPOINT ?? 'http://127.0.0.1:8080';
+  const secretId = v['secret-id'] ?? process.env.TENCENTCLOUD_SECRET_ID;
+  const secretKey = v['secret-key'] ?? process.env.TENCENTCLOUD_SECRET_KEY;
+  if (!secretId || !secretKey) throw new UsageError('credentials missing: pass --secret-id/--secret-key or set TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY');
+  if (!/^https?:\/\//.test(url)) throw new UsageError(`--endpoint must be a URL like http://127.0.0.1:8080 (got "${url}")`);
+  return { url, secretId, secretKey };
+}
+
+const zoneOf = (v: { zone?: string | undefined }) => v.zone ?? process.env.EDGEPURGE_ZONE ?? '*';
+
+function parseDuration(s: string): number {
+  const m = /^(\d+)(s|m|h|d)$/.exec(s);
+  if (!m) throw new UsageError(`--since takes a duration like 30m, 24h or 7d (got "${s}")`);
+  return Number(m[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[m[2] as 's' | 'm' | 'h' | 'd'];
+}
+
+function logLevel(): LogLevel {
+  const l = process.env.EDGEPURGE_LOG_LEVEL;
+  return l === 'debug' || l === 'info' || l === 'warn' || l === 'error' || l === 'silent' ? l : 'info';
+}
+
+async function serve(args: string[], writeDemo: boolean): Promise<void> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
+  const path = resolve(values.config ?? (writeDemo ? 'edgepurge.yaml' : ''));
+  if (!values.config && !writeDemo) throw new UsageError('serve needs --config FILE');
+  let demo: ReturnType<typeof demoConfig> | undefined;
+  if (writeDemo && !existsSync(path)) {
+    demo = demoConfig();
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, demo.yaml, { mode: 0o600, flag: 'wx' });
+  }
+  const config = loadConfigFile(path);
+  const logger = createLogger(logLevel());
+  const running = await startControlPlane(config, logger);
+  const base = `http://${running.host}:${running.port}`;
+  const out: string[] = [`EdgePurge control plane on ${base}  (API 3.0 at /, legacy v2 at /v2/index.php)`, `config: ${path}`];
+  if (demo) {
+    out.push('', 'A demo configuration was written with fresh credentials:', `  SecretId:  ${demo.secretId}`, `  SecretKey: ${demo.secretKey}`, `  endpoint:  ${running.host}:${running.port} (protocol http://)`);
+    out.push('', 'Try it:', `  export TENCENTCLOUD_SECRET_ID=${demo.secretId} TENCENTCLOUD_SECRET_KEY=${demo.secretKey}`, '  npx edgepurge purge url http://www.example.com/index.html --zone zone-demo0001');
+  } else if (writeDemo) {
+    out.push('credentials: see the accounts section of the config file');
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+  const stop = () => {
+    void running.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+async function purge(args: string[]): Promise<void> {
+  const [kind, ...rest] = args;
+  const types: Record<string, string> = { url: 'purge_url', prefix: 'purge_prefix', host: 'purge_host', all: 'purge_all', tag: 'purge_cache_tag' };
+  const type = kind ? types[kind] : undefined;
+  if (!type) throw new UsageError('purge takes one of: url, prefix, host, all, tag');
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { ...clientOptions, method: { type: 'string' }, domains: { type: 'string' }, 'encode-url': { type: 'boolean' } },
+  });
+  if (type !== 'purge_all' && positionals.length === 0) throw new UsageError(`purge ${kind} needs at least one target`);
+  const params: Record<string, unknown> = { ZoneId: zoneOf(values), Type: type };
+  if (type !== 'purge_all') params.Targets = positionals;
+  if (values.method) params.Method = values.method;
+  if (values['encode-url']) params.EncodeUrl = true;
+  if (values.domains) params.CacheTag = { Domains: values.domains.split(',').map((d) => d.trim()).filter(Boolean) };
+  const r = await callApi(endpoint(values), 'teo', TEO, 'CreatePurgeTask', params);
+  printSubmitted(r, values.json);
+}
+
+function printSubmitted(r: Record<string, unknown>, json: boolean | undefined): void {
+  if (json) return void process.stdout.write(`${JSON.stringify(r)}\n`);
+  process.stdout.write(`JobId ${String(r.JobId)}\n`);
+  for (const f of (r.FailedList as Array<{ Reason: string; Targets: string[] }> | null) ?? []) {
+    process.stdout.write(`refused (${f.Reason}): ${f.Targets.join(' ')}\n`);
+  }
+}
+
+async function prefetch(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: clientOptions });
+  if (positionals.length === 0) throw new UsageError('prefetch needs at least one URL');
+  const r = await callApi(endpoint(values), 'teo', TEO, 'CreatePrefetchTask', { ZoneId: zoneOf(values), Targets: positionals });
+  printSubmitted(r, values.json);
+}
+
+async function tasks(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      ...clientOptions,
+      since: { type: 'string' },
+      status: { type: 'string' },
+      domain: { type: 'string' },
+      target: { type: 'string' },
+      fuzzy: { type: 'boolean' },
+      type: { type: 'string' },
+      limit: { type: 'string' },
+      prefetch: { type: 'boolean' },
+    },
+  });
+  const ep = endpoint(values);
+  const filters: Array<Record<string, unknown>> = [];
+  const params: Record<string, unknown> = {};
+  if (zoneOf(values) !== '*') params.ZoneId = zoneOf(values);
+  if (sub === 'show') {
+    const jobId = positionals[0];
+    if (!jobId) throw new UsageError('tasks show needs a JOBID');
+    filters.push({ Name: 'job-id', Values: [jobId] });
+    params.Limit = 1000;
+  } else if (sub === 'list') {
+    const now = Date.now();
+    const since = parseDuration(values.since ?? '24h');
+    if (since > 7 * 8.64e7) throw new UsageError('--since is limited to 7d (the API refuses longer ranges)');
+    params.StartTime = new Date(now - since).toISOString();
+    params.EndTime = new Date(now).toISOString();
+    params.Limit = Number(values.limit ?? 50);
+    if (values.status) filters.push({ Name: 'statuses', Values: values.status.split(',') });
+    if (values.domain) filters.push({ Name: 'domains', Values: values.domain.split(',') });
+    if (values.target) filters.push({ Name: 'target', Values: [values.target], ...(values.fuzzy ? { Fuzzy: true } : {}) });
+    if (values.type) filters.push({ Name: 'type', Values: [values.type.startsWith('purge_') ? values.type : `purge_${values.type}`] });
+  } else {
+    throw new UsageError('tasks takes list or show');
+  }
+  if (filters.length) params.Filters = filters;
+  const action = values.prefetch ? 'DescribePrefetchTasks' : 'DescribePurgeTasks';
+  let r = await callApi(ep, 'teo', TEO, action, params);
+  if (sub === 'show' && !values.prefetch && (r.TotalCount as number) === 0) r = await callApi(ep, 'teo', TEO, 'DescribePrefetchTasks', params);
+  if (values.json) return void process.stdout.write(`${JSON.stringify(r)}\n`);
+  const rows = (r.Tasks as Array<Record<string, string>>) ?? [];
+  if (sub === 'show' && rows.length === 0) throw new UsageError(`no job ${positionals[0]} in this account`);
+  printTable(rows, ['JobId', 'Type', 'Method', 'Status', 'Target', 'CreateTime', 'UpdateTime', 'FailMessage']);
+  if (sub === 'list') process.stdout.write(`${rows.length} of ${String(r.TotalCount)} tasks\n`);
+}
+
+async function quota(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: clientOptions });
+  const zone = zoneOf(values);
+  const r = await callApi(endpoint(values), 'teo', TEO, 'DescribeContentQuota', { ZoneId: zone });
+  if (values.json) return void process.stdout.write(`${JSON.stringify(r)}\n`);
+  const rows = [...((r.PurgeQuota as Array<Record<string, unknown>>) ?? []), ...((r.PrefetchQuota as Array<Record<string, unknown>>) ?? [])];
+  printTable(rows, ['Type', 'Batch', 'Daily', 'DailyAvailable']);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'start':
+        await serve(rest, true);
+        return -1;
+      case 'serve':
+        await serve(rest, false);
+        return -1;
+      case 'purge':
+        await purge(rest);
+        return 0;
+      case 'prefetch':
+        await prefetch(rest);
+        return 0;
+      case 'tasks':
+        await tasks(rest);
+        return 0;
+      case 'quota':
+        await quota(rest);
+        return 0;
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(`${HELP}\n`);
+        return cmd === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command "${cmd}"`);
+    }
+  } catch (e) {
+    if (e instanceof RemoteError) {
+      process.stderr.write(`error ${e.code}: ${e.message}\n  (RequestId ${e.requestId})\n`);
+      return 1;
+    }
+    if (e instanceof UsageError || (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
+      process.stderr.write(`usage error: ${e.message}\nrun "edgepurge help" for the commands\n`);
+      return 2;
+    }
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${e.message}\nfix the file and start again\n`);
+      return 3;
+    }
+    const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : '';
+    process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}${cause}\n  is the control plane running and reachable?\n`);
+    return 3;
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2));
+  if (code >= 0) process.exitCode = code;
+}

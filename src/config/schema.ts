@@ -1,0 +1,99 @@
+// The configuration schema (edgepurge.yaml): server, store, accounts with credentials, quotas,
+// zones and domains, and edge nodes. Unknown keys are refused (strict objects).
+import { z } from 'zod';
+import { TASK_TYPES } from '../purge/types.ts';
+
+const hostPort = z
+  .string()
+  .regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, 'must be "host:port"');
+
+const hostname = z
+  .string()
+  .toLowerCase()
+  .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'must be a plain host name (no scheme, port or wildcard)');
+
+const httpOrigin = z.url({ protocol: /^https?$/ }).refine((u) => new URL(u).pathname === '/' && !new URL(u).search, 'must be "http(s)://host[:port]" without a path');
+
+const quota = z.strictObject({
+  batch: z.int().positive(),
+  daily: z.int().positive(),
+});
+
+const rateLimit = z.union([
+  z.literal(false),
+  z.strictObject({
+    perSecond: z.number().positive().default(20),
+    burst: z.int().positive().default(40),
+  }),
+]);
+
+const domain = z.strictObject({
+  host: hostname,
+  origin: httpOrigin,
+});
+
+const zone = z.strictObject({
+  zoneId: z.string().regex(/^zone-[a-z0-9]{1,40}$/, 'must look like "zone-abc123"'),
+  name: hostname,
+  domains: z.array(domain).default([]),
+});
+
+const account = z.strictObject({
+  appId: z.int().positive(),
+  name: z.string().min(1),
+  projectId: z.int().nonnegative().default(0),
+  credentials: z
+    .array(z.strictObject({ secretId: z.string().regex(/^[A-Za-z0-9]{8,128}$/, 'must be 8-128 letters/digits'), secretKey: z.string().min(16) }))
+    .min(1),
+  quotas: z.partialRecord(z.enum(TASK_TYPES), quota).default({}),
+  rateLimit: rateLimit.default({ perSecond: 20, burst: 40 }),
+  zones: z.array(zone).default([]),
+});
+
+const node = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
+  listen: hostPort,
+  token: z.string().min(16),
+  /** Where the node finds the control plane; defaults to http://server.listen. */
+  controlPlane: z.url({ protocol: /^https?$/ }).optional(),
+  /** Hosts this node serves; all configured domains when absent. */
+  hosts: z.array(hostname).optional(),
+  /** Bytes of memory for cached objects. */
+  cacheBytes: z.int().positive().default(256 * 1024 * 1024),
+});
+
+const store = z.discriminatedUnion('driver', [
+  z.strictObject({ driver: z.literal('sqlite'), path: z.string().min(1).default('./data/edgepurge.db') }),
+  z.strictObject({ driver: z.literal('postgres'), url: z.string().min(1) }),
+]);
+
+export const configSchema = z.strictObject({
+  server: z
+    .strictObject({
+      listen: hostPort.default('127.0.0.1:8080'),
+      /** Zone for CDN-style datetimes and the daily quota reset (Tencent uses +08:00). */
+      timezone: z.string().regex(/^[+-]\d{2}:\d{2}$/, 'must be an offset like "+08:00"').default('+08:00'),
+      maxBodyBytes: z.int().positive().default(1024 * 1024),
+      retentionDays: z.int().positive().default(30),
+    })
+    .prefault({}),
+  store: store.default({ driver: 'sqlite', path: './data/edgepurge.db' }),
+  fanout: z
+    .strictObject({
+      /** An edge serves hits only while its lease is fresher than this (DESIGN invariant 4). */
+      leaseMs: z.int().positive().max(60_000).default(10_000),
+      /** A task still processing after this long becomes `timeout`. */
+      taskTimeoutMs: z.int().positive().default(300_000),
+    })
+    .prefault({}),
+  accounts: z.array(account).default([]),
+  nodes: z.array(node).default([]),
+});
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
+export type AccountConfig = Config['accounts'][number];
+export type ZoneConfig = AccountConfig['zones'][number];
+export type DomainConfig = ZoneConfig['domains'][number];
+export type NodeConfig = Config['nodes'][number];
+export type QuotaLimits = z.output<typeof quota>;

@@ -1,0 +1,197 @@
+// The control plane's HTTP server: API 3.0 at "/", legacy v2 at "/v2/index.php", edge streams under
+// "/edge/". Decoding and rendering belong to src/protocols; the work belongs to src/actions.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../config/schema.ts';
+import type { ActionContext, ActionHandler } from '../actions/context.ts';
+import { API3_ACTIONS } from '../actions/registry.ts';
+import { V2_ACTIONS } from '../actions/v2/registry.ts';
+import { Directory } from '../purge/directory.ts';
+import { PurgeService } from '../purge/purge-service.ts';
+import { readBody } from '../protocols/http-body.ts';
+import type { JsonReply } from '../protocols/json-reply.ts';
+import { clientIp, type RawRequest } from '../protocols/request-parts.ts';
+import { decodeApi3Request } from '../protocols/tc3/api3-request.ts';
+import { renderApi3Error, renderApi3Success } from '../protocols/tc3/api3-envelope.ts';
+import { NonceCache } from '../protocols/v2/nonce-cache.ts';
+import { decodeV2Request, V2_TIMESTAMP_WINDOW_SECONDS } from '../protocols/v2/v2-request.ts';
+import { renderV2Error, renderV2Success } from '../protocols/v2/v2-envelope.ts';
+import type { Clock } from '../shared/clock.ts';
+import { ApiError } from '../shared/errors.ts';
+import { newRequestId } from '../shared/ids.ts';
+import type { Logger } from '../shared/logger.ts';
+import { TokenBuckets } from '../shared/token-bucket.ts';
+import type { TaskStore } from '../store/task-store.ts';
+
+export interface ControlPlaneOptions {
+  readonly config: Readonly<Config>;
+  readonly store: TaskStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Extra routes (the fan-out's edge endpoints); return false when the path is not theirs. */
+  readonly extraRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** Called after a job with fanned-out tasks is committed. */
+  readonly onCommitted?: (lastSeq: number) => void;
+}
+
+export class ControlPlane {
+  readonly directory: Directory;
+  readonly purge: PurgeService;
+  readonly #o: ControlPlaneOptions;
+  readonly #server: Server;
+  readonly #buckets: TokenBuckets;
+  readonly #nonces: NonceCache;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+
+  constructor(options: ControlPlaneOptions) {
+    this.#o = options;
+    this.directory = new Directory(options.config);
+    this.purge = new PurgeService({
+      store: options.store,
+      directory: this.directory,
+      clock: options.clock,
+      timezone: options.config.server.timezone,
+      ...(options.onCommitted ? { onCommitted: options.onCommitted } : {}),
+    });
+    this.#buckets = new TokenBuckets(options.clock);
+    this.#nonces = new NonceCache({ windowSeconds: V2_TIMESTAMP_WINDOW_SECONDS, capacity: 1_000_000 });
+    this.#server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+      this.#route(req, res).catch((e: unknown) => {
+        options.logger.error('request handler crashed', { error: e });
+        if (!res.headersSent) res.writeHead(500).end();
+        else res.destroy();
+      });
+    });
+    // Keep-alive clients reuse sockets across many calls (the benchmark, the SDKs' agents).
+    this.#server.keepAliveTimeout = 65_000;
+  }
+
+  /** Listens on `listen` ("host:port"; port 0 picks a free one) and resolves with the bound port. */
+  async start(listen = this.#o.config.server.listen): Promise<{ host: string; port: number }> {
+    const i = listen.lastIndexOf(':');
+    const host = listen.slice(0, i).replace(/^\[|\]$/g, '');
+    const port = Number(listen.slice(i + 1));
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = this.#server.address() as AddressInfo;
+    return { host, port: addr.port };
+  }
+
+  /** Stops accepting, answers new requests on open sockets with ServiceUnavailable, drains in-flight ones. Idempotent. */
+  close(): Promise<void> {
+    this.#closing = true;
+    this.#closed ??= new Promise<void>((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeIdleConnections();
+    });
+    return this.#closed;
+  }
+
+  /** Extra listeners (the fan-out) attach to the same server. */
+  get server(): Server {
+    return this.#server;
+  }
+
+  async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (this.#o.extraRoutes?.(req, res)) return;
+    if (path === '/v2/index.php') return this.#legacy(req, res);
+    if (path === '/') return this.#api3(req, res);
+    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: API 3.0 is served at "/", legacy v2 at "/v2/index.php"\n');
+  }
+
+  async #raw(req: IncomingMessage): Promise<RawRequest> {
+    if (this.#closing) throw new ApiError('ServiceUnavailable');
+    const body = req.method === 'GET' || req.method === 'HEAD' ? Buffer.alloc(0) : await readBody(req, this.#o.config.server.maxBodyBytes);
+    return { method: req.method ?? 'GET', rawUrl: req.url ?? '/', headers: req.headers, body, remoteAddress: req.socket.remoteAddress ?? '' };
+  }
+
+  #context(appId: number, secretId: string, ip: string): ActionContext {
+    const cred = this.directory.credential(secretId);
+    if (!cred || cred.account.appId !== appId) throw new ApiError('AuthFailure.SecretIdNotFound');
+    return {
+      account: cred.account,
+      secretId,
+      clientIp: ip,
+      purge: this.purge,
+      store: this.#o.store,
+      directory: this.directory,
+      clock: this.#o.clock,
+      timezone: this.#o.config.server.timezone,
+    };
+  }
+
+  /** Per account and action (TENCENT-API §7.8: 20 requests/s is Tencent's default). */
+  #throttle(ctx: ActionContext, action: string): void {
+    const rl = ctx.account.rateLimit;
+    if (rl !== false && !this.#buckets.take(`${ctx.account.appId} ${action}`, rl.perSecond, rl.burst)) {
+      throw new ApiError('RequestLimitExceeded', `Requests to ${action} exceed ${rl.perSecond} per second for this account; wait and retry.`);
+    }
+  }
+
+  async #api3(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = newRequestId();
+    let reply: JsonReply;
+    try {
+      const raw = await this.#raw(req);
+      const call = decodeApi3Request(raw, { clock: this.#o.clock, lookupSecret: (id) => this.#lookup(id) });
+      const actions = API3_ACTIONS.get(call.version);
+      if (!actions) throw new ApiError('NoSuchVersion', `The API version \`${call.version}\` does not exist; use 2022-09-01 (EdgeOne) or 2018-06-06 (CDN).`);
+      const handler = actions.get(call.action);
+      if (!handler) throw new ApiError('InvalidAction', `The action \`${call.action}\` does not exist in version ${call.version}.`);
+      const ctx = this.#context(call.appId, call.secretId, call.clientIp);
+      this.#throttle(ctx, call.action);
+      reply = renderApi3Success(await handler(ctx, call.params), requestId);
+    } catch (e) {
+      reply = renderApi3Error(e, requestId, (msg, err) => this.#o.logger.error(msg, { error: err, requestId }));
+      this.#afterError(req, res, e);
+    }
+    this.#send(res, reply, requestId);
+  }
+
+  async #legacy(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let reply: JsonReply;
+    try {
+      const raw = await this.#raw(req);
+      const call = decodeV2Request(raw, { clock: this.#o.clock, lookupSecret: (id) => this.#lookup(id), nonces: this.#nonces });
+      const handler: ActionHandler | undefined = V2_ACTIONS.get(call.action);
+      if (!handler) throw new ApiError('InvalidAction', `The action ${call.action} does not exist in CDN API v2.`);
+      const ctx = this.#context(call.appId, call.secretId, call.clientIp);
+      this.#throttle(ctx, `v2:${call.action}`);
+      const data = await handler(ctx, call.params);
+      reply = renderV2Success(Object.keys(data).length ? data : undefined);
+    } catch (e) {
+      reply = renderV2Error(e, (msg, err) => this.#o.logger.error(msg, { error: err }));
+      this.#afterError(req, res, e);
+    }
+    this.#send(res, reply);
+  }
+
+  #lookup(secretId: string) {
+    const c = this.directory.credential(secretId);
+    return c ? { secretKey: c.secretKey, appId: c.account.appId } : undefined;
+  }
+
+  /** An oversized body is not read to the end: answer and close the connection instead. */
+  #afterError(req: IncomingMessage, res: ServerResponse, e: unknown): void {
+    if (e instanceof ApiError && e.code === 'RequestSizeLimitExceeded') {
+      res.shouldKeepAlive = false;
+      res.once('finish', () => req.socket.destroySoon());
+    }
+  }
+
+  #send(res: ServerResponse, reply: JsonReply, requestId?: string): void {
+    const headers: Record<string, string> = { ...reply.headers };
+    if (requestId) headers['X-TC-RequestId'] = requestId;
+    if (this.#closing) res.shouldKeepAlive = false;
+    res.writeHead(reply.status, headers).end(reply.body);
+  }
+}
+
+export { clientIp };

@@ -1,0 +1,41 @@
+// Token buckets keyed by name (per account and action): burst capacity refilled at a steady rate.
+import type { Clock } from './clock.ts';
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+export class TokenBuckets {
+  readonly #clock: Clock;
+  readonly #buckets = new Map<string, Bucket>();
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  /**
+   * Takes one token from `key`'s bucket; false when it is empty. Whole requests are admitted or
+   * refused: a refused call takes nothing.
+   */
+  take(key: string, perSecond: number, burst: number): boolean {
+    const now = this.#clock.now();
+    let b = this.#buckets.get(key);
+    if (!b) {
+      b = { tokens: burst, at: now };
+      this.#buckets.set(key, b);
+      // Buckets of idle keys refill to full and carry no information; forget them now and then.
+      if (this.#buckets.size > 100_000) this.#sweep(now, perSecond, burst);
+    }
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * perSecond);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  #sweep(now: number, perSecond: number, burst: number): void {
+    for (const [k, b] of this.#buckets) {
+      if (b.tokens + ((now - b.at) / 1000) * perSecond >= burst) this.#buckets.delete(k);
+    }
+  }
+}
