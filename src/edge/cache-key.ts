@@ -1,0 +1,75 @@
+// How requests and purge targets name cached objects: canonical host, path+query, Vary values, tags.
+
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** Header values as node:http and http-cache-semantics carry them. */
+export type HeaderMap = Record<string, string | string[] | undefined>;
+
+/**
+ * The host part of a cache key: lower case, without port or trailing dot. Domains, Host headers and
+ * purge targets all go through this, so `Example.COM:8080` and `http://example.com/` name one host.
+ */
+export function canonicalHost(host: string): string {
+  let h = host.trim().toLowerCase();
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    h = end >= 0 ? h.slice(0, end + 1) : h;
+  } else {
+    const colon = h.lastIndexOf(':');
+    if (colon >= 0) h = h.slice(0, colon);
+  }
+  return h.endsWith('.') ? h.slice(0, -1) : h;
+}
+
+const BASE = 'http://edge.invalid';
+
+/**
+ * The path part of a cache key: WHATWG-normalised path + query (dot segments resolved, fragment
+ * dropped), so a request line and a purge target URL for the same resource agree. Throws on garbage.
+ */
+export function requestPath(requestTarget: string): string {
+  const u = new URL(requestTarget, BASE);
+  return u.pathname + u.search;
+}
+
+/** A purge or prefetch target URL split into cache-key parts; undefined when it is not a URL. */
+export function parseTargetUrl(target: string): { host: string; path: string } | undefined {
+  let u: URL;
+  try {
+    u = new URL(target);
+  } catch {
+    return undefined;
+  }
+  if (u.host === '') return undefined;
+  return { host: canonicalHost(u.host), path: u.pathname + u.search };
+}
+
+export const cacheKey = (host: string, path: string): string => host + path;
+
+/** One header as a single string (repeated fields joined with ", ", RFC 9110 §5.3). */
+export function headerValue(headers: HeaderMap | IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+/** The lower-cased field names listed by a Vary header; ['*'] for `Vary: *`. */
+export function varyNames(vary: string | undefined): string[] {
+  if (vary === undefined) return [];
+  return vary
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => s !== '');
+}
+
+/**
+ * Cache tags of a response: `Cache-Tag` is comma-separated (Cloudflare, EdgeOne), `Surrogate-Key` is
+ * space-separated (Fastly, Varnish xkey). Trimmed, de-duplicated, case kept.
+ */
+export function parseTags(headers: HeaderMap | IncomingHttpHeaders): string[] {
+  const tags = new Set<string>();
+  const cacheTag = headerValue(headers, 'cache-tag');
+  if (cacheTag !== undefined) for (const t of cacheTag.split(',')) if (t.trim() !== '') tags.add(t.trim());
+  const surrogate = headerValue(headers, 'surrogate-key');
+  if (surrogate !== undefined) for (const t of surrogate.split(/[\s,]+/)) if (t !== '') tags.add(t);
+  return [...tags];
+}
