@@ -22,21 +22,24 @@ import { newRequestId } from '../shared/ids.ts';
 import type { Logger } from '../shared/logger.ts';
 import { TokenBuckets } from '../shared/token-bucket.ts';
 import type { TaskStore } from '../store/task-store.ts';
+import { FanoutHub } from '../fanout/fanout-hub.ts';
+import { adminRoutes } from './admin-routes.ts';
 
 export interface ControlPlaneOptions {
   readonly config: Readonly<Config>;
   readonly store: TaskStore;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Extra routes (the fan-out's edge endpoints); return false when the path is not theirs. */
-  readonly extraRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
-  /** Called after a job with fanned-out tasks is committed. */
-  readonly onCommitted?: (lastSeq: number) => void;
+  /** Heartbeat/settle period of the fan-out (tests shorten it). */
+  readonly heartbeatMs?: number;
 }
 
 export class ControlPlane {
   readonly directory: Directory;
   readonly purge: PurgeService;
+  /** Streams the purge log to edge nodes and derives task status from their acks. */
+  readonly hub: FanoutHub;
+  readonly #admin: (req: IncomingMessage, res: ServerResponse) => boolean;
   readonly #o: ControlPlaneOptions;
   readonly #server: Server;
   readonly #buckets: TokenBuckets;
@@ -47,13 +50,22 @@ export class ControlPlane {
   constructor(options: ControlPlaneOptions) {
     this.#o = options;
     this.directory = new Directory(options.config);
+    this.hub = new FanoutHub({
+      config: options.config,
+      store: options.store,
+      directory: this.directory,
+      clock: options.clock,
+      logger: options.logger,
+      ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
+    });
     this.purge = new PurgeService({
       store: options.store,
       directory: this.directory,
       clock: options.clock,
       timezone: options.config.server.timezone,
-      ...(options.onCommitted ? { onCommitted: options.onCommitted } : {}),
+      onCommitted: (seq) => this.hub.notify(seq),
     });
+    this.#admin = adminRoutes({ directory: this.directory, store: options.store, hub: this.hub });
     this.#buckets = new TokenBuckets(options.clock);
     this.#nonces = new NonceCache({ windowSeconds: V2_TIMESTAMP_WINDOW_SECONDS, capacity: 1_000_000 });
     this.#server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
@@ -79,6 +91,7 @@ export class ControlPlane {
         resolve();
       });
     });
+    await this.hub.start();
     const addr = this.#server.address() as AddressInfo;
     return { host, port: addr.port };
   }
@@ -86,10 +99,18 @@ export class ControlPlane {
   /** Stops accepting, answers new requests on open sockets with ServiceUnavailable, drains in-flight ones. Idempotent. */
   close(): Promise<void> {
     this.#closing = true;
-    this.#closed ??= new Promise<void>((resolve) => {
-      this.#server.close(() => resolve());
+    this.#closed ??= (async () => {
+      const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      // Edge streams are long-lived responses: end them so close() can finish.
+      await this.hub.close();
+      // Keep-alive sockets that go idle while we drain would hold close() for keepAliveTimeout.
+      const idle = setInterval(() => this.#server.closeIdleConnections(), 50);
+      const force = setTimeout(() => this.#server.closeAllConnections(), 5000);
       this.#server.closeIdleConnections();
-    });
+      await closed;
+      clearInterval(idle);
+      clearTimeout(force);
+    })();
     return this.#closed;
   }
 
@@ -100,7 +121,8 @@ export class ControlPlane {
 
   async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?', 1)[0];
-    if (this.#o.extraRoutes?.(req, res)) return;
+    if (path?.startsWith('/edge/') && this.hub.route(req, res)) return;
+    if (path?.startsWith('/admin/') && this.#admin(req, res)) return;
     if (path === '/v2/index.php') return this.#legacy(req, res);
     if (path === '/') return this.#api3(req, res);
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: API 3.0 is served at "/", legacy v2 at "/v2/index.php"\n');
@@ -127,10 +149,13 @@ export class ControlPlane {
     };
   }
 
-  /** Per account and action (TENCENT-API §7.8: 20 requests/s is Tencent's default). */
-  #throttle(ctx: ActionContext, action: string): void {
+  /**
+   * Per account and action (TENCENT-API §7.8: 20 requests/s is Tencent's default). `scope` keeps the
+   * products apart: CDN's and EdgeOne's DescribePurgeTasks are two actions with their own limits.
+   */
+  #throttle(ctx: ActionContext, scope: string, action: string): void {
     const rl = ctx.account.rateLimit;
-    if (rl !== false && !this.#buckets.take(`${ctx.account.appId} ${action}`, rl.perSecond, rl.burst)) {
+    if (rl !== false && !this.#buckets.take(`${ctx.account.appId} ${scope}:${action}`, rl.perSecond, rl.burst)) {
       throw new ApiError('RequestLimitExceeded', `Requests to ${action} exceed ${rl.perSecond} per second for this account; wait and retry.`);
     }
   }
@@ -146,7 +171,7 @@ export class ControlPlane {
       const handler = actions.get(call.action);
       if (!handler) throw new ApiError('InvalidAction', `The action \`${call.action}\` does not exist in version ${call.version}.`);
       const ctx = this.#context(call.appId, call.secretId, call.clientIp);
-      this.#throttle(ctx, call.action);
+      this.#throttle(ctx, call.version, call.action);
       reply = renderApi3Success(await handler(ctx, call.params), requestId);
     } catch (e) {
       reply = renderApi3Error(e, requestId, (msg, err) => this.#o.logger.error(msg, { error: err, requestId }));
@@ -163,7 +188,7 @@ export class ControlPlane {
       const handler: ActionHandler | undefined = V2_ACTIONS.get(call.action);
       if (!handler) throw new ApiError('InvalidAction', `The action ${call.action} does not exist in CDN API v2.`);
       const ctx = this.#context(call.appId, call.secretId, call.clientIp);
-      this.#throttle(ctx, `v2:${call.action}`);
+      this.#throttle(ctx, 'v2', call.action);
       const data = await handler(ctx, call.params);
       reply = renderV2Success(Object.keys(data).length ? data : undefined);
     } catch (e) {

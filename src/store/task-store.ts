@@ -64,9 +64,9 @@ export interface TaskQuery {
   readonly jobId?: string;
   /** Exact target match. */
   readonly target?: string;
-  /** Substring match on target (must be served by an index, not a scan). */
+  /** Substring match on target, ASCII case-insensitive (must be served by an index, not a scan). */
   readonly targetContains?: string;
-  /** Any of these domains. */
+  /** Any of these domains. For every list filter: omitted = no filter, empty = matches nothing. */
   readonly hosts?: readonly string[];
   readonly statuses?: readonly TaskStatus[];
   readonly types?: readonly TaskType[];
@@ -92,7 +92,9 @@ export interface JobQuery {
 export interface TaskUpdate {
   readonly taskId: number;
   readonly status: TaskStatus;
+  /** null clears it; omitted leaves it unchanged. */
   readonly failType?: string | null;
+  /** null clears it; omitted leaves it unchanged. */
   readonly failMessage?: string | null;
 }
 
@@ -129,7 +131,10 @@ export interface TaskStore {
   readLog(afterSeq: number, limit: number): Promise<PurgeLogEntry[]>;
   /** Highest seq written so far (0 when empty). */
   lastSeq(): Promise<number>;
-  /** Lowest seq still retained (lastSeq()+1 when the log is empty). */
+  /**
+   * Lowest seq from which the retained log is complete: every seq from it to lastSeq() is still
+   * readable (lastSeq()+1 when the log is empty). A node whose next seq is below it fell behind.
+   */
   firstSeq(): Promise<number>;
 
   /** Records that `nodeId` applied every entry up to `seq`; never moves backwards. */
@@ -137,8 +142,8 @@ export interface TaskStore {
   nodeProgress(): Promise<NodeProgress[]>;
   /** Sets final (or new) statuses; `at` becomes updatedAt. */
   updateTasks(updates: readonly TaskUpdate[], at: number): Promise<void>;
-  /** Processing tasks with seq <= maxSeq, ascending by seq, at most `limit`. */
-  processingTasks(maxSeq: number, limit: number): Promise<TaskRecord[]>;
+  /** Processing tasks with afterSeq < seq <= maxSeq, ascending by seq, at most `limit` (afterSeq defaults to 0). */
+  processingTasks(maxSeq: number, limit: number, afterSeq?: number): Promise<TaskRecord[]>;
 
   /** Deletes jobs, tasks and log entries created before `before`; returns the number of tasks removed. */
   prune(before: number): Promise<number>;

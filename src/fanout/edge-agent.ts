@@ -1,0 +1,274 @@
+// The edge side of the fan-out: streams the purge log from the control plane, applies it in order to
+// an EdgeTarget (the built-in cache, or a driver for another cache), acks, and keeps the lease.
+import { request, type IncomingMessage } from 'node:http';
+import type { Clock } from '../shared/clock.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { AckRequest, AckResponse, StreamLine, TaskResult, WireEntry } from './wire.ts';
+
+export type PrefetchOutcome = { readonly ok: true } | { readonly ok: false; readonly failType: string; readonly failMessage: string };
+
+/** What an agent drives. Members are called in log order and never concurrently, except prefetch. */
+export interface EdgeTarget {
+  /** Highest seq applied. */
+  readonly appliedSeq: number;
+  /** Applies one purge entry (seq > appliedSeq); synchronous and cheap (DESIGN invariant 5). */
+  apply(entry: WireEntry): void;
+  /** Marks `seq` applied although nothing up to it concerned this node. */
+  advanceTo(seq: number): void;
+  /** Starts a prefetch; the entry counts as applied once started, its outcome is reported later. */
+  prefetch(entry: WireEntry): Promise<PrefetchOutcome>;
+  /** Empties the cache and sets appliedSeq = seq (the node fell behind the retained log). */
+  dropAll(seq: number): void;
+  /** Hits may be served until `untilMs` (DESIGN invariant 4). */
+  renewLease(untilMs: number): void;
+}
+
+export interface EdgeAgentOptions {
+  /** Control plane base URL, e.g. http://127.0.0.1:8080 */
+  readonly controlPlane: string;
+  readonly nodeId: string;
+  readonly token: string;
+  readonly target: EdgeTarget;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** A silent stream for this long is considered dead and reconnected. */
+  readonly stallMs?: number;
+}
+
+export class EdgeAgent {
+  readonly #o: EdgeAgentOptions;
+  #res: IncomingMessage | undefined;
+  #closed = false;
+  #loop: Promise<void> | undefined;
+  #acking: Promise<void> | undefined;
+  #ackAgain = false;
+  #ackedSeq = -1;
+  #results: TaskResult[] = [];
+  #leaseMs = 10_000;
+  #lastAckAt = 0;
+  #pendingLease: { seq: number; until: number } | undefined;
+  #leaseTimer: NodeJS.Timeout | undefined;
+  #connected = false;
+  #waiters = new Set<() => void>();
+
+  constructor(options: EdgeAgentOptions) {
+    this.#o = options;
+  }
+
+  /** Connects and keeps reconnecting (exponential backoff with jitter) until close(). */
+  start(): void {
+    this.#loop ??= this.#run();
+    this.#leaseTimer = setInterval(() => {
+      // Renew before a quarter of the lease is left, even with nothing new to ack.
+      if (this.#o.clock.now() - this.#lastAckAt >= this.#leaseMs / 4) this.#scheduleAck();
+    }, 250);
+    this.#leaseTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#leaseTimer);
+    this.#res?.destroy();
+    await this.#loop;
+    await this.#acking;
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** Resolves once the stream is connected and the node has applied and acked everything up to `seq`. */
+  async waitForAck(seq: number): Promise<void> {
+    while (this.#ackedSeq < seq && !this.#closed) await new Promise<void>((r) => this.#waiters.add(r));
+  }
+
+  async #run(): Promise<void> {
+    let backoff = 100;
+    while (!this.#closed) {
+      try {
+        await this.#streamOnce(() => {
+          backoff = 100;
+        });
+      } catch (e) {
+        if (!this.#closed) this.#o.logger.warn('purge stream lost; reconnecting', { node: this.#o.nodeId, error: e, inMs: backoff });
+      }
+      this.#connected = false;
+      if (this.#closed) break;
+      await sleep(backoff + Math.random() * backoff);
+      backoff = Math.min(backoff * 2, 5000);
+    }
+  }
+
+  #headers(): Record<string, string> {
+    return { Authorization: `Bearer ${this.#o.token}`, 'X-Edge-Node': this.#o.nodeId };
+  }
+
+  #streamOnce(onConnected: () => void): Promise<void> {
+    const { target } = this.#o;
+    // An empty cache need not replay history: start at the log's end.
+    const after = target.appliedSeq > 0 ? target.appliedSeq : -1;
+    const url = new URL(`/edge/v1/stream?after=${after}`, this.#o.controlPlane);
+    return new Promise<void>((resolve, reject) => {
+      const req = request(url, { headers: this.#headers() }, (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          reject(new Error(`stream answered HTTP ${res.statusCode}`));
+          return;
+        }
+        this.#res = res;
+        this.#connected = true;
+        onConnected();
+        res.setEncoding('utf8');
+        let buf = '';
+        let stall: NodeJS.Timeout | undefined;
+        const arm = () => {
+          clearTimeout(stall);
+          stall = setTimeout(() => res.destroy(new Error('stream stalled')), this.#o.stallMs ?? 5000);
+          stall.unref();
+        };
+        arm();
+        res.on('data', (chunk: string) => {
+          arm();
+          buf += chunk;
+          let nl: number;
+          let changed = false;
+          while ((nl = buf.indexOf('\n')) !== -1) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (line) changed = this.#handle(JSON.parse(line) as StreamLine) || changed;
+          }
+          if (changed) this.#scheduleAck();
+        });
+        res.on('end', () => {
+          clearTimeout(stall);
+          resolve();
+        });
+        res.on('error', (e) => {
+          clearTimeout(stall);
+          reject(e);
+        });
+        res.on('close', () => {
+          clearTimeout(stall);
+          resolve();
+        });
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  /** Applies one line; true when the applied seq or results changed. */
+  #handle(line: StreamLine): boolean {
+    const { target } = this.#o;
+    switch (line.t) {
+      case 'hello':
+        this.#leaseMs = line.leaseMs;
+        this.#scheduleAck();
+        return false;
+      case 'reset':
+        this.#o.logger.warn('fell behind the retained purge log; emptying the cache', { node: this.#o.nodeId, seq: line.seq });
+        target.dropAll(line.seq);
+        return true;
+      case 'hb':
+        if (line.seq > target.appliedSeq) {
+          target.advanceTo(line.seq);
+          return true;
+        }
+        return false;
+      case 'entry': {
+        const e = line.e;
+        if (e.seq <= target.appliedSeq) return false;
+        if (e.type === 'prefetch_url') {
+          target.advanceTo(e.seq);
+          void target.prefetch(e).then(
+            (r) => this.#report(r.ok ? { taskId: e.taskId, ok: true } : { taskId: e.taskId, ok: false, failType: r.failType, failMessage: r.failMessage }),
+            (err: unknown) => this.#report({ taskId: e.taskId, ok: false, failType: 'taskFailed', failMessage: String(err) }),
+          );
+        } else {
+          target.apply(e);
+        }
+        return true;
+      }
+    }
+  }
+
+  #report(r: TaskResult): void {
+    this.#results.push(r);
+    this.#scheduleAck();
+  }
+
+  /** At most one ack in flight; later changes ride on the next one. */
+  #scheduleAck(): void {
+    if (this.#closed) return;
+    if (this.#acking) {
+      this.#ackAgain = true;
+      return;
+    }
+    this.#acking = (async () => {
+      try {
+        do {
+          this.#ackAgain = false;
+          await this.#ackOnce();
+        } while (this.#ackAgain && !this.#closed);
+      } catch (e) {
+        this.#o.logger.warn('ack failed; will retry', { node: this.#o.nodeId, error: e });
+      } finally {
+        this.#acking = undefined;
+      }
+    })();
+  }
+
+  async #ackOnce(): Promise<void> {
+    const { target, clock } = this.#o;
+    const seq = target.appliedSeq;
+    const results = this.#results;
+    this.#results = [];
+    // The lease is counted from before the request left: the control plane records the ack later than this.
+    const sentAt = clock.now();
+    let reply: AckResponse;
+    try {
+      reply = await postJson<AckResponse>(new URL('/edge/v1/ack', this.#o.controlPlane), this.#headers(), { seq, results } satisfies AckRequest);
+    } catch (e) {
+      this.#results = [...results, ...this.#results];
+      throw e;
+    }
+    this.#lastAckAt = sentAt;
+    this.#leaseMs = reply.leaseMs;
+    this.#ackedSeq = Math.max(this.#ackedSeq, seq);
+    // A lease is only good once everything committed before it was granted has been applied.
+    if (target.appliedSeq >= reply.lastSeq) target.renewLease(sentAt + reply.leaseMs);
+    else this.#pendingLease = { seq: reply.lastSeq, until: sentAt + reply.leaseMs };
+    if (this.#pendingLease && target.appliedSeq >= this.#pendingLease.seq) {
+      target.renewLease(this.#pendingLease.until);
+      this.#pendingLease = undefined;
+    }
+    for (const w of this.#waiters) w();
+    this.#waiters.clear();
+    if (target.appliedSeq > seq || this.#results.length) this.#ackAgain = true;
+  }
+}
+
+function postJson<T>(url: URL, headers: Record<string, string>, body: unknown): Promise<T> {
+  const data = JSON.stringify(body);
+  return new Promise<T>((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { ...headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        if (res.statusCode !== 200) return reject(new Error(`ack answered HTTP ${res.statusCode}: ${text}`));
+        try {
+          resolve(JSON.parse(text) as T);
+        } catch (e) {
+          reject(e);
+        }
+      });
+      res.on('error', reject);
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('ack timed out')));
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

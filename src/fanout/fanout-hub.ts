@@ -1,0 +1,356 @@
+// The control plane's side of the fan-out: streams the ordered purge log to edge nodes, takes their
+// acks (which also renew their leases), and derives every task's status from them (DESIGN 2-4).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import type { Config, NodeConfig } from '../config/schema.ts';
+import type { Directory } from '../purge/directory.ts';
+import type { PurgeLogEntry, TaskRecord } from '../purge/types.ts';
+import type { Clock } from '../shared/clock.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { TaskStore, TaskUpdate } from '../store/task-store.ts';
+import type { AckRequest, AckResponse, StreamLine, TaskResult, WireEntry } from './wire.ts';
+
+export interface FanoutHubOptions {
+  readonly config: Readonly<Config>;
+  readonly store: TaskStore;
+  readonly directory: Directory;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** How often an idle stream says it is alive (and how often settling re-checks leases and deadlines). */
+  readonly heartbeatMs?: number;
+}
+
+interface Progress {
+  ackedSeq: number;
+  /** When the last ack was received: the node's lease cannot outlive seenAt + leaseMs. */
+  seenAt: number;
+}
+
+/** How one node stands with one task (shown by `edgepurge tasks show`). */
+export type NodeState = 'applied' | 'pending' | 'fenced' | 'failed';
+
+export interface NodeView {
+  readonly nodeId: string;
+  readonly state: NodeState;
+  readonly ackedSeq: number;
+  readonly seenAt: number | null;
+  readonly failMessage?: string;
+}
+
+interface PrefetchOutcome {
+  readonly ok: Set<string>;
+  failed?: { readonly nodeId: string; readonly failType: string; readonly failMessage: string };
+}
+
+const MAX_ACK_BYTES = 1024 * 1024;
+
+export class FanoutHub {
+  readonly #o: FanoutHubOptions;
+  readonly #nodes = new Map<string, NodeConfig>();
+  readonly #progress = new Map<string, Progress>();
+  /** Prefetch outcomes per task, until the task settles (in memory: see README "What is left out"). */
+  readonly #prefetch = new Map<number, PrefetchOutcome>();
+  readonly #streams = new Set<ServerResponse>();
+  readonly #settledListeners = new Set<(tasks: readonly TaskUpdate[], at: number) => void>();
+  #wake: { promise: Promise<void>; resolve: () => void } = Promise.withResolvers<void>();
+  #timer: NodeJS.Timeout | undefined;
+  #settling: Promise<void> | undefined;
+  #settleAgain = false;
+  #closed = false;
+
+  constructor(options: FanoutHubOptions) {
+    this.#o = options;
+    for (const n of options.config.nodes) this.#nodes.set(n.id, n);
+  }
+
+  get #leaseMs(): number {
+    return this.#o.config.fanout.leaseMs;
+  }
+
+  get #heartbeatMs(): number {
+    return this.#o.heartbeatMs ?? Math.min(1000, Math.floor(this.#leaseMs / 4));
+  }
+
+  /** Loads node progress and starts the periodic settle (leases expire and deadlines pass without any event). */
+  async start(): Promise<void> {
+    for (const p of await this.#o.store.nodeProgress()) {
+      if (this.#nodes.has(p.nodeId)) this.#progress.set(p.nodeId, { ackedSeq: p.ackedSeq, seenAt: p.seenAt });
+    }
+    this.#timer = setInterval(() => this.settle(), this.#heartbeatMs);
+    this.#timer.unref();
+    this.settle();
+  }
+
+  /** Ends every stream and stops settling. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#wake.resolve();
+    for (const res of this.#streams) res.end();
+    await this.#settling;
+  }
+
+  /** Wakes the streams: new entries up to `lastSeq` are committed. */
+  notify(_lastSeq: number): void {
+    const w = this.#wake;
+    this.#wake = Promise.withResolvers<void>();
+    w.resolve();
+  }
+
+  /** Called with every batch of tasks the hub settles (benchmarks and tests measure with it). */
+  onSettled(listener: (tasks: readonly TaskUpdate[], at: number) => void): () => void {
+    this.#settledListeners.add(listener);
+    return () => this.#settledListeners.delete(listener);
+  }
+
+  /** The control plane's routes under /edge/v1/; false when the request is not for the hub. */
+  route(req: IncomingMessage, res: ServerResponse): boolean {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (!url.pathname.startsWith('/edge/v1/')) return false;
+    const node = this.#authenticate(req);
+    if (!node) {
+      res.writeHead(401, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'unknown node or bad token' }));
+      return true;
+    }
+    if (req.method === 'GET' && url.pathname === '/edge/v1/stream') {
+      const after = Number(url.searchParams.get('after') ?? '-1');
+      if (!Number.isSafeInteger(after) || after < -1) {
+        res.writeHead(400, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'after must be an integer >= -1' }));
+        return true;
+      }
+      this.#stream(node, after, res).catch((e: unknown) => {
+        this.#o.logger.error('edge stream failed', { node: node.id, error: e });
+        res.destroy();
+      });
+      return true;
+    }
+    if (req.method === 'POST' && url.pathname === '/edge/v1/ack') {
+      this.#ack(node, req, res).catch((e: unknown) => {
+        this.#o.logger.error('edge ack failed', { node: node.id, error: e });
+        if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'ack not recorded' }));
+      });
+      return true;
+    }
+    res.writeHead(404, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'no such edge endpoint' }));
+    return true;
+  }
+
+  #authenticate(req: IncomingMessage): NodeConfig | undefined {
+    const id = req.headers['x-edge-node'];
+    const auth = req.headers.authorization ?? '';
+    const node = typeof id === 'string' ? this.#nodes.get(id) : undefined;
+    if (!node || !auth.startsWith('Bearer ')) return undefined;
+    const given = Buffer.from(auth.slice(7));
+    const want = Buffer.from(node.token);
+    return given.length === want.length && timingSafeEqual(given, want) ? node : undefined;
+  }
+
+  #serves(node: NodeConfig, hosts: readonly string[]): boolean {
+    return !node.hosts || hosts.some((h) => node.hosts!.includes(h));
+  }
+
+  async #stream(node: NodeConfig, after: number, res: ServerResponse): Promise<void> {
+    const { store } = this.#o;
+    res.writeHead(200, { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store' });
+    res.socket?.setNoDelay(true);
+    this.#streams.add(res);
+    let open = true;
+    res.on('close', () => {
+      open = false;
+      this.#streams.delete(res);
+    });
+    const write = async (line: StreamLine) => {
+      if (!res.write(`${JSON.stringify(line)}\n`)) await new Promise<void>((r) => res.once('drain', r).once('close', r));
+    };
+    const [firstSeq, lastSeq] = [await store.firstSeq(), await store.lastSeq()];
+    await write({ t: 'hello', firstSeq, lastSeq, leaseMs: this.#leaseMs });
+    let cursor = after === -1 ? lastSeq : after;
+    // Behind the retained log (or ahead of it, after a store reset): the node must start from empty.
+    if (cursor < firstSeq - 1 || cursor > lastSeq) {
+      cursor = Math.max(firstSeq - 1, Math.min(cursor, lastSeq));
+      await write({ t: 'reset', seq: cursor });
+    }
+    let announced = -1;
+    let lastBeat = 0;
+    while (open && !this.#closed) {
+      const wake = this.#wake.promise;
+      const end = await store.lastSeq();
+      const entries = cursor < end ? await store.readLog(cursor, 1000) : [];
+      for (const e of entries) {
+        if (this.#serves(node, e.hosts)) await write({ t: 'entry', e: wireEntry(e) });
+        cursor = e.seq;
+      }
+      if (entries.length === 1000) continue;
+      // Everything up to `end` was committed before readLog ran, so all of it has been read.
+      cursor = Math.max(cursor, end);
+      const now = this.#o.clock.now();
+      if (cursor !== announced || now - lastBeat >= this.#heartbeatMs) {
+        await write({ t: 'hb', seq: cursor });
+        announced = cursor;
+        lastBeat = now;
+      }
+      await Promise.race([wake, sleep(this.#heartbeatMs)]);
+    }
+    res.end();
+  }
+
+  async #ack(node: NodeConfig, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of req as AsyncIterable<Buffer>) {
+      size += c.length;
+      if (size > MAX_ACK_BYTES) {
+        res.writeHead(413).end();
+        return;
+      }
+      chunks.push(c);
+    }
+    let body: AckRequest;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AckRequest;
+      if (!Number.isSafeInteger(body.seq) || body.seq < 0) throw new Error('seq');
+      if (body.results !== undefined && !Array.isArray(body.results)) throw new Error('results');
+    } catch {
+      res.writeHead(400, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'body must be {"seq": N, "results"?: [...]}' }));
+      return;
+    }
+    const { store, clock } = this.#o;
+    const lastSeq = await store.lastSeq();
+    const seq = Math.min(body.seq, lastSeq);
+    const now = clock.now();
+    // Persisted before answering: a restarted control plane must not think a lease ended earlier than it did.
+    await store.ackNode(node.id, seq, now);
+    const p = this.#progress.get(node.id);
+    this.#progress.set(node.id, { ackedSeq: Math.max(p?.ackedSeq ?? 0, seq), seenAt: now });
+    const failures = this.#recordResults(node.id, body.results ?? []);
+    if (failures.length) await this.#finish(failures, now);
+    const reply: AckResponse = { lastSeq, leaseMs: this.#leaseMs };
+    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(reply));
+    this.settle();
+  }
+
+  /** Records prefetch outcomes; returns the tasks that failed definitively. */
+  #recordResults(nodeId: string, results: readonly TaskResult[]): TaskUpdate[] {
+    const failed: TaskUpdate[] = [];
+    for (const r of results) {
+      if (!Number.isSafeInteger(r.taskId)) continue;
+      const o = this.#prefetch.get(r.taskId) ?? { ok: new Set<string>() };
+      this.#prefetch.set(r.taskId, o);
+      if (r.ok) o.ok.add(nodeId);
+      else if (!o.failed) {
+        o.failed = { nodeId, failType: r.failType ?? 'taskFailed', failMessage: `${nodeId}: ${r.failMessage ?? 'failed'}` };
+        failed.push({ taskId: r.taskId, status: 'failed', failType: o.failed.failType, failMessage: o.failed.failMessage });
+      }
+    }
+    return failed;
+  }
+
+  #fenced(nodeId: string, now: number): boolean {
+    const p = this.#progress.get(nodeId);
+    // A node that never acked holds no lease, so it serves no hits (DESIGN invariant 4).
+    return !p || now - p.seenAt > this.#leaseMs;
+  }
+
+  /** Re-derives the status of processing tasks; coalesces concurrent calls. */
+  settle(): void {
+    if (this.#closed) return;
+    if (this.#settling) {
+      this.#settleAgain = true;
+      return;
+    }
+    this.#settling = (async () => {
+      try {
+        do {
+          this.#settleAgain = false;
+          await this.#settleOnce();
+        } while (this.#settleAgain && !this.#closed);
+      } catch (e) {
+        this.#o.logger.error('settling task statuses failed', { error: e });
+      } finally {
+        this.#settling = undefined;
+      }
+    })();
+  }
+
+  async #settleOnce(): Promise<void> {
+    const { store, clock } = this.#o;
+    const now = clock.now();
+    const last = await store.lastSeq();
+    const updates: TaskUpdate[] = [];
+    let after = 0;
+    for (let page = 0; page < 50; page++) {
+      const tasks = await store.processingTasks(last, 1000, after);
+      for (const t of tasks) {
+        after = t.seq ?? after;
+        const u = this.#verdict(t, now);
+        if (u) updates.push(u);
+      }
+      if (tasks.length < 1000) break;
+    }
+    if (updates.length) await this.#finish(updates, now);
+  }
+
+  async #finish(updates: TaskUpdate[], at: number): Promise<void> {
+    await this.#o.store.updateTasks(updates, at);
+    for (const u of updates) this.#prefetch.delete(u.taskId);
+    for (const l of this.#settledListeners) l(updates, at);
+  }
+
+  /** DESIGN invariant 3: success when every responsible node applied it (or is fenced), timeout past the deadline. */
+  #verdict(t: TaskRecord, now: number): TaskUpdate | undefined {
+    const seq = t.seq ?? 0;
+    const nodes = this.#responsible(t.hosts);
+    const outcome = this.#prefetch.get(t.id);
+    let pending: string[];
+    if (t.type === 'prefetch_url') {
+      if (outcome?.failed) return { taskId: t.id, status: 'failed', failType: outcome.failed.failType, failMessage: outcome.failed.failMessage };
+      // A prefetch is done when every reachable node has the object; a fenced node cannot fetch it.
+      pending = nodes.filter((n) => !outcome?.ok.has(n) && !this.#fenced(n, now));
+      if (pending.length === 0 && (outcome?.ok.size ?? 0) > 0) return { taskId: t.id, status: 'success' };
+      if (pending.length === 0) pending = nodes;
+    } else {
+      pending = nodes.filter((n) => (this.#progress.get(n)?.ackedSeq ?? 0) < seq && !this.#fenced(n, now));
+      if (pending.length === 0) return { taskId: t.id, status: 'success' };
+    }
+    if (now - t.createdAt > this.#o.config.fanout.taskTimeoutMs) {
+      return {
+        taskId: t.id,
+        status: 'timeout',
+        failType: 'taskFailed',
+        failMessage: `not applied within ${Math.round(this.#o.config.fanout.taskTimeoutMs / 1000)} s by: ${pending.join(', ')}`,
+      };
+    }
+    return undefined;
+  }
+
+  #responsible(hosts: readonly string[]): string[] {
+    const ids = new Set<string>();
+    for (const h of hosts) for (const n of this.#o.directory.nodesFor(h)) ids.add(n.id);
+    return [...ids];
+  }
+
+  /** Per-node progress of one task (DESIGN invariant 3: "per-node progress is kept and shown"). */
+  nodeViews(t: TaskRecord): NodeView[] {
+    const now = this.#o.clock.now();
+    return this.#responsible(t.hosts).map((nodeId) => {
+      const p = this.#progress.get(nodeId);
+      const base = { nodeId, ackedSeq: p?.ackedSeq ?? 0, seenAt: p?.seenAt ?? null };
+      const outcome = this.#prefetch.get(t.id);
+      if (outcome?.failed?.nodeId === nodeId) return { ...base, state: 'failed' as const, failMessage: outcome.failed.failMessage };
+      const applied = t.type === 'prefetch_url' ? (outcome?.ok.has(nodeId) ?? t.status === 'success') : base.ackedSeq >= (t.seq ?? 0);
+      if (applied) return { ...base, state: 'applied' as const };
+      return { ...base, state: this.#fenced(nodeId, now) ? ('fenced' as const) : ('pending' as const) };
+    });
+  }
+}
+
+function wireEntry(e: PurgeLogEntry): WireEntry {
+  const w = { seq: e.seq, taskId: e.taskId, type: e.type, method: e.method, hosts: e.hosts, target: e.target };
+  return e.headers ? { ...w, headers: e.headers } : w;
+}
+
+const sleep = (ms: number) =>
+  new Promise<void>((r) => {
+    setTimeout(r, ms).unref();
+  });

@@ -1,0 +1,57 @@
+// JSON admin endpoint: GET /admin/v1/jobs/JOBID — a job with every task's per-node progress.
+// Authenticated with HTTP Basic SecretId:SecretKey and scoped to that key's account (DESIGN invariant 7).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { formatIso } from '../actions/times.ts';
+import type { FanoutHub } from '../fanout/fanout-hub.ts';
+import type { Directory } from '../purge/directory.ts';
+import { constantTimeEqual } from '../protocols/hmac-signature.ts';
+import type { TaskStore } from '../store/task-store.ts';
+
+export function adminRoutes(deps: { directory: Directory; store: TaskStore; hub: FanoutHub | undefined }) {
+  return (req: IncomingMessage, res: ServerResponse): boolean => {
+    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+    if (!path.startsWith('/admin/v1/')) return false;
+    const send = (status: number, body: unknown) => res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
+    const m = /^\/admin\/v1\/jobs\/([a-z0-9]{1,64})$/.exec(path);
+    if (req.method !== 'GET' || !m) {
+      send(404, { error: 'GET /admin/v1/jobs/JOBID is the only admin endpoint' });
+      return true;
+    }
+    const auth = /^Basic (.+)$/.exec(req.headers.authorization ?? '');
+    const [secretId = '', secretKey = ''] = auth ? Buffer.from(auth[1]!, 'base64').toString('utf8').split(':', 2) : [];
+    const cred = deps.directory.credential(secretId);
+    if (!cred || !constantTimeEqual(cred.secretKey, secretKey)) {
+      res.writeHead(401, { 'Content-Type': 'application/json', 'WWW-Authenticate': 'Basic realm="edgepurge"' }).end(JSON.stringify({ error: 'SecretId:SecretKey required' }));
+      return true;
+    }
+    const appId = cred.account.appId;
+    void (async () => {
+      const job = await deps.store.getJob(appId, m[1]!);
+      if (!job) return send(404, { error: `no job ${m[1]} in this account` });
+      const tasks = await deps.store.jobTasks(appId, job.jobId);
+      send(200, {
+        JobId: job.jobId,
+        Type: job.type,
+        Method: job.method,
+        ZoneId: job.zoneId,
+        CreateTime: formatIso(job.createdAt),
+        SubmittedBy: { SecretId: job.secretId, ClientIp: job.clientIp, Api: job.source },
+        Tasks: tasks.map((t) => ({
+          Target: t.target,
+          Status: t.status,
+          Seq: t.seq,
+          UpdateTime: formatIso(t.updatedAt),
+          ...(t.failType ? { FailType: t.failType, FailMessage: t.failMessage } : {}),
+          Nodes: (deps.hub?.nodeViews(t) ?? []).map((n) => ({
+            NodeId: n.nodeId,
+            State: n.state,
+            AckedSeq: n.ackedSeq,
+            LastSeen: n.seenAt === null ? null : formatIso(n.seenAt),
+            ...(n.failMessage ? { FailMessage: n.failMessage } : {}),
+          })),
+        })),
+      });
+    })().catch(() => send(500, { error: 'internal error' }));
+    return true;
+  };
+}

@@ -1,0 +1,97 @@
+// Test harness: a real control plane on a free port with a temp SQLite store and two tenants.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { parseConfig } from '../../src/config/load.ts';
+import type { ConfigInput } from '../../src/config/schema.ts';
+import { ControlPlane } from '../../src/server/control-plane.ts';
+import { systemClock, type Clock } from '../../src/shared/clock.ts';
+import { silentLogger } from '../../src/shared/logger.ts';
+import { SqliteTaskStore } from '../../src/store/sqlite/sqlite-task-store.ts';
+
+// The SDKs route every request through a proxy when http_proxy is set (TENCENT-API §5.1).
+for (const k of ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY']) delete process.env[k];
+
+export const ACME = {
+  appId: 1250000001,
+  secretId: 'AKIDacme0000000000000000000000000001',
+  secretKey: 'acmeSecretKey0000000000000000001',
+  zoneId: 'zone-acme0001',
+  zoneId2: 'zone-acme0002',
+  host: 'www.acme.com',
+  host2: 'img.acme.com',
+  host3: 'shop.acme.org',
+} as const;
+
+export const GLOBEX = {
+  appId: 1250000002,
+  secretId: 'AKIDglobex00000000000000000000000002',
+  secretKey: 'globexSecretKey000000000000000002',
+  zoneId: 'zone-globex01',
+  host: 'www.globex.com',
+} as const;
+
+export function baseConfig(origin = 'http://127.0.0.1:9'): ConfigInput {
+  return {
+    server: { listen: '127.0.0.1:0' },
+    accounts: [
+      {
+        appId: ACME.appId,
+        name: 'acme',
+        credentials: [{ secretId: ACME.secretId, secretKey: ACME.secretKey }],
+        zones: [
+          { zoneId: ACME.zoneId, name: 'acme.com', domains: [{ host: ACME.host, origin }, { host: ACME.host2, origin }] },
+          { zoneId: ACME.zoneId2, name: 'acme.org', domains: [{ host: ACME.host3, origin }] },
+        ],
+      },
+      {
+        appId: GLOBEX.appId,
+        name: 'globex',
+        credentials: [{ secretId: GLOBEX.secretId, secretKey: GLOBEX.secretKey }],
+        zones: [{ zoneId: GLOBEX.zoneId, name: 'globex.com', domains: [{ host: GLOBEX.host, origin }] }],
+      },
+    ],
+  };
+}
+
+export interface TestServer {
+  readonly port: number;
+  readonly endpoint: string;
+  readonly url: string;
+  readonly dir: string;
+  readonly controlPlane: ControlPlane;
+  readonly store: SqliteTaskStore;
+  close(): Promise<void>;
+}
+
+/** Starts a control plane; cleanup is registered on `t` before the caller's first assertion (STYLE 14). */
+export async function startControlPlane(
+  t: Pick<TestContext, 'after'> | undefined,
+  input: ConfigInput = baseConfig(),
+  opts: { clock?: Clock; dir?: string; heartbeatMs?: number } = {},
+): Promise<TestServer> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'edgepurge-test-'));
+  const config = parseConfig({ ...input, store: { driver: 'sqlite', path: join(dir, 'edgepurge.db') } });
+  const store = new SqliteTaskStore({ path: join(dir, 'edgepurge.db') });
+  await store.start();
+  const controlPlane = new ControlPlane({ config, store, clock: opts.clock ?? systemClock, logger: silentLogger, ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}) });
+  const { port } = await controlPlane.start();
+  let closed: Promise<void> | undefined;
+  const server: TestServer = {
+    port,
+    endpoint: `127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${port}`,
+    dir,
+    controlPlane,
+    store,
+    close: () =>
+      (closed ??= (async () => {
+        await controlPlane.close();
+        await store.close();
+        if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+      })()),
+  };
+  t?.after(() => server.close());
+  return server;
+}
