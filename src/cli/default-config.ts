@@ -24,6 +24,7 @@ accounts:
         name: example.com
         domains: [{ host: www.example.com, origin: "http://127.0.0.1:8090" }]
 nodes: [{ id: edge-1, listen: "127.0.0.1:8081", token: ${token} }]
+demo: { origin: "127.0.0.1:8090" }   # edgepurge start serves a small demo origin here
 `;
   return { yaml, secretId, secretKey };
 }

@@ -7,7 +7,10 @@ import { ConfigError, loadConfigFile } from '../config/load.ts';
 import { createLogger, type LogLevel } from '../shared/logger.ts';
 import { callApi, RemoteError, type Endpoint } from './client.ts';
 import { demoConfig } from './default-config.ts';
+import { startDemoOrigin } from './demo-origin.ts';
+import { splitHostPort, startEdgeNode } from './edge.ts';
 import { startControlPlane } from './serve.ts';
+import { systemClock } from '../shared/clock.ts';
 import { printTable } from './table.ts';
 
 const TEO = '2022-09-01';
@@ -17,8 +20,10 @@ class UsageError extends Error {}
 const HELP = `edgepurge — self-hosted CDN cache purge, speaking Tencent Cloud's CDN and EdgeOne APIs
 
 Server:
-  edgepurge start [--config edgepurge.yaml]      write a demo config if missing, then serve it
+  edgepurge start [--config edgepurge.yaml]      write a demo config if missing, then run the control
+                                                  plane, every configured edge node and the demo origin
   edgepurge serve --config FILE                   run the control plane
+  edgepurge edge --config FILE --node ID          run one edge node (caching proxy + purge-log stream)
 
 Client (signed API 3.0 calls; --endpoint/--secret-id/--secret-key or EDGEPURGE_ENDPOINT,
 TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY; --zone or EDGEPURGE_ZONE, default "*"):
@@ -75,16 +80,58 @@ async function serve(args: string[], writeDemo: boolean): Promise<void> {
   }
   const config = loadConfigFile(path);
   const logger = createLogger(logLevel());
+  const closers: Array<() => Promise<void>> = [];
   const running = await startControlPlane(config, logger);
+  closers.push(() => running.close());
   const base = `http://${running.host}:${running.port}`;
   const out: string[] = [`EdgePurge control plane on ${base}  (API 3.0 at /, legacy v2 at /v2/index.php)`, `config: ${path}`];
+  if (writeDemo) {
+    // The embedded default: every node of the config in this process, and the demo origin.
+    if (config.demo) {
+      const origin = await startDemoOrigin(splitHostPort(config.demo.origin), systemClock);
+      closers.push(() => origin.close());
+      out.push(`demo origin on http://${config.demo.origin}`);
+    }
+    for (const n of config.nodes) {
+      const edge = await startEdgeNode(config, n.id, logger, { controlPlane: base });
+      closers.push(() => edge.close());
+      out.push(`edge node ${n.id} on http://${n.listen}`);
+    }
+  }
   if (demo) {
     out.push('', 'A demo configuration was written with fresh credentials:', `  SecretId:  ${demo.secretId}`, `  SecretKey: ${demo.secretKey}`, `  endpoint:  ${running.host}:${running.port} (protocol http://)`);
-    out.push('', 'Try it:', `  export TENCENTCLOUD_SECRET_ID=${demo.secretId} TENCENTCLOUD_SECRET_KEY=${demo.secretKey}`, '  npx edgepurge purge url http://www.example.com/index.html --zone zone-demo0001');
   } else if (writeDemo) {
     out.push('credentials: see the accounts section of the config file');
   }
+  const edge = config.nodes[0];
+  const host = config.accounts[0]?.zones[0]?.domains[0]?.host;
+  const zone = config.accounts[0]?.zones[0]?.zoneId;
+  if (writeDemo && edge && host && zone) {
+    const cred = config.accounts[0]!.credentials[0]!;
+    out.push(
+      '',
+      'Try it (in another terminal):',
+      `  curl -si -H 'Host: ${host}' http://${edge.listen}/hello.html | grep X-Cache     # MISS, then HIT`,
+      `  export TENCENTCLOUD_SECRET_ID=${cred.secretId} TENCENTCLOUD_SECRET_KEY=${cred.secretKey}`,
+      `  ./bin/edgepurge.js purge url http://${host}/hello.html --zone ${zone}`,
+      `  curl -si -H 'Host: ${host}' http://${edge.listen}/hello.html | grep X-Cache     # MISS again`,
+    );
+  }
   process.stdout.write(`${out.join('\n')}\n`);
+  const stop = () => {
+    void Promise.all(closers.reverse().map((c) => c())).then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+async function edge(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, node: { type: 'string' }, 'control-plane': { type: 'string' } } });
+  if (!values.config || !values.node) throw new UsageError('edge needs --config FILE --node ID');
+  const config = loadConfigFile(resolve(values.config));
+  const logger = createLogger(logLevel());
+  const running = await startEdgeNode(config, values.node, logger, values['control-plane'] ? { controlPlane: values['control-plane'] } : {});
+  process.stdout.write(`EdgePurge edge node ${running.node.id} on ${running.node.listen.replace(/:\d+$/, '')}:${running.port}\n`);
   const stop = () => {
     void running.close().then(() => process.exit(0));
   };
@@ -196,6 +243,9 @@ export async function main(argv: string[]): Promise<number> {
         return -1;
       case 'serve':
         await serve(rest, false);
+        return -1;
+      case 'edge':
+        await edge(rest);
         return -1;
       case 'purge':
         await purge(rest);

@@ -15,17 +15,16 @@ export class ConfigError extends Error {
 /** Validates an already-parsed object; throws ConfigError listing every problem. */
 export function parseConfig(input: unknown, source = '(inline)'): Readonly<Config> {
   const result = configSchema.safeParse(input ?? {});
-  if (!result.success) {
-    const problems = result.error.issues.map((i) => {
-      const where = i.path.length ? i.path.join('.') : '(root)';
-      return `${where}: ${i.message}`;
-    });
-    throw new ConfigError(source, problems);
-  }
-  const config = result.data;
-  const problems = crossCheck(config);
-  if (problems.length) throw new ConfigError(source, problems);
-  return deepFreeze(config);
+  const problems = result.success
+    ? []
+    : result.error.issues.map((i) => {
+        const where = i.path.length ? i.path.join('.') : '(root)';
+        return `${where}: ${i.message}`;
+      });
+  // Cross-checks run on the raw input too when the schema failed: one message lists every problem.
+  problems.push(...crossCheck(result.success ? result.data : input));
+  if (!result.success || problems.length) throw new ConfigError(source, problems);
+  return deepFreeze(result.data);
 }
 
 export function loadConfigFile(path: string): Readonly<Config> {
@@ -44,15 +43,25 @@ export function loadConfigFile(path: string): Readonly<Config> {
   return parseConfig(doc, path);
 }
 
-/** Rules a schema cannot express: uniqueness across accounts, node host references, quota sanity. */
-function crossCheck(config: Config): string[] {
+type Loose = Record<string, unknown>;
+const obj = (v: unknown): Loose => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Loose) : {});
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const key = (v: unknown): string | undefined => (typeof v === 'string' || typeof v === 'number' ? String(v) : undefined);
+
+/**
+ * Rules a schema cannot express: uniqueness across accounts, node host references, quota sanity.
+ * Reads loosely, so it also works on raw input that failed the schema (missing parts are skipped).
+ */
+function crossCheck(input: unknown): string[] {
   const problems: string[] = [];
   const seen = (kind: string) => {
     const map = new Map<string, string>();
-    return (key: string, where: string) => {
-      const prev = map.get(key);
-      if (prev) problems.push(`${where}: duplicate ${kind} "${key}" (also at ${prev})`);
-      else map.set(key, where);
+    return (value: unknown, where: string) => {
+      const k = key(value);
+      if (k === undefined) return;
+      const prev = map.get(k);
+      if (prev) problems.push(`${where}: duplicate ${kind} "${k}" (also at ${prev})`);
+      else map.set(k, where);
     };
   };
   const appIds = seen('appId');
@@ -61,24 +70,36 @@ function crossCheck(config: Config): string[] {
   const hosts = seen('domain host');
   const nodeIds = seen('node id');
   const listens = seen('listen address');
-  listens(config.server.listen, 'server.listen');
-  config.accounts.forEach((a, ai) => {
-    appIds(String(a.appId), `accounts.${ai}.appId`);
-    a.credentials.forEach((c, ci) => secretIds(c.secretId, `accounts.${ai}.credentials.${ci}.secretId`));
-    for (const [type, q] of Object.entries(a.quotas)) {
-      if (q && q.batch > q.daily) problems.push(`accounts.${ai}.quotas.${type}: batch (${q.batch}) exceeds daily (${q.daily})`);
+  const config = obj(input);
+  listens(obj(config.server).listen, 'server.listen');
+  const allHosts = new Set<string>();
+  list(config.accounts).forEach((raw, ai) => {
+    const a = obj(raw);
+    appIds(a.appId, `accounts.${ai}.appId`);
+    list(a.credentials).forEach((c, ci) => secretIds(obj(c).secretId, `accounts.${ai}.credentials.${ci}.secretId`));
+    for (const [type, raw] of Object.entries(obj(a.quotas))) {
+      const q = obj(raw);
+      if (typeof q.batch === 'number' && typeof q.daily === 'number' && q.batch > q.daily) {
+        problems.push(`accounts.${ai}.quotas.${type}: batch (${q.batch}) exceeds daily (${q.daily})`);
+      }
     }
-    a.zones.forEach((z, zi) => {
+    list(a.zones).forEach((rawZone, zi) => {
+      const z = obj(rawZone);
       zoneIds(z.zoneId, `accounts.${ai}.zones.${zi}.zoneId`);
-      z.domains.forEach((d, di) => hosts(d.host, `accounts.${ai}.zones.${zi}.domains.${di}.host`));
+      list(z.domains).forEach((d, di) => {
+        const host = key(obj(d).host)?.toLowerCase();
+        hosts(host, `accounts.${ai}.zones.${zi}.domains.${di}.host`);
+        if (host !== undefined) allHosts.add(host);
+      });
     });
   });
-  const allHosts = new Set(config.accounts.flatMap((a) => a.zones.flatMap((z) => z.domains.map((d) => d.host))));
-  config.nodes.forEach((n, ni) => {
+  list(config.nodes).forEach((raw, ni) => {
+    const n = obj(raw);
     nodeIds(n.id, `nodes.${ni}.id`);
     listens(n.listen, `nodes.${ni}.listen`);
-    n.hosts?.forEach((h, hi) => {
-      if (!allHosts.has(h)) problems.push(`nodes.${ni}.hosts.${hi}: "${h}" is not a configured domain`);
+    list(n.hosts).forEach((h, hi) => {
+      const host = key(h)?.toLowerCase();
+      if (host !== undefined && !allHosts.has(host)) problems.push(`nodes.${ni}.hosts.${hi}: "${host}" is not a configured domain`);
     });
   });
   return problems;

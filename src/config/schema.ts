@@ -5,7 +5,8 @@ import { TASK_TYPES } from '../purge/types.ts';
 
 const hostPort = z
   .string()
-  .regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, 'must be "host:port"');
+  .regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, 'must be "host:port"')
+  .refine((s) => Number(/:(\d+)$/.exec(s)?.[1] ?? 0) <= 65535, 'the port must be 0-65535');
 
 const hostname = z
   .string()
@@ -72,7 +73,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       listen: hostPort.default('127.0.0.1:8080'),
       /** Zone for CDN-style datetimes and the daily quota reset (Tencent uses +08:00). */
-      timezone: z.string().regex(/^[+-]\d{2}:\d{2}$/, 'must be an offset like "+08:00"').default('+08:00'),
+      timezone: z
+        .string()
+        .regex(/^[+-](?:0\d|1[0-4]):[0-5]\d$/, 'must be a UTC offset from -14:00 to +14:00 like "+08:00"')
+        .default('+08:00'),
       maxBodyBytes: z.int().positive().default(1024 * 1024),
       retentionDays: z.int().positive().default(30),
     })
@@ -88,6 +92,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   accounts: z.array(account).default([]),
   nodes: z.array(node).default([]),
+  /** `edgepurge start` also serves a small demo origin here (the first-run walkthrough). */
+  demo: z.strictObject({ origin: hostPort }).optional(),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

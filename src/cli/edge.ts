@@ -1,0 +1,57 @@
+// `edgepurge edge`: one edge node — the built-in caching proxy, fed by the purge log of the control plane.
+import type { Config, NodeConfig } from '../config/schema.ts';
+import { EdgeProxy } from '../edge/edge-proxy.ts';
+import { EdgeAgent } from '../fanout/edge-agent.ts';
+import { Directory } from '../purge/directory.ts';
+import { systemClock } from '../shared/clock.ts';
+import type { Logger } from '../shared/logger.ts';
+
+export interface RunningEdge {
+  readonly node: NodeConfig;
+  readonly port: number;
+  readonly proxy: EdgeProxy;
+  readonly agent: EdgeAgent;
+  close(): Promise<void>;
+}
+
+export function splitHostPort(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
+}
+
+/** Starts node `nodeId` of `config`; `controlPlane` overrides where it finds the control plane. */
+export async function startEdgeNode(config: Readonly<Config>, nodeId: string, logger: Logger, opts: { controlPlane?: string; listen?: string } = {}): Promise<RunningEdge> {
+  const node = config.nodes.find((n) => n.id === nodeId);
+  if (!node) throw new Error(`no node "${nodeId}" in the config's nodes list (have: ${config.nodes.map((n) => n.id).join(', ') || 'none'})`);
+  const domains = new Directory(config).domainsFor(node);
+  const proxy = new EdgeProxy({
+    listen: splitHostPort(opts.listen ?? node.listen),
+    domains,
+    maxBytes: node.cacheBytes,
+    clock: systemClock,
+    leaseMs: config.fanout.leaseMs,
+    onError: (err, context) => logger.warn('edge error', { node: node.id, context, error: err }),
+  });
+  const { port } = await proxy.start();
+  const agent = new EdgeAgent({
+    controlPlane: opts.controlPlane ?? node.controlPlane ?? `http://${config.server.listen}`,
+    nodeId: node.id,
+    token: node.token,
+    target: proxy,
+    clock: systemClock,
+    logger,
+  });
+  agent.start();
+  let closing: Promise<void> | undefined;
+  return {
+    node,
+    port,
+    proxy,
+    agent,
+    close: () =>
+      (closing ??= (async () => {
+        await agent.close();
+        await proxy.close();
+      })()),
+  };
+}
