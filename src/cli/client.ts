@@ -1,5 +1,6 @@
 // A signed API 3.0 client for the CLI: TC3-HMAC-SHA256 over POST JSON, as the official SDKs send it.
 import { signTc3Request } from '../protocols/tc3/tc3-signature.ts';
+import { systemClock } from '../shared/clock.ts';
 
 export interface Endpoint {
   /** Base URL, e.g. http://127.0.0.1:8080 */
@@ -20,7 +21,7 @@ export class RemoteError extends Error {
   }
 }
 
-export async function callApi(ep: Endpoint, service: 'teo' | 'cdn', version: string, action: string, params: Record<string, unknown>, now = Date.now()): Promise<Record<string, unknown>> {
+export async function callApi(ep: Endpoint, service: 'teo' | 'cdn', version: string, action: string, params: Record<string, unknown>, now = systemClock.now()): Promise<Record<string, unknown>> {
   const url = new URL(ep.url);
   const body = JSON.stringify(params);
   const headers = signTc3Request({

@@ -201,7 +201,7 @@ async function tasks(args: string[]): Promise<void> {
     filters.push({ Name: 'job-id', Values: [jobId] });
     params.Limit = 1000;
   } else if (sub === 'list') {
-    const now = Date.now();
+    const now = systemClock.now();
     const since = parseDuration(values.since ?? '24h');
     if (since > 7 * 8.64e7) throw new UsageError('--since is limited to 7d (the API refuses longer ranges)');
     params.StartTime = new Date(now - since).toISOString();

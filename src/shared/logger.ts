@@ -1,4 +1,5 @@
 // A small structured logger: one JSON line per event on stderr, quiet below the configured level.
+import { systemClock, type Clock } from './clock.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
@@ -10,12 +11,12 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-export function createLogger(level: LogLevel, write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
+export function createLogger(level: LogLevel, write: (line: string) => void = (l) => process.stderr.write(l), clock: Clock = systemClock): Logger {
   const at = (lvl: Exclude<LogLevel, 'silent'>) => (msg: string, fields?: Record<string, unknown>) => {
     if (RANK[lvl] < RANK[level]) return;
     const f: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(fields ?? {})) f[k] = v instanceof Error ? { message: v.message, stack: v.stack, cause: String(v.cause ?? '') } : v;
-    write(`${JSON.stringify({ t: new Date().toISOString(), level: lvl, msg, ...f })}\n`);
+    write(`${JSON.stringify({ t: new Date(clock.now()).toISOString(), level: lvl, msg, ...f })}\n`);
   };
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
