@@ -1,0 +1,167 @@
+// The SQLite schema as an ordered list of migrations, tracked by `PRAGMA user_version`.
+import type { DatabaseSync } from 'node:sqlite';
+
+export interface Migration {
+  /** 1, 2, 3… in order; `PRAGMA user_version` holds the last one applied. */
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+/**
+ * Append only: never edit a migration that has shipped, add the next one.
+ *
+ * Layout (v1), and why:
+ * - `tasks` is also the purge log: `seq` is set only for fanned-out tasks (UNIQUE, gap-free,
+ *   DESIGN invariant 2). The last seq ever handed out lives in `store_meta` rather than being
+ *   recomputed as max(seq), so pruning the whole log never lets a seq be reused.
+ * - `tasks.hosts` keeps the host list as JSON for reads; `task_hosts` is the same list as rows,
+ *   with the columns a host-filtered query tests (app, time, status, type, zone) copied in, so that
+ *   counting DescribePurgeTasks matches (TENCENT-API §4.2 `domains`, §3.3 `Keyword`) reads one
+ *   index range and never touches `tasks`. `status` is kept in step by updateTasks.
+ * - `tasks_app_time` does the same for queries without a host filter.
+ * - `tasks_target` finds an exact target (§4.4 prefetch `target`, §3.3 `Keyword` URL, §1.7 `url`)
+ *   by a 48-bit hash computed in JS: a fraction of the size of an index on the URLs themselves.
+ * - `task_fts` is a contentless trigram index of `tasks.target` for the fuzzy `target` filter
+ *   (§4.2): rowid = tasks.id. `detail=none` keeps it small; we AND single trigrams and re-check
+ *   the substring on the row, so phrase queries are not needed. `contentless_delete=1` lets
+ *   prune delete by rowid.
+ * - `task_id_ranges` maps hours of createdAt to task-id bounds; ids grow with commit order, not
+ *   with createdAt, so the bounds are kept per hour instead of assumed.
+ * - `tasks_processing` is a partial index: only still-running tasks, in log order (timeouts scan).
+ * - `quota_usage` is charged in the createJob transaction; `node_progress` holds each node's ack.
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'jobs, tasks (purge log), hosts, trigram index, quota, node progress',
+    sql: `
+CREATE TABLE store_meta (
+  key   TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO store_meta (key, value) VALUES ('last_seq', 0), ('pruned_through_seq', 0);
+
+CREATE TABLE jobs (
+  job_id     TEXT PRIMARY KEY,
+  app_id     INTEGER NOT NULL,
+  zone_id    TEXT NOT NULL,
+  type       TEXT NOT NULL,
+  method     TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  secret_id  TEXT NOT NULL,
+  client_ip  TEXT NOT NULL,
+  source     TEXT NOT NULL,
+  task_count INTEGER NOT NULL
+);
+CREATE INDEX jobs_app_time ON jobs (app_id, created_at, type);
+CREATE INDEX jobs_time ON jobs (created_at);
+
+CREATE TABLE tasks (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id       TEXT NOT NULL,
+  app_id       INTEGER NOT NULL,
+  zone_id      TEXT NOT NULL,
+  type         TEXT NOT NULL,
+  method       TEXT NOT NULL,
+  target       TEXT NOT NULL,
+  target_hash  INTEGER NOT NULL,
+  log_target   TEXT,
+  hosts        TEXT NOT NULL,
+  headers      TEXT,
+  status       TEXT NOT NULL,
+  fail_type    TEXT,
+  fail_message TEXT,
+  created_at   INTEGER NOT NULL,
+  updated_at   INTEGER NOT NULL,
+  seq          INTEGER
+);
+CREATE UNIQUE INDEX tasks_seq ON tasks (seq) WHERE seq IS NOT NULL;
+CREATE INDEX tasks_job ON tasks (job_id);
+CREATE INDEX tasks_app_time ON tasks (app_id, created_at, status, type, zone_id);
+CREATE INDEX tasks_target ON tasks (app_id, target_hash);
+CREATE INDEX tasks_processing ON tasks (seq) WHERE status = 'processing';
+
+CREATE TABLE task_hosts (
+  task_id    INTEGER NOT NULL,
+  host       TEXT NOT NULL,
+  app_id     INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  status     TEXT NOT NULL,
+  type       TEXT NOT NULL,
+  zone_id    TEXT NOT NULL,
+  PRIMARY KEY (task_id, host)
+) WITHOUT ROWID;
+CREATE INDEX task_hosts_lookup ON task_hosts (app_id, host, created_at, status, type, zone_id);
+
+CREATE VIRTUAL TABLE task_fts USING fts5 (
+  target, tokenize = 'trigram', detail = none, content = '', contentless_delete = 1
+);
+
+-- Per hour of createdAt, the lowest and highest task id created in it: turns a query's time range
+-- into a rowid range for task_fts, so a fuzzy search only walks the trigram lists of that range.
+CREATE TABLE task_id_ranges (
+  hour   INTEGER PRIMARY KEY,
+  min_id INTEGER NOT NULL,
+  max_id INTEGER NOT NULL
+);
+
+CREATE TABLE quota_usage (
+  app_id     INTEGER NOT NULL,
+  quota_type TEXT NOT NULL,
+  day        TEXT NOT NULL,
+  used       INTEGER NOT NULL,
+  PRIMARY KEY (app_id, quota_type, day)
+) WITHOUT ROWID;
+
+CREATE TABLE node_progress (
+  node_id   TEXT PRIMARY KEY,
+  acked_seq INTEGER NOT NULL,
+  seen_at   INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
+  },
+];
+
+export const LATEST_VERSION: number = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);
+
+function userVersion(db: DatabaseSync): number {
+  const row = db.prepare('PRAGMA user_version').get() as { user_version?: number } | undefined;
+  return row?.user_version ?? 0;
+}
+
+/**
+ * Applies every migration newer than the database's `user_version`, all in one IMMEDIATE
+ * transaction (two processes starting together: the second waits, then finds nothing to do).
+ * Returns the versions applied. Refuses a database written by a newer build.
+ */
+export function migrate(db: DatabaseSync, migrations: readonly Migration[] = MIGRATIONS): number[] {
+  const applied: number[] = [];
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const current = userVersion(db);
+    const latest = migrations.reduce((v, m) => Math.max(v, m.version), 0);
+    if (current > latest) {
+      throw new Error(
+        `the task database is at schema version ${current} but this build only knows up to ${latest}; ` +
+          'run a newer EdgePurge build against it (downgrades are not supported)',
+      );
+    }
+    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (m.version <= current) continue;
+      try {
+        db.exec(m.sql);
+      } catch (e) {
+        throw new Error(`store migration ${m.version} (${m.name}) failed: ${(e as Error).message}`, { cause: e });
+      }
+      // PRAGMA takes no bound parameters; the version is an integer we control.
+      db.exec(`PRAGMA user_version = ${Math.trunc(m.version)}`);
+      applied.push(m.version);
+    }
+    db.exec('COMMIT');
+  } catch (e) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw e;
+  }
+  return applied;
+}

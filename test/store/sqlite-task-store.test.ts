@@ -1,0 +1,186 @@
+// Runs the TaskStore conformance suite against SQLite, plus what only the SQLite store promises.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { describe, it } from 'node:test';
+import type { TestContext } from 'node:test';
+import { openStore, STORE_DRIVERS } from '../../src/store/index.ts';
+import { LATEST_VERSION, migrate, MIGRATIONS } from '../../src/store/sqlite/migrations.ts';
+import { ftsTerm, SqliteTaskStore, trigramsOf } from '../../src/store/sqlite/sqlite-task-store.ts';
+import { describeTaskStoreConformance } from './task-store-conformance.ts';
+
+function tempDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'edgepurge-store-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+describeTaskStoreConformance('sqlite (file)', (t) => new SqliteTaskStore({ path: join(tempDir(t), 'db', 'tasks.db') }));
+describeTaskStoreConformance('sqlite (:memory:)', () => new SqliteTaskStore({ path: ':memory:' }));
+
+describe('SqliteTaskStore specifics', () => {
+  it('creates the database directory, uses WAL and synchronous=FULL', async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'a', 'b', 'tasks.db');
+    const store = new SqliteTaskStore({ path });
+    t.after(() => store.close());
+    await store.start();
+    assert.ok(existsSync(path));
+    const db = new DatabaseSync(path, { readOnly: true });
+    t.after(() => db.close());
+    assert.equal((db.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode, 'wal');
+    assert.equal((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, LATEST_VERSION);
+  });
+
+  it('applies migrations once and refuses a database from a newer build', async (t) => {
+    const db = new DatabaseSync(':memory:');
+    t.after(() => db.close());
+    assert.deepEqual(migrate(db), MIGRATIONS.map((m) => m.version));
+    assert.deepEqual(migrate(db), []);
+    db.exec(`PRAGMA user_version = ${LATEST_VERSION + 1}`);
+    assert.throws(() => migrate(db), /schema version .* newer EdgePurge build/);
+  });
+
+  it('a failing migration leaves the database untouched', async (t) => {
+    const db = new DatabaseSync(':memory:');
+    t.after(() => db.close());
+    const bad = [...MIGRATIONS, { version: LATEST_VERSION + 1, name: 'broken', sql: 'CREATE TABLE ok_one (x); CREATE TABLE (' }];
+    assert.throws(() => migrate(db, bad), /migration \d+ \(broken\) failed/);
+    assert.equal((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, 0);
+    assert.equal(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name IN ('tasks', 'ok_one')").get()?.n, 0);
+  });
+
+  it('prune removes the trigram, host and id-range rows of what it deletes', async (t) => {
+    const path = join(tempDir(t), 'tasks.db');
+    const store = new SqliteTaskStore({ path });
+    t.after(() => store.close());
+    await store.start();
+    const base = Date.UTC(2026, 0, 1);
+    for (const [i, word] of [[0, 'oldword'], [1, 'newword']] as const) {
+      await store.createJob(
+        {
+          jobId: `prune${i}0000000`, appId: 1, zoneId: 'z', type: 'purge_url', method: 'invalidate',
+          createdAt: base + i * 86_400_000, secretId: 's', clientIp: '::1', source: 'teo',
+          tasks: [{ target: `https://h.example/${word}.js`, hosts: ['h.example', 'i.example'], status: 'success', fanOut: true }],
+        },
+        { quotaType: 'purge_url', day: '2026-01-01', amount: 1, daily: 10 },
+      );
+    }
+    assert.equal(await store.prune(base + 3_600_000), 1);
+    const db = new DatabaseSync(path, { readOnly: true });
+    t.after(() => db.close());
+    const n = (sql: string): unknown => db.prepare(sql).get()?.n;
+    assert.equal(n(`SELECT count(*) AS n FROM task_fts WHERE task_fts MATCH '"ldw"'`), 0);
+    assert.equal(n(`SELECT count(*) AS n FROM task_fts WHERE task_fts MATCH '"eww"'`), 1);
+    assert.equal(n('SELECT count(*) AS n FROM task_hosts'), 2);
+    assert.equal(n('SELECT count(*) AS n FROM jobs'), 1);
+    assert.equal(n(`SELECT count(*) AS n FROM task_id_ranges WHERE hour < ${Math.floor(base / 3_600_000) + 1}`), 0);
+  });
+
+  it('a store used before start() fails with an explicit error', async () => {
+    const store = new SqliteTaskStore({ path: ':memory:' });
+    await assert.rejects(store.lastSeq(), /not started/);
+  });
+
+  it('the data survives close and reopen', async (t) => {
+    const path = join(tempDir(t), 'tasks.db');
+    const a = new SqliteTaskStore({ path });
+    await a.start();
+    await a.createJob(
+      {
+        jobId: 'reopen000001', appId: 1, zoneId: 'z', type: 'purge_url', method: 'delete', createdAt: 1,
+        secretId: 's', clientIp: '::1', source: 'cdn',
+        tasks: [{ target: 'https://h.example/x', hosts: ['h.example'], status: 'processing', fanOut: true }],
+      },
+      { quotaType: 'purge_url', day: '1970-01-01', amount: 1, daily: 10 },
+    );
+    await a.close();
+    const b = new SqliteTaskStore({ path });
+    t.after(() => b.close());
+    await b.start();
+    assert.equal((await b.getJob(1, 'reopen000001'))?.method, 'delete');
+    assert.equal(await b.lastSeq(), 1);
+  });
+
+  it('splits needles into distinct code-point trigrams and quotes FTS syntax', () => {
+    assert.deepEqual(trigramsOf('ab'), []);
+    assert.deepEqual(trigramsOf('abc'), ['abc']);
+    assert.deepEqual(trigramsOf('aaaaaa'), ['aaa']);
+    assert.deepEqual(trigramsOf('图片.jpg'), ['图片.', '片.j', '.jp', 'jpg']);
+    const long = trigramsOf('https://static.example.com/a/very/long/path/file-123456.jpg', 8);
+    assert.equal(long.length, 8);
+    assert.equal(long[0], 'htt');
+    assert.equal(long[7], 'jpg');
+    assert.equal(ftsTerm('a"b'), '"a""b"');
+  });
+
+  it('regression: every listTasks shape is served by its index, never a table scan (1M-task latency)', async (t) => {
+    const store = new SqliteTaskStore({ path: ':memory:' });
+    t.after(() => store.close());
+    await store.start();
+    const base = Date.UTC(2026, 0, 1);
+    await store.createJob(
+      {
+        jobId: 'plan00000001', appId: 1, zoneId: 'z', type: 'purge_url', method: 'invalidate', createdAt: base,
+        secretId: 's', clientIp: '::1', source: 'teo',
+        tasks: [{ target: 'https://h.example/a/banner.jpg', hosts: ['h.example'], status: 'success', fanOut: true }],
+      },
+      { quotaType: 'purge_url', day: '2026-01-01', amount: 1, daily: 10 },
+    );
+    const week = { appId: 1, from: base - 86_400_000, to: base + 6 * 86_400_000, offset: 0, limit: 20 };
+    const cases: Array<[string, Parameters<SqliteTaskStore['explainListTasks']>[0], RegExp]> = [
+      ['domain + statuses + zone', { ...week, zoneId: 'z', statuses: ['success'], hosts: ['h.example'] }, /USING (COVERING )?INDEX task_hosts_lookup/],
+      ['two domains', { ...week, hosts: ['h.example', 'i.example'] }, /USING (COVERING )?INDEX task_hosts_lookup/],
+      ['statuses only', { ...week, statuses: ['failed', 'timeout'] }, /USING (COVERING )?INDEX tasks_app_time/],
+      ['exact target', { ...week, target: 'https://h.example/a/banner.jpg' }, /USING INDEX tasks_target/],
+      ['job id', { ...week, jobId: 'plan00000001' }, /USING INDEX tasks_job/],
+      ['fuzzy target', { ...week, targetContains: 'banner', hosts: ['h.example'] }, /task_fts VIRTUAL TABLE INDEX \d+:M\d*></],
+      ['short fuzzy target', { ...week, targetContains: 'jp' }, /USING INDEX tasks_app_time/],
+    ];
+    for (const [name, query, expected] of cases) {
+      const plan = store.explainListTasks(query);
+      assert.ok(plan.some((d) => expected.test(d)), `${name}: ${plan.join(' | ')}`);
+      // Count and page both take the intended path (no other index of tasks, no scan).
+      const other = plan.filter(
+        (d) => (/^SEARCH [th] USING (COVERING )?INDEX/.test(d) && !expected.test(d)) || /^SCAN [thrj]( |$)/.test(d),
+      );
+      assert.deepEqual(other, [], `${name}: ${plan.join(' | ')}`);
+    }
+  });
+
+  it('regression: fuzzy search bounds FTS rowids with integers (a REAL bound is silently ignored by FTS5)', async (t) => {
+    const store = new SqliteTaskStore({ path: ':memory:' });
+    t.after(() => store.close());
+    await store.start();
+    const base = Date.UTC(2026, 0, 1);
+    for (let h = 0; h < 48; h++) {
+      await store.createJob(
+        {
+          jobId: `bound${String(h).padStart(7, '0')}`, appId: 1, zoneId: 'z', type: 'purge_url', method: 'invalidate',
+          createdAt: base + h * 3_600_000, secretId: 's', clientIp: '::1', source: 'teo',
+          tasks: [{ target: `https://h.example/hour-${h}/file.js`, hosts: ['h.example'], status: 'success', fanOut: false }],
+        },
+        { quotaType: 'purge_url', day: '2026-01-01', amount: 1, daily: 1000 },
+      );
+    }
+    const r = await store.listTasks({
+      appId: 1, from: base + 10 * 3_600_000, to: base + 12 * 3_600_000, targetContains: 'file.js', offset: 0, limit: 10,
+    });
+    assert.deepEqual(r.tasks.map((x) => x.target), [12, 11, 10].map((h) => `https://h.example/hour-${h}/file.js`));
+  });
+});
+
+describe('openStore', () => {
+  it('opens and starts the SQLite store', async (t) => {
+    const store = await openStore({ driver: 'sqlite', path: join(tempDir(t), 'x', 'tasks.db') });
+    t.after(() => store.close());
+    assert.equal(await store.lastSeq(), 0);
+  });
+
+  it('says plainly that PostgreSQL is not in this build', async () => {
+    assert.ok('postgres' in STORE_DRIVERS);
+    await assert.rejects(openStore({ driver: 'postgres', url: 'postgres://localhost/edgepurge' }), /PostgreSQL task store is not available in this build/);
+  });
+});

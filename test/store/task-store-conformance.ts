@@ -1,0 +1,689 @@
+// The TaskStore conformance suite: every backend runs it (STYLE 13); one test per promise of the contract.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { TestContext } from 'node:test';
+import type { TaskRecord, TaskStatus, TaskType } from '../../src/purge/types.ts';
+import { DuplicateJobIdError, QuotaExceededError } from '../../src/store/task-store.ts';
+import type { NewJob, NewTask, QuotaCharge, TaskQuery, TaskStore } from '../../src/store/task-store.ts';
+
+/** Makes a fresh, empty, not yet started store; the suite starts and closes it. */
+export type MakeStore = (t: TestContext) => TaskStore | Promise<TaskStore>;
+
+const T0 = Date.UTC(2026, 0, 1);
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+const DAY = 24 * HOUR;
+const APP = 1250000001;
+const OTHER_APP = 1250000002;
+const ZONE = 'zone-aaaa1111';
+
+let jobCounter = 0;
+const nextJobId = (): string => `job${String(++jobCounter).padStart(9, '0')}`;
+
+function task(target: string, over: Partial<NewTask> = {}): NewTask {
+  let host = '';
+  try {
+    host = new URL(target).host;
+  } catch {
+    host = 'www.example.com';
+  }
+  return { target, hosts: [host], status: 'processing', fanOut: true, ...over };
+}
+
+function job(tasks: readonly NewTask[], over: Partial<Omit<NewJob, 'tasks'>> = {}): NewJob {
+  return {
+    jobId: nextJobId(),
+    appId: APP,
+    zoneId: ZONE,
+    type: 'purge_url',
+    method: 'invalidate',
+    createdAt: T0,
+    secretId: 'AKIDtest',
+    clientIp: '198.51.100.7',
+    source: 'teo',
+    tasks,
+    ...over,
+  };
+}
+
+const charge = (over: Partial<QuotaCharge> = {}): QuotaCharge => ({
+  quotaType: 'purge_url',
+  day: '2026-01-01',
+  amount: 1,
+  daily: 1_000_000,
+  ...over,
+});
+
+const q = (over: Partial<TaskQuery> = {}): TaskQuery => ({ appId: APP, offset: 0, limit: 100, ...over });
+
+const targets = (tasks: readonly TaskRecord[]): string[] => tasks.map((t) => t.target);
+
+export function describeTaskStoreConformance(name: string, makeStore: MakeStore): void {
+  describe(`TaskStore conformance: ${name}`, () => {
+    /** A started store, closed after the test. */
+    async function open(t: TestContext): Promise<TaskStore> {
+      const store = await makeStore(t);
+      t.after(() => store.close());
+      await store.start();
+      return store;
+    }
+
+    /** Creates a job charged at its own size. */
+    async function create(store: TaskStore, j: NewJob): Promise<TaskRecord[]> {
+      const { tasks } = await store.createJob(j, charge({ quotaType: j.type, amount: j.tasks.length }));
+      return tasks;
+    }
+
+    describe('lifecycle', () => {
+      it('start and close are idempotent', async (t) => {
+        const store = await makeStore(t);
+        await store.start();
+        await store.start();
+        assert.equal(await store.lastSeq(), 0);
+        await store.close();
+        await store.close();
+      });
+
+      it('an empty store has lastSeq 0 and firstSeq 1', async (t) => {
+        const store = await open(t);
+        assert.equal(await store.lastSeq(), 0);
+        assert.equal(await store.firstSeq(), 1);
+        assert.deepEqual(await store.readLog(0, 10), []);
+        assert.deepEqual(await store.nodeProgress(), []);
+      });
+    });
+
+    describe('createJob', () => {
+      it('returns the tasks in order with ids, hosts, statuses and times', async (t) => {
+        const store = await open(t);
+        const j = job(
+          [
+            task('https://a.example.com/1.jpg'),
+            task('https://b.example.com/2.jpg', { status: 'success', fanOut: false }),
+            task('https://a.example.com/3.jpg', { hosts: ['a.example.com', 'a.example.com', 'c.example.com'] }),
+          ],
+          { createdAt: T0 + 5 },
+        );
+        const tasks = await create(store, j);
+        assert.equal(tasks.length, 3);
+        assert.deepEqual(targets(tasks), j.tasks.map((x) => x.target));
+        assert.ok(tasks[0]!.id < tasks[1]!.id && tasks[1]!.id < tasks[2]!.id, 'ids increase in submission order');
+        for (const r of tasks) {
+          assert.equal(r.jobId, j.jobId);
+          assert.equal(r.appId, APP);
+          assert.equal(r.zoneId, ZONE);
+          assert.equal(r.type, 'purge_url');
+          assert.equal(r.method, 'invalidate');
+          assert.equal(r.createdAt, T0 + 5);
+          assert.equal(r.updatedAt, T0 + 5);
+          assert.equal(r.failType, null);
+          assert.equal(r.failMessage, null);
+        }
+        assert.equal(tasks[1]!.status, 'success');
+        assert.deepEqual(tasks[2]!.hosts, ['a.example.com', 'c.example.com'], 'hosts are de-duplicated, order kept');
+        const job1 = await store.getJob(APP, j.jobId);
+        assert.deepEqual(job1, {
+          jobId: j.jobId,
+          appId: APP,
+          zoneId: ZONE,
+          type: 'purge_url',
+          method: 'invalidate',
+          createdAt: T0 + 5,
+          secretId: 'AKIDtest',
+          clientIp: '198.51.100.7',
+          source: 'teo',
+          taskCount: 3,
+        });
+        assert.deepEqual(await store.jobTasks(APP, j.jobId), tasks, 'what createJob returns is what is stored');
+      });
+
+      it('gives a seq only to fanned-out tasks, in task order, gap-free across jobs', async (t) => {
+        const store = await open(t);
+        const a = await create(store, job([task('https://a.example.com/1'), task('https://a.example.com/2')]));
+        const b = await create(
+          store,
+          job([
+            task('https://a.example.com/3', { fanOut: false, status: 'success' }),
+            task('https://a.example.com/4'),
+            task('https://a.example.com/5'),
+          ]),
+        );
+        const c = await create(store, job([task('https://a.example.com/6', { fanOut: false, status: 'success' })]));
+        const d = await create(store, job([task('https://a.example.com/7')]));
+        assert.deepEqual(a.map((x) => x.seq), [1, 2]);
+        assert.deepEqual(b.map((x) => x.seq), [null, 3, 4]);
+        assert.deepEqual(c.map((x) => x.seq), [null]);
+        assert.deepEqual(d.map((x) => x.seq), [5]);
+        assert.equal(await store.lastSeq(), 5);
+        assert.equal(await store.firstSeq(), 1);
+        const log = await store.readLog(0, 100);
+        assert.deepEqual(log.map((e) => e.seq), [1, 2, 3, 4, 5]);
+      });
+
+      it('refuses a charge over the daily quota with the current usage, and writes nothing', async (t) => {
+        const store = await open(t);
+        await store.createJob(job([task('https://a.example.com/1'), task('https://a.example.com/2')]), charge({ amount: 2, daily: 3 }));
+        const seqBefore = await store.lastSeq();
+        const refused = job([task('https://a.example.com/3'), task('https://a.example.com/4')]);
+        await assert.rejects(store.createJob(refused, charge({ amount: 2, daily: 3 })), (e: unknown) => {
+          assert.ok(e instanceof QuotaExceededError);
+          assert.equal(e.used, 2);
+          return true;
+        });
+        assert.equal(await store.getJob(APP, refused.jobId), null);
+        assert.deepEqual(await store.jobTasks(APP, refused.jobId), []);
+        assert.equal(await store.lastSeq(), seqBefore);
+        assert.equal((await store.quotaUsage(APP, '2026-01-01')).get('purge_url'), 2);
+        assert.equal((await store.listTasks(q())).total, 2);
+        assert.equal((await store.listTasks(q({ targetContains: 'example.com/3' }))).total, 0);
+        // Exactly reaching the limit is allowed.
+        await store.createJob(job([task('https://a.example.com/5')]), charge({ amount: 1, daily: 3 }));
+        assert.equal((await store.quotaUsage(APP, '2026-01-01')).get('purge_url'), 3);
+      });
+
+      it('charges quota per app, type and day', async (t) => {
+        const store = await open(t);
+        await store.createJob(job([task('https://a.example.com/1')]), charge({ amount: 1, daily: 1 }));
+        // Other day, other type, other app: their own counters.
+        await store.createJob(job([task('https://a.example.com/2')]), charge({ amount: 1, daily: 1, day: '2026-01-02' }));
+        await store.createJob(
+          job([task('https://a.example.com/3/')], { type: 'purge_prefix' }),
+          charge({ quotaType: 'purge_prefix', amount: 1, daily: 1 }),
+        );
+        await store.createJob(job([task('https://a.example.com/4')], { appId: OTHER_APP }), charge({ amount: 1, daily: 1 }));
+        await assert.rejects(
+          store.createJob(job([task('https://a.example.com/5')]), charge({ amount: 1, daily: 1 })),
+          QuotaExceededError,
+        );
+        const usage = await store.quotaUsage(APP, '2026-01-01');
+        assert.equal(usage.get('purge_url'), 1);
+        assert.equal(usage.get('purge_prefix'), 1);
+        assert.equal(usage.get('prefetch_url'), undefined);
+        assert.equal((await store.quotaUsage(APP, '2026-01-02')).get('purge_url'), 1);
+        assert.equal((await store.quotaUsage(OTHER_APP, '2026-01-01')).get('purge_url'), 1);
+        assert.equal((await store.quotaUsage(APP, '2025-12-31')).size, 0);
+      });
+
+      it('refuses a duplicate job id and writes nothing (no quota, no seq, no tasks)', async (t) => {
+        const store = await open(t);
+        const first = job([task('https://a.example.com/1')]);
+        await create(store, first);
+        const dup = job([task('https://a.example.com/2'), task('https://a.example.com/3')], {
+          jobId: first.jobId,
+          appId: OTHER_APP,
+        });
+        await assert.rejects(store.createJob(dup, charge({ amount: 2 })), DuplicateJobIdError);
+        assert.equal(await store.lastSeq(), 1);
+        assert.equal((await store.quotaUsage(OTHER_APP, '2026-01-01')).size, 0);
+        assert.equal(await store.getJob(OTHER_APP, first.jobId), null);
+        assert.deepEqual(targets(await store.jobTasks(APP, first.jobId)), ['https://a.example.com/1']);
+        assert.equal((await store.listTasks(q({ appId: OTHER_APP }))).total, 0);
+        // The store still works afterwards and the next job continues the log.
+        const next = await create(store, job([task('https://a.example.com/4')]));
+        assert.equal(next[0]!.seq, 2);
+      });
+
+      it('keeps the log target and headers for the purge log, and the shown target for queries', async (t) => {
+        const store = await open(t);
+        const [all] = await create(
+          store,
+          job([{ target: 'example.com', hosts: ['a.example.com', 'b.example.com'], status: 'processing', fanOut: true, logTarget: '' }], {
+            type: 'purge_all',
+          }),
+        );
+        const [pre] = await create(
+          store,
+          job([task('https://a.example.com/big.mp4', { headers: { 'X-Prefetch': '1', Range: 'bytes=0-' } })], {
+            type: 'prefetch_url',
+            createdAt: T0 + 1,
+          }),
+        );
+        assert.equal(all!.target, 'example.com');
+        const log = await store.readLog(0, 10);
+        assert.equal(log.length, 2);
+        assert.deepEqual(log[0], {
+          seq: 1,
+          taskId: all!.id,
+          jobId: all!.jobId,
+          appId: APP,
+          type: 'purge_all',
+          method: 'invalidate',
+          hosts: ['a.example.com', 'b.example.com'],
+          target: '',
+          createdAt: T0,
+        });
+        assert.equal(log[0]!.headers, undefined);
+        assert.equal(log[1]!.taskId, pre!.id);
+        assert.equal(log[1]!.target, 'https://a.example.com/big.mp4');
+        assert.deepEqual(log[1]!.headers, { 'X-Prefetch': '1', Range: 'bytes=0-' });
+        assert.equal(log[1]!.type, 'prefetch_url');
+      });
+    });
+
+    describe('getJob and jobTasks', () => {
+      it('are scoped by app (tenants are walls) and return null / [] for unknown ids', async (t) => {
+        const store = await open(t);
+        const j = job([task('https://a.example.com/1'), task('https://a.example.com/2')]);
+        await create(store, j);
+        assert.equal(await store.getJob(OTHER_APP, j.jobId), null);
+        assert.deepEqual(await store.jobTasks(OTHER_APP, j.jobId), []);
+        assert.equal(await store.getJob(APP, 'nosuchjob000'), null);
+        assert.deepEqual(await store.jobTasks(APP, 'nosuchjob000'), []);
+        assert.deepEqual(targets(await store.jobTasks(APP, j.jobId)), ['https://a.example.com/1', 'https://a.example.com/2']);
+      });
+    });
+
+    describe('listTasks', () => {
+      /** A small history: 3 hosts, 2 zones, 2 apps, several types and statuses, one hour apart. */
+      async function seed(store: TaskStore): Promise<{ ids: Map<string, number>; jobIds: string[] }> {
+        const ids = new Map<string, number>();
+        const jobIds: string[] = [];
+        const rows: Array<[number, TaskType, string, TaskStatus, string[]?, string?]> = [
+          [0, 'purge_url', 'https://www.alpha.com/img/Logo.PNG', 'success'],
+          [1, 'purge_url', 'https://www.alpha.com/css/site.css', 'processing'],
+          [2, 'purge_prefix', 'https://www.alpha.com/img/', 'failed'],
+          [3, 'purge_url', 'https://cdn.beta.net/app/main.js?v=100%_x', 'timeout'],
+          [4, 'purge_host', 'cdn.beta.net', 'success'],
+          [5, 'purge_all', 'alpha.com', 'processing', ['www.alpha.com', 'cdn.beta.net']],
+          [6, 'purge_cache_tag', 'tag-news', 'success', ['www.alpha.com']],
+          [7, 'prefetch_url', 'https://img.gamma.org/photos/2026/cat.jpg', 'invalid'],
+          [8, 'purge_url', 'https://img.gamma.org/photos/2026/dog.jpg', 'success', undefined, 'zone-bbbb2222'],
+        ];
+        for (const [h, type, target, status, hosts, zone] of rows) {
+          const j = job([task(target, { status, ...(hosts ? { hosts } : {}), ...(type === 'purge_host' ? { hosts: [target] } : {}) })], {
+            type,
+            createdAt: T0 + h * HOUR,
+            ...(zone ? { zoneId: zone } : {}),
+          });
+          const [r] = await create(store, j);
+          ids.set(target, r!.id);
+          jobIds.push(j.jobId);
+        }
+        // Another tenant with look-alike data: must never show up.
+        await create(store, job([task('https://www.alpha.com/img/Logo.PNG'), task('https://www.alpha.com/secret')], { appId: OTHER_APP }));
+        return { ids, jobIds };
+      }
+
+      it('returns everything of the app newest first, with the total', async (t) => {
+        const store = await open(t);
+        await seed(store);
+        const r = await store.listTasks(q());
+        assert.equal(r.total, 9);
+        assert.deepEqual(r.tasks.map((x) => x.createdAt), [8, 7, 6, 5, 4, 3, 2, 1, 0].map((h) => T0 + h * HOUR));
+        assert.ok(r.tasks.every((x) => x.appId === APP));
+      });
+
+      it('orders tasks of the same instant by id, newest first, and pages over that order', async (t) => {
+        const store = await open(t);
+        const made = await create(store, job(Array.from({ length: 7 }, (_, i) => task(`https://www.alpha.com/p/${i}`))));
+        const all = await store.listTasks(q());
+        assert.deepEqual(all.tasks.map((x) => x.id), made.map((x) => x.id).reverse());
+        const seen: number[] = [];
+        for (let offset = 0; offset < 7; offset += 3) {
+          const page = await store.listTasks(q({ offset, limit: 3 }));
+          assert.equal(page.total, 7);
+          seen.push(...page.tasks.map((x) => x.id));
+        }
+        assert.deepEqual(seen, all.tasks.map((x) => x.id));
+        const beyond = await store.listTasks(q({ offset: 50, limit: 3 }));
+        assert.deepEqual(beyond, { total: 7, tasks: [] });
+        const none = await store.listTasks(q({ limit: 0 }));
+        assert.deepEqual(none, { total: 7, tasks: [] });
+      });
+
+      it('filters by inclusive time bounds', async (t) => {
+        const store = await open(t);
+        await seed(store);
+        const r = await store.listTasks(q({ from: T0 + 2 * HOUR, to: T0 + 4 * HOUR }));
+        assert.equal(r.total, 3);
+        assert.deepEqual(r.tasks.map((x) => x.createdAt), [T0 + 4 * HOUR, T0 + 3 * HOUR, T0 + 2 * HOUR]);
+        assert.equal((await store.listTasks(q({ from: T0 + 8 * HOUR }))).total, 1);
+        assert.equal((await store.listTasks(q({ to: T0 }))).total, 1);
+        assert.equal((await store.listTasks(q({ from: T0 + 5 * HOUR, to: T0 + HOUR }))).total, 0);
+      });
+
+      it('filters by statuses, types and zone', async (t) => {
+        const store = await open(t);
+        await seed(store);
+        const st = await store.listTasks(q({ statuses: ['processing', 'failed'] }));
+        assert.deepEqual(targets(st.tasks), ['alpha.com', 'https://www.alpha.com/img/', 'https://www.alpha.com/css/site.css']);
+        const ty = await store.listTasks(q({ types: ['purge_prefix', 'purge_host'] }));
+        assert.deepEqual(targets(ty.tasks), ['cdn.beta.net', 'https://www.alpha.com/img/']);
+        const zone = await store.listTasks(q({ zoneId: 'zone-bbbb2222' }));
+        assert.deepEqual(targets(zone.tasks), ['https://img.gamma.org/photos/2026/dog.jpg']);
+        assert.equal((await store.listTasks(q({ zoneId: ZONE }))).total, 8);
+        const combo = await store.listTasks(q({ statuses: ['success'], types: ['purge_url'], zoneId: ZONE }));
+        assert.deepEqual(targets(combo.tasks), ['https://www.alpha.com/img/Logo.PNG']);
+      });
+
+      it('treats an empty list filter as matching nothing', async (t) => {
+        const store = await open(t);
+        await seed(store);
+        assert.deepEqual(await store.listTasks(q({ statuses: [] })), { total: 0, tasks: [] });
+        assert.deepEqual(await store.listTasks(q({ hosts: [] })), { total: 0, tasks: [] });
+        assert.deepEqual(await store.listTasks(q({ types: [] })), { total: 0, tasks: [] });
+      });
+
+      it('filters by hosts: any of them, a task touching several counted once', async (t) => {
+        const store = await open(t);
+        await seed(store);
+        const beta = await store.listTasks(q({ hosts: ['cdn.beta.net'] }));
+        assert.deepEqual(targets(beta.tasks), ['alpha.com', 'cdn.beta.net', 'https://cdn.beta.net/app/main.js?v=100%_x']);
+        assert.equal(beta.total, 3);
+        const two = await store.listTasks(q({ hosts: ['cdn.beta.net', 'www.alpha.com'] }));
+        assert.equal(two.total, 7, 'purge_all touches both hosts and is counted once');
+        assert.equal(new Set(two.tasks.map((x) => x.id)).size, 7);
+        assert.deepEqual(two.tasks.map((x) => x.createdAt), [6, 5, 4, 3, 2, 1, 0].map((h) => T0 + h * HOUR));
+        const paged = await store.listTasks(q({ hosts: ['cdn.beta.net', 'www.alpha.com'], offset: 2, limit: 2 }));
+        assert.deepEqual(paged.tasks.map((x) => x.id), two.tasks.slice(2, 4).map((x) => x.id));
+        const combined = await store.listTasks(
+          q({ hosts: ['www.alpha.com'], statuses: ['success', 'processing'], types: ['purge_url', 'purge_all'], from: T0 + HOUR, to: T0 + 6 * HOUR }),
+        );
+        assert.deepEqual(targets(combined.tasks), ['alpha.com', 'https://www.alpha.com/css/site.css']);
+        assert.equal((await store.listTasks(q({ hosts: ['unknown.example'] }))).total, 0);
+        assert.equal((await store.listTasks(q({ appId: OTHER_APP, hosts: ['cdn.beta.net'] }))).total, 0);
+      });
+
+      it('filters by job id and by exact target', async (t) => {
+        const store = await open(t);
+        const { jobIds } = await seed(store);
+        const byJob = await store.listTasks(q({ jobId: jobIds[3]! }));
+        assert.deepEqual(targets(byJob.tasks), ['https://cdn.beta.net/app/main.js?v=100%_x']);
+        assert.equal((await store.listTasks(q({ jobId: jobIds[3]!, statuses: ['success'] }))).total, 0);
+        assert.equal((await store.listTasks(q({ appId: OTHER_APP, jobId: jobIds[3]! }))).total, 0);
+        const exact = await store.listTasks(q({ target: 'https://www.alpha.com/img/Logo.PNG' }));
+        assert.equal(exact.total, 1, 'exact target, this tenant only');
+        assert.equal((await store.listTasks(q({ target: 'https://www.alpha.com/img/logo.png' }))).total, 0, 'exact is exact');
+        assert.equal((await store.listTasks(q({ target: 'https://www.alpha.com/img' }))).total, 0, 'no prefix match');
+        assert.deepEqual(targets((await store.listTasks(q({ target: 'cdn.beta.net' }))).tasks), ['cdn.beta.net']);
+        // Shorter than the trigram index can serve.
+        const many = await store.listTasks(q({ target: 'ab' }));
+        assert.equal(many.total, 0);
+      });
+
+      it('finds substrings of targets (fuzzy), case-insensitively, combined with other filters', async (t) => {
+        const store = await open(t);
+        await seed(store);
+        assert.deepEqual(targets((await store.listTasks(q({ targetContains: 'photos/2026' }))).tasks), [
+          'https://img.gamma.org/photos/2026/dog.jpg',
+          'https://img.gamma.org/photos/2026/cat.jpg',
+        ]);
+        assert.deepEqual(targets((await store.listTasks(q({ targetContains: 'logo.png' }))).tasks), [
+          'https://www.alpha.com/img/Logo.PNG',
+        ]);
+        assert.deepEqual(targets((await store.listTasks(q({ targetContains: 'IMG/LOGO' }))).tasks), [
+          'https://www.alpha.com/img/Logo.PNG',
+        ]);
+        // LIKE / GLOB / FTS syntax is taken literally.
+        assert.equal((await store.listTasks(q({ targetContains: '100%_x' }))).total, 1);
+        assert.equal((await store.listTasks(q({ targetContains: '%' }))).total, 1);
+        assert.equal((await store.listTasks(q({ targetContains: '_' }))).total, 1);
+        assert.equal((await store.listTasks(q({ targetContains: '"' }))).total, 0);
+        assert.equal((await store.listTasks(q({ targetContains: '" OR "a' }))).total, 0);
+        assert.equal((await store.listTasks(q({ targetContains: 'alpha.com/*' }))).total, 0);
+        // Tag and host targets too; whole target; short needles.
+        assert.deepEqual(targets((await store.listTasks(q({ targetContains: 'news' }))).tasks), ['tag-news']);
+        assert.equal((await store.listTasks(q({ targetContains: 'https://www.alpha.com/img/Logo.PNG' }))).total, 1);
+        assert.equal((await store.listTasks(q({ targetContains: 'js' }))).total, 1);
+        assert.equal((await store.listTasks(q({ targetContains: 'a' }))).total, 9);
+        assert.equal((await store.listTasks(q({ targetContains: 'jpg', from: T0 + 8 * HOUR, to: T0 + 9 * HOUR }))).total, 1);
+        assert.equal((await store.listTasks(q({ targetContains: 'nothing-like-this' }))).total, 0);
+        // Combined with the other filters.
+        const combo = await store.listTasks(
+          q({ targetContains: 'alpha.com', hosts: ['www.alpha.com'], statuses: ['success', 'processing'], from: T0, to: T0 + 5 * HOUR }),
+        );
+        assert.deepEqual(targets(combo.tasks), ['alpha.com', 'https://www.alpha.com/css/site.css', 'https://www.alpha.com/img/Logo.PNG']);
+        const paged = await store.listTasks(q({ targetContains: 'alpha.com', offset: 1, limit: 2 }));
+        assert.equal(paged.total, 4);
+        assert.deepEqual(targets(paged.tasks), ['https://www.alpha.com/img/', 'https://www.alpha.com/css/site.css']);
+        assert.equal((await store.listTasks(q({ targetContains: 'alpha.com', types: ['purge_all'] }))).total, 1);
+        assert.equal((await store.listTasks(q({ targetContains: 'secret' }))).total, 0, 'never another tenant');
+        assert.equal((await store.listTasks(q({ appId: OTHER_APP, targetContains: 'logo' }))).total, 1);
+      });
+
+      it('finds tasks by text within a time range even when stamped out of commit order', async (t) => {
+        const store = await open(t);
+        // Committed first but stamped later, then the reverse (clock skew between replicas).
+        await create(store, job([task('https://www.alpha.com/skew/late.css')], { createdAt: T0 + 10 * HOUR }));
+        await create(store, job([task('https://www.alpha.com/skew/early.css')], { createdAt: T0 }));
+        await create(store, job([task('https://www.alpha.com/skew/mid.css')], { createdAt: T0 + 5 * HOUR }));
+        const early = await store.listTasks(q({ targetContains: 'skew/', from: T0, to: T0 + HOUR }));
+        assert.deepEqual(targets(early.tasks), ['https://www.alpha.com/skew/early.css']);
+        const exact = await store.listTasks(q({ target: 'https://www.alpha.com/skew/early.css', from: T0, to: T0 + HOUR }));
+        assert.equal(exact.total, 1);
+        const all = await store.listTasks(q({ targetContains: '.css', from: T0, to: T0 + 10 * HOUR }));
+        assert.deepEqual(targets(all.tasks), [
+          'https://www.alpha.com/skew/late.css',
+          'https://www.alpha.com/skew/mid.css',
+          'https://www.alpha.com/skew/early.css',
+        ]);
+        assert.equal((await store.listTasks(q({ targetContains: 'skew', from: T0 + 11 * HOUR }))).total, 0);
+        assert.equal((await store.listTasks(q({ targetContains: 'skew', to: T0 - 1 }))).total, 0);
+      });
+
+      it('finds non-ASCII substrings', async (t) => {
+        const store = await open(t);
+        await create(store, job([task('https://www.alpha.com/文件/图片.jpg'), task('https://www.alpha.com/ß/Ünïcode')]));
+        assert.equal((await store.listTasks(q({ targetContains: '图片' }))).total, 1);
+        assert.equal((await store.listTasks(q({ targetContains: '文件/图片' }))).total, 1);
+        assert.equal((await store.listTasks(q({ targetContains: 'ß/Ünï' }))).total, 1);
+      });
+    });
+
+    describe('listJobs', () => {
+      async function seedJobs(store: TaskStore): Promise<string[]> {
+        const ids: string[] = [];
+        const specs: Array<[number, TaskType, string[]]> = [
+          [0, 'purge_url', ['https://www.alpha.com/a', 'https://cdn.beta.net/b']],
+          [1, 'purge_prefix', ['https://www.alpha.com/dir/']],
+          [2, 'purge_url', ['https://cdn.beta.net/c', 'https://cdn.beta.net/d', 'https://cdn.beta.net/e']],
+          [3, 'prefetch_url', ['https://www.alpha.com/a']],
+        ];
+        for (const [h, type, list] of specs) {
+          const j = job(list.map((x) => task(x)), { type, createdAt: T0 + h * HOUR });
+          await create(store, j);
+          ids.push(j.jobId);
+        }
+        await create(store, job([task('https://www.alpha.com/a')], { appId: OTHER_APP }));
+        return ids;
+      }
+
+      it('lists jobs newest first, each with all its tasks in submission order', async (t) => {
+        const store = await open(t);
+        const ids = await seedJobs(store);
+        const r = await store.listJobs({ appId: APP, offset: 0, limit: 10 });
+        assert.equal(r.total, 4);
+        assert.deepEqual(r.jobs.map((x) => x.job.jobId), [...ids].reverse());
+        const third = r.jobs[1]!;
+        assert.equal(third.job.taskCount, 3);
+        assert.deepEqual(targets(third.tasks), ['https://cdn.beta.net/c', 'https://cdn.beta.net/d', 'https://cdn.beta.net/e']);
+        const page = await store.listJobs({ appId: APP, offset: 1, limit: 2 });
+        assert.equal(page.total, 4);
+        assert.deepEqual(page.jobs.map((x) => x.job.jobId), [ids[2], ids[1]]);
+      });
+
+      it('filters by host, exact target, job id, time and types', async (t) => {
+        const store = await open(t);
+        const ids = await seedJobs(store);
+        const list = async (over: object): Promise<string[]> =>
+          (await store.listJobs({ appId: APP, offset: 0, limit: 10, ...over })).jobs.map((x) => x.job.jobId);
+        assert.deepEqual(await list({ host: 'cdn.beta.net' }), [ids[2], ids[0]]);
+        const withHost = await store.listJobs({ appId: APP, offset: 0, limit: 10, host: 'cdn.beta.net' });
+        assert.equal(withHost.total, 2);
+        assert.equal(withHost.jobs[1]!.tasks.length, 2, 'all the tasks of a matching job');
+        assert.deepEqual(await list({ target: 'https://www.alpha.com/a' }), [ids[3], ids[0]]);
+        assert.deepEqual(await list({ target: 'https://www.alpha.com' }), []);
+        assert.deepEqual(await list({ jobId: ids[1] }), [ids[1]]);
+        assert.deepEqual(await list({ jobId: ids[1], appId: OTHER_APP }), []);
+        assert.deepEqual(await list({ from: T0 + HOUR, to: T0 + 2 * HOUR }), [ids[2], ids[1]]);
+        assert.deepEqual(await list({ types: ['purge_url'] }), [ids[2], ids[0]]);
+        assert.deepEqual(await list({ types: ['purge_url'], host: 'www.alpha.com' }), [ids[0]]);
+        assert.deepEqual(await list({ host: 'www.alpha.com', from: T0 + 2 * HOUR }), [ids[3]]);
+        assert.deepEqual(await list({ types: [] }), []);
+      });
+    });
+
+    describe('purge log', () => {
+      it('reads ascending after a seq, at most limit entries', async (t) => {
+        const store = await open(t);
+        for (let i = 0; i < 5; i++) {
+          await create(store, job([task(`https://a.example.com/${i}/x`), task(`https://a.example.com/${i}/y`)], { createdAt: T0 + i }));
+        }
+        assert.equal(await store.lastSeq(), 10);
+        assert.deepEqual((await store.readLog(3, 4)).map((e) => e.seq), [4, 5, 6, 7]);
+        assert.deepEqual((await store.readLog(8, 100)).map((e) => e.seq), [9, 10]);
+        assert.deepEqual(await store.readLog(10, 100), []);
+        assert.deepEqual(await store.readLog(0, 0), []);
+        const [e] = await store.readLog(4, 1);
+        assert.equal(e!.target, 'https://a.example.com/2/x');
+        assert.deepEqual(e!.hosts, ['a.example.com']);
+      });
+    });
+
+    describe('node progress', () => {
+      it('records acks per node and never moves backwards', async (t) => {
+        const store = await open(t);
+        await store.ackNode('edge-b', 5, T0 + 1);
+        await store.ackNode('edge-a', 7, T0 + 2);
+        await store.ackNode('edge-a', 3, T0 + 3);
+        await store.ackNode('edge-b', 9, T0 + 4);
+        const p = await store.nodeProgress();
+        const byNode = new Map(p.map((x) => [x.nodeId, x]));
+        assert.equal(p.length, 2);
+        assert.equal(byNode.get('edge-a')!.ackedSeq, 7, 'a lower ack does not move it back');
+        assert.equal(byNode.get('edge-a')!.seenAt, T0 + 3, 'but it counts as a sign of life');
+        assert.equal(byNode.get('edge-b')!.ackedSeq, 9);
+        assert.equal(byNode.get('edge-b')!.seenAt, T0 + 4);
+      });
+    });
+
+    describe('updateTasks and processingTasks', () => {
+      it('sets statuses, failure details and updatedAt for a batch; queries see them', async (t) => {
+        const store = await open(t);
+        const made = await create(
+          store,
+          job([task('https://a.example.com/1'), task('https://a.example.com/2'), task('https://b.example.com/3'), task('https://b.example.com/4')]),
+        );
+        const [a, b, c, d] = made as [TaskRecord, TaskRecord, TaskRecord, TaskRecord];
+        await store.updateTasks(
+          [
+            { taskId: a.id, status: 'success' },
+            { taskId: b.id, status: 'failed', failType: 'taskFailed', failMessage: 'node edge-1 refused' },
+            { taskId: c.id, status: 'timeout' },
+            { taskId: 987654321, status: 'success' },
+          ],
+          T0 + 30_000,
+        );
+        const after = await store.jobTasks(APP, a.jobId);
+        assert.deepEqual(after.map((x) => x.status), ['success', 'failed', 'timeout', 'processing']);
+        assert.equal(after[1]!.failType, 'taskFailed');
+        assert.equal(after[1]!.failMessage, 'node edge-1 refused');
+        assert.equal(after[0]!.updatedAt, T0 + 30_000);
+        assert.equal(after[3]!.updatedAt, T0, 'untouched tasks keep their updatedAt');
+        assert.equal(after[0]!.createdAt, T0);
+        // Every query path sees the new status.
+        assert.deepEqual((await store.listTasks(q({ statuses: ['failed'] }))).tasks.map((x) => x.id), [b.id]);
+        assert.deepEqual((await store.listTasks(q({ statuses: ['timeout'], hosts: ['b.example.com'] }))).tasks.map((x) => x.id), [c.id]);
+        assert.deepEqual((await store.listTasks(q({ statuses: ['processing'], hosts: ['b.example.com', 'a.example.com'] }))).tasks.map((x) => x.id), [d.id]);
+        assert.deepEqual((await store.listTasks(q({ statuses: ['success'], targetContains: 'example.com/1' }))).tasks.map((x) => x.id), [a.id]);
+        // Omitted failure fields are kept; null clears them.
+        await store.updateTasks([{ taskId: b.id, status: 'failed' }], T0 + 40_000);
+        assert.equal((await store.jobTasks(APP, a.jobId))[1]!.failType, 'taskFailed');
+        await store.updateTasks([{ taskId: b.id, status: 'success', failType: null, failMessage: null }], T0 + 50_000);
+        const cleared = (await store.jobTasks(APP, a.jobId))[1]!;
+        assert.equal(cleared.failType, null);
+        assert.equal(cleared.failMessage, null);
+        assert.equal(cleared.updatedAt, T0 + 50_000);
+        await store.updateTasks([], T0 + 60_000);
+      });
+
+      it('lists processing fanned-out tasks in (afterSeq, maxSeq], ascending, at most limit', async (t) => {
+        const store = await open(t);
+        const one = await create(store, job([task('https://a.example.com/1'), task('https://a.example.com/2', { fanOut: false })]));
+        const two = await create(store, job([task('https://a.example.com/3'), task('https://a.example.com/4'), task('https://a.example.com/5')]));
+        // seqs: 1 (one[0]), 2..4 (two)
+        await store.updateTasks([{ taskId: two[0]!.id, status: 'success' }], T0 + 1);
+        assert.deepEqual((await store.processingTasks(3, 10)).map((x) => x.seq), [1, 3]);
+        assert.deepEqual((await store.processingTasks(100, 10)).map((x) => x.seq), [1, 3, 4]);
+        assert.deepEqual((await store.processingTasks(100, 2)).map((x) => x.seq), [1, 3]);
+        assert.deepEqual((await store.processingTasks(100, 10, 1)).map((x) => x.seq), [3, 4], 'afterSeq < seq');
+        assert.deepEqual((await store.processingTasks(100, 1, 3)).map((x) => x.seq), [4], 'pages on by afterSeq');
+        assert.deepEqual(await store.processingTasks(3, 10, 3), []);
+        assert.deepEqual(await store.processingTasks(0, 10), []);
+        assert.deepEqual(await store.processingTasks(100, 0), []);
+        assert.equal((await store.processingTasks(100, 10))[0]!.id, one[0]!.id);
+      });
+    });
+
+    describe('prune', () => {
+      it('deletes jobs, tasks and log entries created before the cutoff; firstSeq moves up', async (t) => {
+        const store = await open(t);
+        const old = job([task('https://a.example.com/old/1'), task('https://a.example.com/old/2')], { createdAt: T0 });
+        const mid = job([task('https://a.example.com/mid/1', { fanOut: false, status: 'success' })], { createdAt: T0 + DAY });
+        const fresh = job([task('https://a.example.com/new/1'), task('https://a.example.com/new/2')], { createdAt: T0 + 2 * DAY });
+        await create(store, old);
+        await create(store, mid);
+        await create(store, fresh);
+        assert.equal(await store.firstSeq(), 1);
+        assert.equal(await store.prune(T0 + DAY), 2, 'only createdAt < before');
+        assert.equal(await store.getJob(APP, old.jobId), null);
+        assert.deepEqual(await store.jobTasks(APP, old.jobId), []);
+        assert.notEqual(await store.getJob(APP, mid.jobId), null);
+        assert.equal(await store.firstSeq(), 3);
+        assert.equal(await store.lastSeq(), 4);
+        assert.deepEqual((await store.readLog(0, 10)).map((e) => e.seq), [3, 4]);
+        assert.equal((await store.listTasks(q({ targetContains: '/old/' }))).total, 0);
+        assert.equal((await store.listTasks(q({ hosts: ['a.example.com'] }))).total, 3);
+        assert.equal((await store.listJobs({ appId: APP, offset: 0, limit: 10 })).total, 2);
+        assert.equal(await store.prune(T0 + DAY), 0, 'idempotent');
+      });
+
+      it('pruning the whole log keeps lastSeq; new entries continue it and ids are not reused', async (t) => {
+        const store = await open(t);
+        const made = await create(store, job([task('https://a.example.com/1'), task('https://a.example.com/2')], { createdAt: T0 }));
+        assert.equal(await store.prune(T0 + 1), 2);
+        assert.equal(await store.lastSeq(), 2);
+        assert.equal(await store.firstSeq(), 3);
+        assert.deepEqual(await store.readLog(0, 10), []);
+        const next = await create(store, job([task('https://a.example.com/3')], { createdAt: T0 + 2 }));
+        assert.equal(next[0]!.seq, 3);
+        assert.ok(next[0]!.id > made[1]!.id, 'task ids are never reused');
+        assert.equal(await store.firstSeq(), 3);
+      });
+
+      it('removes large histories in several batches and reports every task', async (t) => {
+        const store = await open(t);
+        for (let i = 0; i < 12; i++) {
+          const tasks = Array.from({ length: 400 }, (_, k) => task(`https://a.example.com/${i}/${k}.png`));
+          await create(store, job(tasks, { createdAt: T0 + i * MIN }));
+        }
+        await create(store, job([task('https://a.example.com/keep')], { createdAt: T0 + DAY }));
+        assert.equal(await store.prune(T0 + HOUR), 4800);
+        assert.equal((await store.listTasks(q())).total, 1);
+        assert.equal(await store.firstSeq(), 4801);
+        assert.equal((await store.listTasks(q({ targetContains: '.png' }))).total, 0);
+      });
+
+      it('regression: a surviving entry below a pruned one does not hide the gap (firstSeq is past it)', async (t) => {
+        const store = await open(t);
+        // Committed in this order, but stamped out of order (two replicas, clock skew).
+        await create(store, job([task('https://a.example.com/late-stamp')], { createdAt: T0 + 10 }));
+        await create(store, job([task('https://a.example.com/early-stamp')], { createdAt: T0 }));
+        await create(store, job([task('https://a.example.com/fresh')], { createdAt: T0 + 20 }));
+        assert.equal(await store.prune(T0 + 5), 1);
+        // seq 2 is gone, so a node that still needs 2 must see it fell behind: firstSeq > 2.
+        assert.equal(await store.firstSeq(), 3);
+        assert.deepEqual((await store.readLog(2, 10)).map((e) => e.seq), [3]);
+      });
+
+      it('also forgets quota days that are over everywhere', async (t) => {
+        const store = await open(t);
+        await store.createJob(job([task('https://a.example.com/1')], { createdAt: T0 }), charge({ day: '2026-01-01' }));
+        await store.createJob(job([task('https://a.example.com/2')], { createdAt: T0 + 5 * DAY }), charge({ day: '2026-01-06' }));
+        await store.prune(T0 + 3 * DAY);
+        assert.equal((await store.quotaUsage(APP, '2026-01-01')).size, 0);
+        assert.equal((await store.quotaUsage(APP, '2026-01-06')).get('purge_url'), 1);
+      });
+    });
+  });
+}
