@@ -1,18 +1,17 @@
 // Identifiers: job ids (EdgeOne JobId / CDN TaskId / legacy task_id) and request ids.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 
 const B36 = '0123456789abcdefghijklmnopqrstuvwxyz';
 
 /**
- * A job id: 12 lowercase alphanumerics like Tencent's (`20ga521cpwch`): 8 chars of base36
- * milliseconds (sortable until 2059) then 4 random chars. Uniqueness is enforced by the store's key.
+ * A job id: the EdgeOne JobId, CDN TaskId and legacy task_id alike, so it must satisfy all three
+ * shapes: digits only (the legacy docs type `taskId` as Int and old SDKs drop non-numeric ones;
+ * CDN shows ids like `98547009889354471`; EdgeOne's are lowercase alphanumerics). 13 digits of
+ * milliseconds then 3 random digits: 16 digits, below 2^53 so a client parsing it as a JSON number
+ * keeps it exact. Uniqueness is enforced by the store's key (the caller retries on a clash).
  */
 export function newJobId(nowMs: number): string {
-  const t = nowMs.toString(36).padStart(8, '0').slice(-8);
-  const r = randomBytes(4);
-  let s = '';
-  for (const b of r) s += B36[b % 36];
-  return t + s;
+  return `${Math.trunc(nowMs)}${String(randomInt(1000)).padStart(3, '0')}`;
 }
 
 export const newRequestId = (): string => randomUUID();
