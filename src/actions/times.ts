@@ -11,6 +11,12 @@ export function parseIso(v: string, name: string, code: ErrorCode): number {
   return ms;
 }
 
+/**
+ * An EndTime given to the second covers that whole second: tasks carry milliseconds while every
+ * time we print is whole seconds, so `EndTime` = a task's shown CreateTime must still find it.
+ */
+export const endOfSecond = (ms: number, text: string): number => (/\.\d/.test(text) ? ms : ms + 999);
+
 /** `2022-02-09T02:28:43Z`: whole seconds, as Tencent prints. */
 export const formatIso = (ms: number): string => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 

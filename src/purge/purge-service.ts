@@ -134,14 +134,14 @@ export class PurgeService {
       if (req.targets.length === 0) throw new ApiError(req.source === 'teo' ? 'InvalidParameter.ParameterError' : 'InvalidParameter.CdnParamError', 'Targets must not be empty');
       this.#checkBatch(req, errs);
       if (req.type === 'purge_cache_tag') {
-        const domains = this.#tagDomains(req, zone, errs);
+        // The domains are checked once: a refused one is what FailedList names, not the tags.
+        const byZone = new Map<string, string[]>();
+        for (const host of this.#tagDomains(req, zone, errs)) {
+          const z = admit(host, host);
+          if (z) byZone.set(z.zoneId, [...(byZone.get(z.zoneId) ?? []), host]);
+        }
         for (const raw of req.targets) {
           const tag = parseTagTarget(raw, errs);
-          const byZone = new Map<string, string[]>();
-          for (const host of domains) {
-            const z = admit(host, tag);
-            if (z) byZone.set(z.zoneId, [...(byZone.get(z.zoneId) ?? []), host]);
-          }
           for (const [zoneId, hosts] of byZone) push({ target: tag, hosts, zoneId }, `${zoneId} ${tag}`);
         }
       } else if (req.type === 'purge_host') {
@@ -194,7 +194,7 @@ export class PurgeService {
         if (e instanceof QuotaExceededError) {
           throw new ApiError(errs.daily, `daily ${req.type} quota exhausted: ${e.used} of ${limit.daily} used, this request needs ${units(req.type, planned.length)}`);
         }
-        if (e instanceof DuplicateJobIdError && attempt < 5) continue;
+        if (e instanceof DuplicateJobIdError && attempt < 20) continue;
         throw e;
       }
     }

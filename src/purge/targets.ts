@@ -27,10 +27,11 @@ export interface ParsedUrl {
 
 function checkText(raw: unknown, what: string, errs: TargetErrors): string {
   if (typeof raw !== 'string') throw new ApiError(errs.invalid, `${what} must be a string`);
+  // Checked before trimming: a trailing CR/LF/TAB is a control character, not padding to drop.
+  if (CONTROL.test(raw)) throw new ApiError(errs.invalid, `${what} contains a control character`);
   const s = raw.trim();
   if (s === '') throw new ApiError(errs.invalid, `${what} is empty`);
   if (s.length > MAX_TARGET_LENGTH) throw new ApiError(errs.tooLong, `${what} is longer than ${MAX_TARGET_LENGTH} characters`);
-  if (CONTROL.test(s)) throw new ApiError(errs.invalid, `${what} contains a control character`);
   return s;
 }
 
@@ -38,7 +39,9 @@ function checkText(raw: unknown, what: string, errs: TargetErrors): string {
 export function parseUrlTarget(raw: unknown, encode: boolean, errs: TargetErrors): ParsedUrl {
   const s = checkText(raw, 'URL', errs);
   if (!/^https?:\/\//i.test(s)) throw new ApiError(errs.invalid, `"${s}" must start with http:// or https://`);
-  const authority = s.slice(s.indexOf('//') + 2).split(/[/?#]/, 1)[0] ?? '';
+  // The authority as written (WHATWG treats `\` like `/`): `http:///a` must not become host `a`.
+  const authority = s.slice(s.indexOf('//') + 2).split(/[/?#\\]/, 1)[0] ?? '';
+  if (authority === '') throw new ApiError(errs.invalid, `"${s}" names no host`);
   if (authority.includes('*')) throw new ApiError(errs.wildcard, `"${s}": wildcard hosts are not supported; list each host`);
   let url: URL;
   try {

@@ -2,6 +2,7 @@
 // "/edge/". Decoding and rendering belong to src/protocols; the work belongs to src/actions.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Config } from '../config/schema.ts';
 import type { ActionContext, ActionHandler } from '../actions/context.ts';
 import { API3_ACTIONS } from '../actions/registry.ts';
@@ -33,6 +34,9 @@ export interface ControlPlaneOptions {
   /** Heartbeat/settle period of the fan-out (tests shorten it). */
   readonly heartbeatMs?: number;
 }
+
+/** Request line plus headers: room for a 32 KB GET query (TENCENT-API §2.2) and the signed headers. */
+const MAX_HEADER_BYTES = 64 * 1024;
 
 export class ControlPlane {
   readonly directory: Directory;
@@ -68,13 +72,15 @@ export class ControlPlane {
     this.#admin = adminRoutes({ directory: this.directory, store: options.store, hub: this.hub });
     this.#buckets = new TokenBuckets(options.clock);
     this.#nonces = new NonceCache({ windowSeconds: V2_TIMESTAMP_WINDOW_SECONDS, capacity: 1_000_000 });
-    this.#server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+    // TENCENT-API §2.2: a GET may carry up to 32 KB of query; Node's default header limit is 16 KB.
+    this.#server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
       this.#route(req, res).catch((e: unknown) => {
         options.logger.error('request handler crashed', { error: e });
         if (!res.headersSent) res.writeHead(500).end();
         else res.destroy();
       });
     });
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(err, socket));
     // Keep-alive clients reuse sockets across many calls (the benchmark, the SDKs' agents).
     this.#server.keepAliveTimeout = 65_000;
   }
@@ -201,6 +207,25 @@ export class ControlPlane {
   #lookup(secretId: string) {
     const c = this.directory.credential(secretId);
     return c ? { secretKey: c.secretKey, appId: c.account.appId } : undefined;
+  }
+
+  /**
+   * Requests the HTTP parser refused. Over-long headers or query still get the API 3.0 envelope
+   * (HTTP 200, RequestSizeLimitExceeded) so SDKs see a code; the rest keep Node's default answers.
+   */
+  #clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    if (err.code === 'HPE_HEADER_OVERFLOW') {
+      const requestId = newRequestId();
+      const reply = renderApi3Error(
+        new ApiError('RequestSizeLimitExceeded', `The request line and headers exceed ${MAX_HEADER_BYTES} bytes; send large inputs as a POST body.`),
+        requestId,
+        () => {},
+      );
+      const head = Object.entries({ ...reply.headers, 'Content-Length': String(Buffer.byteLength(reply.body)), 'X-TC-RequestId': requestId, Connection: 'close' });
+      return void socket.end(`HTTP/1.1 ${reply.status} OK\r\n${head.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${reply.body}`);
+    }
+    socket.end(err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
   }
 
   /** An oversized body is not read to the end: answer and close the connection instead. */

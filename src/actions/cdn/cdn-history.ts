@@ -4,7 +4,7 @@ import { ApiError } from '../../shared/errors.ts';
 import type { TaskStatus, TaskType } from '../../purge/types.ts';
 import type { TaskQuery } from '../../store/task-store.ts';
 import type { ActionContext } from '../context.ts';
-import { parseCdnTime } from '../times.ts';
+import { endOfSecond, parseCdnTime } from '../times.ts';
 
 const E = 'InvalidParameter.CdnParamError' as const;
 
@@ -59,7 +59,7 @@ export function cdnQuery(ctx: ActionContext, p: CdnQueryInput, types: readonly T
   if (p.TaskId !== undefined && p.TaskId !== '') q.jobId = p.TaskId;
   if (p.StartTime !== undefined) {
     q.from = parseCdnTime(p.StartTime, ctx.timezone, 'StartTime', 'InvalidParameter.CdnStatInvalidDate');
-    q.to = p.EndTime !== undefined ? parseCdnTime(p.EndTime, ctx.timezone, 'EndTime', 'InvalidParameter.CdnStatInvalidDate') : ctx.clock.now();
+    q.to = p.EndTime !== undefined ? endOfSecond(parseCdnTime(p.EndTime, ctx.timezone, 'EndTime', 'InvalidParameter.CdnStatInvalidDate'), p.EndTime) : ctx.clock.now();
     if (q.to < q.from) throw new ApiError('InvalidParameter.CdnStatInvalidDate', 'EndTime is before StartTime');
   } else if (p.EndTime !== undefined) {
     throw new ApiError('MissingParameter', 'EndTime needs StartTime');

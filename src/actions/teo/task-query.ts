@@ -4,7 +4,7 @@ import { PURGE_TYPES, TASK_STATUSES, type TaskRecord, type TaskStatus, type Task
 import type { TaskQuery } from '../../store/task-store.ts';
 import type { ActionContext } from '../context.ts';
 import { array, bool, int, object, opt, readFields, req, str, TEO_FIELDS } from '../fields.ts';
-import { formatIso, parseIso } from '../times.ts';
+import { endOfSecond, formatIso, parseIso } from '../times.ts';
 
 const SEVEN_DAYS = 7 * 86_400_000;
 const E = 'InvalidParameter.ParameterError' as const;
@@ -87,7 +87,7 @@ export async function describeTasks(ctx: ActionContext, params: Record<string, u
       throw new ApiError(E, 'Parameter error: Invalid "End time". The interval between the start and end time cannot exceed 7 days.');
     }
     q.from = from;
-    q.to = to;
+    q.to = endOfSecond(to, p.EndTime);
   } else if (q.jobId === undefined) {
     throw new ApiError(E, 'Either StartTime and EndTime or a job-id filter is required');
   }

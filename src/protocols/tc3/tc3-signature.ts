@@ -41,7 +41,10 @@ export function parseAuthorization(header: string): Tc3Authorization {
     const name = eq === -1 ? part.trim() : part.slice(0, eq).trim();
     if (!['Credential', 'SignedHeaders', 'Signature'].includes(name)) throw invalid(`unexpected field "${name}"`);
     if (fields.has(name)) throw invalid(`${name} is given twice`);
-    fields.set(name, part.slice(eq + 1).trim());
+    // A stray space inside the Credential (around the SecretId) is the caller's key being wrong:
+    // keep it, so the lookup fails with SecretIdNotFound as Tencent's does (§2.7).
+    const value = part.slice(eq + 1);
+    fields.set(name, name === 'Credential' ? value.replace(/[\r\n]+$/, '') : value.trim());
   }
   const credential = fields.get('Credential');
   const signedHeadersField = fields.get('SignedHeaders');

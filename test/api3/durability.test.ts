@@ -1,0 +1,140 @@
+// Acknowledged means durable (DESIGN invariant 1) at the HTTP level: the real CLI `serve` runs as a
+// child process, CreatePurgeTask calls stream in, the server is SIGKILLed mid-stream and restarted on
+// the same database, and every JobId it had acknowledged is listed with all its tasks.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { signTc3Request } from '../../src/protocols/tc3/tc3-signature.ts';
+import { ACME } from '../helpers/control-plane.ts';
+import { TEO } from './fixtures.ts';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const TARGETS_PER_JOB = 3;
+
+interface Server {
+  readonly child: ChildProcess;
+  readonly base: string;
+  readonly exited: Promise<NodeJS.Signals | number | null>;
+}
+
+async function serve(configPath: string): Promise<Server> {
+  const child = spawn(process.execPath, [MAIN, 'serve', '--config', configPath], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, EDGEPURGE_LOG_LEVEL: 'error' },
+  });
+  const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
+  let out = '';
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
+  const base = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start in time: ${out}${err}`)), 10_000);
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => {
+      out += c;
+      const m = /control plane on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    void exited.then((how) => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited (${String(how)}) before listening: ${out}${err}`));
+    });
+  });
+  return { child, base, exited };
+}
+
+async function api(base: string, action: string, params: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const body = JSON.stringify(params);
+  const host = new URL(base).host;
+  const headers = signTc3Request({
+    secretId: ACME.secretId, secretKey: ACME.secretKey, host, service: 'teo', action, version: TEO,
+    timestamp: Math.floor(Date.now() / 1000), body, method: 'POST', contentType: 'application/json',
+  });
+  delete headers.Host;
+  const res = await fetch(`${base}/`, { method: 'POST', headers, body });
+  const json = (await res.json()) as { Response: Record<string, unknown> & { Error?: { Code: string } } };
+  if (json.Response.Error) throw new Error(`${action}: ${json.Response.Error.Code}`);
+  return json.Response;
+}
+
+test('every JobId acknowledged before kill -9 is listed with all its tasks after a restart', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgepurge-kill9-'));
+  const running: ChildProcess[] = [];
+  t.after(() => {
+    for (const c of running) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const configPath = join(dir, 'edgepurge.yaml');
+  writeFileSync(
+    configPath,
+    `server: { listen: "127.0.0.1:0" }
+store: { driver: sqlite, path: ${JSON.stringify(join(dir, 'edgepurge.db'))} }
+accounts:
+  - appId: ${ACME.appId}
+    name: acme
+    credentials: [{ secretId: ${ACME.secretId}, secretKey: ${ACME.secretKey} }]
+    rateLimit: false
+    quotas: { purge_url: { batch: 100, daily: 1000000 } }
+    zones:
+      - zoneId: ${ACME.zoneId}
+        name: acme.com
+        domains: [{ host: ${ACME.host}, origin: "http://127.0.0.1:9" }]
+`,
+  );
+
+  const first = await serve(configPath);
+  running.push(first.child);
+  const acked = new Map<string, string[]>();
+  let killed = false;
+  let n = 0;
+  const worker = async () => {
+    while (!killed) {
+      const i = n++;
+      const targets = Array.from({ length: TARGETS_PER_JOB }, (_, k) => `http://${ACME.host}/kill9/${i}/${k}`);
+      try {
+        const r = await api(first.base, 'CreatePurgeTask', { ZoneId: ACME.zoneId, Type: 'purge_url', Targets: targets });
+        acked.set(String(r.JobId), targets);
+      } catch {
+        // The connection died with the server: that call was never acknowledged.
+      }
+    }
+  };
+  const workers = Array.from({ length: 8 }, worker);
+  // Kill while calls are in flight, once a good number has been acknowledged.
+  const started = Date.now();
+  while (acked.size < 150 && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(first.child.kill('SIGKILL'), true);
+  killed = true;
+  assert.equal(await first.exited, 'SIGKILL');
+  await Promise.all(workers);
+  assert.ok(acked.size >= 150, `only ${acked.size} jobs acknowledged before the kill`);
+
+  const second = await serve(configPath);
+  running.push(second.child);
+  const now = Date.now();
+  const listed = new Map<string, string[]>();
+  let total = Infinity;
+  for (let offset = 0; offset < total; offset += 1000) {
+    const page = await api(second.base, 'DescribePurgeTasks', {
+      ZoneId: ACME.zoneId,
+      StartTime: new Date(now - 3_600_000).toISOString(),
+      EndTime: new Date(now + 60_000).toISOString(),
+      Offset: offset,
+      Limit: 1000,
+    });
+    total = page.TotalCount as number;
+    for (const task of page.Tasks as Array<{ JobId: string; Target: string }>) listed.set(task.JobId, [...(listed.get(task.JobId) ?? []), task.Target]);
+  }
+  for (const [jobId, targets] of acked) {
+    assert.deepEqual((listed.get(jobId) ?? []).sort(), [...targets].sort(), `acknowledged job ${jobId}`);
+  }
+  // No half-written job either: every job that exists has all its tasks.
+  for (const [jobId, targets] of listed) assert.equal(targets.length, TARGETS_PER_JOB, `job ${jobId}`);
+  second.child.kill('SIGTERM');
+  assert.equal(await second.exited, 0);
+});
