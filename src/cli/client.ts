@@ -49,3 +49,28 @@ export async function callApi(ep: Endpoint, service: 'teo' | 'cdn', version: str
   if (r.Error) throw new RemoteError(r.Error.Code, r.Error.Message, String(r.RequestId ?? ''));
   return r;
 }
+
+/** One node's progress on one task, as GET /admin/v1/jobs/JOBID reports it. */
+export interface AdminNode {
+  readonly NodeId: string;
+  readonly State: string;
+  readonly AckedSeq: number;
+  readonly LastSeen: string | null;
+  readonly FailMessage?: string;
+}
+
+/** GET /admin/v1/jobs/JOBID: a job with every task's per-node progress (HTTP Basic SecretId:SecretKey). */
+export interface AdminJob {
+  readonly JobId: string;
+  readonly Tasks: ReadonlyArray<{ readonly Target: string; readonly Status: string; readonly Nodes: readonly AdminNode[] }>;
+}
+
+/** The job's per-node progress; undefined when the server does not know the job. */
+export async function getAdminJob(ep: Endpoint, jobId: string): Promise<AdminJob | undefined> {
+  const auth = Buffer.from(`${ep.secretId}:${ep.secretKey}`).toString('base64');
+  const res = await fetch(new URL(`/admin/v1/jobs/${encodeURIComponent(jobId)}`, ep.url), { headers: { Authorization: `Basic ${auth}` } });
+  const text = await res.text();
+  if (res.status === 404) return undefined;
+  if (res.status !== 200) throw new Error(`${ep.url}/admin/v1/jobs answered HTTP ${res.status}: ${text.slice(0, 200)}`);
+  return JSON.parse(text) as AdminJob;
+}

@@ -5,7 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfigFile } from '../config/load.ts';
 import { createLogger, type LogLevel } from '../shared/logger.ts';
-import { callApi, RemoteError, type Endpoint } from './client.ts';
+import { callApi, getAdminJob, RemoteError, type Endpoint } from './client.ts';
 import { demoConfig } from './default-config.ts';
 import { startDemoOrigin } from './demo-origin.ts';
 import { splitHostPort, startEdgeNode } from './edge.ts';
@@ -16,6 +16,9 @@ import { printTable } from './table.ts';
 const TEO = '2022-09-01';
 
 class UsageError extends Error {}
+
+/** `edgepurge purge <kind>` and `tasks list --type <kind>` → EdgeOne purge type. */
+const PURGE_KINDS: Readonly<Record<string, string>> = { url: 'purge_url', prefix: 'purge_prefix', host: 'purge_host', all: 'purge_all', tag: 'purge_cache_tag' };
 
 const HELP = `edgepurge — self-hosted CDN cache purge, speaking Tencent Cloud's CDN and EdgeOne APIs
 
@@ -34,7 +37,7 @@ TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY; --zone or EDGEPURGE_ZONE, defau
   edgepurge purge tag TAG... [--domains a.com,b.com]
   edgepurge prefetch URL...
   edgepurge tasks list [--since 24h] [--status S] [--domain D] [--target T [--fuzzy]] [--type T] [--limit N]
-  edgepurge tasks show JOBID
+  edgepurge tasks show JOBID                      a job's tasks and each edge node's progress on them
   edgepurge quota --zone ZONE
 Add --json for machine-readable output.`;
 
@@ -131,7 +134,7 @@ async function edge(args: string[]): Promise<void> {
   const config = loadConfigFile(resolve(values.config));
   const logger = createLogger(logLevel());
   const running = await startEdgeNode(config, values.node, logger, values['control-plane'] ? { controlPlane: values['control-plane'] } : {});
-  process.stdout.write(`EdgePurge edge node ${running.node.id} on ${running.node.listen.replace(/:\d+$/, '')}:${running.port}\n`);
+  process.stdout.write(`EdgePurge edge node ${running.node.id} on http://${running.node.listen.replace(/:\d+$/, '')}:${running.port}\n`);
   const stop = () => {
     void running.close().then(() => process.exit(0));
   };
@@ -141,8 +144,7 @@ async function edge(args: string[]): Promise<void> {
 
 async function purge(args: string[]): Promise<void> {
   const [kind, ...rest] = args;
-  const types: Record<string, string> = { url: 'purge_url', prefix: 'purge_prefix', host: 'purge_host', all: 'purge_all', tag: 'purge_cache_tag' };
-  const type = kind ? types[kind] : undefined;
+  const type = kind ? PURGE_KINDS[kind] : undefined;
   if (!type) throw new UsageError('purge takes one of: url, prefix, host, all, tag');
   const { values, positionals } = parseArgs({
     args: rest,
@@ -206,11 +208,14 @@ async function tasks(args: string[]): Promise<void> {
     if (since > 7 * 8.64e7) throw new UsageError('--since is limited to 7d (the API refuses longer ranges)');
     params.StartTime = new Date(now - since).toISOString();
     params.EndTime = new Date(now).toISOString();
-    params.Limit = Number(values.limit ?? 50);
+    const limit = values.limit ?? '50';
+    if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 1000) throw new UsageError(`--limit takes a number from 1 to 1000 (got "${limit}")`);
+    params.Limit = Number(limit);
     if (values.status) filters.push({ Name: 'statuses', Values: values.status.split(',') });
     if (values.domain) filters.push({ Name: 'domains', Values: values.domain.split(',') });
     if (values.target) filters.push({ Name: 'target', Values: [values.target], ...(values.fuzzy ? { Fuzzy: true } : {}) });
-    if (values.type) filters.push({ Name: 'type', Values: [values.type.startsWith('purge_') ? values.type : `purge_${values.type}`] });
+    // The same words as `purge <kind>`: `--type tag` means purge_cache_tag.
+    if (values.type) filters.push({ Name: 'type', Values: [values.type.startsWith('purge_') ? values.type : (PURGE_KINDS[values.type] ?? `purge_${values.type}`)] });
   } else {
     throw new UsageError('tasks takes list or show');
   }
@@ -218,11 +223,19 @@ async function tasks(args: string[]): Promise<void> {
   const action = values.prefetch ? 'DescribePrefetchTasks' : 'DescribePurgeTasks';
   let r = await callApi(ep, 'teo', TEO, action, params);
   if (sub === 'show' && !values.prefetch && (r.TotalCount as number) === 0) r = await callApi(ep, 'teo', TEO, 'DescribePrefetchTasks', params);
-  if (values.json) return void process.stdout.write(`${JSON.stringify(r)}\n`);
+  // DESIGN invariant 3: a job's per-node progress is shown (the admin endpoint of the same server).
+  const progress = sub === 'show' ? await getAdminJob(ep, positionals[0]!) : undefined;
+  if (values.json) return void process.stdout.write(`${JSON.stringify(progress ? { ...r, Progress: progress.Tasks } : r)}\n`);
   const rows = (r.Tasks as Array<Record<string, string>>) ?? [];
   if (sub === 'show' && rows.length === 0) throw new UsageError(`no job ${positionals[0]} in this account`);
   printTable(rows, ['JobId', 'Type', 'Method', 'Status', 'Target', 'CreateTime', 'UpdateTime', 'FailMessage']);
   if (sub === 'list') process.stdout.write(`${rows.length} of ${String(r.TotalCount)} tasks\n`);
+  if (progress) {
+    const nodeRows = progress.Tasks.flatMap((t) => t.Nodes.map((n) => ({ Target: t.Target, Node: n.NodeId, State: n.State, AckedSeq: n.AckedSeq, LastSeen: n.LastSeen, FailMessage: n.FailMessage })));
+    process.stdout.write('\nPer-node progress:\n');
+    if (nodeRows.length) printTable(nodeRows, ['Target', 'Node', 'State', 'AckedSeq', 'LastSeen', 'FailMessage']);
+    else process.stdout.write('(no edge node serves these hosts)\n');
+  }
 }
 
 async function quota(args: string[]): Promise<void> {

@@ -17,7 +17,10 @@ export interface EdgeTarget {
   advanceTo(seq: number): void;
   /** Starts a prefetch; the entry counts as applied once started, its outcome is reported later. */
   prefetch(entry: WireEntry): Promise<PrefetchOutcome>;
-  /** Empties the cache and sets appliedSeq = seq (the node fell behind the retained log). */
+  /**
+   * Empties the cache and sets appliedSeq = seq: the node fell behind the retained log, or it starts at
+   * the log's end (first connection) and must not keep what it stored before.
+   */
   dropAll(seq: number): void;
   /** Hits may be served until `untilMs` (DESIGN invariant 4). */
   renewLease(untilMs: number): void;
@@ -39,6 +42,8 @@ export class EdgeAgent {
   readonly #o: EdgeAgentOptions;
   #res: IncomingMessage | undefined;
   #closed = false;
+  /** Aborted by close(): cuts the stream, an ack in flight and the reconnect backoff short. */
+  readonly #abort = new AbortController();
   #loop: Promise<void> | undefined;
   #acking: Promise<void> | undefined;
   #ackAgain = false;
@@ -49,6 +54,11 @@ export class EdgeAgent {
   #pendingLease: { seq: number; until: number } | undefined;
   #leaseTimer: NodeJS.Timeout | undefined;
   #connected = false;
+  /**
+   * The node has a place in the log (it started at its end, or was reset, or applied entries): it resumes
+   * after its applied seq, even 0, instead of asking for the log's end again.
+   */
+  #positioned = false;
   #waiters = new Set<() => void>();
 
   constructor(options: EdgeAgentOptions) {
@@ -68,9 +78,12 @@ export class EdgeAgent {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#leaseTimer);
+    this.#abort.abort();
     this.#res?.destroy();
     await this.#loop;
     await this.#acking;
+    for (const w of this.#waiters) w();
+    this.#waiters.clear();
   }
 
   get connected(): boolean {
@@ -94,7 +107,7 @@ export class EdgeAgent {
       }
       this.#connected = false;
       if (this.#closed) break;
-      await sleep(backoff + Math.random() * backoff);
+      await sleep(backoff + Math.random() * backoff, this.#abort.signal);
       backoff = Math.min(backoff * 2, 5000);
     }
   }
@@ -105,11 +118,11 @@ export class EdgeAgent {
 
   #streamOnce(onConnected: () => void): Promise<void> {
     const { target } = this.#o;
-    // An empty cache need not replay history: start at the log's end.
-    const after = target.appliedSeq > 0 ? target.appliedSeq : -1;
+    // A node without a place in the log need not replay history: it starts at the log's end (see 'hello').
+    const after = this.#positioned || target.appliedSeq > 0 ? target.appliedSeq : -1;
     const url = new URL(`/edge/v1/stream?after=${after}`, this.#o.controlPlane);
     return new Promise<void>((resolve, reject) => {
-      const req = request(url, { headers: this.#headers() }, (res) => {
+      const req = request(url, { headers: this.#headers(), signal: this.#abort.signal }, (res) => {
         if (res.statusCode !== 200) {
           res.resume();
           reject(new Error(`stream answered HTTP ${res.statusCode}`));
@@ -135,7 +148,7 @@ export class EdgeAgent {
           while ((nl = buf.indexOf('\n')) !== -1) {
             const line = buf.slice(0, nl);
             buf = buf.slice(nl + 1);
-            if (line) changed = this.#handle(JSON.parse(line) as StreamLine) || changed;
+            if (line) changed = this.#handle(JSON.parse(line) as StreamLine, after) || changed;
           }
           if (changed) this.#scheduleAck();
         });
@@ -157,16 +170,23 @@ export class EdgeAgent {
     });
   }
 
-  /** Applies one line; true when the applied seq or results changed. */
-  #handle(line: StreamLine): boolean {
+  /** Applies one line of a stream opened with `after`; true when the applied seq or results changed. */
+  #handle(line: StreamLine, after: number): boolean {
     const { target } = this.#o;
     switch (line.t) {
       case 'hello':
         this.#leaseMs = line.leaseMs;
         this.#scheduleAck();
-        return false;
+        if (after !== -1) return false;
+        this.#positioned = true;
+        // Starting at the log's end skips entries up to lastSeq, so nothing cached before this point may
+        // stay: objects the node stored while it could not reach us (it serves misses without a lease)
+        // predate purges it will never see. Before the first purge there is nothing to skip.
+        if (line.lastSeq > 0) target.dropAll(line.lastSeq);
+        return line.lastSeq > 0;
       case 'reset':
         this.#o.logger.warn('fell behind the retained purge log; emptying the cache', { node: this.#o.nodeId, seq: line.seq });
+        this.#positioned = true;
         target.dropAll(line.seq);
         return true;
       case 'hb':
@@ -211,7 +231,7 @@ export class EdgeAgent {
           await this.#ackOnce();
         } while (this.#ackAgain && !this.#closed);
       } catch (e) {
-        this.#o.logger.warn('ack failed; will retry', { node: this.#o.nodeId, error: e });
+        if (!this.#closed) this.#o.logger.warn('ack failed; will retry', { node: this.#o.nodeId, error: e });
       } finally {
         this.#acking = undefined;
       }
@@ -227,7 +247,7 @@ export class EdgeAgent {
     const sentAt = clock.now();
     let reply: AckResponse;
     try {
-      reply = await postJson<AckResponse>(new URL('/edge/v1/ack', this.#o.controlPlane), this.#headers(), { seq, results } satisfies AckRequest);
+      reply = await postJson<AckResponse>(new URL('/edge/v1/ack', this.#o.controlPlane), this.#headers(), { seq, results } satisfies AckRequest, this.#abort.signal);
     } catch (e) {
       this.#results = [...results, ...this.#results];
       throw e;
@@ -248,10 +268,10 @@ export class EdgeAgent {
   }
 }
 
-function postJson<T>(url: URL, headers: Record<string, string>, body: unknown): Promise<T> {
+function postJson<T>(url: URL, headers: Record<string, string>, body: unknown, signal: AbortSignal): Promise<T> {
   const data = JSON.stringify(body);
   return new Promise<T>((resolve, reject) => {
-    const req = request(url, { method: 'POST', headers: { ...headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } }, (res) => {
+    const req = request(url, { method: 'POST', signal, headers: { ...headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
@@ -271,4 +291,16 @@ function postJson<T>(url: URL, headers: Record<string, string>, body: unknown): 
   });
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Resolves after `ms`, or at once when `signal` aborts (close() must not wait out a 10 s backoff). */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    if (signal.aborted) done();
+    else signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -39,7 +39,10 @@ export interface NodeView {
 
 interface PrefetchOutcome {
   readonly ok: Set<string>;
-  failed?: { readonly nodeId: string; readonly failType: string; readonly failMessage: string };
+  /** Nodes that could not fetch it, in the order they said so: the first decides FailType/FailMessage. */
+  readonly failed: Map<string, { readonly failType: string; readonly failMessage: string }>;
+  /** When the first result arrived; outcomes are kept a while after the task settles, for nodeViews. */
+  readonly since: number;
 }
 
 const MAX_ACK_BYTES = 1024 * 1024;
@@ -48,7 +51,10 @@ export class FanoutHub {
   readonly #o: FanoutHubOptions;
   readonly #nodes = new Map<string, NodeConfig>();
   readonly #progress = new Map<string, Progress>();
-  /** Prefetch outcomes per task, until the task settles (in memory: see README "What is left out"). */
+  /**
+   * Prefetch outcomes per task, kept 2 × taskTimeoutMs after their first result so per-node progress can
+   * still be shown once the task settled (in memory: see README "What is left out").
+   */
   readonly #prefetch = new Map<number, PrefetchOutcome>();
   readonly #streams = new Set<ServerResponse>();
   readonly #settledListeners = new Set<(tasks: readonly TaskUpdate[], at: number) => void>();
@@ -223,24 +229,26 @@ export class FanoutHub {
     await store.ackNode(node.id, seq, now);
     const p = this.#progress.get(node.id);
     this.#progress.set(node.id, { ackedSeq: Math.max(p?.ackedSeq ?? 0, seq), seenAt: now });
-    const failures = this.#recordResults(node.id, body.results ?? []);
-    if (failures.length) await this.#finish(failures, now);
+    // Outcomes are only recorded here; settling turns them into a status, and only for tasks still
+    // processing: a late result (a node that was fenced, or answered after the deadline) changes no final
+    // status. A failure is settled before the ack is answered: the node will not report it again.
+    if (this.#recordResults(node.id, body.results ?? [], now)) await this.#settle();
     const reply: AckResponse = { lastSeq, leaseMs: this.#leaseMs };
     res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(reply));
     this.settle();
   }
 
-  /** Records prefetch outcomes; returns the tasks that failed definitively. */
-  #recordResults(nodeId: string, results: readonly TaskResult[]): TaskUpdate[] {
-    const failed: TaskUpdate[] = [];
+  /** Records prefetch outcomes (the verdict reads them); true when one of them is a failure. */
+  #recordResults(nodeId: string, results: readonly TaskResult[], now: number): boolean {
+    let failed = false;
     for (const r of results) {
       if (!Number.isSafeInteger(r.taskId)) continue;
-      const o = this.#prefetch.get(r.taskId) ?? { ok: new Set<string>() };
-      this.#prefetch.set(r.taskId, o);
+      let o = this.#prefetch.get(r.taskId);
+      if (!o) this.#prefetch.set(r.taskId, (o = { ok: new Set<string>(), failed: new Map(), since: now }));
       if (r.ok) o.ok.add(nodeId);
-      else if (!o.failed) {
-        o.failed = { nodeId, failType: r.failType ?? 'taskFailed', failMessage: `${nodeId}: ${r.failMessage ?? 'failed'}` };
-        failed.push({ taskId: r.taskId, status: 'failed', failType: o.failed.failType, failMessage: o.failed.failMessage });
+      else if (!o.failed.has(nodeId)) {
+        o.failed.set(nodeId, { failType: r.failType ?? 'taskFailed', failMessage: `${nodeId}: ${r.failMessage ?? 'failed'}` });
+        failed = true;
       }
     }
     return failed;
@@ -254,12 +262,17 @@ export class FanoutHub {
 
   /** Re-derives the status of processing tasks; coalesces concurrent calls. */
   settle(): void {
-    if (this.#closed) return;
+    void this.#settle();
+  }
+
+  /** settle(), resolving once a pass that started after this call has finished (it never rejects). */
+  #settle(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     if (this.#settling) {
       this.#settleAgain = true;
-      return;
+      return this.#settling;
     }
-    this.#settling = (async () => {
+    return (this.#settling = (async () => {
       try {
         do {
           this.#settleAgain = false;
@@ -270,7 +283,7 @@ export class FanoutHub {
       } finally {
         this.#settling = undefined;
       }
-    })();
+    })());
   }
 
   async #settleOnce(): Promise<void> {
@@ -289,11 +302,13 @@ export class FanoutHub {
       if (tasks.length < 1000) break;
     }
     if (updates.length) await this.#finish(updates, now);
+    // Past the deadline every task has settled: older outcomes only served nodeViews.
+    const keep = 2 * this.#o.config.fanout.taskTimeoutMs;
+    for (const [taskId, o] of this.#prefetch) if (now - o.since > keep) this.#prefetch.delete(taskId);
   }
 
   async #finish(updates: TaskUpdate[], at: number): Promise<void> {
     await this.#o.store.updateTasks(updates, at);
-    for (const u of updates) this.#prefetch.delete(u.taskId);
     for (const l of this.#settledListeners) l(updates, at);
   }
 
@@ -304,7 +319,8 @@ export class FanoutHub {
     const outcome = this.#prefetch.get(t.id);
     let pending: string[];
     if (t.type === 'prefetch_url') {
-      if (outcome?.failed) return { taskId: t.id, status: 'failed', failType: outcome.failed.failType, failMessage: outcome.failed.failMessage };
+      const failed = outcome?.failed.values().next().value;
+      if (failed) return { taskId: t.id, status: 'failed', failType: failed.failType, failMessage: failed.failMessage };
       // A prefetch is done when every reachable node has the object; a fenced node cannot fetch it.
       pending = nodes.filter((n) => !outcome?.ok.has(n) && !this.#fenced(n, now));
       if (pending.length === 0 && (outcome?.ok.size ?? 0) > 0) return { taskId: t.id, status: 'success' };
@@ -337,7 +353,8 @@ export class FanoutHub {
       const p = this.#progress.get(nodeId);
       const base = { nodeId, ackedSeq: p?.ackedSeq ?? 0, seenAt: p?.seenAt ?? null };
       const outcome = this.#prefetch.get(t.id);
-      if (outcome?.failed?.nodeId === nodeId) return { ...base, state: 'failed' as const, failMessage: outcome.failed.failMessage };
+      const failed = outcome?.failed.get(nodeId);
+      if (failed) return { ...base, state: 'failed' as const, failMessage: failed.failMessage };
       const applied = t.type === 'prefetch_url' ? (outcome?.ok.has(nodeId) ?? t.status === 'success') : base.ackedSeq >= (t.seq ?? 0);
       if (applied) return { ...base, state: 'applied' as const };
       return { ...base, state: this.#fenced(nodeId, now) ? ('fenced' as const) : ('pending' as const) };

@@ -1,6 +1,7 @@
 // The edge stream's wire format, shared by the control plane (FanoutHub) and edge agents.
 //
-// GET  /edge/v1/stream?after=SEQ   (after=-1: start at the log's current end — a node with an empty cache)
+// GET  /edge/v1/stream?after=SEQ   (after=-1: start at the log's current end; the node empties its cache
+//      on the hello, since it will never see the entries up to there)
 //      → application/x-ndjson, one StreamLine per line, for as long as the connection lives.
 // POST /edge/v1/ack  AckRequest → AckResponse   (also renews the node's lease, DESIGN invariant 4)
 // GET  /edge/v1/jobs/JOBID  (SecretId:SecretKey basic auth) → per-node progress of a job.

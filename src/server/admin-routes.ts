@@ -46,7 +46,8 @@ export function adminRoutes(deps: { directory: Directory; store: TaskStore; hub:
             NodeId: n.nodeId,
             State: n.state,
             AckedSeq: n.ackedSeq,
-            LastSeen: n.seenAt === null ? null : formatIso(n.seenAt),
+            // Milliseconds: leases are counted in them, and whole seconds cannot tell whether one ran out.
+            LastSeen: n.seenAt === null ? null : new Date(n.seenAt).toISOString(),
             ...(n.failMessage ? { FailMessage: n.failMessage } : {}),
           })),
         })),
