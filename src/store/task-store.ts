@@ -140,7 +140,7 @@ export interface TaskStore {
   /** Records that `nodeId` applied every entry up to `seq`; never moves backwards. */
   ackNode(nodeId: string, seq: number, at: number): Promise<void>;
   nodeProgress(): Promise<NodeProgress[]>;
-  /** Sets final (or new) statuses; `at` becomes updatedAt. */
+  /** Settles processing tasks; `at` becomes updatedAt. A task already final is left alone: final statuses never change. */
   updateTasks(updates: readonly TaskUpdate[], at: number): Promise<void>;
   /** Processing tasks with afterSeq < seq <= maxSeq, ascending by seq, at most `limit` (afterSeq defaults to 0). */
   processingTasks(maxSeq: number, limit: number, afterSeq?: number): Promise<TaskRecord[]>;

@@ -398,7 +398,7 @@ export class SqliteTaskStore implements TaskStore {
                           fail_type = CASE WHEN ? THEN ? ELSE fail_type END,
                           fail_message = CASE WHEN ? THEN ? ELSE fail_message END,
                           updated_at = ?
-         WHERE id = ?`,
+         WHERE id = ? AND status = 'processing'`,
       );
       const hosts = this.#stmt('UPDATE task_hosts SET status = ? WHERE task_id = ?');
       for (const u of updates) {
