@@ -1,0 +1,207 @@
+// The benchmarks' child processes — a control plane, a set of edge agents, one edge node — so that what
+// is measured never shares an event loop with the load or with the other side of the fan-out.
+// The parent talks to them over the fork IPC channel; this file is also the children's entry point.
+import { fork, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { startControlPlane, type RunningControlPlane } from '../src/cli/serve.ts';
+import { parseConfig } from '../src/config/load.ts';
+import type { ConfigInput } from '../src/config/schema.ts';
+import { EdgeProxy, type EdgeDomain } from '../src/edge/edge-proxy.ts';
+import { EdgeAgent } from '../src/fanout/edge-agent.ts';
+import { systemClock } from '../src/shared/clock.ts';
+import { silentLogger } from '../src/shared/logger.ts';
+import { pinToCpu } from './load.ts';
+
+export interface AgentNode {
+  readonly id: string;
+  readonly token: string;
+}
+
+type Init =
+  | { readonly role: 'control-plane'; readonly config: ConfigInput }
+  | { readonly role: 'agents'; readonly controlPlane: string; readonly nodes: readonly AgentNode[]; readonly domains: readonly EdgeDomain[] }
+  | { readonly role: 'edge'; readonly domains: readonly EdgeDomain[] };
+
+interface Ready {
+  readonly port?: number;
+  /** Control plane: ms from start() until start-up work was done (the loop kept time again). */
+  readonly startupMs?: number;
+  /** Control plane: tasks the hub settled meanwhile (e.g. seeded `processing` tasks). */
+  readonly settledAtStartup?: number;
+}
+
+interface Reply {
+  readonly ready?: Ready;
+  readonly applied?: readonly number[];
+  readonly error?: string;
+}
+
+/** A benchmark child process: started with an init message, answers `ask()` requests, stopped with `stop()`. */
+export class BenchChild {
+  readonly process: ChildProcess;
+  readonly port: number;
+  readonly ready: Ready;
+  #exited: Promise<void>;
+
+  private constructor(child: ChildProcess, ready: Ready, exited: Promise<void>) {
+    this.process = child;
+    this.port = ready.port ?? 0;
+    this.ready = ready;
+    this.#exited = exited;
+  }
+
+  /** Forks a child for `init`, pins it to `cpu` when given, and resolves once it is ready. */
+  static async start(init: Init, cpu?: number): Promise<BenchChild> {
+    const child = fork(import.meta.filename, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    if (cpu !== undefined) pinToCpu(child.pid, cpu);
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const ready = await new Promise<Reply>((resolve, reject) => {
+      child.once('message', (m: Reply) => (m.error !== undefined ? reject(new Error(`${init.role} child: ${m.error}`)) : resolve(m)));
+      child.once('exit', (code) => reject(new Error(`${init.role} child exited with code ${code} before it was ready`)));
+      child.send(init);
+    });
+    return new BenchChild(child, ready.ready ?? {}, exited);
+  }
+
+  /** Agents: the applied seq of every node. */
+  applied(): Promise<readonly number[]> {
+    return new Promise((resolve) => {
+      this.process.once('message', (m: Reply) => resolve(m.applied ?? []));
+      this.process.send({ ask: 'applied' });
+    });
+  }
+
+  /** Peak resident set size of the child so far (VmHWM), in bytes; NaN where /proc is unavailable. */
+  peakRss(): number {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.process.pid}/status`, 'utf8'));
+      return m ? Number(m[1]) * 1024 : Number.NaN;
+    } catch {
+      return Number.NaN;
+    }
+  }
+
+  /** CPU time the child has used so far (user + system, all threads), in seconds; NaN without /proc. */
+  cpuSeconds(): number {
+    return processCpuSeconds(this.process.pid);
+  }
+
+  /** Asks the child to close what it runs and exit; kills it after 15 s. */
+  async stop(): Promise<void> {
+    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
+    const kill = setTimeout(() => this.process.kill('SIGKILL'), 15_000);
+    this.process.send({ ask: 'stop' });
+    await this.#exited;
+    clearTimeout(kill);
+  }
+}
+
+/** utime + stime of `pid` from /proc/PID/stat (clock ticks of 1/100 s on Linux). */
+export function processCpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** CPU seconds of `pid` and its direct children (varnishd's manager and its cache process). */
+export function treeCpuSeconds(pid: number | undefined): number {
+  let total = processCpuSeconds(pid);
+  try {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        // ppid is the second field after the command name.
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) total += processCpuSeconds(Number(entry));
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    return Number.NaN;
+  }
+  return total;
+}
+
+// ---- child side ----
+
+/** Resolves once three 100 ms timers in a row fire less than 20 ms late: start-up work is over. */
+async function quietLoop(): Promise<void> {
+  for (let onTime = 0; onTime < 3; ) {
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 100));
+    onTime = performance.now() - t0 < 120 ? onTime + 1 : 0;
+  }
+}
+
+async function runChild(init: Init): Promise<Ready & { close: () => Promise<void>; applied?: () => number[] }> {
+  switch (init.role) {
+    case 'control-plane': {
+      const t0 = performance.now();
+      const running: RunningControlPlane = await startControlPlane(parseConfig(init.config), silentLogger, '127.0.0.1:0');
+      // The hub settles what the store holds as `processing` when it starts (store-bench seeds 2 % of
+      // its tasks so): measure from a server that is done with that, and say how long it took.
+      let settled = 0;
+      const off = running.controlPlane.hub.onSettled((tasks) => (settled += tasks.length));
+      await quietLoop();
+      off();
+      // Less the 300 ms the three on-time timers take at best.
+      return { port: running.port, startupMs: performance.now() - t0 - 300, settledAtStartup: settled, close: () => running.close() };
+    }
+    case 'agents': {
+      // A real EdgeProxy per node (its cache applies the entries), not listening: only the purge path runs.
+      const proxies = init.nodes.map(
+        () => new EdgeProxy({ listen: { host: '127.0.0.1', port: 0 }, domains: init.domains, maxBytes: 64 * 2 ** 20, clock: systemClock, leaseMs: 10_000 }),
+      );
+      const agents = init.nodes.map(
+        (n, i) => new EdgeAgent({ controlPlane: init.controlPlane, nodeId: n.id, token: n.token, target: proxies[i]!, clock: systemClock, logger: silentLogger }),
+      );
+      for (const a of agents) a.start();
+      // Every node has said hello and acked: the hub counts it (a node that never acked is fenced).
+      await Promise.all(agents.map((a) => a.waitForAck(0)));
+      return {
+        applied: () => proxies.map((p) => p.appliedSeq),
+        close: async () => {
+          await Promise.all(agents.map((a) => a.close()));
+          await Promise.all(proxies.map((p) => p.close()));
+        },
+      };
+    }
+    case 'edge': {
+      const proxy = new EdgeProxy({
+        listen: { host: '127.0.0.1', port: 0 },
+        domains: init.domains,
+        maxBytes: 256 * 2 ** 20,
+        clock: systemClock,
+        leaseMs: 3_600_000,
+      });
+      const { port } = await proxy.start();
+      // No control plane here: a long lease stands in for a connected agent (an idle agent costs nothing per hit).
+      proxy.renewLease();
+      return { port, close: () => proxy.close() };
+    }
+  }
+}
+
+if (import.meta.main && process.send) {
+  const send = (m: Reply | object, then: () => void = () => {}) => process.send?.(m, then);
+  process.once('message', (init: Init) => {
+    runChild(init).then(
+      (running) => {
+        process.on('message', (m: { ask?: string }) => {
+          if (m.ask === 'applied') send({ applied: running.applied?.() ?? [] });
+          if (m.ask === 'stop') void running.close().finally(() => process.exit(0));
+        });
+        send({ ready: { port: running.port, startupMs: running.startupMs, settledAtStartup: running.settledAtStartup } });
+      },
+      (e: unknown) => send({ error: e instanceof Error ? (e.stack ?? e.message) : String(e) }, () => process.exit(1)),
+    );
+  });
+  process.on('disconnect', () => process.exit(0));
+}

@@ -1,0 +1,251 @@
+// `npm run bench [-- --only store,api,fanout,edge,hit]`: runs the benchmarks of issues 2 and 4 on this
+// machine and prints each figure next to its bar. Parts run in the order listed; `api` needs the
+// database `store` seeds (it seeds one itself when `store` is not selected).
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { printTable } from '../src/cli/table.ts';
+import { probeFsync, readSeededTenant, runApiBench, type ApiBenchResult, type ThroughputFigure } from './api-bench.ts';
+import { benchHttpLookup, benchLookup, benchPrefixApply } from './edge-bench.ts';
+import { runFanoutBench, type FanoutBenchResult } from './fanout-bench.ts';
+import { runHitBench, varnishMissing } from './hit-bench.ts';
+import { median } from './stats.ts';
+import { runStoreBench } from './store-bench.ts';
+
+const PARTS = ['store', 'api', 'fanout', 'edge', 'hit'] as const;
+type Part = (typeof PARTS)[number];
+
+const { values } = parseArgs({ options: { only: { type: 'string' } } });
+const only = values.only === undefined ? [...PARTS] : values.only.split(',').map((s) => s.trim()).filter(Boolean);
+const unknown = only.filter((p) => !(PARTS as readonly string[]).includes(p));
+if (unknown.length) {
+  console.error(`unknown part(s): ${unknown.join(', ')}; --only takes a comma-separated list of ${PARTS.join(', ')}`);
+  process.exit(2);
+}
+const selected = (p: Part): boolean => only.includes(p);
+
+// ---- formatting ----
+const int = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en') : 'n/a');
+const ms = (n: number): string => (!Number.isFinite(n) ? 'n/a' : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0));
+const us = (n: number): string => `${n.toFixed(2)} µs`;
+const mib = (b: number): string => (Number.isFinite(b) ? `${(b / 2 ** 20).toFixed(0)} MiB` : 'n/a');
+const pct = (a: number, b: number): string => `${a >= b ? '+' : ''}${(((a - b) / b) * 100).toFixed(1)} %`;
+const verdict = (ok: boolean): string => (ok ? 'PASS' : 'FAIL');
+const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' ');
+
+/** Load average and disk fsync latency right now: the machine is shared, and both move every figure. */
+function conditions(): string {
+  const f = probeFsync(tmpdir());
+  return `load average ${load()}; fsync p50 ${ms(f.p50Ms)} ms, p99 ${ms(f.p99Ms)} ms`;
+}
+
+function heading(title: string): void {
+  console.log(`\n== ${title} ==\n  (${conditions()})`);
+}
+
+interface Row {
+  figure: string;
+  measured: string;
+  bar?: string;
+  verdict?: string;
+}
+const table = (rows: Row[]) => printTable(rows as unknown as Array<Record<string, unknown>>, ['figure', 'measured', 'bar', 'verdict']);
+const summary: Row[] = [];
+
+// ---- machine ----
+const cpuList = cpus();
+const canPin = process.platform === 'linux' && cpuList.length >= 2 && spawnSync('taskset', ['-V'], { stdio: 'ignore' }).status === 0;
+const pin = canPin ? { serverCpu: 0, loadCpu: 1 } : {};
+const started = performance.now();
+console.log('EdgePurge benchmarks');
+console.log(`machine: ${cpuList.length} × ${cpuList[0]?.model.trim() ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; Node ${process.version}; parts: ${only.join(', ')}`);
+console.log(
+  canPin
+    ? 'CPU pinning (taskset): the server under test on CPU 0, the load generator on CPU 1.'
+    : 'CPU pinning unavailable (needs Linux, taskset and 2 CPUs): server and load generator share the CPUs.',
+);
+console.log(`at start: ${conditions()}. Other work on the machine shows up as noise in every figure.`);
+
+// ---- store (seeds the 1,000,000 tasks the API part queries) ----
+let seedDir: string | undefined;
+const dbPath = (): string => join(seedDir!, 'bench.db');
+if (selected('store') || selected('api')) {
+  seedDir = mkdtempSync(join(tmpdir(), 'edgepurge-bench-seed-'));
+}
+try {
+  if (selected('store')) {
+    heading('store: listTasks in-process on 1,000,000 seeded tasks (bench/store-bench.ts)');
+    const r = await runStoreBench({ dir: seedDir!, log: (l) => console.log(`  ${l}`) });
+    const b = r.scenarios.find((s) => s.name.startsWith('(b)'));
+    if (b) summary.push({ figure: 'store listTasks (b) fuzzy target, in-process p99', measured: `${ms(b.p99)} ms`, bar: 'p99 ≤ 50 ms', verdict: verdict(b.p99 <= 50) });
+  } else if (selected('api')) {
+    heading('seeding 1,000,000 tasks for the API part (bench/store-bench.ts)');
+    const r = await runStoreBench({ dir: seedDir!, iterations: 1, log: (l) => (l.startsWith('seeded') ? console.log(`  ${l}`) : undefined) });
+    void r;
+  }
+
+  if (selected('api')) {
+    heading('Issue 2: control plane, signed API 3.0 over HTTP (server child process, load generator child process)');
+    const tenant = readSeededTenant(dbPath());
+    const log = (l: string) => console.log(l);
+    console.log('  primary run: no edge node configured (the accept path: verify TC3, validate, quota, durable commit, answer)');
+    const primary = await runApiBench({ dbPath: dbPath(), tenant, edgeNodes: 0, rounds: 3, roundMs: 10_000, ...pin, log });
+    console.log('  second run: 1 edge node connected (tasks also go to the purge log, are streamed, acked and settled)');
+    const withNode = await runApiBench({ dbPath: dbPath(), tenant, edgeNodes: 1, rounds: 1, roundMs: 10_000, describe: false, ...pin, log });
+    printApi(primary, withNode);
+  }
+} finally {
+  if (seedDir) rmSync(seedDir, { recursive: true, force: true });
+}
+
+if (selected('fanout')) {
+  heading('Issue 4: fan-out, CreatePurgeTask answered → every node applied and acked (hub onSettled)');
+  const runs = 3;
+  const results: Array<{ nodes: number; runs: FanoutBenchResult[] }> = [];
+  for (const nodes of [1, 10, 50]) {
+    const rs: FanoutBenchResult[] = [];
+    for (let i = 0; i < runs; i++) {
+      rs.push(await runFanoutBench({ nodes, samples: 200, warmup: 20, ...(canPin ? { agentsCpu: 1 } : {}) }));
+    }
+    results.push({ nodes, runs: rs });
+    console.log(`  ${String(nodes).padStart(2)} node(s): p50 ${rs.map((r) => ms(r.p50Ms)).join(' / ')} ms, p99 ${rs.map((r) => ms(r.p99Ms)).join(' / ')} ms (${runs} runs × ${rs[0]?.samples} purges)`);
+  }
+  const rows: Row[] = results.map(({ nodes, runs: rs }) => {
+    const p50 = median(rs.map((r) => r.p50Ms));
+    const p99 = median(rs.map((r) => r.p99Ms));
+    const bad = rs.reduce((s, r) => s + r.notAppliedEverywhere, 0);
+    const early = rs.reduce((s, r) => s + r.settledBeforeAnswer, 0);
+    const row: Row = {
+      figure: `accept → applied on all ${nodes} node(s): p50 / p99`,
+      measured: `${ms(p50)} / ${ms(p99)} ms${bad ? ` (${bad} settled without every node!)` : ''}${early ? ` (${early} settled before the answer was read)` : ''}`,
+    };
+    if (nodes === 10) {
+      row.bar = 'p50 ≤ 10 ms, p99 ≤ 50 ms';
+      row.verdict = verdict(p50 <= 10 && p99 <= 50 && bad === 0);
+    }
+    return row;
+  });
+  const accept = median(results.flatMap((r) => r.runs.map((x) => x.acceptP50Ms)));
+  rows.push({ figure: 'for context: CreatePurgeTask request → answer, p50', measured: `${ms(accept)} ms` });
+  console.log('  control plane in this process; the N agents (each an EdgeProxy applying the log) in one child process;');
+  console.log('  purges sent one at a time, 5 ms apart; medians over 3 runs of p50 and p99.');
+  table(rows);
+  summary.push(...rows.filter((r) => r.bar));
+}
+
+if (selected('edge')) {
+  heading('Issue 4: edge node, purge apply cost and hit lookup with live prefix rules (bench/edge-bench.ts)');
+  const apply = [benchPrefixApply(10_000), benchPrefixApply(1_000_000)];
+  const lookup = benchLookup();
+  const httpLookup = await benchHttpLookup();
+  const rows: Row[] = apply.map((a) => ({
+    figure: `apply one prefix purge, ${int(a.objects)} cached objects: median / p99`,
+    measured: `${us(a.prefixMedianUs)} / ${us(a.prefixP99Us)}`,
+    bar: '< 1 ms',
+    verdict: verdict(a.prefixP99Us < 1000),
+  }));
+  const hitBar = (a: number, b: number) => ({ bar: '≤ +10 %', verdict: verdict(a <= b * 1.1) });
+  rows.push(
+    {
+      figure: `hit, ${int(lookup.rules)} live prefix rules vs none (node default, re-stamp on)`,
+      measured: `${lookup.hitPathWithRulesRestampNs.toFixed(0)} vs ${lookup.hitPathNoRulesNs.toFixed(0)} ns (${pct(lookup.hitPathWithRulesRestampNs, lookup.hitPathNoRulesNs)})`,
+      ...hitBar(lookup.hitPathWithRulesRestampNs, lookup.hitPathNoRulesNs),
+    },
+    {
+      figure: 'hit over HTTP (sequential keep-alive GETs), rules vs none',
+      measured: `${httpLookup.withRulesMedianUs.toFixed(1)} vs ${httpLookup.noRulesMedianUs.toFixed(1)} µs (${pct(httpLookup.withRulesMedianUs, httpLookup.noRulesMedianUs)})`,
+      ...hitBar(httpLookup.withRulesMedianUs, httpLookup.noRulesMedianUs),
+    },
+    {
+      figure: 'worst case: hit path, re-stamp off (every lookup walks the rules)',
+      measured: `${lookup.hitPathWithRulesNs.toFixed(0)} vs ${lookup.hitPathNoRulesNs.toFixed(0)} ns (${pct(lookup.hitPathWithRulesNs, lookup.hitPathNoRulesNs)})`,
+      ...hitBar(lookup.hitPathWithRulesNs, lookup.hitPathNoRulesNs),
+    },
+    {
+      figure: 'worst case: cache.lookup() alone, re-stamp off',
+      measured: `${lookup.lookupWithRulesNs.toFixed(0)} vs ${lookup.lookupNoRulesNs.toFixed(0)} ns (${pct(lookup.lookupWithRulesNs, lookup.lookupNoRulesNs)})`,
+    },
+  );
+  console.log('  in-process, one apply timed at a time (2,000 purges); lookups: medians over 300 batches of 1,000, 10,000 objects.');
+  table(rows);
+  summary.push(...rows.slice(0, 4));
+}
+
+if (selected('hit')) {
+  heading('Issue 4: cache-hit throughput, one edge node vs Varnish in front of the same origin');
+  const missing = varnishMissing();
+  if (missing) {
+    console.log('');
+    console.log('  !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
+    console.log(`  !!! VARNISH COMPARISON SKIPPED: ${missing}`);
+    console.log('  !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
+    console.log('');
+  }
+  const r = await runHitBench({ rounds: 3, roundMs: 5000, connections: 32, ...pin, log: (l) => console.log(l) });
+  console.log(
+    `  GETs of ${r.objects} cached ${r.objectBytes}-byte objects over ${r.connections} keep-alive connections; rounds alternate` +
+      ' edge/varnish (1 s warm-up + 5 s each, fresh load process); medians over 3 rounds.',
+  );
+  const rows: Row[] = [];
+  for (const f of [r.edge, r.varnish]) {
+    if ('skipped' in f) {
+      rows.push({ figure: 'Varnish', measured: `SKIPPED: ${f.skipped}` });
+      continue;
+    }
+    rows.push({
+      figure: `${f.server}: requests/s (p50 / p99)`,
+      measured:
+        `${int(f.rps)} req/s (${ms(f.p50Ms)} / ${ms(f.p99Ms)} ms); rounds ${f.rounds.map((x) => int(x.rps)).join(' / ')}; ` +
+        `server CPU ${f.serverCpuPct.toFixed(0)} %; origin hits ${f.originRequests}; errors ${f.errors}`,
+    });
+  }
+  if (!('skipped' in r.varnish)) {
+    rows.push({ figure: 'ratio edge / varnish (median of per-pair ratios)', measured: `${r.ratio.toFixed(2)} (pairs ${r.ratios.map((x) => x.toFixed(2)).join(' / ')})` });
+  }
+  table(rows);
+  summary.push(...rows.filter((x) => x.figure.startsWith('ratio') || x.figure === 'Varnish'));
+}
+
+if (summary.length) {
+  heading('Summary of the figures with a bar');
+  table(summary);
+}
+console.log(`\ntotal time ${((performance.now() - started) / 1000).toFixed(0)} s`);
+
+function printApi(a: ApiBenchResult, b: ApiBenchResult): void {
+  const rows: Row[] = [];
+  const create = (f: ThroughputFigure, label: string, bar: boolean) => {
+    const rounds = f.rounds.map((x) => int(x.rps)).join(' / ');
+    rows.push({
+      figure: `CreatePurgeTask, ${int(f.urlsPerRequest)} URL${f.urlsPerRequest > 1 ? 's' : ''}/request, ${f.connections} conns${label}: requests/s`,
+      measured: `${int(f.rps)}${f.rounds.length > 1 ? ` (rounds ${rounds})` : ''}; server CPU ${f.serverCpuPct.toFixed(0)} %${f.errors ? `; ${f.errors} ERRORS: ${f.errorSamples[0]}` : ''}`,
+      ...(bar ? { bar: '≥ 3,000 req/s', verdict: verdict(f.rps >= 3000 && f.errors === 0) } : {}),
+    });
+    if (f.urlsPerRequest > 1) rows.push({ figure: '  URLs/s', measured: int(f.urlsPerSecond) });
+    rows.push({ figure: '  latency p50 / p99', measured: `${ms(f.p50Ms)} / ${ms(f.p99Ms)} ms` });
+  };
+  for (const f of a.create) create(f, '', f.urlsPerRequest === 1);
+  for (const d of a.describe) {
+    rows.push({
+      figure: `DescribePurgeTasks ${d.name}, 1M tasks: p50 / p99`,
+      measured: `${ms(d.p50Ms)} / ${ms(d.p99Ms)} ms (${d.requests} sequential; max ${ms(d.maxMs)} ms)${d.errors ? `; ${d.errors} ERRORS: ${d.errorSamples[0]}` : ''}`,
+      bar: 'p99 ≤ 50 ms',
+      verdict: verdict(d.p99Ms <= 50 && d.errors === 0),
+    });
+  }
+  rows.push({ figure: 'server peak RSS (VmHWM), whole run', measured: mib(a.peakRssBytes) });
+  rows.push({
+    figure: 'server start-up on the 1M-task store (not in the figures above)',
+    measured: `${ms(a.startupMs)} ms busy; the hub settled ${int(a.settledAtStartup)} seeded 'processing' tasks`,
+  });
+  for (const f of b.create) create(f, ', 1 edge node', false);
+  rows.push({ figure: 'server peak RSS (VmHWM), run with 1 edge node', measured: mib(b.peakRssBytes) });
+  console.log('  CreatePurgeTask: medians over 3 rounds of 10 s after 3 s of warm-up (1 round with the edge node); pre-signed');
+  console.log('  requests (2,000 distinct bodies for 1 URL, 40 for 1,000 URLs); the account has rateLimit: false.');
+  console.log('  DescribePurgeTasks: distinct random queries, one at a time on one connection, after 1 s of warm-up.');
+  table(rows);
+  summary.push(...rows.filter((r) => r.bar));
+}
