@@ -147,6 +147,13 @@ interface Source {
 }
 
 export class SqliteTaskStore implements TaskStore {
+  /** createJob calls waiting for the next group commit. */
+  #pendingJobs: Array<{
+    job: NewJob;
+    charge: QuotaCharge;
+    resolve: (r: { tasks: TaskRecord[] }) => void;
+    reject: (e: unknown) => void;
+  }> = [];
   readonly #path: string;
   readonly #busyTimeoutMs: number;
   #db: DatabaseSync | null = null;
@@ -186,6 +193,8 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async close(): Promise<void> {
+    // Jobs already handed to createJob are committed (and answered) before the database closes.
+    if (this.#db) this.#commitPendingJobs();
     const db = this.#db;
     if (!db) return;
     this.#db = null;
@@ -193,16 +202,56 @@ export class SqliteTaskStore implements TaskStore {
     db.close();
   }
 
-  async createJob(job: NewJob, charge: QuotaCharge): Promise<{ tasks: TaskRecord[] }> {
-    return this.#write(() => {
-      const used = this.#quotaUsed(job.appId, charge.quotaType, charge.day);
-      if (used + charge.amount > charge.daily) throw new QuotaExceededError(used);
-      const tasks = this.#insertJob(job);
-      this.#stmt(
-        `INSERT INTO quota_usage (app_id, quota_type, day, used) VALUES (?, ?, ?, ?)
-         ON CONFLICT (app_id, quota_type, day) DO UPDATE SET used = used + excluded.used`,
-      ).run(job.appId, charge.quotaType, charge.day, charge.amount);
-      return { tasks };
+  /**
+   * Group commit: jobs submitted in the same turn of the event loop share one transaction and one
+   * fsync, each inside its own SAVEPOINT, so every job stays all-or-nothing (a quota refusal or a
+   * duplicate id rolls back that job alone) and each promise resolves only after the COMMIT that
+   * made its job durable (DESIGN invariant 1). Under load this turns one fsync per request into one
+   * per batch.
+   */
+  createJob(job: NewJob, charge: QuotaCharge): Promise<{ tasks: TaskRecord[] }> {
+    return new Promise((resolve, reject) => {
+      this.#pendingJobs.push({ job, charge, resolve, reject });
+      if (this.#pendingJobs.length === 1) setImmediate(() => this.#commitPendingJobs());
+    });
+  }
+
+  #commitPendingJobs(): void {
+    const batch = this.#pendingJobs;
+    this.#pendingJobs = [];
+    if (batch.length === 0) return;
+    const outcomes: Array<{ ok: true; tasks: TaskRecord[] } | { ok: false; error: unknown }> = [];
+    try {
+      const db = this.#open();
+      this.#write(() => {
+        for (const { job, charge } of batch) {
+          db.exec('SAVEPOINT job');
+          try {
+            const used = this.#quotaUsed(job.appId, charge.quotaType, charge.day);
+            if (used + charge.amount > charge.daily) throw new QuotaExceededError(used);
+            const tasks = this.#insertJob(job);
+            this.#stmt(
+              `INSERT INTO quota_usage (app_id, quota_type, day, used) VALUES (?, ?, ?, ?)
+               ON CONFLICT (app_id, quota_type, day) DO UPDATE SET used = used + excluded.used`,
+            ).run(job.appId, charge.quotaType, charge.day, charge.amount);
+            db.exec('RELEASE job');
+            outcomes.push({ ok: true, tasks });
+          } catch (error) {
+            db.exec('ROLLBACK TO job');
+            db.exec('RELEASE job');
+            outcomes.push({ ok: false, error });
+          }
+        }
+      });
+    } catch (error) {
+      // The COMMIT itself failed: nothing of the batch is durable, so nothing is acknowledged.
+      for (const p of batch) p.reject(error);
+      return;
+    }
+    batch.forEach((p, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) p.resolve({ tasks: o.tasks });
+      else p.reject(o.error);
     });
   }
 
