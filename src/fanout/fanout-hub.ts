@@ -167,7 +167,15 @@ export class FanoutHub {
       this.#streams.delete(res);
     });
     const write = async (line: StreamLine) => {
-      if (!res.write(`${JSON.stringify(line)}\n`)) await new Promise<void>((r) => res.once('drain', r).once('close', r));
+      if (res.write(`${JSON.stringify(line)}\n`)) return;
+      // Wait for whichever comes first, and leave no listener behind for the other.
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          res.off('drain', done).off('close', done);
+          resolve();
+        };
+        res.on('drain', done).on('close', done);
+      });
     };
     const [firstSeq, lastSeq] = [await store.firstSeq(), await store.lastSeq()];
     await write({ t: 'hello', firstSeq, lastSeq, leaseMs: this.#leaseMs });
@@ -290,18 +298,21 @@ export class FanoutHub {
     const { store, clock } = this.#o;
     const now = clock.now();
     const last = await store.lastSeq();
-    const updates: TaskUpdate[] = [];
+    // Page through every processing task; settle each page on its own and yield between pages, so a
+    // large backlog (a restart onto a busy store) never holds the event loop for long.
     let after = 0;
-    for (let page = 0; page < 50; page++) {
+    for (;;) {
       const tasks = await store.processingTasks(last, 1000, after);
+      const updates: TaskUpdate[] = [];
       for (const t of tasks) {
         after = t.seq ?? after;
         const u = this.#verdict(t, now);
         if (u) updates.push(u);
       }
-      if (tasks.length < 1000) break;
+      if (updates.length) await this.#finish(updates, now);
+      if (tasks.length < 1000 || this.#closed) break;
+      await new Promise<void>((r) => setImmediate(r));
     }
-    if (updates.length) await this.#finish(updates, now);
     // Past the deadline every task has settled: older outcomes only served nodeViews.
     const keep = 2 * this.#o.config.fanout.taskTimeoutMs;
     for (const [taskId, o] of this.#prefetch) if (now - o.since > keep) this.#prefetch.delete(taskId);
