@@ -156,19 +156,27 @@ describe('GetCdnRefreshLog', () => {
 
   test('status is derived from the record\'s tasks: 1 all done, 0 any in progress, -1 failed', async (t) => {
     const h = await harness(t, withEdgeNode());
-    const { task_id } = await h.ok({ Action: 'RefreshCdnUrl', ...flat('urls', [url('s1.js'), url('s2.js')]) });
-    const [a, b] = await h.server.store.jobTasks(ACME.appId, task_id);
-    const status = async () => (await h.ok({ Action: 'GetCdnRefreshLog', taskId: task_id })).logs[0].status;
-    const set = (x: TaskStatus, y: TaskStatus) => h.server.store.updateTasks([{ taskId: a!.id, status: x }, { taskId: b!.id, status: y }], h.clock.now());
-    assert.equal(await status(), 0);
-    await set('success', 'processing');
-    assert.equal(await status(), 0);
-    await set('success', 'failed');
-    assert.equal(await status(), -1);
-    await set('timeout', 'success');
-    assert.equal(await status(), -1);
-    await set('success', 'success');
-    assert.equal(await status(), 1);
+    // Final statuses never change, so each outcome gets a job of its own.
+    const job = async (name: string) => {
+      const { task_id } = await h.ok({ Action: 'RefreshCdnUrl', ...flat('urls', [url(`${name}1.js`), url(`${name}2.js`)]) });
+      const [a, b] = await h.server.store.jobTasks(ACME.appId, task_id);
+      return {
+        status: async () => (await h.ok({ Action: 'GetCdnRefreshLog', taskId: task_id })).logs[0].status,
+        set: (x: TaskStatus, y: TaskStatus) => h.server.store.updateTasks([{ taskId: a!.id, status: x }, { taskId: b!.id, status: y }], h.clock.now()),
+      };
+    };
+    const one = await job('s');
+    assert.equal(await one.status(), 0);
+    await one.set('success', 'processing');
+    assert.equal(await one.status(), 0);
+    await one.set('success', 'failed');
+    assert.equal(await one.status(), -1);
+    const two = await job('t');
+    await two.set('timeout', 'success');
+    assert.equal(await two.status(), -1);
+    const three = await job('u');
+    await three.set('success', 'success');
+    assert.equal(await three.status(), 1);
   });
 
   test('prefetches are not refreshes', async (t) => {
