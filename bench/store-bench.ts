@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { TaskStatus, TaskType } from '../src/purge/types.ts';
 import { SqliteTaskStore } from '../src/store/sqlite/sqlite-task-store.ts';
 import type { NewJob, NewTask, TaskQuery } from '../src/store/task-store.ts';
+import { prng } from './stats.ts';
 
 export interface StoreBenchOptions {
   /** Tasks to seed (default 1,000,000). */
@@ -57,17 +58,6 @@ const WORDS = [
 ];
 const EXTS = ['jpg', 'png', 'webp', 'js', 'css', 'html', 'mp4', 'm3u8', 'ts', 'json', 'zip', 'svg'];
 
-/** mulberry32: a small seeded PRNG so runs are comparable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pick<T>(r: () => number, list: readonly T[]): T {
   const v = list[Math.floor(r() * list.length)];

@@ -146,6 +146,13 @@ interface Source {
   onePass: boolean;
 }
 
+/** A source reading tasks (alias `t`) through `from`, with the query's remaining filters added. */
+function taskSource(q: TaskQuery, from: string, where: string[], params: SQLInputValue[], onePass = false): Source {
+  const src: Source = { from, where, params, id: 't.id', ts: 't.created_at', distinct: false, onePass };
+  addTaskFilters(src, q);
+  return src;
+}
+
 export class SqliteTaskStore implements TaskStore {
   /** createJob calls waiting for the next group commit. */
   #pendingJobs: Array<{
@@ -692,45 +699,15 @@ export class SqliteTaskStore implements TaskStore {
    */
   #taskSource(q: TaskQuery): Source | null {
     if (q.jobId !== undefined) {
-      const src: Source = {
-        from: 'tasks t INDEXED BY tasks_job',
-        where: ['t.job_id = ?'],
-        params: [q.jobId],
-        id: 't.id',
-        ts: 't.created_at',
-        distinct: false,
-        onePass: false,
-      };
-      addTaskFilters(src, q);
-      return src;
+      return taskSource(q, 'tasks t INDEXED BY tasks_job', ['t.job_id = ?'], [q.jobId]);
     }
     if (q.target !== undefined) {
-      const src: Source = {
-        from: 'tasks t INDEXED BY tasks_target',
-        where: ['t.app_id = ?', 't.target_hash = ?'],
-        params: [q.appId, targetHash(q.target)],
-        id: 't.id',
-        ts: 't.created_at',
-        distinct: false,
-        onePass: false,
-      };
-      addTaskFilters(src, q);
-      return src;
+      return taskSource(q, 'tasks t INDEXED BY tasks_target', ['t.app_id = ?', 't.target_hash = ?'], [q.appId, targetHash(q.target)]);
     }
     const plan = q.targetContains !== undefined ? this.#ftsPlan(q.targetContains, q.from, q.to) : null;
     if (plan === 'no-match') return null;
     if (plan !== null) {
-      const src: Source = {
-        from: 'task_fts CROSS JOIN tasks t ON t.id = task_fts.rowid',
-        where: ['task_fts MATCH ?', 'task_fts.rowid >= ?', 'task_fts.rowid <= ?'],
-        params: [plan.match, plan.lo, plan.hi],
-        id: 't.id',
-        ts: 't.created_at',
-        distinct: false,
-        onePass: true,
-      };
-      addTaskFilters(src, q);
-      return src;
+      return taskSource(q, 'task_fts CROSS JOIN tasks t ON t.id = task_fts.rowid', ['task_fts MATCH ?', 'task_fts.rowid >= ?', 'task_fts.rowid <= ?'], [plan.match, plan.lo, plan.hi], true);
     }
     // A fuzzy target under 3 characters has no trigram to look up: it is checked row by row within
     // the app's time range (and hosts), which EdgeOne caps at 7 days (§4.2). Only such short
