@@ -114,10 +114,10 @@ async function serve(args: string[], writeDemo: boolean): Promise<void> {
     out.push(
       '',
       'Try it (in another terminal):',
-      `  curl -si -H 'Host: ${host}' http://${edge.listen}/hello.html | grep X-Cache     # MISS, then HIT`,
+      `  curl -si -H 'Host: ${host}' http://${edge.listen}/hello.html | grep -i x-cache     # MISS, then HIT`,
       `  export TENCENTCLOUD_SECRET_ID=${cred.secretId} TENCENTCLOUD_SECRET_KEY=${cred.secretKey}`,
       `  ./bin/edgepurge.js purge url http://${host}/hello.html --zone ${zone}`,
-      `  curl -si -H 'Host: ${host}' http://${edge.listen}/hello.html | grep X-Cache     # MISS again`,
+      `  curl -si -H 'Host: ${host}' http://${edge.listen}/hello.html | grep -i x-cache     # MISS again`,
     );
   }
   process.stdout.write(`${out.join('\n')}\n`);
@@ -248,6 +248,11 @@ async function quota(args: string[]): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // `edgepurge tasks list | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {
