@@ -120,12 +120,25 @@ async function serve(args: string[], writeDemo: boolean): Promise<void> {
       `  curl -si -H 'Host: ${host}' http://${edge.listen}/hello.html | grep -i x-cache     # MISS again`,
     );
   }
-  process.stdout.write(`${out.join('\n')}\n`);
   const stop = () => {
     void Promise.all(closers.reverse().map((c) => c())).then(() => process.exit(0));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  // DESIGN "Declarative configuration": the file is validated again and applied on SIGHUP; a bad
+  // file is reported and the running configuration kept.
+  process.on('SIGHUP', () => {
+    try {
+      const next = loadConfigFile(path);
+      const notes = running.controlPlane.reload(next);
+      if (writeDemo && config.nodes.length) notes.push('edge nodes started by `start` keep their domains and origins until a restart');
+      logger.info('configuration reloaded', { config: path, ...(notes.length ? { notes } : {}) });
+    } catch (e) {
+      logger.error('configuration not reloaded; keeping the running one', { config: path, error: e instanceof Error ? e.message : String(e) });
+    }
+  });
+  // Printed last: whoever waits for this line may signal the process right away.
+  process.stdout.write(`${out.join('\n')}\n`);
 }
 
 async function edge(args: string[]): Promise<void> {
@@ -134,12 +147,12 @@ async function edge(args: string[]): Promise<void> {
   const config = loadConfigFile(resolve(values.config));
   const logger = createLogger(logLevel());
   const running = await startEdgeNode(config, values.node, logger, values['control-plane'] ? { controlPlane: values['control-plane'] } : {});
-  process.stdout.write(`EdgePurge edge node ${running.node.id} on http://${running.node.listen.replace(/:\d+$/, '')}:${running.port}\n`);
   const stop = () => {
     void running.close().then(() => process.exit(0));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  process.stdout.write(`EdgePurge edge node ${running.node.id} on http://${running.node.listen.replace(/:\d+$/, '')}:${running.port}\n`);
 }
 
 async function purge(args: string[]): Promise<void> {

@@ -48,15 +48,16 @@ interface PrefetchOutcome {
 const MAX_ACK_BYTES = 1024 * 1024;
 
 export class FanoutHub {
-  readonly #o: FanoutHubOptions;
+  #o: FanoutHubOptions;
   readonly #nodes = new Map<string, NodeConfig>();
   readonly #progress = new Map<string, Progress>();
   /**
    * Prefetch outcomes per task, kept 2 × taskTimeoutMs after their first result so per-node progress can
-   * still be shown once the task settled (in memory: see README "What is left out").
+   * still be shown once the task settled (in memory: see README "Limits and what is left out").
    */
   readonly #prefetch = new Map<number, PrefetchOutcome>();
-  readonly #streams = new Set<ServerResponse>();
+  /** Open streams and the node each one serves. */
+  readonly #streams = new Map<ServerResponse, string>();
   readonly #settledListeners = new Set<(tasks: readonly TaskUpdate[], at: number) => void>();
   #wake: { promise: Promise<void>; resolve: () => void } = Promise.withResolvers<void>();
   #timer: NodeJS.Timeout | undefined;
@@ -67,6 +68,24 @@ export class FanoutHub {
   constructor(options: FanoutHubOptions) {
     this.#o = options;
     for (const n of options.config.nodes) this.#nodes.set(n.id, n);
+  }
+
+  /**
+   * Applies a reloaded configuration (SIGHUP): nodes added, removed or given a new token or host
+   * list take effect at once; a node whose entry changed is disconnected and reconnects under it.
+   */
+  reconfigure(config: Readonly<Config>, directory: Directory): void {
+    const before = new Map(this.#nodes);
+    this.#o = { ...this.#o, config, directory };
+    this.#nodes.clear();
+    for (const n of config.nodes) this.#nodes.set(n.id, n);
+    for (const [id, old] of before) {
+      const now = this.#nodes.get(id);
+      if (now && JSON.stringify(now) === JSON.stringify(old)) continue;
+      if (!now) this.#progress.delete(id);
+      for (const [res, nodeId] of this.#streams) if (nodeId === id) res.end();
+    }
+    this.settle();
   }
 
   get #leaseMs(): number {
@@ -93,7 +112,7 @@ export class FanoutHub {
     this.#closed = true;
     clearInterval(this.#timer);
     this.#wake.resolve();
-    for (const res of this.#streams) res.end();
+    for (const res of this.#streams.keys()) res.end();
     await this.#settling;
   }
 
@@ -160,7 +179,7 @@ export class FanoutHub {
     const { store } = this.#o;
     res.writeHead(200, { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store' });
     res.socket?.setNoDelay(true);
-    this.#streams.add(res);
+    this.#streams.set(res, node.id);
     let open = true;
     res.on('close', () => {
       open = false;

@@ -7,7 +7,8 @@ import type { Directory } from '../purge/directory.ts';
 import { constantTimeEqual } from '../protocols/hmac-signature.ts';
 import type { TaskStore } from '../store/task-store.ts';
 
-export function adminRoutes(deps: { directory: Directory; store: TaskStore; hub: FanoutHub | undefined }) {
+/** `directory` is read per request: a reloaded configuration (SIGHUP) applies at once. */
+export function adminRoutes(deps: { directory: () => Directory; store: TaskStore; hub: FanoutHub | undefined }) {
   return (req: IncomingMessage, res: ServerResponse): boolean => {
     const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
     if (!path.startsWith('/admin/v1/')) return false;
@@ -19,7 +20,7 @@ export function adminRoutes(deps: { directory: Directory; store: TaskStore; hub:
     }
     const auth = /^Basic (.+)$/.exec(req.headers.authorization ?? '');
     const [secretId = '', secretKey = ''] = auth ? Buffer.from(auth[1]!, 'base64').toString('utf8').split(':', 2) : [];
-    const cred = deps.directory.credential(secretId);
+    const cred = deps.directory().credential(secretId);
     if (!cred || !constantTimeEqual(cred.secretKey, secretKey)) {
       res.writeHead(401, { 'Content-Type': 'application/json', 'WWW-Authenticate': 'Basic realm="edgepurge"' }).end(JSON.stringify({ error: 'SecretId:SecretKey required' }));
       return true;

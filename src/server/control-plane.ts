@@ -39,12 +39,12 @@ export interface ControlPlaneOptions {
 const MAX_HEADER_BYTES = 64 * 1024;
 
 export class ControlPlane {
-  readonly directory: Directory;
-  readonly purge: PurgeService;
+  #directory: Directory;
+  #purge: PurgeService;
   /** Streams the purge log to edge nodes and derives task status from their acks. */
   readonly hub: FanoutHub;
   readonly #admin: (req: IncomingMessage, res: ServerResponse) => boolean;
-  readonly #o: ControlPlaneOptions;
+  #o: ControlPlaneOptions;
   readonly #server: Server;
   readonly #buckets: TokenBuckets;
   readonly #nonces: NonceCache;
@@ -53,23 +53,17 @@ export class ControlPlane {
 
   constructor(options: ControlPlaneOptions) {
     this.#o = options;
-    this.directory = new Directory(options.config);
+    this.#directory = new Directory(options.config);
     this.hub = new FanoutHub({
       config: options.config,
       store: options.store,
-      directory: this.directory,
+      directory: this.#directory,
       clock: options.clock,
       logger: options.logger,
       ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
     });
-    this.purge = new PurgeService({
-      store: options.store,
-      directory: this.directory,
-      clock: options.clock,
-      timezone: options.config.server.timezone,
-      onCommitted: (seq) => this.hub.notify(seq),
-    });
-    this.#admin = adminRoutes({ directory: this.directory, store: options.store, hub: this.hub });
+    this.#purge = this.#purgeService(options.config, this.#directory);
+    this.#admin = adminRoutes({ directory: () => this.#directory, store: options.store, hub: this.hub });
     this.#buckets = new TokenBuckets(options.clock);
     this.#nonces = new NonceCache({ windowSeconds: V2_TIMESTAMP_WINDOW_SECONDS, capacity: 1_000_000 });
     // TENCENT-API §2.2: a GET may carry up to 32 KB of query; Node's default header limit is 16 KB.
@@ -83,6 +77,44 @@ export class ControlPlane {
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(err, socket));
     // Keep-alive clients reuse sockets across many calls (the benchmark, the SDKs' agents).
     this.#server.keepAliveTimeout = 65_000;
+  }
+
+  get directory(): Directory {
+    return this.#directory;
+  }
+
+  get purge(): PurgeService {
+    return this.#purge;
+  }
+
+  #purgeService(config: Readonly<Config>, directory: Directory): PurgeService {
+    return new PurgeService({
+      store: this.#o.store,
+      directory,
+      clock: this.#o.clock,
+      timezone: config.server.timezone,
+      onCommitted: (seq) => this.hub.notify(seq),
+    });
+  }
+
+  /**
+   * Applies a reloaded configuration (SIGHUP): accounts, credentials, quotas, rate limits, zones,
+   * domains, nodes, timezone, body limit and fan-out timings take effect for the next request.
+   * The listen address and the store cannot change under a running server: they are kept, and the
+   * returned notes say a restart is needed.
+   */
+  reload(config: Readonly<Config>): string[] {
+    const notes: string[] = [];
+    const old = this.#o.config;
+    if (config.server.listen !== old.server.listen) notes.push(`server.listen stays ${old.server.listen} until a restart`);
+    if (JSON.stringify(config.store) !== JSON.stringify(old.store)) notes.push('store changes need a restart');
+    const effective: Readonly<Config> = { ...config, server: { ...config.server, listen: old.server.listen }, store: old.store };
+    const directory = new Directory(effective);
+    this.#o = { ...this.#o, config: effective };
+    this.#directory = directory;
+    this.#purge = this.#purgeService(effective, directory);
+    this.hub.reconfigure(effective, directory);
+    return notes;
   }
 
   /** Listens on `listen` ("host:port"; port 0 picks a free one) and resolves with the bound port. */
@@ -141,15 +173,15 @@ export class ControlPlane {
   }
 
   #context(appId: number, secretId: string, ip: string): ActionContext {
-    const cred = this.directory.credential(secretId);
+    const cred = this.#directory.credential(secretId);
     if (!cred || cred.account.appId !== appId) throw new ApiError('AuthFailure.SecretIdNotFound');
     return {
       account: cred.account,
       secretId,
       clientIp: ip,
-      purge: this.purge,
+      purge: this.#purge,
       store: this.#o.store,
-      directory: this.directory,
+      directory: this.#directory,
       clock: this.#o.clock,
       timezone: this.#o.config.server.timezone,
     };
@@ -205,7 +237,7 @@ export class ControlPlane {
   }
 
   #lookup(secretId: string) {
-    const c = this.directory.credential(secretId);
+    const c = this.#directory.credential(secretId);
     return c ? { secretKey: c.secretKey, appId: c.account.appId } : undefined;
   }
 
