@@ -56,11 +56,11 @@ describe('API 3.0 envelope (TENCENT-API §2.6)', () => {
 
 describe('legacy v2 envelope (TENCENT-API §1.4)', () => {
   test('success with and without data', () => {
-    assert.equal(renderV2Success().body, '{"code":0,"message":"","codeDesc":"Success"}');
+    assert.equal(renderV2Success().body, '{"retcode":0,"errmsg":"ok","code":0,"message":"","codeDesc":"Success"}');
     const reply = renderV2Success({ count: 1, task_id: '1480069888795584532' });
     assert.equal(reply.status, 200);
     assert.deepEqual(reply.headers, JSON_ONLY);
-    assert.equal(reply.body, '{"code":0,"message":"","codeDesc":"Success","data":{"count":1,"task_id":"1480069888795584532"}}');
+    assert.equal(reply.body, '{"retcode":0,"errmsg":"ok","code":0,"message":"","codeDesc":"Success","data":{"count":1,"task_id":"1480069888795584532"}}');
   });
 
   test('an error with a module code: "(NNNN)text" and codeDesc = the module code', () => {

@@ -186,6 +186,8 @@ describe('qcloudapi-sdk@0.2.1 against our legacy v2 decoder', () => {
       test(`RefreshCdnUrl signed with ${signatureMethod} over ${method}`, async () => {
         const body = await capiCall({ signatureMethod, method }, { Action: 'RefreshCdnUrl', urls });
         assert.deepEqual(body, {
+          retcode: 0,
+          errmsg: 'ok',
           code: 0,
           message: '',
           codeDesc: 'Success',

@@ -3,9 +3,14 @@
 import { ERRORS, isApiError, type ApiError } from '../../shared/errors.ts';
 import { jsonReply, type ErrorLog, type JsonReply } from '../json-reply.ts';
 
-/** §1.4 success: `{"code":0,"message":"","codeDesc":"Success"}` plus `data` when the action returns any. */
+/**
+ * §1.4 success: `{"code":0,"message":"","codeDesc":"Success"}` plus `data` when the action returns any.
+ * The older `retcode`/`errmsg` pair of the GetCdnRefreshLog example (§1.7, seed 000) rides along, for
+ * scripts that still test `retcode == 0`.
+ */
 export function renderV2Success(data?: Record<string, unknown>): JsonReply {
-  return jsonReply(data === undefined ? { code: 0, message: '', codeDesc: 'Success' } : { code: 0, message: '', codeDesc: 'Success', data });
+  const head = { retcode: 0, errmsg: 'ok', code: 0, message: '', codeDesc: 'Success' };
+  return jsonReply(data === undefined ? head : { ...head, data });
 }
 
 /**
