@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { EdgeAgent, type EdgeTarget, type PrefetchOutcome } from '../../src/fanout/edge-agent.ts';
 import type { WireEntry } from '../../src/fanout/wire.ts';
 import { systemClock } from '../../src/shared/clock.ts';
-import { createLogger, silentLogger } from '../../src/shared/logger.ts';
+import { silentLogger } from '../../src/shared/logger.ts';
 import { ACME, baseConfig, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
 import { teoClient } from '../helpers/sdk.ts';
 
@@ -48,7 +48,7 @@ async function setup(t: Parameters<typeof startControlPlane>[0], leaseMs = 1500,
 
 function agent(t: { after(fn: () => unknown): void }, server: TestServer, id: string, target: EdgeTarget): EdgeAgent {
   const node = NODES.find((n) => n.id === id)!;
-  const a = new EdgeAgent({ controlPlane: server.url, nodeId: id, token: node.token, target, clock: systemClock, logger: process.env.DEBUG_FANOUT ? createLogger("debug") : silentLogger, stallMs: 2000 });
+  const a = new EdgeAgent({ controlPlane: server.url, nodeId: id, token: node.token, target, clock: systemClock, logger: silentLogger, stallMs: 2000 });
   a.start();
   t.after(() => a.close());
   return a;
