@@ -166,6 +166,8 @@ export class PurgeService {
     }
 
     const limit = quotaFor(account.quotas, req.type);
+    // A unit per distinct target: a tag purged in two zones (ZoneId "*") is two tasks but one target.
+    const amount = units(req.type, new Set(planned.map((t) => t.target)).size);
     const now = this.#o.clock.now();
     const zones = new Set(planned.map((t) => t.zoneId));
     const jobZone = zone?.zoneId ?? (zones.size === 1 ? [...zones][0]! : '*');
@@ -185,14 +187,14 @@ export class PurgeService {
             source: req.source,
             tasks: planned,
           },
-          { quotaType: req.type, day: quotaDay(now, this.#o.timezone), amount: units(req.type, planned.length), daily: limit.daily },
+          { quotaType: req.type, day: quotaDay(now, this.#o.timezone), amount, daily: limit.daily },
         );
         const last = tasks.reduce((m, t) => Math.max(m, t.seq ?? 0), 0);
         if (last > 0) this.#o.onCommitted?.(last);
         return { jobId, failed: failedList, tasks };
       } catch (e) {
         if (e instanceof QuotaExceededError) {
-          throw new ApiError(errs.daily, `daily ${req.type} quota exhausted: ${e.used} of ${limit.daily} used, this request needs ${units(req.type, planned.length)}`);
+          throw new ApiError(errs.daily, `daily ${req.type} quota exhausted: ${e.used} of ${limit.daily} used, this request needs ${amount}`);
         }
         if (e instanceof DuplicateJobIdError && attempt < 20) continue;
         throw e;

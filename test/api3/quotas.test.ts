@@ -127,3 +127,14 @@ describe('quota day', () => {
     assert.equal(await available(), 4);
   });
 });
+
+test('a tag purged across two zones (ZoneId "*") is two tasks but one quota unit per tag', async (t) => {
+  const server = await startControlPlane(t);
+  const sdk = teoClient(server.endpoint, ACME.secretId, ACME.secretKey);
+  const left = async () =>
+    (await sdk.DescribeContentQuota({ ZoneId: ACME.zoneId })).PurgeQuota.find((q: { Type: string }) => q.Type === 'purge_cache_tag').DailyAvailable;
+  const before = await left();
+  const r = await sdk.CreatePurgeTask({ ZoneId: '*', Type: 'purge_cache_tag', Targets: ['red', 'blue'], CacheTag: { Domains: [ACME.host, ACME.host3] } });
+  assert.equal((await server.store.jobTasks(ACME.appId, r.JobId)).length, 4, 'one task per tag per zone');
+  assert.equal(before - (await left()), 2);
+});
