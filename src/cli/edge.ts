@@ -4,6 +4,7 @@ import { EdgeProxy } from '../edge/edge-proxy.ts';
 import { EdgeAgent } from '../fanout/edge-agent.ts';
 import { Directory } from '../purge/directory.ts';
 import { systemClock } from '../shared/clock.ts';
+import { splitHostPort } from '../shared/host-port.ts';
 import type { Logger } from '../shared/logger.ts';
 
 export interface RunningEdge {
@@ -12,11 +13,6 @@ export interface RunningEdge {
   readonly proxy: EdgeProxy;
   readonly agent: EdgeAgent;
   close(): Promise<void>;
-}
-
-export function splitHostPort(listen: string): { host: string; port: number } {
-  const i = listen.lastIndexOf(':');
-  return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
 }
 
 /** Starts node `nodeId` of `config`; `controlPlane` overrides where it finds the control plane. */

@@ -19,6 +19,7 @@ import { decodeV2Request, V2_TIMESTAMP_WINDOW_SECONDS } from '../protocols/v2/v2
 import { renderV2Error, renderV2Success } from '../protocols/v2/v2-envelope.ts';
 import type { Clock } from '../shared/clock.ts';
 import { ApiError } from '../shared/errors.ts';
+import { splitHostPort } from '../shared/host-port.ts';
 import { newRequestId } from '../shared/ids.ts';
 import type { Logger } from '../shared/logger.ts';
 import { TokenBuckets } from '../shared/token-bucket.ts';
@@ -119,9 +120,7 @@ export class ControlPlane {
 
   /** Listens on `listen` ("host:port"; port 0 picks a free one) and resolves with the bound port. */
   async start(listen = this.#o.config.server.listen): Promise<{ host: string; port: number }> {
-    const i = listen.lastIndexOf(':');
-    const host = listen.slice(0, i).replace(/^\[|\]$/g, '');
-    const port = Number(listen.slice(i + 1));
+    const { host, port } = splitHostPort(listen);
     await new Promise<void>((resolve, reject) => {
       this.#server.once('error', reject);
       this.#server.listen(port, host, () => {

@@ -723,11 +723,7 @@ export class SqliteTaskStore implements TaskStore {
         distinct: hosts.length > 1,
         onePass: false,
       };
-      if (q.from !== undefined) (src.where.push('h.created_at >= ?'), src.params.push(q.from));
-      if (q.to !== undefined) (src.where.push('h.created_at <= ?'), src.params.push(q.to));
-      if (q.statuses) (src.where.push(`h.status IN (${marks(q.statuses.length)})`), src.params.push(...q.statuses));
-      if (q.types) (src.where.push(`h.type IN (${marks(q.types.length)})`), src.params.push(...q.types));
-      if (q.zoneId !== undefined) (src.where.push('h.zone_id = ?'), src.params.push(q.zoneId));
+      addColumnFilters(src, q, 'h.');
       if (q.targetContains !== undefined) {
         // Only then is the task row needed; the count otherwise stays inside the host index.
         src.from += ' CROSS JOIN tasks t ON t.id = h.task_id';
@@ -745,11 +741,7 @@ export class SqliteTaskStore implements TaskStore {
       distinct: false,
       onePass: false,
     };
-    if (q.from !== undefined) (src.where.push('t.created_at >= ?'), src.params.push(q.from));
-    if (q.to !== undefined) (src.where.push('t.created_at <= ?'), src.params.push(q.to));
-    if (q.statuses) (src.where.push(`t.status IN (${marks(q.statuses.length)})`), src.params.push(...q.statuses));
-    if (q.types) (src.where.push(`t.type IN (${marks(q.types.length)})`), src.params.push(...q.types));
-    if (q.zoneId !== undefined) (src.where.push('t.zone_id = ?'), src.params.push(q.zoneId));
+    addColumnFilters(src, q, 't.');
     src.onePass = q.targetContains !== undefined;
     addTextFilters(src, q);
     return src;
@@ -798,16 +790,24 @@ export class SqliteTaskStore implements TaskStore {
 function addTaskFilters(src: Source, q: TaskQuery): void {
   src.where.push('+t.app_id = ?');
   src.params.push(q.appId);
-  if (q.from !== undefined) (src.where.push('+t.created_at >= ?'), src.params.push(q.from));
-  if (q.to !== undefined) (src.where.push('+t.created_at <= ?'), src.params.push(q.to));
-  if (q.statuses) (src.where.push(`+t.status IN (${marks(q.statuses.length)})`), src.params.push(...q.statuses));
-  if (q.types) (src.where.push(`+t.type IN (${marks(q.types.length)})`), src.params.push(...q.types));
-  if (q.zoneId !== undefined) (src.where.push('+t.zone_id = ?'), src.params.push(q.zoneId));
+  addColumnFilters(src, q, '+t.');
   if (q.hosts !== undefined) {
     src.where.push(`EXISTS (SELECT 1 FROM task_hosts x WHERE x.task_id = t.id AND x.host IN (${marks(q.hosts.length)}))`);
     src.params.push(...q.hosts);
   }
   addTextFilters(src, q);
+}
+
+/**
+ * Time, status, type and zone filters on the columns behind `col` (`h.` task_hosts, `t.` tasks;
+ * `+t.` keeps SQLite from choosing an index on them when another one already drives the query).
+ */
+function addColumnFilters(src: Source, q: TaskQuery, col: 'h.' | 't.' | '+t.'): void {
+  if (q.from !== undefined) (src.where.push(`${col}created_at >= ?`), src.params.push(q.from));
+  if (q.to !== undefined) (src.where.push(`${col}created_at <= ?`), src.params.push(q.to));
+  if (q.statuses) (src.where.push(`${col}status IN (${marks(q.statuses.length)})`), src.params.push(...q.statuses));
+  if (q.types) (src.where.push(`${col}type IN (${marks(q.types.length)})`), src.params.push(...q.types));
+  if (q.zoneId !== undefined) (src.where.push(`${col}zone_id = ?`), src.params.push(q.zoneId));
 }
 
 /** Exact and substring target checks on the row (the hash and trigram indexes only narrow). */
