@@ -24,12 +24,23 @@ export function canonicalHost(host: string): string {
 const BASE = 'http://edge.invalid';
 
 /**
- * The path part of a cache key: WHATWG-normalised path + query (dot segments resolved, fragment
- * dropped), so a request line and a purge target URL for the same resource agree. Throws on garbage.
+ * The path part of a cache key from a request line's target (RFC 9112 §3.2), WHATWG-normalised
+ * path + query (dot segments resolved, fragment dropped) so that it agrees with purge target URLs.
+ * The target is origin-form: origin-form (`/p?q`, read as a path even when it starts
+ * with `//`) or absolute-form (`http://host/p`, whose authority replaces the Host header, §3.2.2).
+ * Asterisk- and authority-form are not requests for a cached resource: they throw, as garbage does.
  */
-export function requestPath(requestTarget: string): string {
-  const u = new URL(requestTarget, BASE);
-  return u.pathname + u.search;
+export function parseRequestTarget(target: string): { readonly host?: string; readonly path: string } {
+  if (target.startsWith('/')) {
+    const u = new URL(BASE + target);
+    return { path: u.pathname + u.search };
+  }
+  if (/^https?:\/\//i.test(target)) {
+    const u = new URL(target);
+    if (u.host === '' || u.username !== '' || u.password !== '') throw new TypeError('bad absolute-form target');
+    return { host: canonicalHost(u.host), path: u.pathname + u.search };
+  }
+  throw new TypeError('request target is neither origin-form nor absolute-form');
 }
 
 /** A purge or prefetch target URL split into cache-key parts; undefined when it is not a URL. */

@@ -8,10 +8,18 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type CachePolicy from 'http-cache-semantics';
 import type { Clock } from '../shared/clock.ts';
-import { canonicalHost, headerValue, parseTags, parseTargetUrl, requestPath, varyNames, type HeaderMap } from './cache-key.ts';
+import { canonicalHost, headerValue, parseRequestTarget, parseTags, parseTargetUrl, varyNames, type HeaderMap } from './cache-key.ts';
 import type { ApplyResult, EdgeCommand, PrefetchResult } from './edge-command.ts';
 import { EdgeCache, type CachedObject, type EdgeCacheStats, type Fetch } from './edge-cache.ts';
-import { clientNotModified, contentLength, endToEnd, isConditional, withoutInternal } from './http-headers.ts';
+import {
+  clientNotModified,
+  contentLength,
+  endToEnd,
+  isConditional,
+  originRequestHeaders,
+  withoutInternal,
+  type OriginBody,
+} from './http-headers.ts';
 
 export interface EdgeDomain {
   /** The served host name (matched against the request's Host, port ignored). */
@@ -100,6 +108,18 @@ class Capture extends Transform {
     }
     cb(null, chunk);
   }
+}
+
+const NO_BODY: OriginBody = { kind: 'none' };
+
+/**
+ * The body a relayed request carries, as the client's request was framed (node's parser has already
+ * refused Content-Length with Transfer-Encoding, and checks that a Content-Length body is that long).
+ */
+function clientBody(req: IncomingMessage): OriginBody {
+  if (req.headers['transfer-encoding'] !== undefined) return { kind: 'chunked' };
+  const length = contentLength(req.headers);
+  return length !== undefined && length > 0 ? { kind: 'length', length } : NO_BODY;
 }
 
 /** Client went away, or the origin broke mid-body: nothing to answer any more. */
@@ -257,19 +277,23 @@ export class EdgeProxy {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (this.#closing) return this.#text(res, 503, 'edge is shutting down');
-    const host = canonicalHost(req.headers.host ?? '');
-    const origin = this.#domains.get(host);
-    if (origin === undefined) return this.#text(res, 404, `unknown host: ${host}`);
-    let path: string;
+    const method = req.method ?? 'GET';
+    // TRACE echoes the request (credentials included) back to scripts; nothing to cache or relay.
+    if (method === 'TRACE' || method === 'TRACK') return this.#text(res, 405, `${method} is not served`);
+    let target: { readonly host?: string; readonly path: string };
     try {
-      path = requestPath(req.url ?? '/');
+      target = parseRequestTarget(req.url ?? '');
     } catch {
       return this.#text(res, 400, 'bad request target');
     }
+    // The key, the origin's Host and the domain lookup all use this one canonical host.
+    const host = target.host ?? canonicalHost(req.headers.host ?? '');
+    const origin = this.#domains.get(host);
+    if (origin === undefined) return this.#text(res, 404, `unknown host: ${host}`);
+    const path = target.path;
     // The policy compares the stored Host with the request's: use the canonical one on both sides.
     const headers: HeaderMap = { ...req.headers, host };
     const x: Exchange = { req, res, origin, host, path, cacheReq: { url: path, method: 'GET', headers } };
-    const method = req.method ?? 'GET';
     if (method !== 'GET' && method !== 'HEAD') return this.#bypass(x, method);
 
     const obj = this.cache.lookup(host, path, headers);
@@ -291,7 +315,7 @@ export class EdgeProxy {
   async #miss(x: Exchange, method: string): Promise<void> {
     const f = this.cache.beginFetch(x.host, x.path);
     try {
-      const originRes = await this.#originRequest(x.origin, method, x.path, this.#toOrigin(x.req, x.req.headers));
+      const originRes = await this.#originRequest(x.origin, method, x.path, this.#toOrigin(x, x.req.headers, NO_BODY));
       this.#misses++;
       await this.#relay(x, f, originRes, { store: method === 'GET' });
     } finally {
@@ -303,7 +327,7 @@ export class EdgeProxy {
     const f = this.cache.beginFetch(x.host, x.path);
     try {
       const conditional = obj.policy.revalidationHeaders(x.cacheReq);
-      const originRes = await this.#originRequest(x.origin, 'GET', x.path, this.#toOrigin(x.req, conditional));
+      const originRes = await this.#originRequest(x.origin, 'GET', x.path, this.#toOrigin(x, conditional, NO_BODY));
       if (originRes.statusCode !== 304) {
         this.#misses++;
         return await this.#relay(x, f, originRes, { store: true, supersedes: obj });
@@ -334,7 +358,8 @@ export class EdgeProxy {
 
   async #bypass(x: Exchange, method: string): Promise<void> {
     this.#bypassed++;
-    const originRes = await this.#originRequest(x.origin, method, x.path, this.#toOrigin(x.req, x.req.headers), x.req);
+    const body = clientBody(x.req);
+    const originRes = await this.#originRequest(x.origin, method, x.path, this.#toOrigin(x, x.req.headers, body), body.kind === 'none' ? undefined : x.req);
     const status = originRes.statusCode ?? 502;
     if (UNSAFE.has(method) && status < 400) this.cache.removeKey(x.host, x.path);
     x.res.writeHead(status, { ...endToEnd(withoutInternal(originRes.headers)), 'x-cache': 'BYPASS' });
@@ -430,7 +455,7 @@ export class EdgeProxy {
     try {
       let originRes: IncomingMessage;
       try {
-        originRes = await this.#originRequest(origin, 'GET', t.path, endToEnd(headers));
+        originRes = await this.#originRequest(origin, 'GET', t.path, originRequestHeaders(headers, NO_BODY));
       } catch (err) {
         return fail(`origin unreachable: ${err instanceof Error ? err.message : String(err)}`);
       }
@@ -456,13 +481,17 @@ export class EdgeProxy {
     }
   }
 
-  /** Request headers towards the origin: end-to-end ones, the client's Host, X-Forwarded-For appended. */
-  #toOrigin(req: IncomingMessage, headers: HeaderMap): HeaderMap {
-    const out = endToEnd(headers);
-    if (req.headers.host !== undefined) out.host = req.headers.host;
-    const ip = req.socket.remoteAddress;
+  /**
+   * Request headers towards the origin: end-to-end ones framed by the edge (`body`), the canonical host
+   * the cache key was built from (a client's port or trailing dot would otherwise reach the origin, and a
+   * reflected Host be served to everyone as a HIT), and X-Forwarded-For appended.
+   */
+  #toOrigin(x: Exchange, headers: HeaderMap, body: OriginBody): HeaderMap {
+    const out = originRequestHeaders(headers, body);
+    out.host = x.host;
+    const ip = x.req.socket.remoteAddress;
     if (ip !== undefined) {
-      const prior = headerValue(req.headers, 'x-forwarded-for');
+      const prior = headerValue(x.req.headers, 'x-forwarded-for');
       out['x-forwarded-for'] = prior === undefined ? ip : `${prior}, ${ip}`;
     }
     return out;

@@ -15,6 +15,13 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
+/**
+ * Request fields that frame or steer the message itself. The edge decides them for every origin request
+ * and never copies the client's: a Content-Length forwarded without its body lets the origin read the
+ * next pooled request as that body and answer a smuggled one in its place (issue 7, critical).
+ */
+const REQUEST_FRAMING = new Set(['content-length', 'transfer-encoding', 'expect']);
+
 /** Origin headers the edge consumes and does not pass to clients (as Cloudflare and Fastly strip them). */
 const INTERNAL_RESPONSE = new Set(['cache-tag', 'surrogate-key', 'x-cache']);
 
@@ -28,6 +35,21 @@ export function endToEnd(headers: HeaderMap): HeaderMap {
     if (v === undefined || HOP_BY_HOP.has(k) || drop.has(k)) continue;
     out[k] = v;
   }
+  return out;
+}
+
+/** How the edge frames the body it sends to the origin. */
+export type OriginBody = { readonly kind: 'none' } | { readonly kind: 'length'; readonly length: number } | { readonly kind: 'chunked' };
+
+/**
+ * End-to-end request headers for the origin with the edge's own framing: no body fields for `none`
+ * (GET/HEAD bodies are dropped, as Varnish and nginx do), the client's parser-checked length, or chunked.
+ */
+export function originRequestHeaders(headers: HeaderMap, body: OriginBody): HeaderMap {
+  const out = endToEnd(headers);
+  for (const k of REQUEST_FRAMING) delete out[k];
+  if (body.kind === 'length') out['content-length'] = String(body.length);
+  else if (body.kind === 'chunked') out['transfer-encoding'] = 'chunked';
   return out;
 }
 
