@@ -26,6 +26,7 @@ export async function startEdgeNode(config: Readonly<Config>, nodeId: string, lo
     maxBytes: node.cacheBytes,
     clock: systemClock,
     leaseMs: config.fanout.leaseMs,
+    connections: node.connections,
     onError: (err, context) => logger.warn('edge error', { node: node.id, context, error: err }),
   });
   const { port } = await proxy.start();

@@ -2,6 +2,7 @@
 // zones and domains, and edge nodes. Unknown keys are refused (strict objects).
 import { z } from 'zod';
 import { TASK_TYPES } from '../purge/types.ts';
+import { DEFAULT_CONNECTION_LIMITS as CONN } from '../shared/connection-limits.ts';
 
 const hostPort = z
   .string()
@@ -51,6 +52,15 @@ const account = z.strictObject({
   zones: z.array(zone).default([]),
 });
 
+/** Connection admission for an HTTP server (src/shared/connection-limits.ts); defaults suit one busy host. */
+const connections = z
+  .strictObject({
+    perAddress: z.int().positive().default(CONN.perAddress),
+    total: z.int().positive().default(CONN.total),
+    firstByteTimeoutMs: z.int().positive().default(CONN.firstByteTimeoutMs),
+  })
+  .prefault({});
+
 const node = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
   listen: hostPort,
@@ -61,6 +71,7 @@ const node = z.strictObject({
   hosts: z.array(hostname).optional(),
   /** Bytes of memory for cached objects. */
   cacheBytes: z.int().positive().default(256 * 1024 * 1024),
+  connections,
 });
 
 const store = z.discriminatedUnion('driver', [
@@ -79,6 +90,7 @@ export const configSchema = z.strictObject({
         .default('+08:00'),
       maxBodyBytes: z.int().positive().default(1024 * 1024),
       retentionDays: z.int().positive().default(30),
+      connections,
     })
     .prefault({}),
   store: store.default({ driver: 'sqlite', path: './data/edgepurge.db' }),

@@ -8,6 +8,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type CachePolicy from 'http-cache-semantics';
 import type { Clock } from '../shared/clock.ts';
+import { DEFAULT_CONNECTION_LIMITS, guardConnections, type ConnectionGuard, type ConnectionLimits } from '../shared/connection-limits.ts';
 import { canonicalHost, headerValue, parseRequestTarget, parseTags, parseTargetUrl, varyNames, type HeaderMap } from './cache-key.ts';
 import type { ApplyResult, EdgeCommand, PrefetchResult } from './edge-command.ts';
 import { EdgeCache, type CachedObject, type EdgeCacheStats, type Fetch } from './edge-cache.ts';
@@ -48,6 +49,10 @@ export interface EdgeProxyOptions {
   readonly drainTimeoutMs?: number;
   /** Socket idle timeout towards origins. Default 30 000 ms. */
   readonly originTimeoutMs?: number;
+  /** Client connection caps. Default: 256 per address, 8192 in all, 10 s to the first byte. */
+  readonly connections?: ConnectionLimits;
+  /** Longest a client may take to send a whole request (headers and body). Default 120 000 ms. */
+  readonly requestTimeoutMs?: number;
   /** Unexpected errors (client aborts are not reported). */
   readonly onError?: (err: unknown, context: string) => void;
 }
@@ -62,6 +67,9 @@ export interface EdgeStats extends EdgeCacheStats {
   readonly leaseFresh: boolean;
   /** ms since epoch; -Infinity before the first renewLease(). */
   readonly leaseUntil: number;
+  /** Client connections open now, and closed on arrival (over a cap, or silent). */
+  readonly connections: number;
+  readonly refusedConnections: number;
 }
 
 /** One client request on its way through the cache. */
@@ -141,6 +149,7 @@ export class EdgeProxy {
   readonly #httpAgent = new http.Agent({ keepAlive: true });
   readonly #httpsAgent = new https.Agent({ keepAlive: true });
   #server: http.Server | undefined;
+  #connections: ConnectionGuard | undefined;
   #port = 0;
   #timer: NodeJS.Timeout | undefined;
   #closing = false;
@@ -175,7 +184,13 @@ export class EdgeProxy {
   async start(): Promise<{ port: number }> {
     if (this.#closing) throw new Error('EdgeProxy is closed');
     if (this.#server !== undefined) return { port: this.#port };
-    const server = http.createServer((req, res) => this.#onRequest(req, res));
+    const server = http.createServer(
+      // Timeouts are enforced on node's connection sweep: run it every second, not every 30 s.
+      { headersTimeout: 10_000, requestTimeout: this.#options.requestTimeoutMs ?? 120_000, connectionsCheckingInterval: 1_000 },
+      (req, res) => this.#onRequest(req, res),
+    );
+    const limits = this.#options.connections ?? DEFAULT_CONNECTION_LIMITS;
+    this.#connections = guardConnections(server, () => limits);
     this.#server = server;
     try {
       await new Promise<void>((resolve, reject) => {
@@ -259,6 +274,8 @@ export class EdgeProxy {
       bypassed: this.#bypassed,
       leaseFresh: this.leaseFresh(),
       leaseUntil: this.#leaseUntil,
+      connections: this.#connections?.open ?? 0,
+      refusedConnections: this.#connections ? Object.values(this.#connections.refused).reduce((a, b) => a + b, 0) : 0,
     };
   }
 

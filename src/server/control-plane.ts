@@ -18,6 +18,7 @@ import { NonceCache } from '../protocols/v2/nonce-cache.ts';
 import { decodeV2Request, V2_TIMESTAMP_WINDOW_SECONDS } from '../protocols/v2/v2-request.ts';
 import { renderV2Error, renderV2Success } from '../protocols/v2/v2-envelope.ts';
 import type { Clock } from '../shared/clock.ts';
+import { guardConnections, lingeringClose, type ConnectionGuard } from '../shared/connection-limits.ts';
 import { ApiError } from '../shared/errors.ts';
 import { splitHostPort } from '../shared/host-port.ts';
 import { newRequestId } from '../shared/ids.ts';
@@ -49,6 +50,8 @@ export class ControlPlane {
   readonly #server: Server;
   readonly #buckets: TokenBuckets;
   readonly #nonces: NonceCache;
+  /** Per-address and total connection caps (issue 7: slow clients exhausted the descriptors). */
+  readonly connections: ConnectionGuard;
   #closing = false;
   #closed: Promise<void> | undefined;
 
@@ -68,7 +71,9 @@ export class ControlPlane {
     this.#buckets = new TokenBuckets(options.clock);
     this.#nonces = new NonceCache({ windowSeconds: V2_TIMESTAMP_WINDOW_SECONDS, capacity: 1_000_000 });
     // TENCENT-API §2.2: a GET may carry up to 32 KB of query; Node's default header limit is 16 KB.
-    this.#server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
+    // Timeouts are enforced on node's connection sweep: run it every second, not every 30 s.
+    const timeouts = { requestTimeout: 30_000, headersTimeout: 10_000, connectionsCheckingInterval: 1_000 };
+    this.#server = createServer({ ...timeouts, maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
       this.#route(req, res).catch((e: unknown) => {
         options.logger.error('request handler crashed', { error: e });
         if (!res.headersSent) res.writeHead(500).end();
@@ -76,6 +81,7 @@ export class ControlPlane {
       });
     });
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(err, socket));
+    this.connections = guardConnections(this.#server, () => this.#o.config.server.connections);
     // Keep-alive clients reuse sockets across many calls (the benchmark, the SDKs' agents).
     this.#server.keepAliveTimeout = 65_000;
   }
@@ -157,6 +163,11 @@ export class ControlPlane {
   }
 
   async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // RFC 9112 §3.2.2: a server accepts absolute-form; everything below reads origin-form.
+    if (/^https?:\/\//i.test(req.url ?? '')) {
+      const u = URL.parse(req.url ?? '');
+      req.url = u ? u.pathname + u.search : '*';
+    }
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path?.startsWith('/edge/') && this.hub.route(req, res)) return;
     if (path?.startsWith('/admin/') && this.#admin(req, res)) return;
@@ -259,11 +270,16 @@ export class ControlPlane {
     socket.end(err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
   }
 
-  /** An oversized body is not read to the end: answer and close the connection instead. */
+  /**
+   * An oversized body is not read to the end: answer, then close with a lingering close, so that a
+   * client still sending its body reads the answer instead of a connection reset.
+   */
   #afterError(req: IncomingMessage, res: ServerResponse, e: unknown): void {
     if (e instanceof ApiError && e.code === 'RequestSizeLimitExceeded') {
       res.shouldKeepAlive = false;
-      res.once('finish', () => req.socket.destroySoon());
+      const socket = req.socket;
+      // node ends a non-keep-alive response with socket.destroySoon(), which would cut the unread body.
+      socket.destroySoon = () => lingeringClose(socket);
     }
   }
 
