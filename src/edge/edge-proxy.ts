@@ -130,6 +130,13 @@ function clientBody(req: IncomingMessage): OriginBody {
   return length !== undefined && length > 0 ? { kind: 'length', length } : NO_BODY;
 }
 
+/** How many times a field occurs in node's rawHeaders (name, value, name, value, …). */
+function countHeader(raw: readonly string[], name: string): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) n++;
+  return n;
+}
+
 /** Client went away, or the origin broke mid-body: nothing to answer any more. */
 const isStreamAbort = (err: unknown): boolean =>
   err instanceof Error &&
@@ -303,6 +310,8 @@ export class EdgeProxy {
     } catch {
       return this.#text(res, 400, 'bad request target');
     }
+    // RFC 9112 §3.2: more than one Host is a 400 (node keeps the first; an upstream may read another).
+    if (countHeader(req.rawHeaders, 'host') > 1) return this.#text(res, 400, 'more than one Host header');
     // The key, the origin's Host and the domain lookup all use this one canonical host.
     const host = target.host ?? canonicalHost(req.headers.host ?? '');
     const origin = this.#domains.get(host);

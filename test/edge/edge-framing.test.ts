@@ -167,6 +167,8 @@ test('CONNECT, TRACE, asterisk-form and garbage request lines get no origin requ
     [`GET /a\x01 HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`, 400],
     [`GET /a HTTP/1.1\r\nHost: ${HOST}\r\nX: a\x00b\r\n\r\n`, 400],
     [`BREW /a HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`, 400],
+    [`GET /a HTTP/1.1\r\nHost: ${HOST}\r\nHost: evil.test\r\n\r\n`, 400],
+    [`GET /a HTTP/1.1\r\n\r\n`, 400],
   ];
   for (const [shape, want] of shapes) {
     const r = await rawExchange(port, [shape], { timeoutMs: 2000 });
