@@ -55,26 +55,49 @@ function wellFormedAfter(query: string): boolean {
   return values.length === 1 && /^(-1|0|[1-9]\d{0,15})$/.test(values[0]!) && Number.isSafeInteger(Number(values[0]));
 }
 
+/** A control plane with the two nodes, long leases and deadlines (the clock only moves when a test moves it). */
+const startHub = (clock: ManualClock): Promise<TestServer> =>
+  startControlPlane(undefined, { ...baseConfig(), nodes: [...NODES], fanout: { leaseMs: 60_000, taskTimeoutMs: 3_600_000 } }, { clock, heartbeatMs: 50 });
+
+let targetCounter = 0;
+
+/** Submits a one-target job straight to the purge service; returns its task id. */
+async function submit(s: TestServer, who: { appId: number; secretId: string }, type: 'prefetch_url' | 'purge_url', host: string): Promise<number> {
+  const account = s.controlPlane.directory.config.accounts.find((a) => a.appId === who.appId)!;
+  const r = await s.controlPlane.purge.submit({
+    account, source: 'teo', secretId: who.secretId, clientIp: '127.0.0.1', type, method: type === 'purge_url' ? 'delete' : 'invalidate',
+    zoneId: null, targets: [`http://${host}/fuzz-${++targetCounter}`], encodeUrl: false,
+  });
+  return r.tasks[0]!.id;
+}
+
+/** A task's status, whoever owns it. */
+async function statusOf(s: TestServer, taskId: number): Promise<string | undefined> {
+  for (const { appId } of s.controlPlane.directory.config.accounts) {
+    const t = (await s.store.listTasks({ appId, offset: 0, limit: 1_000_000 })).tasks.find((x) => x.id === taskId);
+    if (t) return t.status;
+  }
+  return undefined;
+}
+
+/** Posts one ack as `node` and waits for the settle pass it schedules. */
+async function postAck(s: TestServer, node: Node, body: unknown): Promise<number> {
+  const a = await send({ port: s.port, method: 'POST', path: '/edge/v1/ack', headers: { ...auth(node), 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  await new Promise((r) => setTimeout(r, 120));
+  return a.status;
+}
+
 describe('edge fan-out endpoints under fuzzing', () => {
   const clock = new ManualClock(FUZZ_NOW);
   let s: TestServer;
-  let prefetchIds: number[] = [];
-  let purgeIds: number[] = [];
-
-  /** One prefetch job per host (edge-b serves only host2), and a purge: tasks the results can name. */
-  async function submit(type: 'prefetch_url' | 'purge_url', host: string): Promise<number> {
-    const account = s.controlPlane.directory.config.accounts.find((a) => a.appId === ACME.appId)!;
-    const r = await s.controlPlane.purge.submit({
-      account, source: 'teo', secretId: ACME.secretId, clientIp: '127.0.0.1', type, method: type === 'purge_url' ? 'delete' : 'invalidate',
-      zoneId: null, targets: [`http://${host}/fuzz-${Math.random().toString(36).slice(2)}`], encodeUrl: false,
-    });
-    return r.tasks[0]!.id;
-  }
 
   before(async () => {
-    s = await startControlPlane(undefined, { ...baseConfig(), nodes: [...NODES], fanout: { leaseMs: 60_000, taskTimeoutMs: 3_600_000 } }, { clock, heartbeatMs: 50 });
-    prefetchIds = [await submit('prefetch_url', ACME.host), await submit('prefetch_url', ACME.host2)];
-    purgeIds = [await submit('purge_url', ACME.host), await submit('purge_url', ACME.host2)];
+    s = await startHub(clock);
+    // A prefetch and a purge per host (edge-b serves only host2): tasks the fuzzed results can name.
+    for (const host of [ACME.host, ACME.host2]) {
+      await submit(s, ACME, 'prefetch_url', host);
+      await submit(s, ACME, 'purge_url', host);
+    }
   });
   after(() => s?.close());
 
@@ -203,39 +226,6 @@ describe('edge fan-out endpoints under fuzzing', () => {
     );
   });
 
-  test('a node result settles only a prefetch task that node is responsible for', async () => {
-    await fuzz(
-      'edge ack result scope',
-      fc.asyncProperty(fc.constantFrom('prefetch-other-host', 'purge', 'other-tenant'), fc.boolean(), async (kind, ok) => {
-        // edge-b serves only host2: it has no say over host1's prefetch, a purge, or another tenant's task.
-        const host = kind === 'prefetch-other-host' ? ACME.host : ACME.host2;
-        const taskId = kind === 'other-tenant' ? await submitOther() : await submit(kind === 'purge' ? 'purge_url' : 'prefetch_url', host);
-        const status = async () => (await s.store.listTasks({ appId: kind === 'other-tenant' ? GLOBEX.appId : ACME.appId, offset: 0, limit: 1_000_000 })).tasks.find((t) => t.id === taskId)?.status;
-        const before = await status();
-        const a = await send({
-          port: s.port, method: 'POST', path: '/edge/v1/ack', headers: { ...auth(NODES[1]), 'content-type': 'application/json' },
-          body: JSON.stringify({ seq: 0, results: [{ taskId, ok, failType: 'originPullFailed', failMessage: 'fuzz' }] }),
-        });
-        assertAnswered(a.status, a.body.toString());
-        await settled();
-        assert.equal(await status(), before, `edge-b's ${ok ? 'success' : 'failure'} changed a ${kind} task ${taskId}`);
-      }),
-      12,
-    );
-  });
-
-  async function submitOther(): Promise<number> {
-    const account = s.controlPlane.directory.config.accounts.find((a) => a.appId === GLOBEX.appId)!;
-    const r = await s.controlPlane.purge.submit({
-      account, source: 'teo', secretId: GLOBEX.secretId, clientIp: '127.0.0.1', type: 'prefetch_url', method: 'invalidate',
-      zoneId: null, targets: [`http://${GLOBEX.host}/fuzz-${Math.random().toString(36).slice(2)}`], encodeUrl: false,
-    });
-    return r.tasks[0]!.id;
-  }
-
-  /** Lets the hub's settle pass that the ack scheduled run to its end. */
-  const settled = () => new Promise((r) => setTimeout(r, 120));
-
   /** Opens a stream and returns its status and first line, then hangs up (streams never end by themselves). */
   function openStream(query: string, headers: Record<string, string>): Promise<{ status: number; first: string }> {
     return new Promise((resolve, reject) => {
@@ -352,6 +342,52 @@ describe('edge fan-out endpoints under fuzzing', () => {
         },
       ),
       80,
+    );
+  });
+});
+
+// On a control plane of their own: the fuzzed acks above name arbitrary task ids, and (see the second
+// property) results for ids that do not exist yet may be kept and applied to the task that gets the id.
+describe('edge fan-out: whose results count', () => {
+  const clock = new ManualClock(FUZZ_NOW);
+  let s: TestServer;
+  before(async () => {
+    s = await startHub(clock);
+    // Both nodes hold a lease: a fenced node would count as done and hide what the results did.
+    for (const n of NODES) assert.equal(await postAck(s, n, { seq: 0 }), 200);
+  });
+  after(() => s?.close());
+
+  test('a node result settles only a prefetch task that node is responsible for', async () => {
+    await fuzz(
+      'edge ack result scope',
+      fc.asyncProperty(fc.constantFrom('prefetch-other-host', 'purge', 'other-tenant'), fc.boolean(), async (kind, ok) => {
+        // edge-b serves only host2: it has no say over host1's prefetch, a purge, or another tenant's task.
+        const taskId =
+          kind === 'other-tenant' ? await submit(s, GLOBEX, 'prefetch_url', GLOBEX.host) : await submit(s, ACME, kind === 'purge' ? 'purge_url' : 'prefetch_url', kind === 'purge' ? ACME.host2 : ACME.host);
+        const before = await statusOf(s, taskId);
+        assert.ok((await postAck(s, NODES[1], { seq: 0, results: [{ taskId, ok, failType: 'originPullFailed', failMessage: 'fuzz' }] })) < 500);
+        const now = await statusOf(s, taskId);
+        assert.equal(now, before, `edge-b's ${ok ? 'success' : 'failure'} turned a ${kind} task ${taskId} from ${before} to ${now}`);
+      }),
+      12,
+    );
+  });
+
+  test('a result naming a task that does not exist is dropped: it cannot settle the task later created with that id', async () => {
+    await fuzz(
+      'edge ack unknown task',
+      fc.asyncProperty(fc.integer({ min: 1, max: 3 }), fc.boolean(), async (ahead, ok) => {
+        const last = await submit(s, ACME, 'prefetch_url', ACME.host);
+        // edge-a serves host1: once the task exists, a result from it would count.
+        assert.ok((await postAck(s, NODES[0], { seq: 0, results: [{ taskId: last + ahead, ok, failType: 'originPullFailed', failMessage: 'fuzz' }] })) < 500);
+        let id = last;
+        while (id < last + ahead) id = await submit(s, ACME, 'prefetch_url', ACME.host);
+        // Settling runs on every heartbeat (50 ms): give it a few.
+        await new Promise((r) => setTimeout(r, 200));
+        assert.equal(await statusOf(s, id), 'processing', `a result sent before task ${id} existed settled it`);
+      }),
+      6,
     );
   });
 });
