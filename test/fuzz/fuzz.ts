@@ -1,6 +1,10 @@
 // Shared pieces of the property-based fuzz tests: a fixed, overridable seed and run count, an HTTP
 // client that can send any header set over a kept-alive socket, and the hostile values every decoder
-// gets. The seed is fixed so `npm test` is reproducible; FUZZ_SEED / FUZZ_RUNS / FUZZ_SCALE widen it.
+// gets. The seed is fixed so `npm test` is reproducible; for a longer local exploration:
+//   FUZZ_SEED=n       another seed (a failure prints the seed and the replay path)
+//   FUZZ_SCALE=10     ten times every property's default run count (FUZZ_RUNS=n: exactly n runs each)
+//   FUZZ_SHRINK_MS=n  time allowed to shrink a counterexample (default 3000)
+//   FUZZ_STATS=1      print the distribution of answers the decoders gave
 import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import net from 'node:net';
 import fc from 'fast-check';
