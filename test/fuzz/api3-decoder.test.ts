@@ -188,7 +188,7 @@ describe('API 3.0 decoder and actions under fuzzing', () => {
         const code = await check(encode(c.action, c.version, c.params, c.encoding as Encoding), !spec(c.spec).writes || c.action !== spec(c.spec).action || c.version !== spec(c.spec).version);
         seen.set(code ?? 'ok', (seen.get(code ?? 'ok') ?? 0) + 1);
       }),
-      250,
+      200,
     );
     if (process.env.FUZZ_STATS) console.log(JSON.stringify([...seen].sort()));
     // The generator must get past authentication and sometimes succeed, or it fuzzes nothing.
@@ -224,7 +224,7 @@ describe('API 3.0 decoder and actions under fuzzing', () => {
         const a = spec(i);
         await check({ method: 'POST', path: '/', headers: tc3(a.action, a.version, 'POST', body, ct), body }, !a.writes);
       }),
-      150,
+      100,
     );
   });
 
@@ -271,7 +271,7 @@ describe('API 3.0 decoder and actions under fuzzing', () => {
         if (headers.host === undefined || headers.host === '') headers.host = host();
         await check({ ...req, headers }, !spec(c.spec).writes);
       }),
-      200,
+      150,
     );
   });
 
@@ -294,7 +294,7 @@ describe('API 3.0 decoder and actions under fuzzing', () => {
           await check(req, false);
         },
       ),
-      150,
+      100,
     );
   });
 

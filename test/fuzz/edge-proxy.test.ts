@@ -276,7 +276,7 @@ describe('edge proxy request handling under fuzzing', () => {
         assert.ok(c.bytes.toString('latin1').endsWith(`\r\n\r\nGET ${path}`), `canary answered with another body after ${describeReq(r)}: ${c.bytes.toString('latin1').slice(-200)}`);
         assert.deepEqual(received.slice(c0).map((x) => `${x.method} ${x.url}`), [`GET ${path}`], `the origin saw something else for the canary after ${describeReq(r)}`);
       }),
-      50,
+      40,
     );
   });
 
@@ -312,7 +312,7 @@ describe('edge proxy request handling under fuzzing', () => {
       fc.asyncProperty(requestWith(targets).filter((r) => r.method !== 'GET' && r.method !== 'HEAD'), async (r) => {
         assertFraming(r, (await exchange(r)).got);
       }),
-      50,
+      40,
     );
   });
 
@@ -329,7 +329,7 @@ describe('edge proxy request handling under fuzzing', () => {
           assert.equal(x.headers.host, want.host, `origin got Host ${JSON.stringify(x.headers.host)} for ${describeReq(r)}`);
         }
       }),
-      50,
+      40,
     );
   });
 
@@ -348,7 +348,7 @@ describe('edge proxy request handling under fuzzing', () => {
           assert.deepEqual(k, want, `stored under ${k.host}${k.path}, asked for ${want.host}${want.path}: ${describeReq(r)}`);
         }
       }),
-      50,
+      40,
     );
   });
 

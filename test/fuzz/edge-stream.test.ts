@@ -193,7 +193,7 @@ describe('edge fan-out endpoints under fuzzing', () => {
         const a = await ack(body, node);
         assertAnswered(a.status, a.text);
       }),
-      70,
+      50,
     );
   });
 
@@ -204,7 +204,7 @@ describe('edge fan-out endpoints under fuzzing', () => {
         const a = await ack(body, node);
         if (a.status !== 200) assert.ok(!a.changed, `HTTP ${a.status} (${a.text.slice(0, 100)}) but the store changed for ${body.slice(0, 200)}`);
       }),
-      70,
+      50,
     );
   });
 
@@ -222,7 +222,7 @@ describe('edge fan-out endpoints under fuzzing', () => {
           assert.ok(a.status >= 400 && a.status < 500, `malformed ack answered HTTP ${a.status}: ${body.slice(0, 200)}`);
         }
       }),
-      70,
+      50,
     );
   });
 
@@ -275,7 +275,7 @@ describe('edge fan-out endpoints under fuzzing', () => {
         assertAnswered(r.status, r.first);
         assert.deepEqual(await storeSnapshot(s, clock.now()), before, 'opening a stream changed the store');
       }),
-      60,
+      40,
     );
   });
 
@@ -291,7 +291,7 @@ describe('edge fan-out endpoints under fuzzing', () => {
           assert.equal(r.status, 400, `malformed after accepted: ${query} → HTTP ${r.status} ${r.first}`);
         }
       }),
-      60,
+      40,
     );
   });
 
@@ -319,7 +319,7 @@ describe('edge fan-out endpoints under fuzzing', () => {
         assert.equal(status, genuine ? 200 : 401, JSON.stringify(headers));
         if (!genuine) assert.deepEqual(await storeSnapshot(s, clock.now()), before, 'an unauthenticated request changed the store');
       }),
-      100,
+      60,
     );
   });
 
@@ -341,7 +341,7 @@ describe('edge fan-out endpoints under fuzzing', () => {
           if (!isAck) assert.deepEqual(await storeSnapshot(s, clock.now()), before, `${method} ${path} changed the store`);
         },
       ),
-      80,
+      50,
     );
   });
 });
