@@ -70,11 +70,17 @@ export function contentTypeParam(contentType: string, name: string): string | un
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** For multipart fields: a value may itself start with U+FEFF, which a BOM-stripping decoder would drop. */
+const utf8KeepBom = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-/** Decodes bytes as strict UTF-8; invalid sequences are a client error, not replacement characters. */
-export function decodeUtf8(bytes: Uint8Array, what: string): string {
+/**
+ * Decodes bytes as strict UTF-8; invalid sequences are a client error, not replacement characters.
+ * A leading byte-order mark is dropped from a whole body, but kept (`keepBom`) in a multipart field,
+ * where it is part of the value the client signed.
+ */
+export function decodeUtf8(bytes: Uint8Array, what: string, keepBom = false): string {
   try {
-    return utf8.decode(bytes);
+    return (keepBom ? utf8KeepBom : utf8).decode(bytes);
   } catch {
     throw new ApiError('InvalidParameter', `${what} is not valid UTF-8.`);
   }
@@ -112,7 +118,7 @@ export function parseMultipartForm(body: Buffer, contentType: string): FlatParam
     const next = body.indexOf(delimiter, headerEnd + 4);
     if (next === -1) throw malformed('no closing boundary');
     const name = partName(body.toString('latin1', pos, headerEnd));
-    addParam(out, name, decodeUtf8(body.subarray(headerEnd + 4, next), `Field ${quote(name)}`));
+    addParam(out, name, decodeUtf8(body.subarray(headerEnd + 4, next), `Field ${quote(name)}`, true));
     pos = next + delimiter.length;
   }
 }
@@ -129,7 +135,7 @@ function partName(headerBlock: string): string {
     const name = params.get('name');
     if (name === undefined) throw malformed('a part has no name');
     // Names are sent as UTF-8 bytes; the header block was read as latin1 to keep them intact.
-    return decodeUtf8(Buffer.from(name, 'latin1'), 'A part name');
+    return decodeUtf8(Buffer.from(name, 'latin1'), 'A part name', true);
   }
   throw malformed('a part has no Content-Disposition');
 }
