@@ -130,6 +130,9 @@ function clientBody(req: IncomingMessage): OriginBody {
   return length !== undefined && length > 0 ? { kind: 'length', length } : NO_BODY;
 }
 
+/** RFC 9110 §7.2 Host = uri-host [ ":" port ]: a reg-name (unreserved, sub-delims, %XX) or an IP literal. */
+const HOST_FIELD = /^(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*(?::\d*)?$|^\[[0-9A-Fa-f:.]+\](?::\d*)?$/;
+
 /** How many times a field occurs in node's rawHeaders (name, value, name, value, …). */
 function countHeader(raw: readonly string[], name: string): number {
   let n = 0;
@@ -310,8 +313,8 @@ export class EdgeProxy {
     } catch {
       return this.#text(res, 400, 'bad request target');
     }
-    // RFC 9112 §3.2: more than one Host is a 400 (node keeps the first; an upstream may read another).
-    if (countHeader(req.rawHeaders, 'host') > 1) return this.#text(res, 400, 'more than one Host header');
+    // RFC 9112 §3.2: more than one Host, or an invalid one, is a 400 — even with an absolute-form target.
+    if (countHeader(req.rawHeaders, 'host') > 1 || !HOST_FIELD.test(req.headers.host ?? '')) return this.#text(res, 400, 'bad Host header');
     // The key, the origin's Host and the domain lookup all use this one canonical host.
     const host = target.host ?? canonicalHost(req.headers.host ?? '');
     const origin = this.#domains.get(host);
