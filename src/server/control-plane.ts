@@ -12,9 +12,9 @@ import { PurgeService } from '../purge/purge-service.ts';
 import { readBody } from '../protocols/http-body.ts';
 import type { JsonReply } from '../protocols/json-reply.ts';
 import { clientIp, type RawRequest } from '../protocols/request-parts.ts';
+import { NonceCache, nonceCapacity, reserveNonce, type NonceClaim } from '../protocols/nonce-cache.ts';
 import { decodeApi3Request } from '../protocols/tc3/api3-request.ts';
 import { renderApi3Error, renderApi3Success } from '../protocols/tc3/api3-envelope.ts';
-import { NonceCache } from '../protocols/v2/nonce-cache.ts';
 import { decodeV2Request, V2_TIMESTAMP_WINDOW_SECONDS } from '../protocols/v2/v2-request.ts';
 import { renderV2Error, renderV2Success } from '../protocols/v2/v2-envelope.ts';
 import type { Clock } from '../shared/clock.ts';
@@ -48,7 +48,8 @@ export class ControlPlane {
   #o: ControlPlaneOptions;
   readonly #server: Server;
   readonly #buckets: TokenBuckets;
-  readonly #nonces: NonceCache;
+  /** Accepted legacy v2 Nonces, per account. */
+  readonly #v2Nonces = new NonceCache({ windowSeconds: V2_TIMESTAMP_WINDOW_SECONDS });
   #closing = false;
   #closed: Promise<void> | undefined;
 
@@ -66,7 +67,6 @@ export class ControlPlane {
     this.#purge = this.#purgeService(options.config, this.#directory);
     this.#admin = adminRoutes({ directory: () => this.#directory, store: options.store, hub: this.hub });
     this.#buckets = new TokenBuckets(options.clock);
-    this.#nonces = new NonceCache({ windowSeconds: V2_TIMESTAMP_WINDOW_SECONDS, capacity: 1_000_000 });
     // TENCENT-API §2.2: a GET may carry up to 32 KB of query; Node's default header limit is 16 KB.
     this.#server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
       this.#route(req, res).catch((e: unknown) => {
@@ -187,6 +187,22 @@ export class ControlPlane {
   }
 
   /**
+   * The last checks before an action runs: the replay check (when the request carries a Nonce), the
+   * rate limit, then the Nonce is recorded. Only a request that passed everything uses up a Nonce, so
+   * nobody's refused requests fill the cache; an account's share (its rate limit's worth of requests
+   * inside the window, see nonceCapacity) bounds only that account.
+   */
+  #admit(ctx: ActionContext, scope: string, action: string, replay?: { claim: NonceClaim; cache: NonceCache; buckets: number }): void {
+    let record: (() => void) | undefined;
+    if (replay) {
+      const capacity = nonceCapacity(ctx.account.rateLimit, replay.buckets, replay.cache.windowSeconds);
+      record = reserveNonce(replay.cache, ctx.account.appId, replay.claim, capacity, this.#o.clock.now());
+    }
+    this.#throttle(ctx, scope, action);
+    record?.();
+  }
+
+  /**
    * Per account and action (TENCENT-API §7.8: 20 requests/s is Tencent's default). `scope` keeps the
    * products apart: CDN's and EdgeOne's DescribePurgeTasks are two actions with their own limits.
    */
@@ -208,7 +224,7 @@ export class ControlPlane {
       const handler = actions.get(call.action);
       if (!handler) throw new ApiError('InvalidAction', `The action \`${call.action}\` does not exist in version ${call.version}.`);
       const ctx = this.#context(call.appId, call.secretId, call.clientIp);
-      this.#throttle(ctx, call.version, call.action);
+      this.#admit(ctx, call.version, call.action);
       reply = renderApi3Success(await handler(ctx, call.params), requestId);
     } catch (e) {
       reply = renderApi3Error(e, requestId, (msg, err) => this.#o.logger.error(msg, { error: err, requestId }));
@@ -221,11 +237,11 @@ export class ControlPlane {
     let reply: JsonReply;
     try {
       const raw = await this.#raw(req);
-      const call = decodeV2Request(raw, { clock: this.#o.clock, lookupSecret: (id) => this.#lookup(id), nonces: this.#nonces });
+      const call = decodeV2Request(raw, { clock: this.#o.clock, lookupSecret: (id) => this.#lookup(id) });
       const handler: ActionHandler | undefined = V2_ACTIONS.get(call.action);
       if (!handler) throw new ApiError('InvalidAction', `The action ${call.action} does not exist in CDN API v2.`);
       const ctx = this.#context(call.appId, call.secretId, call.clientIp);
-      this.#throttle(ctx, 'v2', call.action);
+      this.#admit(ctx, 'v2', call.action, { claim: call.nonce, cache: this.#v2Nonces, buckets: V2_ACTIONS.size });
       const data = await handler(ctx, call.params);
       reply = renderV2Success(Object.keys(data).length ? data : undefined);
     } catch (e) {
