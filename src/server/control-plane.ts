@@ -13,7 +13,7 @@ import { readBody } from '../protocols/http-body.ts';
 import type { JsonReply } from '../protocols/json-reply.ts';
 import { clientIp, type RawRequest } from '../protocols/request-parts.ts';
 import { NonceCache, nonceCapacity, reserveNonce, type NonceClaim } from '../protocols/nonce-cache.ts';
-import { decodeApi3Request } from '../protocols/tc3/api3-request.ts';
+import { API3_TIMESTAMP_WINDOW_SECONDS, decodeApi3Request } from '../protocols/tc3/api3-request.ts';
 import { renderApi3Error, renderApi3Success } from '../protocols/tc3/api3-envelope.ts';
 import { decodeV2Request, V2_TIMESTAMP_WINDOW_SECONDS } from '../protocols/v2/v2-request.ts';
 import { renderV2Error, renderV2Success } from '../protocols/v2/v2-envelope.ts';
@@ -36,6 +36,9 @@ export interface ControlPlaneOptions {
   readonly heartbeatMs?: number;
 }
 
+/** Rate-limit buckets of API 3.0, one per (version, action) (see #throttle): they size an account's Nonce share. */
+const API3_BUCKETS = [...API3_ACTIONS.values()].reduce((n, actions) => n + actions.size, 0);
+
 /** Request line plus headers: room for a 32 KB GET query (TENCENT-API §2.2) and the signed headers. */
 const MAX_HEADER_BYTES = 64 * 1024;
 
@@ -48,8 +51,9 @@ export class ControlPlane {
   #o: ControlPlaneOptions;
   readonly #server: Server;
   readonly #buckets: TokenBuckets;
-  /** Accepted legacy v2 Nonces, per account. */
+  /** Accepted Nonces of legacy v2 and of API 3.0 v1-signed requests, per account (one window each). */
   readonly #v2Nonces = new NonceCache({ windowSeconds: V2_TIMESTAMP_WINDOW_SECONDS });
+  readonly #api3Nonces = new NonceCache({ windowSeconds: API3_TIMESTAMP_WINDOW_SECONDS });
   #closing = false;
   #closed: Promise<void> | undefined;
 
@@ -224,7 +228,7 @@ export class ControlPlane {
       const handler = actions.get(call.action);
       if (!handler) throw new ApiError('InvalidAction', `The action \`${call.action}\` does not exist in version ${call.version}.`);
       const ctx = this.#context(call.appId, call.secretId, call.clientIp);
-      this.#admit(ctx, call.version, call.action);
+      this.#admit(ctx, call.version, call.action, call.nonce && { claim: call.nonce, cache: this.#api3Nonces, buckets: API3_BUCKETS });
       reply = renderApi3Success(await handler(ctx, call.params), requestId);
     } catch (e) {
       reply = renderApi3Error(e, requestId, (msg, err) => this.#o.logger.error(msg, { error: err, requestId }));

@@ -239,11 +239,15 @@ describe('v1 HmacSHA1 / HmacSHA256', () => {
   for (const method of ['GET', 'POST'] as const) {
     for (const signatureMethod of ['HmacSHA1', 'HmacSHA256'] as const) {
       test(`${method} ${signatureMethod} decodes; common params are stripped`, () => {
-        const r = decodeApi3Request(v1(method, { ...fields, Region: 'ap-guangzhou', Language: 'en-US' }, { signatureMethod }), deps());
+        const req = v1(method, { ...fields, Region: 'ap-guangzhou', Language: 'en-US' }, { signatureMethod });
+        const r = decodeApi3Request(req, deps());
+        const signature = new URLSearchParams(method === 'GET' ? req.rawUrl.slice(2) : req.body.toString()).get('Signature')!;
         assert.deepEqual(r, {
           action: 'CreatePurgeTask', version: '2022-09-01', secretId: SECRET_ID, appId: 42, region: 'ap-guangzhou',
           language: 'en-US', clientIp: '127.0.0.1', signatureMethod,
           params: { ZoneId: 'z', Type: 'purge_url', Targets: ['https://a.com/a b', 'https://a.com/中'] },
+          // For the replay check the caller makes once everything else passed.
+          nonce: { secretId: SECRET_ID, timestamp: NOW, nonce: '123', signature },
         });
       });
     }
