@@ -26,6 +26,7 @@ import { TokenBuckets } from '../shared/token-bucket.ts';
 import type { TaskStore } from '../store/task-store.ts';
 import { FanoutHub } from '../fanout/fanout-hub.ts';
 import { adminRoutes } from './admin-routes.ts';
+import { overflowedProtocol } from './overflow-protocol.ts';
 
 export interface ControlPlaneOptions {
   readonly config: Readonly<Config>;
@@ -261,19 +262,22 @@ export class ControlPlane {
   }
 
   /**
-   * Requests the HTTP parser refused. Over-long headers or query still get the API 3.0 envelope
-   * (HTTP 200, RequestSizeLimitExceeded) so SDKs see a code; the rest keep Node's default answers.
+   * Requests the HTTP parser refused. Over-long headers or query still get the envelope of the protocol
+   * they spoke (HTTP 200, RequestSizeLimitExceeded) so clients see a code; the rest keep Node's default answers.
    */
-  #clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  #clientError(err: NodeJS.ErrnoException & { rawPacket?: unknown }, socket: Duplex): void {
     if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
     if (err.code === 'HPE_HEADER_OVERFLOW') {
+      const tooLarge = new ApiError('RequestSizeLimitExceeded', `The request line and headers exceed ${MAX_HEADER_BYTES} bytes; send large inputs as a POST body.`);
       const requestId = newRequestId();
-      const reply = renderApi3Error(
-        new ApiError('RequestSizeLimitExceeded', `The request line and headers exceed ${MAX_HEADER_BYTES} bytes; send large inputs as a POST body.`),
-        requestId,
-        () => {},
-      );
-      const head = Object.entries({ ...reply.headers, 'Content-Length': String(Buffer.byteLength(reply.body)), 'X-TC-RequestId': requestId, Connection: 'close' });
+      const legacy = overflowedProtocol(err.rawPacket) === 'legacy';
+      const reply = legacy ? renderV2Error(tooLarge, () => {}) : renderApi3Error(tooLarge, requestId, () => {});
+      const head = Object.entries({
+        ...reply.headers,
+        'Content-Length': String(Buffer.byteLength(reply.body)),
+        ...(legacy ? {} : { 'X-TC-RequestId': requestId }),
+        Connection: 'close',
+      });
       return void socket.end(`HTTP/1.1 ${reply.status} OK\r\n${head.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${reply.body}`);
     }
     socket.end(err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
