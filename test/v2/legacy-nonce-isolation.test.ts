@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { ManualClock } from '../../src/shared/clock.ts';
 import { ACME, baseConfig, GLOBEX, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
-import { assertRefused, flat, raw, send, signV2, type Account, type RawOptions, type V2Body } from './helpers.ts';
+import { assertRefused, flat, raw, send, signV2, snapshot, type Account, type RawOptions, type V2Body } from './helpers.ts';
 
 const T0 = Date.UTC(2026, 5, 1, 2, 0, 0);
 const WIDE = { startDate: '2000-01-01 00:00:00', endDate: '2099-12-31 23:59:59' };
@@ -95,6 +95,15 @@ describe('legacy v2 Nonces are kept per account', () => {
     clock.advance(1000);
     assert.equal((await send(server, throttled)).code, 0, 'the throttled request had not used up its Nonce');
     assertRefused(await send(server, throttled), 4500);
+  });
+
+  test('ten concurrent copies of one signed request create one job (the Nonce is recorded before the action runs)', async (t) => {
+    const server = await startControlPlane(t);
+    const before = await snapshot(server, ACME.appId);
+    const signed = signV2(server, ACME, { Action: 'RefreshCdnUrl', ...flat('urls', [`https://${ACME.host}/once.js`]) });
+    const answers = await Promise.all(Array.from({ length: 10 }, () => send(server, signed)));
+    assert.deepEqual(answers.map((a) => a.code).sort(), [0, ...Array(9).fill(4500)]);
+    assert.equal((await snapshot(server, ACME.appId)).jobs.length, before.jobs.length + 1);
   });
 
   test('a replay is refused before it spends the rate limit of the account it copies', async (t) => {
