@@ -12,11 +12,14 @@ import { assertRefused, flat, raw, send, signV2, snapshot, type Account, type Ra
 const T0 = Date.UTC(2026, 5, 1, 2, 0, 0);
 const WIDE = { startDate: '2000-01-01 00:00:00', endDate: '2099-12-31 23:59:59' };
 
-/** GLOBEX at a crawl: a burst of 4 per action, one more per 1000 s → a share of 5 × (4 + 8) = 60 Nonces. */
-function crawlingGlobex(): ConfigInput {
+/** baseConfig with `rateLimit` for one account, or for every account. */
+function rateLimited(rateLimit: { perSecond: number; burst: number }, appId?: number): ConfigInput {
   const base = baseConfig();
-  return { ...base, accounts: base.accounts!.map((a) => (a.appId === GLOBEX.appId ? { ...a, rateLimit: { perSecond: 0.001, burst: 4 } } : a)) };
+  return { ...base, accounts: base.accounts!.map((a) => (appId === undefined || a.appId === appId ? { ...a, rateLimit } : a)) };
 }
+
+/** GLOBEX at a crawl: a burst of 4 per action, one more per 1000 s → a share of 5 × (4 + 8) = 60 Nonces. */
+const crawlingGlobex = () => rateLimited({ perSecond: 0.001, burst: 4 }, GLOBEX.appId);
 const GLOBEX_SHARE = 5 * (4 + Math.ceil(0.001 * 7201));
 
 /** One valid call of each of the five legacy actions. */
@@ -85,9 +88,7 @@ describe('legacy v2 Nonces are kept per account', () => {
 
   test('a call refused for its rate limit keeps its Nonce: the same signed request passes once the bucket refills', async (t) => {
     const clock = new ManualClock(T0);
-    const base = baseConfig();
-    const config = { ...base, accounts: base.accounts!.map((a) => ({ ...a, rateLimit: { perSecond: 1, burst: 1 } })) };
-    const server = await startControlPlane(t, config, { clock });
+    const server = await startControlPlane(t, rateLimited({ perSecond: 1, burst: 1 }), { clock });
     const fields = { Action: 'GetCdnRefreshLog', ...WIDE };
     assert.equal((await raw(server, ACME, fields, { nowMs: clock.now() })).code, 0);
     const throttled = signV2(server, ACME, fields, { nowMs: clock.now() });
@@ -108,9 +109,7 @@ describe('legacy v2 Nonces are kept per account', () => {
 
   test('a replay is refused before it spends the rate limit of the account it copies', async (t) => {
     const clock = new ManualClock(T0);
-    const base = baseConfig();
-    const config = { ...base, accounts: base.accounts!.map((a) => ({ ...a, rateLimit: { perSecond: 1, burst: 2 } })) };
-    const server = await startControlPlane(t, config, { clock });
+    const server = await startControlPlane(t, rateLimited({ perSecond: 1, burst: 2 }), { clock });
     const fields = { Action: 'GetCdnRefreshLog', ...WIDE };
     const captured = signV2(server, ACME, fields, { nowMs: clock.now() });
     assert.equal((await send(server, captured)).code, 0);
