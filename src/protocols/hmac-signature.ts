@@ -80,6 +80,15 @@ export function constantTimeEqual(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/**
+ * Compares two secrets in time independent of their contents and of their lengths: both are hashed
+ * first, so a guess learns nothing, not even the secret's length.
+ */
+export function secretsEqual(a: string, b: string): boolean {
+  const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+  return timingSafeEqual(digest(a), digest(b));
+}
+
 export interface HmacVerifyInput {
   readonly secretKey: string;
   readonly httpMethod: string;

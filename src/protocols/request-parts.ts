@@ -26,9 +26,15 @@ export interface AuthDeps {
   lookupSecret(secretId: string): Credential | undefined;
 }
 
-/** A header's value as Node hands it over (repeated headers joined with `, `). */
+/**
+ * A header's value as Node hands it over (repeated headers joined with `, `). Own properties only:
+ * Node's headers object is a plain object, so a name from the request (TC3 SignedHeaders) such as
+ * `constructor` or `__proto__` would otherwise read Object.prototype's members.
+ */
 export function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const v = headers[name.toLowerCase()];
+  const key = name.toLowerCase();
+  if (!Object.hasOwn(headers, key)) return undefined;
+  const v = headers[key];
   return Array.isArray(v) ? v.join(', ') : v;
 }
 

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatIso } from '../actions/times.ts';
 import type { FanoutHub } from '../fanout/fanout-hub.ts';
 import type { Directory } from '../purge/directory.ts';
-import { constantTimeEqual } from '../protocols/hmac-signature.ts';
+import { secretsEqual } from '../protocols/hmac-signature.ts';
 import type { TaskStore } from '../store/task-store.ts';
 
 /** `directory` is read per request: a reloaded configuration (SIGHUP) applies at once. */
@@ -18,10 +18,11 @@ export function adminRoutes(deps: { directory: () => Directory; store: TaskStore
       send(404, { error: 'GET /admin/v1/jobs/JOBID is the only admin endpoint' });
       return true;
     }
-    const auth = /^Basic (.+)$/.exec(req.headers.authorization ?? '');
-    const [secretId = '', secretKey = ''] = auth ? Buffer.from(auth[1]!, 'base64').toString('utf8').split(':', 2) : [];
-    const cred = deps.directory().credential(secretId);
-    if (!cred || !constantTimeEqual(cred.secretKey, secretKey)) {
+    const basic = parseBasicAuth(req.headers.authorization);
+    const cred = basic && deps.directory().credential(basic.userId);
+    // Compared even for an unknown SecretId, so the answer time does not tell which SecretIds exist.
+    const keyMatches = secretsEqual(cred?.secretKey ?? '', basic?.password ?? '');
+    if (!cred || !keyMatches) {
       res.writeHead(401, { 'Content-Type': 'application/json', 'WWW-Authenticate': 'Basic realm="edgepurge"' }).end(JSON.stringify({ error: 'SecretId:SecretKey required' }));
       return true;
     }
@@ -56,4 +57,17 @@ export function adminRoutes(deps: { directory: () => Directory; store: TaskStore
     })().catch(() => send(500, { error: 'internal error' }));
     return true;
   };
+}
+
+/**
+ * RFC 7617 §2: `Basic base64(user-id ":" password)`, the scheme name case-insensitive (RFC 7235 §2.1).
+ * The user-id cannot contain a colon, the password may: split at the first colon only, so
+ * `SecretId:SecretKey:anything` is the password `SecretKey:anything`, not SecretKey.
+ */
+export function parseBasicAuth(header: string | undefined): { userId: string; password: string } | undefined {
+  const m = /^basic +([A-Za-z0-9+/]+={0,2}) *$/i.exec(header ?? '');
+  if (!m) return undefined;
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon === -1 ? undefined : { userId: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }

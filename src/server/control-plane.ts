@@ -1,7 +1,7 @@
 // The control plane's HTTP server: API 3.0 at "/", legacy v2 at "/v2/index.php", edge streams under
 // "/edge/". Decoding and rendering belong to src/protocols; the work belongs to src/actions.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/schema.ts';
 import type { ActionContext, ActionHandler } from '../actions/context.ts';
@@ -12,9 +12,9 @@ import { PurgeService } from '../purge/purge-service.ts';
 import { readBody } from '../protocols/http-body.ts';
 import type { JsonReply } from '../protocols/json-reply.ts';
 import { clientIp, type RawRequest } from '../protocols/request-parts.ts';
-import { decodeApi3Request } from '../protocols/tc3/api3-request.ts';
+import { NonceCache, nonceCapacity, reserveNonce, type NonceClaim } from '../protocols/nonce-cache.ts';
+import { API3_TIMESTAMP_WINDOW_SECONDS, decodeApi3Request } from '../protocols/tc3/api3-request.ts';
 import { renderApi3Error, renderApi3Success } from '../protocols/tc3/api3-envelope.ts';
-import { NonceCache } from '../protocols/v2/nonce-cache.ts';
 import { decodeV2Request, V2_TIMESTAMP_WINDOW_SECONDS } from '../protocols/v2/v2-request.ts';
 import { renderV2Error, renderV2Success } from '../protocols/v2/v2-envelope.ts';
 import type { Clock } from '../shared/clock.ts';
@@ -27,6 +27,7 @@ import { TokenBuckets } from '../shared/token-bucket.ts';
 import type { TaskStore } from '../store/task-store.ts';
 import { FanoutHub } from '../fanout/fanout-hub.ts';
 import { adminRoutes } from './admin-routes.ts';
+import { overflowedHead, overflowedProtocol } from './overflow-protocol.ts';
 
 export interface ControlPlaneOptions {
   readonly config: Readonly<Config>;
@@ -37,8 +38,26 @@ export interface ControlPlaneOptions {
   readonly heartbeatMs?: number;
 }
 
+/** Rate-limit buckets of API 3.0, one per (version, action) (see #throttle): they size an account's Nonce share. */
+const API3_BUCKETS = [...API3_ACTIONS.values()].reduce((n, actions) => n + actions.size, 0);
+
 /** Request line plus headers: room for a 32 KB GET query (TENCENT-API §2.2) and the signed headers. */
 const MAX_HEADER_BYTES = 64 * 1024;
+/**
+ * node's own limit is twice ours: up to it the request reaches JavaScript and is refused in its own
+ * protocol's envelope (path and method known); only beyond it does #clientError have to guess.
+ */
+const PARSER_HEADER_BYTES = 2 * MAX_HEADER_BYTES;
+
+const headTooLarge = (): ApiError =>
+  new ApiError('RequestSizeLimitExceeded', `The request line and headers exceed ${MAX_HEADER_BYTES} bytes; send large inputs as a POST body.`);
+
+/** Bytes of the request line and header block as sent (CRLFs and ": " included). */
+function headBytes(req: IncomingMessage): number {
+  let n = (req.method?.length ?? 0) + (req.url?.length ?? 0) + 12;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) n += req.rawHeaders[i]!.length + req.rawHeaders[i + 1]!.length + 4;
+  return n;
+}
 
 export class ControlPlane {
   #directory: Directory;
@@ -49,9 +68,11 @@ export class ControlPlane {
   #o: ControlPlaneOptions;
   readonly #server: Server;
   readonly #buckets: TokenBuckets;
-  readonly #nonces: NonceCache;
   /** Per-address and total connection caps (issue 7: slow clients exhausted the descriptors). */
   readonly connections: ConnectionGuard;
+  /** Accepted Nonces of legacy v2 and of API 3.0 v1-signed requests, per account (one window each). */
+  readonly #v2Nonces = new NonceCache({ windowSeconds: V2_TIMESTAMP_WINDOW_SECONDS });
+  readonly #api3Nonces = new NonceCache({ windowSeconds: API3_TIMESTAMP_WINDOW_SECONDS });
   #closing = false;
   #closed: Promise<void> | undefined;
 
@@ -69,11 +90,10 @@ export class ControlPlane {
     this.#purge = this.#purgeService(options.config, this.#directory);
     this.#admin = adminRoutes({ directory: () => this.#directory, store: options.store, hub: this.hub });
     this.#buckets = new TokenBuckets(options.clock);
-    this.#nonces = new NonceCache({ windowSeconds: V2_TIMESTAMP_WINDOW_SECONDS, capacity: 1_000_000 });
     // TENCENT-API §2.2: a GET may carry up to 32 KB of query; Node's default header limit is 16 KB.
     // Timeouts are enforced on node's connection sweep: run it every second, not every 30 s.
     const timeouts = { requestTimeout: 30_000, headersTimeout: 10_000, connectionsCheckingInterval: 1_000 };
-    this.#server = createServer({ ...timeouts, maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
+    this.#server = createServer({ ...timeouts, maxHeaderSize: PARSER_HEADER_BYTES }, (req, res) => {
       this.#route(req, res).catch((e: unknown) => {
         options.logger.error('request handler crashed', { error: e });
         if (!res.headersSent) res.writeHead(500).end();
@@ -178,6 +198,7 @@ export class ControlPlane {
 
   async #raw(req: IncomingMessage): Promise<RawRequest> {
     if (this.#closing) throw new ApiError('ServiceUnavailable');
+    if (headBytes(req) > MAX_HEADER_BYTES) throw headTooLarge();
     const body = req.method === 'GET' || req.method === 'HEAD' ? Buffer.alloc(0) : await readBody(req, this.#o.config.server.maxBodyBytes);
     return { method: req.method ?? 'GET', rawUrl: req.url ?? '/', headers: req.headers, body, remoteAddress: req.socket.remoteAddress ?? '' };
   }
@@ -195,6 +216,22 @@ export class ControlPlane {
       clock: this.#o.clock,
       timezone: this.#o.config.server.timezone,
     };
+  }
+
+  /**
+   * The last checks before an action runs: the replay check (when the request carries a Nonce), the
+   * rate limit, then the Nonce is recorded. Only a request that passed everything uses up a Nonce, so
+   * nobody's refused requests fill the cache; an account's share (its rate limit's worth of requests
+   * inside the window, see nonceCapacity) bounds only that account.
+   */
+  #admit(ctx: ActionContext, scope: string, action: string, replay?: { claim: NonceClaim; cache: NonceCache; buckets: number }): void {
+    let record: (() => void) | undefined;
+    if (replay) {
+      const capacity = nonceCapacity(ctx.account.rateLimit, replay.buckets, replay.cache.windowSeconds);
+      record = reserveNonce(replay.cache, ctx.account.appId, replay.claim, capacity, this.#o.clock.now());
+    }
+    this.#throttle(ctx, scope, action);
+    record?.();
   }
 
   /**
@@ -219,7 +256,7 @@ export class ControlPlane {
       const handler = actions.get(call.action);
       if (!handler) throw new ApiError('InvalidAction', `The action \`${call.action}\` does not exist in version ${call.version}.`);
       const ctx = this.#context(call.appId, call.secretId, call.clientIp);
-      this.#throttle(ctx, call.version, call.action);
+      this.#admit(ctx, call.version, call.action, call.nonce && { claim: call.nonce, cache: this.#api3Nonces, buckets: API3_BUCKETS });
       reply = renderApi3Success(await handler(ctx, call.params), requestId);
     } catch (e) {
       reply = renderApi3Error(e, requestId, (msg, err) => this.#o.logger.error(msg, { error: err, requestId }));
@@ -232,11 +269,11 @@ export class ControlPlane {
     let reply: JsonReply;
     try {
       const raw = await this.#raw(req);
-      const call = decodeV2Request(raw, { clock: this.#o.clock, lookupSecret: (id) => this.#lookup(id), nonces: this.#nonces });
+      const call = decodeV2Request(raw, { clock: this.#o.clock, lookupSecret: (id) => this.#lookup(id) });
       const handler: ActionHandler | undefined = V2_ACTIONS.get(call.action);
       if (!handler) throw new ApiError('InvalidAction', `The action ${call.action} does not exist in CDN API v2.`);
       const ctx = this.#context(call.appId, call.secretId, call.clientIp);
-      this.#throttle(ctx, 'v2', call.action);
+      this.#admit(ctx, 'v2', call.action, { claim: call.nonce, cache: this.#v2Nonces, buckets: V2_ACTIONS.size });
       const data = await handler(ctx, call.params);
       reply = renderV2Success(Object.keys(data).length ? data : undefined);
     } catch (e) {
@@ -252,20 +289,26 @@ export class ControlPlane {
   }
 
   /**
-   * Requests the HTTP parser refused. Over-long headers or query still get the API 3.0 envelope
-   * (HTTP 200, RequestSizeLimitExceeded) so SDKs see a code; the rest keep Node's default answers.
+   * Requests the HTTP parser refused. Over-long headers or query still get the envelope of the protocol
+   * they spoke (HTTP 200, RequestSizeLimitExceeded) so clients see a code; the rest keep Node's default answers.
    */
-  #clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  #clientError(err: NodeJS.ErrnoException & { rawPacket?: unknown }, socket: Duplex): void {
     if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
     if (err.code === 'HPE_HEADER_OVERFLOW') {
+      const tooLarge = headTooLarge();
       const requestId = newRequestId();
-      const reply = renderApi3Error(
-        new ApiError('RequestSizeLimitExceeded', `The request line and headers exceed ${MAX_HEADER_BYTES} bytes; send large inputs as a POST body.`),
-        requestId,
-        () => {},
-      );
-      const head = Object.entries({ ...reply.headers, 'Content-Length': String(Buffer.byteLength(reply.body)), 'X-TC-RequestId': requestId, Connection: 'close' });
-      return void socket.end(`HTTP/1.1 ${reply.status} OK\r\n${head.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${reply.body}`);
+      const legacy = overflowedProtocol(err.rawPacket) === 'legacy';
+      const reply = legacy ? renderV2Error(tooLarge, () => {}) : renderApi3Error(tooLarge, requestId, () => {});
+      const head = Object.entries({
+        ...reply.headers,
+        'Content-Length': String(Buffer.byteLength(reply.body)),
+        ...(legacy ? {} : { 'X-TC-RequestId': requestId }),
+        Connection: 'close',
+      });
+      const body = overflowedHead(err.rawPacket) ? '' : reply.body;
+      socket.write(`HTTP/1.1 ${reply.status} OK\r\n${head.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${body}`);
+      // The client may still be sending the rest of its headers: read them away rather than reset.
+      return lingeringClose(socket as Socket);
     }
     socket.end(err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
   }
@@ -284,7 +327,7 @@ export class ControlPlane {
   }
 
   #send(res: ServerResponse, reply: JsonReply, requestId?: string): void {
-    const headers: Record<string, string> = { ...reply.headers };
+    const headers: Record<string, string> = { ...reply.headers, 'Content-Length': String(Buffer.byteLength(reply.body)) };
     if (requestId) headers['X-TC-RequestId'] = requestId;
     if (this.#closing) res.shouldKeepAlive = false;
     res.writeHead(reply.status, headers).end(reply.body);

@@ -2,19 +2,36 @@
 // total, a deadline for a first byte, shedding of idle keep-alive sockets under pressure, and lingering
 // close. One client's slow or half-open sockets must not take the descriptors other clients need (issue 7).
 import type { Server } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { isIPv6, type Socket } from 'node:net';
 
 export interface ConnectionLimits {
   /** Open connections one client address may hold (IPv6: one /64); past it new ones are closed at once. */
   readonly perAddress: number;
-  /** Open connections in all; past it new ones are closed at once. */
+  /** Open connections in all (at most the open-file limit less a reserve); past it new ones are closed at once. */
   readonly total: number;
   /** A connection that sends no byte within this is closed (node's headersTimeout starts at the first byte). */
   readonly firstByteTimeoutMs: number;
 }
 
 /** Suits one busy host; both servers' configurations default to it. */
-export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = Object.freeze({ perAddress: 256, total: 8192, firstByteTimeoutMs: 10_000 });
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = Object.freeze({ perAddress: 1024, total: 16_384, firstByteTimeoutMs: 10_000 });
+
+/** Descriptors kept back from the process's open-file limit for the store, origins, logs and streams. */
+const FD_RESERVE = 256;
+
+/**
+ * The soft RLIMIT_NOFILE (Linux: /proc/self/limits); Infinity where it cannot be read. A total above it
+ * would fail with EMFILE before the cap ever refused anyone.
+ */
+export function openFileLimit(): number {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m && m[1] !== 'unlimited' ? Number(m[1]) : Number.POSITIVE_INFINITY;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
 
 /** Share of `total` from which idle keep-alive sockets are closed to make room. */
 const SHED_AT = 0.75;
@@ -52,6 +69,7 @@ export function addressKey(address: string | undefined): string {
  */
 export function guardConnections(server: Server, limits: () => ConnectionLimits): ConnectionGuard {
   const byAddress = new Map<string, number>();
+  const fdCap = Math.max(64, openFileLimit() - FD_RESERVE);
   const refused = { perAddress: 0, total: 0, silent: 0 };
   let open = 0;
   let lastShed = 0;
@@ -65,11 +83,12 @@ export function guardConnections(server: Server, limits: () => ConnectionLimits)
 
   server.on('connection', (socket: Socket) => {
     const l = limits();
+    const total = Math.min(l.total, fdCap);
     const key = addressKey(socket.remoteAddress);
     const mine = byAddress.get(key) ?? 0;
     // Idle sockets are shed for the total only: one address at its cap is simply refused.
-    if (open >= l.total * SHED_AT) shed();
-    if (mine >= l.perAddress || open >= l.total) {
+    if (open >= total * SHED_AT) shed();
+    if (mine >= l.perAddress || open >= total) {
       if (mine >= l.perAddress) refused.perAddress++;
       else refused.total++;
       socket.resetAndDestroy();

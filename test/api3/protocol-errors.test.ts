@@ -55,6 +55,21 @@ describe('authentication (TC3, our own signer)', () => {
     });
   });
 
+  test('SignedHeaders naming constructor or __proto__ → AuthFailure.SignatureFailure, not InternalError (prototype keys are not headers)', async (t) => {
+    const s = await startControlPlane(t, config());
+    const signed = signTc3Request({
+      secretId: ACME.secretId, secretKey: ACME.secretKey, host: s.endpoint, service: 'teo', action: 'CreatePurgeTask',
+      version: TEO, timestamp: Math.floor(Date.now() / 1000), body: JSON.stringify(purge()), method: 'POST', contentType: 'application/json',
+    });
+    await writesNothing(s, async () => {
+      for (const name of ['constructor', '__proto__', 'tostring']) {
+        const headers = { ...signed, Host: '', Authorization: signed.Authorization!.replace('SignedHeaders=content-type;host', `SignedHeaders=content-type;host;${name}`) };
+        const answer = await parseAnswer(await fetch(`${s.url}/`, { method: 'POST', headers, body: JSON.stringify(purge()) }));
+        assertError(answer, 'AuthFailure.SignatureFailure', new RegExp(`${name} absent`));
+      }
+    });
+  });
+
   test('expired or future timestamps (±300 s) → AuthFailure.SignatureExpire; 299 s is still fine', async (t) => {
     const s = await startControlPlane(t, config());
     const now = Math.floor(Date.now() / 1000);

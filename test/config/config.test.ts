@@ -51,7 +51,7 @@ describe('loading', () => {
 `,
     );
     const c = loadConfigFile(path);
-    assert.deepEqual(c.server, { listen: '127.0.0.1:8080', timezone: '+08:00', maxBodyBytes: 1024 * 1024, retentionDays: 30, connections: { perAddress: 256, total: 8192, firstByteTimeoutMs: 10_000 } });
+    assert.deepEqual(c.server, { listen: '127.0.0.1:8080', timezone: '+08:00', maxBodyBytes: 1024 * 1024, retentionDays: 30, connections: { perAddress: 1024, total: 16_384, firstByteTimeoutMs: 10_000 } });
     assert.deepEqual(c.store, { driver: 'sqlite', path: './data/edgepurge.db' });
     assert.deepEqual(c.fanout, { leaseMs: 10_000, taskTimeoutMs: 300_000 });
     const a = c.accounts[0]!;

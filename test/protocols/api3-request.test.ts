@@ -71,6 +71,31 @@ describe('TC3-HMAC-SHA256', () => {
     assert.deepEqual(r.params, { ZoneId: 'z', Targets: ['https://a.com/中'] });
   });
 
+  test('SignedHeaders naming a prototype key (constructor, __proto__, tostring) is an AuthFailure, not a TypeError', () => {
+    for (const name of ['constructor', '__proto__', 'tostring', 'valueof']) {
+      const req = tc3({}, (r) => {
+        r.headers['authorization'] = r.headers['authorization']!.replace('SignedHeaders=content-type;host', `SignedHeaders=content-type;host;${name}`);
+      });
+      assert.throws(() => decodeApi3Request(req, deps()), apiError('AuthFailure.SignatureFailure', new RegExp(`${name} absent`)));
+    }
+  });
+
+  test('a header genuinely named constructor can be signed like any other', () => {
+    const body = '{"ZoneId":"z"}';
+    const headers = { 'content-type': 'application/json', host: '127.0.0.1:8080', constructor: 'Value ' };
+    const canonical = canonicalRequest({ method: 'POST', path: '/', query: '', headers: Object.entries(headers), payloadHash: sha256Hex(body) });
+    const date = utcDate(NOW);
+    const signature = signTc3(deriveSigningKey(SECRET_KEY, date, 'teo'), stringToSign(String(NOW), date, 'teo', canonical));
+    const req: RawRequest = {
+      method: 'POST', rawUrl: '/', body: Buffer.from(body), remoteAddress: '127.0.0.1',
+      headers: {
+        ...headers, 'x-tc-action': 'CreatePurgeTask', 'x-tc-version': '2022-09-01', 'x-tc-timestamp': String(NOW),
+        authorization: `TC3-HMAC-SHA256 Credential=${SECRET_ID}/${date}/teo/tc3_request, SignedHeaders=content-type;host;constructor, Signature=${signature}`,
+      },
+    };
+    assert.equal(decodeApi3Request(req, deps()).action, 'CreatePurgeTask');
+  });
+
   test('GET: the raw query is the canonical query and is unflattened', () => {
     const query = 'ZoneId=z&Limit=20&Filters.0.Name=target&Filters.0.Values.0=https%3A%2F%2Fa.com%2F%E4%B8%AD';
     const r = decodeApi3Request(tc3({ method: 'GET', body: '', query, contentType: 'application/x-www-form-urlencoded' }), deps());
@@ -239,11 +264,15 @@ describe('v1 HmacSHA1 / HmacSHA256', () => {
   for (const method of ['GET', 'POST'] as const) {
     for (const signatureMethod of ['HmacSHA1', 'HmacSHA256'] as const) {
       test(`${method} ${signatureMethod} decodes; common params are stripped`, () => {
-        const r = decodeApi3Request(v1(method, { ...fields, Region: 'ap-guangzhou', Language: 'en-US' }, { signatureMethod }), deps());
+        const req = v1(method, { ...fields, Region: 'ap-guangzhou', Language: 'en-US' }, { signatureMethod });
+        const r = decodeApi3Request(req, deps());
+        const signature = new URLSearchParams(method === 'GET' ? req.rawUrl.slice(2) : req.body.toString()).get('Signature')!;
         assert.deepEqual(r, {
           action: 'CreatePurgeTask', version: '2022-09-01', secretId: SECRET_ID, appId: 42, region: 'ap-guangzhou',
           language: 'en-US', clientIp: '127.0.0.1', signatureMethod,
           params: { ZoneId: 'z', Type: 'purge_url', Targets: ['https://a.com/a b', 'https://a.com/中'] },
+          // For the replay check the caller makes once everything else passed.
+          nonce: { secretId: SECRET_ID, timestamp: NOW, nonce: '123', signature },
         });
       });
     }

@@ -14,7 +14,6 @@ import type { Credential } from '../../src/protocols/request-parts.ts';
 import { renderApi3Error, renderApi3Success } from '../../src/protocols/tc3/api3-envelope.ts';
 import { decodeApi3Request, type Api3Request } from '../../src/protocols/tc3/api3-request.ts';
 import { renderV2Error, renderV2Success } from '../../src/protocols/v2/v2-envelope.ts';
-import { NonceCache } from '../../src/protocols/v2/nonce-cache.ts';
 import { decodeV2Request, type V2Request } from '../../src/protocols/v2/v2-request.ts';
 
 // §5.1 gotcha: with http_proxy set the SDKs send even localhost through a proxy.
@@ -42,7 +41,6 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     res.writeHead(reply.status, reply.headers).end(reply.body);
   });
 });
-const nonces = new NonceCache({ windowSeconds: 7200, capacity: 1000 });
 const fail = (_msg: string, err: unknown): void => assert.fail(err instanceof Error ? err : String(err));
 
 async function handle(req: IncomingMessage): Promise<JsonReply> {
@@ -51,7 +49,7 @@ async function handle(req: IncomingMessage): Promise<JsonReply> {
     const body = await readBody(req, 1 << 20);
     const input = { method: req.method ?? '', rawUrl: req.url ?? '', headers: req.headers, body, remoteAddress: req.socket.remoteAddress ?? '' };
     if (legacy) {
-      const r = decodeV2Request(input, { clock: systemClock, lookupSecret, nonces });
+      const r = decodeV2Request(input, { clock: systemClock, lookupSecret });
       decoded.push(r);
       return renderV2Success({ count: 1, task_id: '1480069888795584532', echo: r.params });
     }

@@ -2,6 +2,7 @@
 // POST JSON, POST form or GET query; v1 HmacSHA1/HmacSHA256 over POST form or GET query.
 import { ApiError } from '../../shared/errors.ts';
 import { verifyHmacSignature, hmacMethodOf } from '../hmac-signature.ts';
+import type { NonceClaim } from '../nonce-cache.ts';
 import {
   decodeUtf8,
   mediaType,
@@ -47,6 +48,12 @@ export interface Api3Request {
   readonly language?: string;
   readonly clientIp: string;
   readonly signatureMethod: Api3SignatureMethod;
+  /**
+   * v1 (HmacSHA1/HmacSHA256) requests carry `Nonce` "to prevent replay" (§2.5): the caller checks it once
+   * everything else passed, as for legacy v2. TC3 requests have none: Tencent guards them only by the
+   * ±5 min X-TC-Timestamp window (§2.3), and so does EdgePurge (a replay inside it is accepted).
+   */
+  readonly nonce?: NonceClaim;
 }
 
 const nonEmpty = (v: string | undefined): string | undefined => (v === undefined || v === '' ? undefined : v);
@@ -197,7 +204,7 @@ function decodeV1(input: RawRequest, deps: AuthDeps): Api3Request {
     throw new ApiError('InvalidParameterValue', `SignatureMethod must be HmacSHA1 or HmacSHA256; got ${quote(flat['SignatureMethod'] ?? '')}.`);
   }
   if (!/^\d{1,20}$/.test(nonce)) throw new ApiError('InvalidParameter', `Nonce must be a positive integer; got ${quote(nonce)}.`);
-  checkTimestamp(timestamp, deps.clock, API3_TIMESTAMP_WINDOW_SECONDS, 'Timestamp');
+  const ts = checkTimestamp(timestamp, deps.clock, API3_TIMESTAMP_WINDOW_SECONDS, 'Timestamp');
   const credential = requireCredential(deps, secretId);
   const result = verifyHmacSignature({
     secretKey: credential.secretKey,
@@ -229,6 +236,7 @@ function decodeV1(input: RawRequest, deps: AuthDeps): Api3Request {
     language: nonEmpty(flat['Language']),
     clientIp: clientIp(input.remoteAddress),
     signatureMethod: method,
+    nonce: { secretId, timestamp: ts, nonce, signature },
   };
 }
 

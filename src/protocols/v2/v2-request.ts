@@ -1,5 +1,6 @@
 // Decodes and authenticates a legacy `/v2/index.php` request (TENCENT-API §1.1-§1.3, §1.9, §7.4):
-// GET query or POST form/multipart, HmacSHA1/HmacSHA256 over the Host header with port, 2 h window, nonce replay check.
+// GET query or POST form/multipart, HmacSHA1/HmacSHA256 over the Host header with port, 2 h window.
+// The replay check (../nonce-cache.ts) runs later, once the action, account and rate limit also passed.
 import { ApiError } from '../../shared/errors.ts';
 import { hmacMethodOf, signingName, verifyHmacSignature } from '../hmac-signature.ts';
 import {
@@ -22,7 +23,7 @@ import {
   type AuthDeps,
   type RawRequest,
 } from '../request-parts.ts';
-import type { NonceCache } from './nonce-cache.ts';
+import type { NonceClaim } from '../nonce-cache.ts';
 
 /** §1.3: "Timestamp may differ from server time by at most 2 hours". */
 export const V2_TIMESTAMP_WINDOW_SECONDS = 2 * 60 * 60;
@@ -32,11 +33,6 @@ export const V2_COMMON_PARAMS: readonly string[] = [
   'Action', 'SecretId', 'Timestamp', 'Nonce', 'Signature', 'SignatureMethod', 'Region', 'RequestClient', 'Token',
 ];
 
-export interface V2Deps extends AuthDeps {
-  /** Shared by every v2 request of the process; size it for the 2 h window. */
-  readonly nonces: NonceCache;
-}
-
 /** A verified legacy request. */
 export interface V2Request {
   readonly action: string;
@@ -45,14 +41,17 @@ export interface V2Request {
   readonly secretId: string;
   readonly appId: number;
   readonly clientIp: string;
+  /** For the replay check (§1.2), which the caller makes once everything else passed. */
+  readonly nonce: NonceClaim;
 }
 
 /**
  * Authenticates, then decodes. Order: method, body/query syntax, required params, signature method,
- * timestamp window, key, signature, nonce (recorded only once the signature verified), token.
+ * timestamp window, key, signature, token. Records no Nonce: a request refused later (unknown action,
+ * rate limit) must not use one up, so the caller checks `nonce` after its own checks.
  * Throws ApiError; the caller renders it with renderV2Error.
  */
-export function decodeV2Request(input: RawRequest, deps: V2Deps): V2Request {
+export function decodeV2Request(input: RawRequest, deps: AuthDeps): V2Request {
   if (input.method !== 'GET' && input.method !== 'POST') {
     throw new ApiError('UnsupportedProtocol', `HTTP method ${quote(input.method, 20)} is not supported; use GET or POST.`);
   }
@@ -93,20 +92,18 @@ export function decodeV2Request(input: RawRequest, deps: V2Deps): V2Request {
         '(Host header with port, keys with "_" as ".", sorted, raw values).',
     );
   }
-
-  switch (deps.nonces.remember(secretId, ts, nonce, deps.clock.now())) {
-    case 'replayed':
-      throw new ApiError('AuthFailure.ReplayAttack', `Nonce ${nonce} with Timestamp ${ts} was already used; every request needs a fresh Nonce.`);
-    case 'full':
-      throw new ApiError('RequestLimitExceeded', 'Too many legacy requests inside the replay window; retry later.');
-    case 'recorded':
-      break;
-  }
   refuseToken(params['Token']);
 
   const fields: FlatParams = {};
   for (const [k, v] of Object.entries(params)) if (!V2_COMMON_PARAMS.includes(k)) setOwn(fields, k, v);
-  return { action, params: unflatten(fields), secretId, appId: credential.appId, clientIp: clientIp(input.remoteAddress) };
+  return {
+    action,
+    params: unflatten(fields),
+    secretId,
+    appId: credential.appId,
+    clientIp: clientIp(input.remoteAddress),
+    nonce: { secretId, timestamp: ts, nonce, signature },
+  };
 }
 
 /** §1.1: POST bodies are `application/x-www-form-urlencoded` or `multipart/form-data`. */
