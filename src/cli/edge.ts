@@ -9,6 +9,8 @@ import type { Logger } from '../shared/logger.ts';
 
 export interface RunningEdge {
   readonly node: NodeConfig;
+  /** The address it listens on (host:port as configured). */
+  readonly listen: string;
   readonly port: number;
   readonly proxy: EdgeProxy;
   readonly agent: EdgeAgent;
@@ -19,9 +21,11 @@ export interface RunningEdge {
 export async function startEdgeNode(config: Readonly<Config>, nodeId: string, logger: Logger, opts: { controlPlane?: string; listen?: string } = {}): Promise<RunningEdge> {
   const node = config.nodes.find((n) => n.id === nodeId);
   if (!node) throw new Error(`no node "${nodeId}" in the config's nodes list (have: ${config.nodes.map((n) => n.id).join(', ') || 'none'})`);
+  const listen = opts.listen ?? node.listen;
+  if (listen === undefined) throw new Error(`node "${nodeId}" has a ${node.driver?.type ?? 'cache'} driver: run \`edgepurge agent --node ${nodeId}\` beside that cache instead`);
   const domains = new Directory(config).domainsFor(node);
   const proxy = new EdgeProxy({
-    listen: splitHostPort(opts.listen ?? node.listen),
+    listen: splitHostPort(listen),
     domains,
     maxBytes: node.cacheBytes,
     clock: systemClock,
@@ -42,6 +46,7 @@ export async function startEdgeNode(config: Readonly<Config>, nodeId: string, lo
   let closing: Promise<void> | undefined;
   return {
     node,
+    listen,
     port,
     proxy,
     agent,

@@ -97,6 +97,10 @@ async function serve(args: string[], writeDemo: boolean): Promise<void> {
       out.push(`demo origin on http://${config.demo.origin}`);
     }
     for (const n of config.nodes) {
+      if (n.driver !== undefined) {
+        out.push(`node ${n.id} (${n.driver.type}): run \`edgepurge agent --config FILE --node ${n.id}\` beside that cache`);
+        continue;
+      }
       const edge = await startEdgeNode(config, n.id, logger, { controlPlane: base });
       closers.push(() => edge.close());
       out.push(`edge node ${n.id} on http://${n.listen}`);
@@ -107,7 +111,7 @@ async function serve(args: string[], writeDemo: boolean): Promise<void> {
   } else if (writeDemo) {
     out.push('credentials: see the accounts section of the config file');
   }
-  const edge = config.nodes[0];
+  const edge = config.nodes.find((n) => n.listen !== undefined);
   const host = config.accounts[0]?.zones[0]?.domains[0]?.host;
   const zone = config.accounts[0]?.zones[0]?.zoneId;
   if (writeDemo && edge && host && zone) {
@@ -153,7 +157,7 @@ async function edge(args: string[]): Promise<void> {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  process.stdout.write(`EdgePurge edge node ${running.node.id} on http://${running.node.listen.replace(/:\d+$/, '')}:${running.port}\n`);
+  process.stdout.write(`EdgePurge edge node ${running.node.id} on http://${running.listen.replace(/:\d+$/, '')}:${running.port}\n`);
 }
 
 async function purge(args: string[]): Promise<void> {

@@ -97,6 +97,9 @@ function crossCheck(input: unknown): string[] {
     const n = obj(raw);
     nodeIds(n.id, `nodes.${ni}.id`);
     listens(n.listen, `nodes.${ni}.listen`);
+    // A node is either the built-in edge (it listens) or a cache driven by an agent (it has a driver).
+    if (n.listen === undefined && n.driver === undefined) problems.push(`nodes.${ni}: needs "listen" (the built-in edge) or "driver" (a cache purged by \`edgepurge agent\`)`);
+    if (n.listen !== undefined && n.driver !== undefined) problems.push(`nodes.${ni}: has both "listen" and "driver"; a node is the built-in edge or an agent's cache, not both`);
     list(n.hosts).forEach((h, hi) => {
       const host = key(h)?.toLowerCase();
       if (host !== undefined && !allHosts.has(host)) problems.push(`nodes.${ni}.hosts.${hi}: "${host}" is not a configured domain`);

@@ -61,9 +61,45 @@ const connections = z
   })
   .prefault({});
 
+const httpUrl = z.url({ protocol: /^https?$/ });
+
+/** A Varnish running the shipped edgepurge.vcl (`edgepurge agent vcl` prints it). */
+const varnishDriver = z.strictObject({
+  type: z.literal('varnish'),
+  /** Varnish's HTTP listener (-a), e.g. http://127.0.0.1:6081. */
+  url: httpUrl,
+  /** Varnish's admin listener (-T), host:port. */
+  admin: hostPort,
+  /** The secret file varnishd was started with (-S). */
+  secretFile: z.string().min(1),
+  timeoutMs: z.int().positive().optional(),
+});
+
+/** An nginx proxy cache with the shipped snippet (`edgepurge agent nginx-conf` prints it). */
+const nginxDriver = z.strictObject({
+  type: z.literal('nginx'),
+  /** Where nginx serves cached traffic (prefetches go through it). */
+  url: httpUrl,
+  /** The snippet's purge server. */
+  purgeUrl: httpUrl,
+  /** proxy_cache_path's directory; the agent reads it and deletes files in it. */
+  cacheDir: z.string().min(1),
+  levels: z.string().regex(/^[12](:[12]){0,2}$/, 'must be proxy_cache_path levels like "1:2"').default('1:2'),
+  /** The purge secret, when the snippet was generated with one. */
+  secret: z.string().min(16).optional(),
+  /** `revalidate`: invalidate expires the cached files so nginx revalidates; `delete`: removes them. */
+  invalidate: z.enum(['revalidate', 'delete']).default('revalidate'),
+  timeoutMs: z.int().positive().optional(),
+});
+
 const node = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
-  listen: hostPort,
+  /** The built-in edge's listen address; absent for a node whose cache is driven by `edgepurge agent`. */
+  listen: hostPort.optional(),
+  /** The cache `edgepurge agent` purges on this node; absent for the built-in edge. */
+  driver: z.discriminatedUnion('type', [varnishDriver, nginxDriver]).optional(),
+  /** Where `edgepurge agent` keeps the seq it applied (default ./data/agent-ID.seq). */
+  stateFile: z.string().min(1).optional(),
   token: z.string().min(16),
   /** Where the node finds the control plane; defaults to http://server.listen. */
   controlPlane: z.url({ protocol: /^https?$/ }).optional(),
@@ -114,4 +150,5 @@ export type AccountConfig = Config['accounts'][number];
 export type ZoneConfig = AccountConfig['zones'][number];
 export type DomainConfig = ZoneConfig['domains'][number];
 export type NodeConfig = Config['nodes'][number];
+export type DriverConfig = NonNullable<NodeConfig['driver']>;
 export type QuotaLimits = z.output<typeof quota>;

@@ -86,6 +86,11 @@ export class EdgeAgent {
     this.#waiters.clear();
   }
 
+  /** Acks soon: a target that applies asynchronously (a cache driver) calls it when its applied seq moved. */
+  nudge(): void {
+    this.#scheduleAck();
+  }
+
   get connected(): boolean {
     return this.#connected;
   }
