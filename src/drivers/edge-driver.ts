@@ -70,6 +70,13 @@ export interface EdgeDriver {
    * between apply and ack is harmless.
    */
   apply(command: DriverCommand): Promise<DriverReport>;
+  /**
+   * Optional: applies consecutive purges (never prefetch_url) with the same end state as apply() on each
+   * in order, and resolves with one report per command, in order, once all are done. Purges commute (each
+   * only removes or expires objects), so a driver may run them concurrently; the agent may hand it a run
+   * of purges between prefetches. On rejection none of the batch counts as applied (re-applying is harmless).
+   */
+  applyBatch?(commands: readonly DriverCommand[]): Promise<DriverReport[]>;
   /** Warms the cache with a GET through it (prefetch_url). Resolves with the outcome; never throws for origin errors. */
   prefetch(command: DriverCommand): Promise<DriverPrefetchOutcome>;
   /** Empties the whole cache (the agent fell behind the retained log, or starts without a known position). */
