@@ -59,6 +59,11 @@ class AnswerReader {
     socket.on('close', () => fail(new Error('connection closed by varnishd')));
   }
 
+  /** The connection failed or closed (e.g. varnishd restarted): a command must not be written to it. */
+  get failed(): boolean {
+    return this.#failed !== undefined;
+  }
+
   next(): Promise<CliAnswer> {
     if (this.#failed) return Promise.reject(this.#failed);
     return new Promise((resolve, reject) => {
@@ -142,7 +147,12 @@ export class VarnishAdmin {
   }
 
   async #exchange(line: string): Promise<CliAnswer> {
-    const { socket, reader } = await (this.#conn ??= this.#connect());
+    let conn = await (this.#conn ??= this.#connect());
+    if (conn.reader.failed) {
+      // Closed while idle (varnishd restarted): the command was never sent, so connect again.
+      conn = await (this.#conn = this.#connect());
+    }
+    const { socket, reader } = conn;
     socket.write(`${line}\n`);
     try {
       return await reader.next();
