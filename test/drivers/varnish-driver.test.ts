@@ -238,6 +238,15 @@ if (missing !== undefined && inCi) {
       assert.equal((await h.get('restart.test', '/x')).originHits, 0, 'hits again once the lease is renewed');
     });
 
+    it('applyBatch after a restart pushes the token again and sends the pipelined batch once more', async () => {
+      await h.varnishd.stop();
+      await h.varnishd.start();
+      const reports = await h.driver.applyBatch(
+        ['/b/1', '/b/2', '/b/3'].map((p) => cmd({ type: 'purge_url', method: 'invalidate', hosts: ['batch.test'], target: `http://batch.test${p}` })),
+      );
+      assert.deepEqual(reports, Array(3).fill({ executedAs: 'invalidate', matched: 0 }));
+    });
+
     it('once the lease lapses — the driver gone — no hits, and no copy the agent could not purge is served', async () => {
       await h.driver.renewLease(Date.now() + 60_000); // the token is in place: the next renewal is quick
       const until = Date.now() + 3000;

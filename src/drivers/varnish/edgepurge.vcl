@@ -31,13 +31,16 @@ sub vcl_recv {
         unset req.http.X-EdgePurge-Revalidate;
     }
     if (req.http.X-EdgePurge-Token ||
-        req.method ~ "(?i)^(PURGE|BAN|REFRESH|SOFTPURGE|FULLBAN|URIBAN|XKEY|PURGEKEYS?|EDGEPURGE)$") {
+        (req.method != "GET" && req.method != "HEAD" &&
+         req.method ~ "(?i)^(PURGE|BAN|REFRESH|SOFTPURGE|FULLBAN|URIBAN|XKEY|PURGEKEYS?|EDGEPURGE)$")) {
         call edgepurge_agent_request;
     }
+    unset req.http.X-EdgePurge-Fenced;
     if (!(std.real(var.global_get("edgepurge.lease"), 0.0) > std.real(time = now))) {
         # No lease, or it lapsed: the agent may have missed purges, so no cached copy is served.
         # A forced miss still fetches and stores, so the cache is warm again once the lease is back.
         set req.hash_always_miss = true;
+        set req.http.X-EdgePurge-Fenced = "1";
     }
     if (req.http.X-EdgePurge-Revalidate) {
         # Restarted by edgepurge_revalidate: no grace, so the stale object is revalidated.
@@ -105,7 +108,7 @@ sub vcl_hit {
     if (req.http.X-EdgePurge-Op) {
         call edgepurge_purge_url;
     }
-    if (!(std.real(var.global_get("edgepurge.lease"), 0.0) > std.real(time = now))) {
+    if (req.http.X-EdgePurge-Fenced) {
         # A backstop: vcl_recv forced a miss, unless a later vcl_recv undid it.
         return (pass);
     }
@@ -148,6 +151,7 @@ sub vcl_synth {
 
 sub vcl_backend_fetch {
     unset bereq.http.X-EdgePurge-Revalidate;
+    unset bereq.http.X-EdgePurge-Fenced;
     # The object's host and path as looked up, before your vcl_backend_fetch may rewrite them for the
     # origin: prefix/host/all bans and tag keys name objects by what clients asked for.
     if (!var.get("edgepurge.host")) {
