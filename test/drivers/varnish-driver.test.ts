@@ -3,12 +3,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DriverError, type DriverCommand } from '../../src/drivers/edge-driver.ts';
 import { EDGEPURGE_VCL_PATH, edgepurgeVcl } from '../../src/drivers/varnish/edgepurge-vcl.ts';
+import { pipeline } from '../../src/drivers/varnish/pipelined-http.ts';
 import { VarnishAdmin } from '../../src/drivers/varnish/varnish-admin.ts';
 import { VarnishDriver } from '../../src/drivers/varnish/varnish-driver.ts';
 import { driverConformance } from './driver-conformance.ts';
@@ -64,6 +65,31 @@ describe('Varnish driver without varnishd', () => {
     const nobody = new VarnishDriver({ url: `http://127.0.0.1:${await freePort()}`, admin: '127.0.0.1:1', adminSecretFile: '/nonexistent', timeoutMs: 300 });
     t.after(() => nobody.close());
     await assert.rejects(nobody.start(), isDriverError(true, /cannot reach Varnish/));
+  });
+
+  it('pipelining: answers come back in request order over several sockets, even split into single bytes', async (t) => {
+    // Answers each request line with its path in a header, written one byte at a time.
+    const server = createServer((socket) => {
+      let buf = '';
+      socket.on('data', (c: Buffer) => {
+        buf += c.toString('latin1');
+        let end: number;
+        while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+          const path = buf.slice(0, end).split(' ')[1] ?? '';
+          buf = buf.slice(end + 4);
+          const answer = Buffer.from(`HTTP/1.1 200 OK\r\nX-Path: ${path}\r\nContent-Length: ${path.length}\r\n\r\n${path}`);
+          for (const byte of answer) socket.write(Buffer.from([byte]));
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    t.after(() => new Promise<void>((r) => server.close(() => r())));
+    const port = (server.address() as AddressInfo).port;
+    const requests = Array.from({ length: 100 }, (_, i) => ({ method: 'PURGE', path: `/p/${i}`, headers: { host: 'x.test' } }));
+    const answers = await pipeline(requests, { host: '127.0.0.1', port, connections: 3, window: 7, timeoutMs: 5000 });
+    assert.deepEqual(answers.map((a) => a.headers['x-path']), requests.map((r) => r.path));
+    await assert.rejects(pipeline([{ method: 'PURGE', path: '/a b', headers: {} }], { host: '127.0.0.1', port, timeoutMs: 1000 }), /unsafe request line/);
+    await assert.rejects(pipeline([{ method: 'PURGE', path: '/', headers: { k: 'v\r\nX: y' } }], { host: '127.0.0.1', port, timeoutMs: 1000 }), /unsafe header/);
   });
 
   it('edgepurgeVcl() returns the shipped edgepurge.vcl', () => {

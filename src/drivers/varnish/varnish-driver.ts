@@ -21,8 +21,8 @@ export interface VarnishDriverOptions {
   readonly adminSecretFile: string;
   /** Bound on every request to Varnish (default 5 s); loading the token VCL gets max(this, 60 s). */
   readonly timeoutMs?: number;
-  /** Requests in flight at once in applyBatch (default 8). */
-  readonly concurrency?: number;
+  /** Connections applyBatch pipelines its URL and tag purges over, 32 requests in flight on each (default 4). */
+  readonly batchConnections?: number;
   readonly logger?: Logger;
 }
 
@@ -80,7 +80,7 @@ export class VarnishDriver implements EdgeDriver {
     this.#timeoutMs = options.timeoutMs ?? 5000;
     this.#log = options.logger ?? silentLogger;
     // Idle sockets are dropped before Varnish's timeout_idle (5 s) closes them under us.
-    this.#agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency ?? 8, timeout: 4000 });
+    this.#agent = new http.Agent({ keepAlive: true, maxSockets: 8, timeout: 4000 });
   }
 
   /** Checks the VCL answers, pushes the token through the admin CLI, and checks the VCL accepts it. */
@@ -307,7 +307,7 @@ export class VarnishDriver implements EdgeDriver {
       return await pipeline(requests, {
         host: this.#url.hostname,
         port: Number(this.#url.port || 80),
-        connections: Math.max(1, Math.ceil((this.#o.concurrency ?? 8) / 2)),
+        connections: Math.max(1, this.#o.batchConnections ?? 4),
         timeoutMs: this.#timeoutMs,
       });
     } catch (e) {
