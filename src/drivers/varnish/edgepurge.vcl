@@ -10,12 +10,13 @@
 # runs before yours and then falls through to it: nothing here returns, except for the agent's own
 # requests. Needs varnish-modules (var, xkey) and Varnish 7.x. See README.md next to this file.
 #
-# State lives in two vmod_var globals, shared by every loaded VCL and kept across reloads (they are
-# lost when varnishd restarts):
+# State lives in vmod_var globals, shared by every loaded VCL and kept across reloads (they are lost
+# when varnishd restarts):
 #   edgepurge.token  the agent's token, set by the agent through the admin CLI (a throw-away VCL whose
 #                    vcl_init sets it); unset means every agent request is refused.
 #   edgepurge.lease  epoch seconds until which hits may be served; set by the agent's authenticated
 #                    lease request. Unset or past means every request is a miss (fail closed).
+#   edgepurge.softpurged  when the last tag soft purge ran (see vcl_hit).
 vcl 4.1;
 
 import std;
