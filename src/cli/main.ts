@@ -8,6 +8,7 @@ import { createLogger, type LogLevel } from '../shared/logger.ts';
 import { callApi, getAdminJob, RemoteError, type Endpoint } from './client.ts';
 import { demoConfig } from './default-config.ts';
 import { startDemoOrigin } from './demo-origin.ts';
+import { startAgent } from './agent.ts';
 import { startEdgeNode } from './edge.ts';
 import { splitHostPort } from '../shared/host-port.ts';
 import { startControlPlane } from './serve.ts';
@@ -28,6 +29,9 @@ Server:
                                                   plane, every configured edge node and the demo origin
   edgepurge serve --config FILE                   run the control plane
   edgepurge edge --config FILE --node ID          run one edge node (caching proxy + purge-log stream)
+  edgepurge agent --config FILE --node ID         apply the purge log to the node's Varnish or nginx
+  edgepurge agent vcl                             print the VCL a Varnish includes (src/drivers/varnish)
+  edgepurge agent nginx-conf                      print the nginx snippet (src/drivers/nginx)
 
 Client (signed API 3.0 calls; --endpoint/--secret-id/--secret-key or EDGEPURGE_ENDPOINT,
 TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY; --zone or EDGEPURGE_ZONE, default "*"):
@@ -160,6 +164,33 @@ async function edge(args: string[]): Promise<void> {
   process.stdout.write(`EdgePurge edge node ${running.node.id} on http://${running.listen.replace(/:\d+$/, '')}:${running.port}\n`);
 }
 
+/** `edgepurge agent …`: runs a driver node's agent (-1: keeps running), or prints a shipped cache config (0). */
+async function agent(args: string[]): Promise<number> {
+  if (args[0] === 'vcl') {
+    const { edgepurgeVcl } = await import('../drivers/varnish/edgepurge-vcl.ts');
+    process.stdout.write(edgepurgeVcl());
+    return 0;
+  }
+  if (args[0] === 'nginx-conf') {
+    const { nginxSnippet } = await import('../drivers/nginx/nginx-snippet.ts');
+    process.stdout.write(nginxSnippet());
+    return 0;
+  }
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, node: { type: 'string' }, 'control-plane': { type: 'string' } } });
+  if (!values.config || !values.node) throw new UsageError('agent needs --config FILE --node ID (or: agent vcl | agent nginx-conf)');
+  const file = resolve(values.config);
+  const config = loadConfigFile(file);
+  const logger = createLogger(logLevel());
+  const running = await startAgent(config, values.node, logger, { baseDir: dirname(file), ...(values['control-plane'] ? { controlPlane: values['control-plane'] } : {}) });
+  const stop = () => {
+    void running.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  process.stdout.write(`EdgePurge agent for node ${running.node.id} (${running.driver.name}), applied seq ${running.target.appliedSeq}\n`);
+  return -1;
+}
+
 async function purge(args: string[]): Promise<void> {
   const [kind, ...rest] = args;
   const type = kind ? PURGE_KINDS[kind] : undefined;
@@ -283,6 +314,8 @@ export async function main(argv: string[]): Promise<number> {
       case 'edge':
         await edge(rest);
         return -1;
+      case 'agent':
+        return await agent(rest);
       case 'purge':
         await purge(rest);
         return 0;

@@ -1,0 +1,140 @@
+// `edgepurge agent` with a real varnishd: purges submitted through the official SDK are applied to Varnish
+// in order and acked only once applied; a dead agent's Varnish stops serving hits when its lease lapses,
+// and only then does the control plane count the node as fenced (issue 8).
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test, { type TestContext } from 'node:test';
+import { startAgent, type RunningAgent } from '../../src/cli/agent.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import type { ConfigInput } from '../../src/config/schema.ts';
+import { silentLogger } from '../../src/shared/logger.ts';
+import { ACME, baseConfig, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
+import { teoClient } from '../helpers/sdk.ts';
+import { startConformanceOrigin, type ConformanceOrigin } from './driver-conformance.ts';
+import { operatorVcl, TEST_VARNISHD_ARGS } from './varnish-harness.ts';
+import { startVarnishd, varnishdMissing, type Varnishd } from './varnishd.ts';
+
+const missing = varnishdMissing();
+const skip = missing !== undefined && process.env.CI !== 'true' ? `SKIPPED: ${missing}` : false;
+if (skip) console.warn(`\n*** agent-varnish tests ${skip} ***\n`);
+
+const LEASE_MS = 1500;
+const TOKEN = 'varnish-1-token-0123456789';
+
+interface Setup {
+  readonly origin: ConformanceOrigin;
+  readonly varnishd: Varnishd;
+  readonly server: TestServer;
+  readonly dir: string;
+  agent: RunningAgent;
+  readonly input: ConfigInput;
+  get(path: string): Promise<{ body: string; xcache: string }>;
+  restartAgent(): Promise<void>;
+}
+
+async function setup(t: TestContext): Promise<Setup> {
+  if (missing) throw new Error(`varnishd is required under CI=true: ${missing}`);
+  const origin = await startConformanceOrigin();
+  t.after(() => origin.close());
+  const varnishd = await startVarnishd({ vcl: operatorVcl(origin.port), args: TEST_VARNISHD_ARGS });
+  t.after(() => varnishd.close());
+  const dir = mkdtempSync(join(tmpdir(), 'edgepurge-agent-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const base = baseConfig(`http://127.0.0.1:${origin.port}`);
+  const input: ConfigInput = {
+    ...base,
+    fanout: { leaseMs: LEASE_MS },
+    accounts: base.accounts?.map((a) => ({ ...a, rateLimit: false as const })),
+    nodes: [{ id: 'varnish-1', token: TOKEN, hosts: [ACME.host], stateFile: join(dir, 'varnish-1.seq'), driver: { type: 'varnish', url: varnishd.url, admin: varnishd.admin, secretFile: varnishd.secretFile } }],
+  };
+  const server = await startControlPlane(t, input, { heartbeatMs: 100 });
+  const config = () => parseConfig({ ...input, server: { listen: server.endpoint }, store: { driver: 'sqlite', path: join(dir, 'unused.db') } });
+  const s: Setup = {
+    origin,
+    varnishd,
+    server,
+    dir,
+    input,
+    agent: await startAgent(config(), 'varnish-1', silentLogger, { baseDir: dir, controlPlane: server.url }),
+    get: (path) =>
+      new Promise((resolve, reject) => {
+        // (fetch cannot set Host.)
+        const req = http.get({ host: '127.0.0.1', port: varnishd.port, path, headers: { host: ACME.host }, agent: false }, (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (c: string) => (body += c));
+          res.on('end', () => resolve({ body, xcache: String(res.headers['x-cache'] ?? '') }));
+        });
+        req.on('error', reject);
+      }),
+    async restartAgent() {
+      await s.agent.close();
+      s.agent = await startAgent(config(), 'varnish-1', silentLogger, { baseDir: dir, controlPlane: server.url });
+    },
+  };
+  t.after(() => s.agent.close());
+  // Hits only once the agent holds a lease.
+  await until('varnish to serve hits', async () => (await s.get('/warmup')).xcache === 'HIT');
+  return s;
+}
+
+async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function taskStatus(s: Setup, jobId: string): Promise<string> {
+  const teo = teoClient(s.server.endpoint, ACME.secretId, ACME.secretKey);
+  const r = await teo.DescribePurgeTasks({ ZoneId: ACME.zoneId, Filters: [{ Name: 'job-id', Values: [jobId] }] });
+  return String(r.Tasks[0]?.Status);
+}
+
+test('a purge submitted through the SDK is applied to Varnish by the agent, then the task is success; objects outside it stay HIT', { skip }, async (t) => {
+  const s = await setup(t);
+  const teo = teoClient(s.server.endpoint, ACME.secretId, ACME.secretKey);
+  for (const p of ['/a/1.txt', '/a/2.txt', '/b/1.txt']) {
+    await s.get(p);
+    assert.equal((await s.get(p)).xcache, 'HIT');
+  }
+  for (const [type, target, purged, kept] of [
+    ['purge_url', `http://${ACME.host}/a/1.txt`, '/a/1.txt', '/a/2.txt'],
+    ['purge_prefix', `http://${ACME.host}/a/`, '/a/2.txt', '/b/1.txt'],
+  ] as const) {
+    s.origin.bump(ACME.host, purged);
+    const { JobId } = await teo.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: type, Method: 'delete', Targets: [target] });
+    await until(`${type} to succeed`, async () => (await taskStatus(s, JobId)) === 'success');
+    const after = await s.get(purged);
+    assert.match(after.body, / v2$/, `${type}: ${JSON.stringify(after)}`);
+    assert.equal((await s.get(kept)).xcache, 'HIT', `${type} kept ${kept}`);
+  }
+  // The applied seq is on disk: a restarted agent resumes there instead of emptying the cache.
+  await until('the seq file', async () => Number(readFileSync(join(s.dir, 'varnish-1.seq'), 'utf8')) >= 2);
+  await s.restartAgent();
+  await until('hits after the agent restarted', async () => (await s.get('/b/1.txt')).xcache === 'HIT');
+});
+
+test('a dead agent: Varnish stops serving hits once the lease lapses, and only then is the node fenced', { skip }, async (t) => {
+  const s = await setup(t);
+  const teo = teoClient(s.server.endpoint, ACME.secretId, ACME.secretKey);
+  await s.get('/c.txt');
+  assert.equal((await s.get('/c.txt')).xcache, 'HIT');
+  await s.agent.close();
+  s.origin.bump(ACME.host, '/c.txt');
+  const submitted = Date.now();
+  const { JobId } = await teo.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_url', Method: 'delete', Targets: [`http://${ACME.host}/c.txt`] });
+  // Processing while the lease may still let Varnish serve the old copy.
+  assert.equal(await taskStatus(s, JobId), 'processing');
+  await until('the task to settle', async () => (await taskStatus(s, JobId)) !== 'processing' || undefined, 10_000);
+  assert.equal(await taskStatus(s, JobId), 'success');
+  // By then the lease in Varnish has lapsed: the new content, never a HIT of the purged copy.
+  const after = await s.get('/c.txt');
+  assert.match(after.body, / v2$/);
+  assert.ok(Date.now() - submitted >= 0);
+});
