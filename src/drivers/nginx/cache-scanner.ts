@@ -12,23 +12,24 @@
 // Racy mtimes (the same trick as git's racy index): the kernel stamps mtimes from a coarse clock, so a
 // file added in the same tick as the stat we compared against leaves the mtime unchanged. A directory
 // whose mtime is within RACY_MS of the sweep's start is therefore read again on the next sweep too.
-import { open, readdir, stat } from 'node:fs/promises';
-import { statSync, type BigIntStats } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import type { Clock } from '../../shared/clock.ts';
 import { CacheFileError, cacheFileName, cacheTags, headLength, parseCacheFileHead, type CacheFileHead } from './cache-file.ts';
 import { parseCacheKey, type CacheIndex, type IndexedFile } from './cache-index.ts';
 
-/** A directory mtime this close to the sweep's start may still change within the same clock tick. */
-const RACY_MS = 1_000;
+/** A directory mtime this close to the sweep's start may still change within the same clock tick (a jiffy: ≤ 10 ms). */
+const RACY_MS = 100;
 /** First read of a file: most heads fit; a longer one is read again up to body_start. */
 const FIRST_READ = 4_096;
 const NAME = /^[0-9a-f]{32}$/;
+const SLICE_MS = 10;
 
 interface DirState {
   readonly path: string;
   readonly depth: number;
-  mtimeNs: bigint | undefined;
+  mtimeMs: number | undefined;
   racy: boolean;
   /** Names of the subdirectories (non-leaf) or cache files (leaf) seen at the last read. */
   names: Set<string>;
@@ -54,8 +55,8 @@ export interface ScannerOptions {
   readonly levels: readonly number[];
   readonly index: CacheIndex;
   readonly clock: Clock;
-  /** Files read at once while building or sweeping. */
-  readonly readConcurrency?: number;
+  /** Longest stretch of synchronous file-system work before the event loop is let through (ms). */
+  readonly sliceMs?: number;
 }
 
 export class CacheScanner {
@@ -102,6 +103,7 @@ export class CacheScanner {
   async #sweep(): Promise<SweepStats> {
     const start = this.#o.clock.now();
     const { levels, index } = this.#o;
+    const slice = new Slicer(this.#o.sliceMs ?? SLICE_MS);
     let dirs = 0;
     let readDirs = 0;
     let removed = 0;
@@ -110,32 +112,29 @@ export class CacheScanner {
       const level = this.#dirs[depth]!;
       const leaf = depth === levels.length;
       const changed: DirState[] = [];
-      // Stats are synchronous: 4,097 of them take a few ms and this is what bounds a purge's latency;
-      // through the thread pool the same loop takes several times longer.
-      for (const d of level.values()) {
+      for (const d of [...level.values()]) {
+        if (slice.due()) await slice.yield();
         dirs++;
-        let st;
+        const st = statSync(d.path, { throwIfNoEntry: false });
+        if (!st?.isDirectory()) {
+          removed += this.#dropDir(d);
+          continue;
+        }
+        const moved = st.mtimeMs !== d.mtimeMs;
+        const wasRacy = d.racy;
+        d.mtimeMs = st.mtimeMs;
+        d.racy = st.mtimeMs >= start - RACY_MS;
+        if (moved || wasRacy) changed.push(d);
+      }
+      for (const d of changed) {
+        if (slice.due()) await slice.yield();
+        let names: string[];
         try {
-          st = statSync(d.path, { bigint: true });
+          names = readdirSync(d.path);
         } catch (err) {
           if (code(err) !== 'ENOENT' && code(err) !== 'ENOTDIR') throw err;
           removed += this.#dropDir(d);
           continue;
-        }
-        const moved = st.mtimeNs !== d.mtimeNs;
-        const wasRacy = d.racy;
-        d.mtimeNs = st.mtimeNs;
-        d.racy = Number(st.mtimeNs / 1_000_000n) >= start - RACY_MS;
-        if (moved || wasRacy) changed.push(d);
-      }
-      await pool(changed, this.#o.readConcurrency ?? 32, async (d) => {
-        let names: string[];
-        try {
-          names = await readdir(d.path);
-        } catch (err) {
-          if (code(err) !== 'ENOENT' && code(err) !== 'ENOTDIR') throw err;
-          removed += this.#dropDir(d);
-          return;
         }
         readDirs++;
         if (!leaf) {
@@ -145,7 +144,7 @@ export class CacheScanner {
           for (const n of d.names) if (!seen.has(n)) removed += this.#dropDir(next.get(join(d.path, n)));
           for (const n of seen) if (!d.names.has(n)) next.set(join(d.path, n), newDir(join(d.path, n), depth + 1));
           d.names = seen;
-          return;
+          continue;
         }
         const seen = new Set(names.filter((n) => NAME.test(n)));
         for (const n of d.names) {
@@ -159,40 +158,37 @@ export class CacheScanner {
             toRead.push({ path, name: n });
             continue;
           }
-          let st;
-          try {
-            st = await stat(path, { bigint: true });
-          } catch (err) {
-            if (code(err) === 'ENOENT') {
-              if (index.remove(path)) removed++;
-              continue;
-            }
-            throw err;
+          // Same name, new inode: nginx stored a new response for the key (its tags may differ).
+          const st = statSync(path, { throwIfNoEntry: false });
+          if (!st) {
+            if (index.remove(path)) removed++;
+          } else if (known.stamp !== stampOf(st)) {
+            toRead.push({ path, name: n });
           }
-          if (known.stamp !== stampOf(st)) toRead.push({ path, name: n });
         }
-      });
+      }
     }
     const added: IndexedFile[] = [];
     let unreadable = 0;
     let foreignKeys = 0;
-    await pool(toRead, this.#o.readConcurrency ?? 32, async ({ path, name }) => {
-      let head: CacheFileHead | undefined;
-      let stamp = '';
+    for (const { path, name } of toRead) {
+      if (slice.due()) await slice.yield();
+      let read: { head: CacheFileHead; stamp: string } | undefined;
       try {
-        ({ head, stamp } = await readHead(path));
+        read = readHead(path);
       } catch (err) {
         if (code(err) === 'ENOENT') {
           if (index.remove(path)) removed++;
-          return;
+          continue;
         }
         if (!(err instanceof CacheFileError)) throw err;
       }
-      if (head === undefined) {
+      if (read === undefined) {
         unreadable++;
         index.remove(path);
-        return;
+        continue;
       }
+      const { head, stamp } = read;
       const k = parseCacheKey(head.key);
       if (!k) foreignKeys++;
       const file: IndexedFile = {
@@ -207,7 +203,7 @@ export class CacheScanner {
       };
       index.add(file);
       added.push(file);
-    });
+    }
     this.#lastSweepStartMs = start;
     return { dirs, readDirs, added, removed, unreadable, foreignKeys };
   }
@@ -227,24 +223,47 @@ export class CacheScanner {
 }
 
 function newDir(path: string, depth: number): DirState {
-  return { path, depth, mtimeNs: undefined, racy: false, names: new Set() };
+  return { path, depth, mtimeMs: undefined, racy: false, names: new Set() };
 }
 
+const firstRead = Buffer.alloc(FIRST_READ);
+
 /** Reads a cache file's head (its first body_start bytes, never the body) and its identity stamp. */
-export async function readHead(path: string): Promise<{ head: CacheFileHead; stamp: string }> {
-  const fh = await open(path, 'r');
+export function readHead(path: string): { head: CacheFileHead; stamp: string } {
+  const fd = openSync(path, 'r');
   try {
-    const stamp = stampOf(await fh.stat({ bigint: true }));
-    let buf = Buffer.allocUnsafe(FIRST_READ);
-    let { bytesRead } = await fh.read(buf, 0, FIRST_READ, 0);
+    const stamp = stampOf(fstatSync(fd));
+    // One buffer for every first read (the parse copies out what it keeps): no 4 KiB garbage per file.
+    let buf = firstRead;
+    let bytesRead = readSync(fd, buf, 0, FIRST_READ, 0);
     const need = headLength(buf.subarray(0, bytesRead));
     if (need !== undefined && need > bytesRead && bytesRead === FIRST_READ) {
       buf = Buffer.allocUnsafe(need);
-      ({ bytesRead } = await fh.read(buf, 0, need, 0));
+      bytesRead = readSync(fd, buf, 0, need, 0);
     }
     return { head: parseCacheFileHead(buf.subarray(0, bytesRead)), stamp };
   } finally {
-    await fh.close();
+    closeSync(fd);
+  }
+}
+
+/**
+ * Synchronous file-system work cut into slices of at most `ms`, with the event loop let through in
+ * between: a sweep of 4,000 directories or a build of 100,000 heads never holds the loop for long,
+ * and costs no thread-pool round trip per call (which, for these tiny calls, is most of their cost).
+ */
+class Slicer {
+  readonly #ms: number;
+  #since = performance.now();
+  constructor(ms: number) {
+    this.#ms = ms;
+  }
+  due(): boolean {
+    return performance.now() - this.#since >= this.#ms;
+  }
+  async yield(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.#since = performance.now();
   }
 }
 
@@ -258,8 +277,8 @@ export async function pool<T>(items: readonly T[], n: number, fn: (item: T) => P
 }
 
 /** inode, size and mtime: nginx replaces a file by rename, so a new inode means new content. */
-function stampOf(st: BigIntStats): string {
-  return `${st.ino}:${st.size}:${st.mtimeNs}`;
+function stampOf(st: Stats): string {
+  return `${st.ino}:${st.size}:${st.mtimeMs}`;
 }
 
 function code(err: unknown): string | undefined {
