@@ -176,6 +176,19 @@ nginxTest('an unlinked file whose key nginx still holds in its keys_zone is fetc
   assert.deepEqual([(await h.get(A, '/z')).xcache], ['HIT']);
 });
 
+nginxTest('open_file_cache on: a deleted file nginx still holds open is revalidated (expired before unlink), never served as a stale HIT', async (t) => {
+  const h = await startNginxHarness(t, { location: 'open_file_cache max=100 inactive=60s; open_file_cache_valid 60s;' });
+  await warm(h, A, ['/ofc', '/ofc2']);
+  h.origin.bump(A, '/ofc2');
+  for (const p of ['/ofc', '/ofc2']) assert.equal((await h.get(A, p)).xcache, 'HIT', 'served through the cached descriptor');
+  await h.driver.apply(cmd('purge_prefix', 'delete', 'http://a.test/ofc'));
+  const same = await h.get(A, '/ofc');
+  assert.equal(same.originHits, 1, 'the origin is asked');
+  assert.notEqual(same.xcache, 'HIT');
+  const changed = await h.get(A, '/ofc2');
+  assert.deepEqual([changed.originHits, changed.body], [1, 'a.test/ofc2 v2']);
+});
+
 nginxTest('a file cached after the index was built is purged (the purge sweeps first; no background sweep here)', async (t) => {
   const h = await startNginxHarness(t, { driver: { syncIntervalMs: 0 } });
   const built = h.driver.index.size;

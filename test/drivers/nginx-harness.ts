@@ -145,7 +145,7 @@ export interface NginxProcess {
   stop(): Promise<void>;
 }
 
-export async function startNginx(options: { originPort: number; snippet?: SnippetOptions }): Promise<NginxProcess> {
+export async function startNginx(options: { originPort: number; snippet?: SnippetOptions; location?: string }): Promise<NginxProcess> {
   const prefix = mkdtempSync(join(tmpdir(), 'edgepurge-nginx-'));
   for (const d of ['logs', 'cache', 'tmp']) mkdirSync(join(prefix, d));
   const port = await freePort();
@@ -179,6 +179,7 @@ http {
             proxy_cache edgepurge;
             proxy_cache_revalidate on;
             add_header X-Cache-Status $upstream_cache_status always;
+            ${options.location ?? ''}
         }
     }
 }
@@ -232,7 +233,7 @@ http {
 
 export async function startNginxHarness(
   t: TestContext,
-  options: { snippet?: SnippetOptions; driver?: Partial<NginxDriverOptions>; startDriver?: boolean } = {},
+  options: { snippet?: SnippetOptions; driver?: Partial<NginxDriverOptions>; startDriver?: boolean; location?: string } = {},
 ): Promise<NginxHarness> {
   const origin = await startRecordingOrigin();
   let nginx: NginxProcess | undefined;
@@ -246,7 +247,7 @@ export async function startNginxHarness(
       if (nginx) rmSync(nginx.prefix, { recursive: true, force: true });
     })());
   t.after(close);
-  nginx = await startNginx({ originPort: origin.port, snippet: options.snippet });
+  nginx = await startNginx({ originPort: origin.port, snippet: options.snippet, location: options.location });
   const driverOptions: NginxDriverOptions = {
     cacheUrl: `http://127.0.0.1:${nginx.port}`,
     purgeUrl: `http://127.0.0.1:${nginx.purgePort}`,

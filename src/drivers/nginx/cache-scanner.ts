@@ -93,11 +93,20 @@ export class CacheScanner {
     return run;
   }
 
-  /** Forgets every directory and file (after the cache was emptied behind the index's back). */
-  reset(): void {
-    for (const level of this.#dirs) level.clear();
-    this.#dirs[0]!.set(this.#o.root, newDir(this.#o.root, 0));
-    this.#o.index.clear();
+  /** Forgets every directory and file (after the cache was emptied), between sweeps. */
+  reset(): Promise<void> {
+    const run = this.#chain.then(() => {
+      for (const level of this.#dirs) level.clear();
+      this.#dirs[0]!.set(this.#o.root, newDir(this.#o.root, 0));
+      this.#o.index.clear();
+    });
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Resolves when no sweep is running. */
+  async idle(): Promise<void> {
+    await this.#chain;
   }
 
   async #sweep(): Promise<SweepStats> {

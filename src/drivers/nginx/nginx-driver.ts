@@ -138,7 +138,7 @@ export class NginxDriver implements EdgeDriver {
       });
     }
     const every = this.#o.syncIntervalMs ?? 1_000;
-    if (every > 0 && !this.#closed) {
+    if (every > 0 && !this.#closed && this.#timer === undefined) {
       this.#timer = setInterval(() => {
         this.#sweep().catch((err: unknown) => this.#log.warn('nginx cache sweep failed', { err }));
       }, every);
@@ -227,7 +227,7 @@ export class NginxDriver implements EdgeDriver {
       });
     };
     await walk(this.#o.cacheDir);
-    this.#scanner.reset();
+    await this.#scanner.reset();
     await this.#sweep();
     this.#log.info('nginx cache dropped', { files: removed });
     return removed;
@@ -237,7 +237,7 @@ export class NginxDriver implements EdgeDriver {
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
-    await this.#scanner.sweep().catch(() => undefined);
+    await this.#scanner.idle();
     this.#agent.destroy();
   }
 
@@ -374,8 +374,15 @@ export class NginxDriver implements EdgeDriver {
     return n;
   }
 
+  /**
+   * Deletes one cache file, expiring it first. nginx with open_file_cache on keeps serving a cached
+   * descriptor of an unlinked file (open_file_cache_valid, 60 s by default) as a HIT; expired first,
+   * that descriptor yields a revalidation instead (test "open_file_cache"), never the stale copy.
+   */
   async #unlink(path: string): Promise<boolean> {
+    const patch = expirePatch(Math.floor(this.#clock.now() / 1000));
     try {
+      await this.#patch(path, patch);
       await unlink(path);
       return true;
     } catch (err) {
@@ -384,29 +391,30 @@ export class NginxDriver implements EdgeDriver {
     }
   }
 
+  /** Writes the expire patch into a version-5 cache file; false when it is not one. Throws ENOENT. */
+  async #patch(path: string, patch: Buffer): Promise<boolean> {
+    const fh = await open(path, 'r+');
+    try {
+      const v = Buffer.alloc(8);
+      await fh.read(v, 0, 8, 0);
+      if (v.readBigUInt64LE(0) !== BigInt(CACHE_VERSION)) return false;
+      await fh.write(patch, 0, patch.length, EXPIRE_PATCH_OFFSET);
+      return true;
+    } finally {
+      await fh.close();
+    }
+  }
+
   /** Marks files expired in place (cache-file.ts expirePatch); counts the files patched. */
   async #expireAll(files: IndexedFile[]): Promise<number> {
     const patch = expirePatch(Math.floor(this.#clock.now() / 1000));
     let n = 0;
     await pool(files, 32, async (f) => {
-      let fh;
       try {
-        fh = await open(f.path, 'r+');
+        if (await this.#patch(f.path, patch)) n++;
       } catch (err) {
-        if (code(err) === 'ENOENT') {
-          this.#index.remove(f.path);
-          return;
-        }
-        throw this.#fsError(err, f.path);
-      }
-      try {
-        const v = Buffer.alloc(8);
-        await fh.read(v, 0, 8, 0);
-        if (v.readBigUInt64LE(0) !== BigInt(CACHE_VERSION)) return;
-        await fh.write(patch, 0, patch.length, EXPIRE_PATCH_OFFSET);
-        n++;
-      } finally {
-        await fh.close();
+        if (code(err) !== 'ENOENT') throw this.#fsError(err, f.path);
+        this.#index.remove(f.path);
       }
     });
     return n;
