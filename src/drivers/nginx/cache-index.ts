@@ -2,6 +2,7 @@
 // so that prefix, host, all and tag purges find their files in O(matches) instead of walking the
 // cache (PEERS §2.2, §2.8: nginx names files by the key's md5, so it cannot answer "every file under
 // /img/" itself).
+import { canonicalHost } from '../../shared/host-port.ts';
 
 /** One cache file as indexed. */
 export interface IndexedFile {
@@ -58,19 +59,6 @@ export function parseCacheKey(key: string): ParsedKey | undefined {
     return undefined;
   }
   return { scheme: scheme === 'https' ? 'https' : 'http', host, urlPath };
-}
-
-/** Lower case, no port, no trailing dot: nginx's `$host`, and how purge targets name hosts. */
-export function canonicalHost(host: string): string {
-  let h = host.trim().toLowerCase();
-  if (h.startsWith('[')) {
-    const end = h.indexOf(']');
-    h = end >= 0 ? h.slice(0, end + 1) : h;
-  } else {
-    const colon = h.lastIndexOf(':');
-    if (colon >= 0) h = h.slice(0, colon);
-  }
-  return h.endsWith('.') ? h.slice(0, -1) : h;
 }
 
 /**

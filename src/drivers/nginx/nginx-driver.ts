@@ -9,6 +9,7 @@ import https from 'node:https';
 import net from 'node:net';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../../shared/clock.ts';
+import { canonicalHost } from '../../shared/host-port.ts';
 import { silentLogger, type Logger } from '../../shared/logger.ts';
 import {
   DriverError,
@@ -18,7 +19,7 @@ import {
   type EdgeDriver,
 } from '../edge-driver.ts';
 import { EXPIRE_PATCH_OFFSET, expirePatch, parseLevels, CACHE_VERSION } from './cache-file.ts';
-import { CacheIndex, canonicalHost, type IndexedFile } from './cache-index.ts';
+import { CacheIndex, type IndexedFile } from './cache-index.ts';
 import { CacheScanner, pool, type SweepStats } from './cache-scanner.ts';
 import { MARKER_HEADER, PURGE_KEY_HEADER, PURGE_PATH, SECRET_HEADER } from './nginx-snippet.ts';
 
