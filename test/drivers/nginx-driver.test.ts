@@ -248,6 +248,9 @@ nginxTest('prefetch: origin 4xx/5xx is originPullFailed, not an error', async (t
     assert.equal(out.ok, false);
     assert.equal(!out.ok && out.failType, 'originPullFailed');
   }
+  // Headers Node cannot send fail that prefetch alone.
+  const bad = await h.driver.prefetch(cmd('prefetch_url', 'delete', 'http://a.test/x', [A], { 'x-bad': 'a\nb' }));
+  assert.equal(bad.ok, false);
 });
 
 nginxTest('dropAll deletes every cache file and counts them; everything is fetched again', async (t) => {

@@ -186,13 +186,20 @@ export class NginxDriver implements EdgeDriver {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(command.headers ?? {})) if (k.toLowerCase() !== 'host') headers[k] = v;
     headers.host = url.host;
-    const res = await this.#request(new URL(url.pathname + url.search, base), {
-      method: 'GET',
-      headers,
-      timeoutMs: this.#o.prefetchTimeoutMs ?? 30_000,
-      what: 'prefetch through nginx',
-      servername: tls ? url.hostname : undefined,
-    });
+    let res;
+    try {
+      res = await this.#request(new URL(url.pathname + url.search, base), {
+        method: 'GET',
+        headers,
+        timeoutMs: this.#o.prefetchTimeoutMs ?? 30_000,
+        what: 'prefetch through nginx',
+        servername: tls ? url.hostname : undefined,
+      });
+    } catch (err) {
+      // A prefetch whose own headers cannot be sent fails alone; it must not stop the node's log.
+      if (err instanceof DriverError && !err.retryable) return { ok: false, failType: 'originPullFailed', failMessage: err.message };
+      throw err;
+    }
     if (res.status >= 400) {
       return { ok: false, failType: 'originPullFailed', failMessage: `nginx answered ${res.status} for ${url.href}` };
     }
@@ -481,12 +488,19 @@ export class NginxDriver implements EdgeDriver {
       };
       if (tls) Object.assign(options, { servername: o.servername, rejectUnauthorized: false });
       else options.agent = this.#agent;
-      const req = (tls ? https : http).request(options, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on('error', fail);
-      });
+      let req: http.ClientRequest;
+      try {
+        req = (tls ? https : http).request(options, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+          res.on('error', fail);
+        });
+      } catch (err) {
+        // Node refuses the request itself (a header name or value it cannot send): retrying cannot help.
+        reject(new DriverError(`${o.what}: ${(err as Error).message}`, { retryable: false, cause: err }));
+        return;
+      }
       req.on('error', (err) => fail(err.name === 'AbortError' || err.name === 'TimeoutError' ? new Error(`timed out after ${o.timeoutMs} ms`) : err));
       req.end();
     });
