@@ -111,6 +111,8 @@ async function main(): Promise<void> {
       cacheDir: nginx.cacheDir,
       syncIntervalMs: 0,
     });
+    globalThis.gc?.();
+    const heap0 = process.memoryUsage().heapUsed;
     let t = performance.now();
     let c0 = cpuNow();
     await driver.start();
@@ -122,6 +124,9 @@ async function main(): Promise<void> {
       cpuMs: cpuNow() - c0,
     });
     if (driver.index.size !== FILES) throw new Error(`indexed ${driver.index.size} of ${FILES}`);
+    globalThis.gc?.();
+    const heapMb = (process.memoryUsage().heapUsed - heap0) / 2 ** 20;
+    console.log(`index heap: ${heapMb.toFixed(0)} MiB for ${driver.index.size} files${globalThis.gc ? '' : ' (run with --expose-gc for a settled figure)'}`);
 
     const sweeps: number[] = [];
     const sweepCpu: number[] = [];

@@ -67,8 +67,10 @@ export function parseCacheKey(key: string): ParsedKey | undefined {
  * prefix's last, partial one: O(depth + children of one node + matches).
  */
 class PathNode {
-  readonly children = new Map<string, PathNode>();
-  readonly files = new Set<IndexedFile>();
+  /** Created on first use: most nodes are leaves holding one file (100,000 files ≈ 100,000 nodes). */
+  children: Map<string, PathNode> | undefined;
+  /** Files whose path ends here: usually one (more for other schemes, raw spellings, Vary variants). */
+  files: IndexedFile[] = [];
   readonly segment: string;
   readonly parent: PathNode | undefined;
   constructor(segment: string, parent: PathNode | undefined) {
@@ -99,7 +101,7 @@ export class CacheIndex {
   add(file: IndexedFile): void {
     this.remove(file.path);
     this.#byPath.set(file.path, file);
-    this.#node(file.host, file.urlPath, true).files.add(file);
+    this.#node(file.host, file.urlPath, true).files.push(file);
     for (const t of file.tags) {
       const k = tagKey(file.host, t);
       let set = this.#tags.get(k);
@@ -114,7 +116,7 @@ export class CacheIndex {
     this.#byPath.delete(path);
     const node = this.#node(file.host, file.urlPath, false);
     if (node) {
-      node.files.delete(file);
+      node.files = node.files.filter((f) => f !== file);
       this.#prune(file.host, node);
     }
     for (const t of file.tags) {
@@ -139,11 +141,11 @@ export class CacheIndex {
     const partial = segs.pop() ?? '';
     let node: PathNode | undefined = root;
     for (const s of segs) {
-      node = node.children.get(s);
+      node = node.children?.get(s);
       if (!node) return [];
     }
     const out: IndexedFile[] = [];
-    for (const [seg, child] of node.children) if (seg.startsWith(partial)) collect(child, out);
+    for (const [seg, child] of node.children ?? []) if (seg.startsWith(partial)) collect(child, out);
     return out;
   }
 
@@ -178,10 +180,10 @@ export class CacheIndex {
       this.#hosts.set(host, (node = new PathNode('', undefined)));
     }
     for (const s of urlPath.split('/')) {
-      let next: PathNode | undefined = node.children.get(s);
+      let next: PathNode | undefined = node.children?.get(s);
       if (!next) {
         if (!create) return undefined;
-        node.children.set(s, (next = new PathNode(s, node)));
+        (node.children ??= new Map()).set(s, (next = new PathNode(s, node)));
       }
       node = next;
     }
@@ -190,11 +192,11 @@ export class CacheIndex {
 
   #prune(host: string, start: PathNode): void {
     let node: PathNode = start;
-    while (node.parent && node.files.size === 0 && node.children.size === 0) {
-      node.parent.children.delete(node.segment);
+    while (node.parent && node.files.length === 0 && !node.children?.size) {
+      node.parent.children?.delete(node.segment);
       node = node.parent;
     }
-    if (!node.parent && node.children.size === 0 && node.files.size === 0) this.#hosts.delete(host);
+    if (!node.parent && !node.children?.size && node.files.length === 0) this.#hosts.delete(host);
   }
 }
 
@@ -204,6 +206,6 @@ function collect(node: PathNode, out: IndexedFile[]): void {
   const stack = [node];
   for (let n = stack.pop(); n; n = stack.pop()) {
     for (const f of n.files) out.push(f);
-    for (const c of n.children.values()) stack.push(c);
+    if (n.children) for (const c of n.children.values()) stack.push(c);
   }
 }
