@@ -99,9 +99,9 @@ export async function startRecordingOrigin(): Promise<RecordingOrigin> {
     const variant = vary === '' ? '' : ` ${vary}=${String(req.headers[vary] ?? '')}`;
     res.writeHead(status, { 'content-type': 'text/plain', ...headers });
     if (req.headers['x-delay-body'] !== undefined) {
-      // Head now, body 600 ms past the next second boundary (the in-flight purge test).
+      // Head now, body 3.5 s later (the in-flight purge test purges in between).
       res.flushHeaders();
-      setTimeout(() => res.end(`${k} v${v}${variant}`), 1_600 - (Date.now() % 1_000));
+      setTimeout(() => res.end(`${k} v${v}${variant}`), 3_500);
       return;
     }
     res.end(`${k} v${v}${variant}`);
