@@ -6,7 +6,7 @@
 // byte for byte against a file nginx wrote) written straight into proxy_cache_path with levels=1:2,
 // which takes seconds instead of 100,000 proxied requests; a sample is then fetched through nginx
 // and must be a HIT with no origin request.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -195,6 +195,7 @@ async function main(): Promise<void> {
   } finally {
     await nginx.stop();
     await origin.close();
+    rmSync(nginx.prefix, { recursive: true, force: true });
   }
   const w = Math.max(...rows.map((r) => r.what.length));
   console.log(`\nnginx driver, ${FILES} cached files (levels=1:2)\n`);
