@@ -1,25 +1,13 @@
 // How requests and purge targets name cached objects: canonical host, path+query, Vary values, tags.
 
 import type { IncomingHttpHeaders } from 'node:http';
+import { canonicalHost } from '../shared/host-port.ts';
 
 /** Header values as node:http and http-cache-semantics carry them. */
 export type HeaderMap = Record<string, string | string[] | undefined>;
 
-/**
- * The host part of a cache key: lower case, without port or trailing dot. Domains, Host headers and
- * purge targets all go through this, so `Example.COM:8080` and `http://example.com/` name one host.
- */
-export function canonicalHost(host: string): string {
-  let h = host.trim().toLowerCase();
-  if (h.startsWith('[')) {
-    const end = h.indexOf(']');
-    h = end >= 0 ? h.slice(0, end + 1) : h;
-  } else {
-    const colon = h.lastIndexOf(':');
-    if (colon >= 0) h = h.slice(0, colon);
-  }
-  return h.endsWith('.') ? h.slice(0, -1) : h;
-}
+/** The host part of a cache key (in src/shared, so that the cache drivers share it). */
+export { canonicalHost };
 
 const BASE = 'http://edge.invalid';
 

@@ -1,0 +1,295 @@
+// Keeps a CacheIndex in step with an nginx cache directory: built by one walk at start, then kept
+// current by comparing directory mtimes (a sweep), never by re-reading the whole cache.
+//
+// Why directory mtimes and not fs.watch: nginx adds a cache file by rename() into its level directory
+// (ngx_http_file_cache_update) and removes one by unlink(); both change that directory's mtime. A purge
+// must see every file that exists when it is applied, so it cannot trust that an inotify event has
+// already arrived (or was not dropped on queue overflow, which Node does not report); the sweep it runs
+// first is needed anyway, and once it exists a watcher adds nothing to correctness. A sweep stats every
+// leaf directory (4,096 for levels=1:2) and reads only directories whose mtime moved, then only the files
+// in them that are new or replaced (inode/size/mtime), and of those only the head (≤ body_start bytes).
+//
+// Racy mtimes (the same trick as git's racy index): the kernel stamps mtimes from a coarse clock, so a
+// file added in the same tick as the stat we compared against leaves the mtime unchanged. A directory
+// whose mtime is within RACY_MS of the sweep's start is therefore read again on the next sweep too.
+import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { join } from 'node:path';
+import type { Clock } from '../../shared/clock.ts';
+import { CacheFileError, cacheFileName, cacheTags, headLength, parseCacheFileHead, type CacheFileHead } from './cache-file.ts';
+import { parseCacheKey, type CacheIndex, type IndexedFile } from './cache-index.ts';
+
+/** A directory mtime this close to the sweep's start may still change within the same clock tick (a jiffy: ≤ 10 ms). */
+const RACY_MS = 100;
+/** First read of a file: most heads fit; a longer one is read again up to body_start. */
+const FIRST_READ = 4_096;
+const NAME = /^[0-9a-f]{32}$/;
+const SLICE_MS = 10;
+
+interface DirState {
+  readonly path: string;
+  readonly depth: number;
+  mtimeMs: number | undefined;
+  racy: boolean;
+  /** Names of the subdirectories (non-leaf) or cache files (leaf) seen at the last read. */
+  names: Set<string>;
+}
+
+export interface SweepStats {
+  /** Directories stat'ed. */
+  readonly dirs: number;
+  /** Directories whose listing was read. */
+  readonly readDirs: number;
+  /** Files whose head was read and indexed (new or replaced). */
+  readonly added: IndexedFile[];
+  /** Files dropped from the index (gone from disk). */
+  readonly removed: number;
+  /** Files that are not nginx cache files of version 5 or whose key is not in the snippet's format. */
+  readonly unreadable: number;
+  readonly foreignKeys: number;
+}
+
+export interface ScannerOptions {
+  readonly root: string;
+  /** `levels=` of proxy_cache_path, parsed ([1, 2]). */
+  readonly levels: readonly number[];
+  readonly index: CacheIndex;
+  readonly clock: Clock;
+  /** Longest stretch of synchronous file-system work before the event loop is let through (ms). */
+  readonly sliceMs?: number;
+}
+
+export class CacheScanner {
+  readonly #o: ScannerOptions;
+  /** Directories by depth: [root], level-1 dirs, …, leaf dirs. */
+  readonly #dirs: Array<Map<string, DirState>>;
+  #chain: Promise<unknown> = Promise.resolve();
+  #lastSweepStartMs = 0;
+
+  constructor(options: ScannerOptions) {
+    this.#o = options;
+    this.#dirs = Array.from({ length: options.levels.length + 1 }, () => new Map<string, DirState>());
+    this.#dirs[0]!.set(options.root, newDir(options.root, 0));
+  }
+
+  /** Wall-clock start of the last completed sweep: every file that existed then is indexed. */
+  get lastSweepStartMs(): number {
+    return this.#lastSweepStartMs;
+  }
+
+  /** Number of directories tracked (all levels). */
+  get dirCount(): number {
+    return this.#dirs.reduce((n, m) => n + m.size, 0);
+  }
+
+  /**
+   * Brings the index up to date with the disk: every file present when the sweep starts is indexed
+   * when it resolves. Sweeps run one at a time; a call made while one runs waits for it and then runs
+   * its own (the running one may have started before the file it must see was written).
+   */
+  sweep(): Promise<SweepStats> {
+    const run = this.#chain.then(() => this.#sweep());
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Forgets every directory and file (after the cache was emptied), between sweeps. */
+  reset(): Promise<void> {
+    const run = this.#chain.then(() => {
+      for (const level of this.#dirs) level.clear();
+      this.#dirs[0]!.set(this.#o.root, newDir(this.#o.root, 0));
+      this.#o.index.clear();
+    });
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Resolves when no sweep is running. */
+  async idle(): Promise<void> {
+    await this.#chain;
+  }
+
+  async #sweep(): Promise<SweepStats> {
+    const start = this.#o.clock.now();
+    const { levels, index } = this.#o;
+    const slice = new Slicer(this.#o.sliceMs ?? SLICE_MS);
+    let dirs = 0;
+    let readDirs = 0;
+    let removed = 0;
+    const toRead: Array<{ path: string; name: string }> = [];
+    for (let depth = 0; depth <= levels.length; depth++) {
+      const level = this.#dirs[depth]!;
+      const leaf = depth === levels.length;
+      const changed: DirState[] = [];
+      for (const d of [...level.values()]) {
+        if (slice.due()) await slice.yield();
+        dirs++;
+        const st = statSync(d.path, { throwIfNoEntry: false });
+        if (!st?.isDirectory()) {
+          removed += this.#dropDir(d);
+          continue;
+        }
+        const moved = st.mtimeMs !== d.mtimeMs;
+        const wasRacy = d.racy;
+        d.mtimeMs = st.mtimeMs;
+        d.racy = st.mtimeMs >= start - RACY_MS;
+        if (moved || wasRacy) changed.push(d);
+      }
+      for (const d of changed) {
+        if (slice.due()) await slice.yield();
+        let names: string[];
+        try {
+          names = readdirSync(d.path);
+        } catch (err) {
+          if (code(err) !== 'ENOENT' && code(err) !== 'ENOTDIR') throw err;
+          removed += this.#dropDir(d);
+          continue;
+        }
+        readDirs++;
+        if (!leaf) {
+          const width = levels[depth]!;
+          const seen = new Set(names.filter((n) => n.length === width && /^[0-9a-f]+$/.test(n)));
+          const next = this.#dirs[depth + 1]!;
+          for (const n of d.names) if (!seen.has(n)) removed += this.#dropDir(next.get(join(d.path, n)));
+          for (const n of seen) if (!d.names.has(n)) next.set(join(d.path, n), newDir(join(d.path, n), depth + 1));
+          d.names = seen;
+          continue;
+        }
+        const seen = new Set(names.filter((n) => NAME.test(n)));
+        for (const n of d.names) {
+          if (!seen.has(n) && index.remove(join(d.path, n))) removed++;
+        }
+        d.names = seen;
+        for (const n of seen) {
+          const path = join(d.path, n);
+          const known = index.get(path);
+          if (!known) {
+            toRead.push({ path, name: n });
+            continue;
+          }
+          // Same name, new inode: nginx stored a new response for the key (its tags may differ).
+          const st = statSync(path, { throwIfNoEntry: false });
+          if (!st) {
+            if (index.remove(path)) removed++;
+          } else if (known.stamp !== stampOf(st)) {
+            toRead.push({ path, name: n });
+          }
+        }
+      }
+    }
+    const added: IndexedFile[] = [];
+    let unreadable = 0;
+    let foreignKeys = 0;
+    for (const { path, name } of toRead) {
+      if (slice.due()) await slice.yield();
+      let read: { head: CacheFileHead; stamp: string } | undefined;
+      try {
+        read = readHead(path);
+      } catch (err) {
+        if (code(err) === 'ENOENT') {
+          if (index.remove(path)) removed++;
+          continue;
+        }
+        if (!(err instanceof CacheFileError)) throw err;
+      }
+      if (read === undefined) {
+        unreadable++;
+        index.remove(path);
+        continue;
+      }
+      const { head, stamp } = read;
+      const k = parseCacheKey(head.key);
+      if (!k) foreignKeys++;
+      const file: IndexedFile = {
+        path,
+        key: head.key,
+        host: k?.host ?? '',
+        urlPath: k?.urlPath ?? head.key,
+        tags: cacheTags(head),
+        dateSec: head.dateSec,
+        variant: cacheFileName(head.key) !== name,
+        stamp,
+      };
+      index.add(file);
+      added.push(file);
+    }
+    this.#lastSweepStartMs = start;
+    return { dirs, readDirs, added, removed, unreadable, foreignKeys };
+  }
+
+  /** Stops tracking a vanished directory and everything under it; returns the files dropped. */
+  #dropDir(d: DirState | undefined): number {
+    if (!d) return 0;
+    this.#dirs[d.depth]!.delete(d.path);
+    let n = 0;
+    if (d.depth === this.#o.levels.length) {
+      for (const name of d.names) if (this.#o.index.remove(join(d.path, name))) n++;
+    } else {
+      for (const name of d.names) n += this.#dropDir(this.#dirs[d.depth + 1]!.get(join(d.path, name)));
+    }
+    return n;
+  }
+}
+
+function newDir(path: string, depth: number): DirState {
+  return { path, depth, mtimeMs: undefined, racy: false, names: new Set() };
+}
+
+const firstRead = Buffer.alloc(FIRST_READ);
+
+/** Reads a cache file's head (its first body_start bytes, never the body) and its identity stamp. */
+export function readHead(path: string): { head: CacheFileHead; stamp: string } {
+  const fd = openSync(path, 'r');
+  try {
+    const stamp = stampOf(fstatSync(fd));
+    // One buffer for every first read (the parse copies out what it keeps): no 4 KiB garbage per file.
+    let buf = firstRead;
+    let bytesRead = readSync(fd, buf, 0, FIRST_READ, 0);
+    const need = headLength(buf.subarray(0, bytesRead));
+    if (need !== undefined && need > bytesRead && bytesRead === FIRST_READ) {
+      buf = Buffer.allocUnsafe(need);
+      bytesRead = readSync(fd, buf, 0, need, 0);
+    }
+    return { head: parseCacheFileHead(buf.subarray(0, bytesRead)), stamp };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Synchronous file-system work cut into slices of at most `ms`, with the event loop let through in
+ * between: a sweep of 4,000 directories or a build of 100,000 heads never holds the loop for long,
+ * and costs no thread-pool round trip per call (which, for these tiny calls, is most of their cost).
+ */
+class Slicer {
+  readonly #ms: number;
+  #since = performance.now();
+  constructor(ms: number) {
+    this.#ms = ms;
+  }
+  due(): boolean {
+    return performance.now() - this.#since >= this.#ms;
+  }
+  async yield(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.#since = performance.now();
+  }
+}
+
+/** Runs `fn` over `items` with at most `n` at once. */
+export async function pool<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  const worker = async (): Promise<void> => {
+    while (i < items.length) await fn(items[i++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+}
+
+/** inode, size and mtime: nginx replaces a file by rename, so a new inode means new content. */
+function stampOf(st: Stats): string {
+  return `${st.ino}:${st.size}:${st.mtimeMs}`;
+}
+
+function code(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
