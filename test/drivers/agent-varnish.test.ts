@@ -42,7 +42,6 @@ async function setup(t: TestContext): Promise<Setup> {
   const varnishd = await startVarnishd({ vcl: operatorVcl(origin.port), args: TEST_VARNISHD_ARGS });
   t.after(() => varnishd.close());
   const dir = mkdtempSync(join(tmpdir(), 'edgepurge-agent-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const base = baseConfig(`http://127.0.0.1:${origin.port}`);
   const input: ConfigInput = {
     ...base,
@@ -75,6 +74,8 @@ async function setup(t: TestContext): Promise<Setup> {
     },
   };
   t.after(() => s.agent.close());
+  // After the agent's own cleanup (registered first, run first), which writes its seq file.
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   // Hits only once the agent holds a lease.
   await until('varnish to serve hits', async () => (await s.get('/warmup')).xcache === 'HIT');
   return s;

@@ -1,0 +1,100 @@
+// `edgepurge agent` with a real nginx: purges submitted through the official SDK are applied through the
+// nginx driver and the task succeeds once applied; nginx cannot fence itself, so a node whose agent is
+// dead is never counted as fenced: its tasks stay processing until they time out (issue 8).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test, { type TestContext } from 'node:test';
+import { startAgent, type RunningAgent } from '../../src/cli/agent.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import type { ConfigInput } from '../../src/config/schema.ts';
+import { silentLogger } from '../../src/shared/logger.ts';
+import { ACME, baseConfig, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
+import { teoClient } from '../helpers/sdk.ts';
+import { nginxMissing, startNginxHarness, type NginxHarness } from './nginx-harness.ts';
+
+const missing = nginxMissing();
+const skip = missing !== undefined && process.env.CI !== 'true' ? `SKIPPED: ${missing}` : false;
+if (skip) console.warn(`\n*** agent-nginx tests ${skip} ***\n`);
+
+const LEASE_MS = 1000;
+const TASK_TIMEOUT_MS = 4000;
+
+interface Setup {
+  readonly h: NginxHarness;
+  readonly server: TestServer;
+  readonly agent: RunningAgent;
+  status(jobId: string): Promise<string>;
+}
+
+async function setup(t: TestContext): Promise<Setup> {
+  if (missing) throw new Error(`nginx with the cache-purge module is required under CI=true: ${missing}`);
+  const h = await startNginxHarness(t, { startDriver: false });
+  const dir = mkdtempSync(join(tmpdir(), 'edgepurge-agent-nginx-'));
+  const base = baseConfig(`http://127.0.0.1:${h.origin.port}`);
+  const input: ConfigInput = {
+    ...base,
+    fanout: { leaseMs: LEASE_MS, taskTimeoutMs: TASK_TIMEOUT_MS },
+    accounts: base.accounts?.map((a) => ({ ...a, rateLimit: false as const })),
+    nodes: [{ id: 'nginx-1', token: 'nginx-1-token-0123456789', hosts: [ACME.host], stateFile: join(dir, 'nginx-1.seq'), driver: { type: 'nginx', url: h.driverOptions.cacheUrl, purgeUrl: h.driverOptions.purgeUrl, cacheDir: h.driverOptions.cacheDir, levels: '1:2' } }],
+  };
+  const server = await startControlPlane(t, input, { heartbeatMs: 100 });
+  const config = parseConfig({ ...input, server: { listen: server.endpoint }, store: { driver: 'sqlite', path: join(dir, 'unused.db') } });
+  const agent = await startAgent(config, 'nginx-1', silentLogger, { baseDir: dir, controlPlane: server.url });
+  t.after(() => agent.close());
+  // After the agent's own cleanup (registered first, run first), which writes its seq file.
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const teo = teoClient(server.endpoint, ACME.secretId, ACME.secretKey);
+  return {
+    h,
+    server,
+    agent,
+    async status(jobId) {
+      const r = await teo.DescribePurgeTasks({ ZoneId: ACME.zoneId, Filters: [{ Name: 'job-id', Values: [jobId] }] });
+      return String(r.Tasks[0]?.Status);
+    },
+  };
+}
+
+async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('nginx: a prefix purge through the SDK is applied by the agent, then success; objects outside it stay HIT', { skip }, async (t) => {
+  const s = await setup(t);
+  const teo = teoClient(s.server.endpoint, ACME.secretId, ACME.secretKey);
+  await until('the agent to connect', async () => s.agent.agent.connected);
+  for (const p of ['/a/1.txt', '/b/1.txt']) {
+    await s.h.get(ACME.host, p);
+    assert.equal((await s.h.get(ACME.host, p)).xcache, 'HIT');
+  }
+  s.h.origin.bump(ACME.host, '/a/1.txt');
+  const { JobId } = await teo.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_prefix', Method: 'delete', Targets: [`http://${ACME.host}/a/`] });
+  await until('the purge to succeed', async () => (await s.status(JobId)) === 'success');
+  const purged = await s.h.get(ACME.host, '/a/1.txt');
+  assert.notEqual(purged.xcache, 'HIT');
+  assert.equal(purged.originHits, 1);
+  assert.equal((await s.h.get(ACME.host, '/b/1.txt')).xcache, 'HIT');
+});
+
+test('nginx: a node whose agent died is never fenced — its task stays processing past the lease and ends as timeout, never success', { skip }, async (t) => {
+  const s = await setup(t);
+  const teo = teoClient(s.server.endpoint, ACME.secretId, ACME.secretKey);
+  await until('the agent to connect', async () => s.agent.agent.connected);
+  await s.h.get(ACME.host, '/c.txt');
+  await s.agent.close();
+  const { JobId } = await teo.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_url', Method: 'delete', Targets: [`http://${ACME.host}/c.txt`] });
+  await new Promise((r) => setTimeout(r, LEASE_MS * 2));
+  assert.equal(await s.status(JobId), 'processing', 'a dead nginx agent counted as fenced');
+  // nginx still serves the purged copy: that is why the node cannot count as done.
+  assert.equal((await s.h.get(ACME.host, '/c.txt')).xcache, 'HIT');
+  await until('the task to time out', async () => (await s.status(JobId)) !== 'processing' || undefined, TASK_TIMEOUT_MS + 5000);
+  assert.equal(await s.status(JobId), 'timeout');
+});
