@@ -1,14 +1,15 @@
 // The control plane's side of the fan-out: streams the ordered purge log to edge nodes, takes their
 // acks (which also renew their leases), and derives every task's status from them (DESIGN 2-4).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
 import type { Config, NodeConfig } from '../config/schema.ts';
 import type { Directory } from '../purge/directory.ts';
 import type { PurgeLogEntry, TaskRecord } from '../purge/types.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { TaskStore, TaskUpdate } from '../store/task-store.ts';
-import type { AckRequest, AckResponse, StreamLine, TaskResult, WireEntry } from './wire.ts';
+import { ackRequestSchema, type AckResponse, type StreamLine, type TaskResult, type WireEntry } from './wire.ts';
 
 export interface FanoutHubOptions {
   readonly config: Readonly<Config>;
@@ -46,6 +47,34 @@ interface PrefetchOutcome {
 }
 
 const MAX_ACK_BYTES = 1024 * 1024;
+
+/** The routes and their one method each. */
+const ENDPOINTS: Readonly<Record<string, 'GET' | 'POST'>> = { '/edge/v1/stream': 'GET', '/edge/v1/ack': 'POST' };
+
+/** `after` of GET /edge/v1/stream: -1 (the log's end, also when absent) or a seq; plain digits only ("", "1e3", "0x10" are refused). */
+const afterParam = z
+  .string()
+  .regex(/^(?:-1|0|[1-9][0-9]{0,15})$/, 'after must be -1 or a non-negative integer')
+  .transform(Number)
+  .pipe(z.int().min(-1));
+
+/** "results[0].taskId: Invalid input: …; seq: …" — the first few problems of a refused body. */
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.length ? i.path.map((k) => (typeof k === 'number' ? `[${k}]` : `.${String(k)}`)).join('').replace(/^\./, '') : 'body'}: ${i.message}`)
+    .join('; ');
+}
+
+/** The one place /edge/ answers are rendered. */
+function reply(res: ServerResponse, status: number, body: object, headers: Readonly<Record<string, string>> = {}): void {
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', ...headers }).end(JSON.stringify(body));
+}
+
+const refuse = (res: ServerResponse, status: number, error: string, headers?: Readonly<Record<string, string>>): void => reply(res, status, { error }, headers);
+
+/** Bearer tokens are compared as SHA-256 digests: equal lengths, so the comparison leaks neither content nor length. */
+const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
 export class FanoutHub {
   #o: FanoutHubOptions;
@@ -129,46 +158,63 @@ export class FanoutHub {
     return () => this.#settledListeners.delete(listener);
   }
 
-  /** The control plane's routes under /edge/v1/; false when the request is not for the hub. */
+  /**
+   * The control plane's routes under /edge/v1/; false when the request is not for the hub. Every input
+   * (node id, token, query, body) is checked before anything is read from or written to the store
+   * (hardening issue 2): a refusal changes nothing and answers a JSON `{"error"}`, never a 500.
+   */
   route(req: IncomingMessage, res: ServerResponse): boolean {
-    const url = new URL(req.url ?? '/', 'http://x');
-    if (!url.pathname.startsWith('/edge/v1/')) return false;
+    const url = URL.parse(req.url ?? '/', 'http://x');
+    if (!url?.pathname.startsWith('/edge/v1/')) return false;
+    // Authenticated first: an unknown caller learns nothing, not even which endpoints exist.
     const node = this.#authenticate(req);
     if (!node) {
-      res.writeHead(401, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'unknown node or bad token' }));
+      refuse(res, 401, 'unknown node or bad token: send X-Edge-Node: <id> and Authorization: Bearer <token> as configured', { 'WWW-Authenticate': 'Bearer' });
       return true;
     }
-    if (req.method === 'GET' && url.pathname === '/edge/v1/stream') {
-      const after = Number(url.searchParams.get('after') ?? '-1');
-      if (!Number.isSafeInteger(after) || after < -1) {
-        res.writeHead(400, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'after must be an integer >= -1' }));
+    const method = ENDPOINTS[url.pathname];
+    if (!method) {
+      refuse(res, 404, 'no such edge endpoint: GET /edge/v1/stream, POST /edge/v1/ack');
+      return true;
+    }
+    if (req.method !== method) {
+      refuse(res, 405, `${url.pathname} takes ${method}`, { Allow: method });
+      return true;
+    }
+    if (this.#closed) {
+      refuse(res, 503, 'the control plane is shutting down');
+      return true;
+    }
+    if (method === 'GET') {
+      const given = url.searchParams.getAll('after');
+      const after = given.length === 0 ? ({ success: true, data: -1 } as const) : given.length === 1 ? afterParam.safeParse(given[0]) : undefined;
+      if (!after?.success) {
+        refuse(res, 400, after ? describeIssues(after.error) : 'after must be given at most once');
         return true;
       }
-      this.#stream(node, after, res).catch((e: unknown) => {
+      this.#stream(node, after.data, res).catch((e: unknown) => {
         this.#o.logger.error('edge stream failed', { node: node.id, error: e });
         res.destroy();
       });
       return true;
     }
-    if (req.method === 'POST' && url.pathname === '/edge/v1/ack') {
-      this.#ack(node, req, res).catch((e: unknown) => {
-        this.#o.logger.error('edge ack failed', { node: node.id, error: e });
-        if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'ack not recorded' }));
-      });
-      return true;
-    }
-    res.writeHead(404, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'no such edge endpoint' }));
+    this.#ack(node, req, res).catch((e: unknown) => {
+      // Only the store can fail here (input was validated before anything was written).
+      this.#o.logger.error('edge ack failed', { node: node.id, error: e });
+      if (!res.headersSent) refuse(res, 500, 'ack not recorded');
+      else res.destroy();
+    });
     return true;
   }
 
   #authenticate(req: IncomingMessage): NodeConfig | undefined {
     const id = req.headers['x-edge-node'];
-    const auth = req.headers.authorization ?? '';
+    const auth = req.headers.authorization;
     const node = typeof id === 'string' ? this.#nodes.get(id) : undefined;
-    if (!node || !auth.startsWith('Bearer ')) return undefined;
-    const given = Buffer.from(auth.slice(7));
-    const want = Buffer.from(node.token);
-    return given.length === want.length && timingSafeEqual(given, want) ? node : undefined;
+    const token = typeof auth === 'string' ? /^Bearer ([\x21-\x7e]{1,1024})$/.exec(auth)?.[1] : undefined;
+    // Compared whether or not the node exists, so a timing difference tells nothing either.
+    const same = timingSafeEqual(digest(token ?? ''), digest(node?.token ?? ''));
+    return node && token !== undefined && same ? node : undefined;
   }
 
   #serves(node: NodeConfig, hosts: readonly string[]): boolean {
@@ -197,13 +243,12 @@ export class FanoutHub {
       });
     };
     const [firstSeq, lastSeq] = [await store.firstSeq(), await store.lastSeq()];
-    await write({ t: 'hello', firstSeq, lastSeq, leaseMs: this.#leaseMs });
     let cursor = after === -1 ? lastSeq : after;
     // Behind the retained log (or ahead of it, after a store reset): the node must start from empty.
-    if (cursor < firstSeq - 1 || cursor > lastSeq) {
-      cursor = Math.max(firstSeq - 1, Math.min(cursor, lastSeq));
-      await write({ t: 'reset', seq: cursor });
-    }
+    const reset = cursor < firstSeq - 1 || cursor > lastSeq;
+    if (reset) cursor = Math.max(firstSeq - 1, Math.min(cursor, lastSeq));
+    await write({ t: 'hello', firstSeq, lastSeq, leaseMs: this.#leaseMs });
+    if (reset) await write({ t: 'reset', seq: cursor });
     let announced = -1;
     let lastBeat = 0;
     while (open && !this.#closed) {
@@ -229,39 +274,49 @@ export class FanoutHub {
   }
 
   async #ack(node: NodeConfig, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (Number(req.headers['content-length'] ?? 0) > MAX_ACK_BYTES) {
+      refuse(res, 413, `ack body over ${MAX_ACK_BYTES} bytes`, { Connection: 'close' });
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const c of req as AsyncIterable<Buffer>) {
       size += c.length;
       if (size > MAX_ACK_BYTES) {
-        res.writeHead(413).end();
+        refuse(res, 413, `ack body over ${MAX_ACK_BYTES} bytes`, { Connection: 'close' });
         return;
       }
       chunks.push(c);
     }
-    let body: AckRequest;
+    // The whole body is validated before anything is written (hardening issue 2: `{"seq":0,"results":[null]}`
+    // used to record the ack, then fail on the null with a 500).
+    let json: unknown;
     try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AckRequest;
-      if (!Number.isSafeInteger(body.seq) || body.seq < 0) throw new Error('seq');
-      if (body.results !== undefined && !Array.isArray(body.results)) throw new Error('results');
+      json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
     } catch {
-      res.writeHead(400, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'body must be {"seq": N, "results"?: [...]}' }));
+      refuse(res, 400, 'ack body is not JSON: send {"seq": N, "results"?: [{"taskId", "ok", "failType"?, "failMessage"?}]}');
       return;
     }
+    const parsed = ackRequestSchema.safeParse(json);
+    if (!parsed.success) {
+      refuse(res, 400, `invalid ack: ${describeIssues(parsed.error)}`);
+      return;
+    }
+    const body = parsed.data;
     const { store, clock } = this.#o;
     const lastSeq = await store.lastSeq();
+    const known = this.#progress.get(node.id)?.ackedSeq ?? 0;
     const seq = Math.min(body.seq, lastSeq);
     const now = clock.now();
     // Persisted before answering: a restarted control plane must not think a lease ended earlier than it did.
     await store.ackNode(node.id, seq, now);
-    const p = this.#progress.get(node.id);
-    this.#progress.set(node.id, { ackedSeq: Math.max(p?.ackedSeq ?? 0, seq), seenAt: now });
+    this.#progress.set(node.id, { ackedSeq: Math.max(known, seq), seenAt: now });
     // Outcomes are only recorded here; settling turns them into a status, and only for tasks still
     // processing: a late result (a node that was fenced, or answered after the deadline) changes no final
     // status. A failure is settled before the ack is answered: the node will not report it again.
     if (this.#recordResults(node.id, body.results ?? [], now)) await this.#settle();
-    const reply: AckResponse = { lastSeq, leaseMs: this.#leaseMs };
-    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(reply));
+    const answer: AckResponse = { lastSeq, leaseMs: this.#leaseMs };
+    reply(res, 200, answer);
     this.settle();
   }
 
@@ -269,7 +324,6 @@ export class FanoutHub {
   #recordResults(nodeId: string, results: readonly TaskResult[], now: number): boolean {
     let failed = false;
     for (const r of results) {
-      if (!Number.isSafeInteger(r.taskId)) continue;
       let o = this.#prefetch.get(r.taskId);
       if (!o) this.#prefetch.set(r.taskId, (o = { ok: new Set<string>(), failed: new Map(), since: now }));
       if (r.ok) o.ok.add(nodeId);

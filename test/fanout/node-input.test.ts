@@ -1,0 +1,204 @@
+// What an edge node may send the control plane (hardening issue, finding 2): every malformed input to
+// /edge/v1/ is refused with a JSON 400/401/404/405/413 before anything is written.
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import { EdgeAgent, type EdgeTarget, type PrefetchOutcome } from '../../src/fanout/edge-agent.ts';
+import type { AckResponse, StreamLine, WireEntry } from '../../src/fanout/wire.ts';
+import { systemClock } from '../../src/shared/clock.ts';
+import { silentLogger } from '../../src/shared/logger.ts';
+import { ACME, baseConfig, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
+import { teoClient } from '../helpers/sdk.ts';
+
+const NODES = [
+  { id: 'edge-a', listen: '127.0.0.1:1', token: 'token-edge-a-0123456789' },
+  { id: 'edge-b', listen: '127.0.0.1:2', token: 'token-edge-b-0123456789', hosts: [ACME.host2] },
+];
+type NodeId = 'edge-a' | 'edge-b';
+const tokenOf = (id: NodeId) => NODES.find((n) => n.id === id)!.token;
+
+async function setup(t: TestContext): Promise<TestServer> {
+  return startControlPlane(t, { ...baseConfig(), nodes: NODES, fanout: { leaseMs: 60_000, taskTimeoutMs: 60_000 } }, { heartbeatMs: 50 });
+}
+
+async function until(what: string, cond: () => Promise<boolean> | boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const auth = (id: NodeId) => ({ Authorization: `Bearer ${tokenOf(id)}`, 'X-Edge-Node': id });
+
+/** A node speaking the wire protocol by hand: what a token holder can send, honest or not. */
+class RawNode {
+  readonly lines: StreamLine[] = [];
+  readonly #server: TestServer;
+  readonly #id: NodeId;
+  readonly #abort = new AbortController();
+  constructor(server: TestServer, id: NodeId) {
+    this.#server = server;
+    this.#id = id;
+  }
+
+  /** Opens the stream at the log's end and keeps reading it. */
+  async stream(t: TestContext): Promise<void> {
+    t.after(() => this.#abort.abort());
+    const res = await fetch(`${this.#server.url}/edge/v1/stream?after=-1`, { headers: auth(this.#id), signal: this.#abort.signal });
+    assert.equal(res.status, 200);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    void (async () => {
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+        if (done) return;
+        buf += value;
+        for (let nl = buf.indexOf('\n'); nl !== -1; nl = buf.indexOf('\n')) {
+          this.lines.push(JSON.parse(buf.slice(0, nl)) as StreamLine);
+          buf = buf.slice(nl + 1);
+        }
+      }
+    })();
+    await until('hello', () => this.lines.length > 0);
+  }
+
+  entries(): WireEntry[] {
+    return this.lines.flatMap((l) => (l.t === 'entry' ? [l.e] : []));
+  }
+
+  /** The highest seq the stream has told this node about. */
+  seenSeq(): number {
+    let seq = 0;
+    for (const l of this.lines) seq = Math.max(seq, l.t === 'entry' ? l.e.seq : l.t === 'hello' ? 0 : l.seq);
+    const hello = this.lines.find((l) => l.t === 'hello');
+    return Math.max(seq, hello?.t === 'hello' ? hello.lastSeq : 0);
+  }
+
+  async ack(body: unknown): Promise<{ status: number; json: AckResponse & { error?: string } }> {
+    const res = await fetch(`${this.#server.url}/edge/v1/ack`, {
+      method: 'POST',
+      headers: { ...auth(this.#id), 'Content-Type': 'application/json' },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    return { status: res.status, json: (await res.json()) as AckResponse & { error?: string } };
+  }
+}
+
+async function taskOf(server: TestServer, appId: number, jobId: string) {
+  const tasks = await server.store.jobTasks(appId, jobId);
+  assert.equal(tasks.length, 1);
+  return tasks[0]!;
+}
+
+test('an invalid ack body is refused with a JSON 400 before anything is saved', async (t) => {
+  const server = await setup(t);
+  const a = new RawNode(server, 'edge-a');
+  await a.stream(t);
+  const result = { taskId: 1, ok: false, failType: 'originPullFailed', failMessage: 'x' };
+  const bad: Array<[string, unknown]> = [
+    ['a null result (the issue: 500 after saving the seq)', { seq: 0, results: [null] }],
+    ['not JSON', '{"seq":'],
+    ['no seq', { results: [] }],
+    ['a negative seq', { seq: -1 }],
+    ['a fractional seq', { seq: 1.5 }],
+    ['a seq as a string', { seq: '1' }],
+    ['a seq beyond 2^53', { seq: 2 ** 53 }],
+    ['results not an array', { seq: 0, results: {} }],
+    ['ok not a boolean', { seq: 0, results: [{ taskId: 1, ok: 'yes' }] }],
+    ['a task id of 0', { seq: 0, results: [{ ...result, taskId: 0 }] }],
+    ['an unknown FailType', { seq: 0, results: [{ ...result, failType: 'myOwnType' }] }],
+    ['an overlong FailMessage', { seq: 0, results: [{ ...result, failMessage: 'x'.repeat(501) }] }],
+    ['more than 1,000 results', { seq: 0, results: Array.from({ length: 1001 }, (_, i) => ({ taskId: i + 1, ok: true })) }],
+    ['an array body', [0]],
+    ['null', null],
+  ];
+  for (const [what, body] of bad) {
+    const r = await a.ack(body);
+    assert.equal(r.status, 400, what);
+    assert.equal(typeof r.json.error, 'string', what);
+  }
+  const nullResult = await a.ack({ seq: 0, results: [null] });
+  assert.match(nullResult.json.error ?? '', /results\[0\]/, 'the answer says which part is wrong');
+  assert.deepEqual(await server.store.nodeProgress(), [], 'no refused ack was recorded, not even its seq or lease');
+  assert.equal((await a.ack({ seq: 0, results: [] })).status, 200, 'a valid ack still goes through');
+});
+
+test('every /edge/ route refuses bad input with a JSON error: after, X-Edge-Node, bearer token, method, size', async (t) => {
+  const server = await setup(t);
+  const call = async (path: string, init: RequestInit = {}) => {
+    const res = await fetch(`${server.url}${path}`, init);
+    const text = await res.text();
+    assert.match(res.headers.get('content-type') ?? '', /application\/json/, `${path}: ${text}`);
+    return { status: res.status, error: (JSON.parse(text) as { error?: string }).error, headers: res.headers };
+  };
+  for (const after of ['', '1e3', '0x10', '-2', '1.5', 'abc', ' 1', '99999999999999999']) {
+    const r = await call(`/edge/v1/stream?after=${encodeURIComponent(after)}`, { headers: auth('edge-a') });
+    assert.equal(r.status, 400, `after=${after}`);
+    assert.match(r.error ?? '', /after/);
+  }
+  assert.equal((await call('/edge/v1/stream?after=1&after=2', { headers: auth('edge-a') })).status, 400, 'after twice');
+
+  const badAuth: Array<[string, Record<string, string>]> = [
+    ['no headers', {}],
+    ['no node id', { Authorization: `Bearer ${tokenOf('edge-a')}` }],
+    ['an unknown node', { ...auth('edge-a'), 'X-Edge-Node': 'edge-z' }],
+    ["another node's token", { ...auth('edge-a'), Authorization: `Bearer ${tokenOf('edge-b')}` }],
+    ['a token one character short', { ...auth('edge-a'), Authorization: `Bearer ${tokenOf('edge-a').slice(0, -1)}` }],
+    ['a token one character long', { ...auth('edge-a'), Authorization: `Bearer ${tokenOf('edge-a')}x` }],
+    ['another scheme', { ...auth('edge-a'), Authorization: `Basic ${tokenOf('edge-a')}` }],
+    ['an empty bearer', { ...auth('edge-a'), Authorization: 'Bearer ' }],
+  ];
+  for (const [what, headers] of badAuth) {
+    for (const [path, method] of [['/edge/v1/stream', 'GET'], ['/edge/v1/ack', 'POST']] as const) {
+      const r = await call(path, { method, headers, ...(method === 'POST' ? { body: '{"seq":0}' } : {}) });
+      assert.equal(r.status, 401, `${what} on ${path}`);
+    }
+  }
+  assert.deepEqual(await server.store.nodeProgress(), [], 'no refused ack was recorded');
+
+  const wrongMethod = await call('/edge/v1/ack', { headers: auth('edge-a') });
+  assert.equal(wrongMethod.status, 405);
+  assert.equal(wrongMethod.headers.get('allow'), 'POST');
+  assert.equal((await call('/edge/v1/stream', { method: 'POST', headers: auth('edge-a'), body: '{}' })).status, 405);
+  assert.equal((await call('/edge/v1/nothing', { headers: auth('edge-a') })).status, 404);
+  const huge = await call('/edge/v1/ack', { method: 'POST', headers: auth('edge-a'), body: JSON.stringify({ seq: 0, pad: 'x'.repeat(1024 * 1024) }) });
+  assert.equal(huge.status, 413);
+  assert.deepEqual(await server.store.nodeProgress(), []);
+});
+
+class PrefetchOnlyEdge implements EdgeTarget {
+  appliedSeq = 0;
+  leaseUntil = 0;
+  answer: PrefetchOutcome = { ok: true };
+  apply(e: WireEntry): void {
+    this.appliedSeq = e.seq;
+  }
+  advanceTo(seq: number): void {
+    this.appliedSeq = Math.max(this.appliedSeq, seq);
+  }
+  async prefetch(): Promise<PrefetchOutcome> {
+    return this.answer;
+  }
+  dropAll(seq: number): void {
+    this.appliedSeq = seq;
+  }
+  renewLease(until: number): void {
+    this.leaseUntil = until;
+  }
+}
+
+test('an agent reports a FailType the API does not know as taskFailed, and an overlong message cut to the wire limit', async (t) => {
+  const server = await setup(t);
+  const edge = new PrefetchOnlyEdge();
+  edge.answer = { ok: false, failType: 'dnsLookupFailed', failMessage: 'y'.repeat(2000) };
+  const agent = new EdgeAgent({ controlPlane: server.url, nodeId: 'edge-a', token: tokenOf('edge-a'), target: edge, clock: systemClock, logger: silentLogger });
+  agent.start();
+  t.after(() => agent.close());
+  await until('lease', () => edge.leaseUntil > 0);
+  const acme = teoClient(server.endpoint, ACME.secretId, ACME.secretKey);
+  const job = await acme.CreatePrefetchTask({ ZoneId: ACME.zoneId, Targets: [`http://${ACME.host}/z.jpg`] });
+  await until('failed', async () => (await taskOf(server, ACME.appId, job.JobId)).status === 'failed');
+  const task = await taskOf(server, ACME.appId, job.JobId);
+  assert.equal(task.failType, 'taskFailed');
+  assert.equal(task.failMessage, `edge-a: ${'y'.repeat(500)}`);
+});
