@@ -252,6 +252,10 @@ export class EdgeAgent {
       this.#results = [...results, ...this.#results];
       throw e;
     }
+    if (reply.ignored?.length) {
+      // Not retried: the control plane will not take them later either (see AckResponse.ignored).
+      this.#o.logger.warn('control plane ignored prefetch results', { node: this.#o.nodeId, ignored: reply.ignored.slice(0, 10), count: reply.ignored.length });
+    }
     this.#lastAckAt = sentAt;
     this.#leaseMs = reply.leaseMs;
     this.#ackedSeq = Math.max(this.#ackedSeq, seq);

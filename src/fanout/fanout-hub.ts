@@ -9,7 +9,7 @@ import type { PurgeLogEntry, TaskRecord } from '../purge/types.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { TaskStore, TaskUpdate } from '../store/task-store.ts';
-import { ackRequestSchema, type AckResponse, type StreamLine, type TaskResult, type WireEntry } from './wire.ts';
+import { ackRequestSchema, type AckResponse, type IgnoredReason, type StreamLine, type TaskResult, type WireEntry } from './wire.ts';
 
 export interface FanoutHubOptions {
   readonly config: Readonly<Config>;
@@ -85,6 +85,19 @@ export class FanoutHub {
    * still be shown once the task settled (in memory: see README "Limits and what is left out").
    */
   readonly #prefetch = new Map<number, PrefetchOutcome>();
+  /**
+   * Per node: the prefetches streamed to it whose outcome it has not reported yet (task id → the entry's
+   * createdAt). A node's results count only for these (hardening issue 1): a node token cannot fail, or
+   * pass, another node's or tenant's task, a purge, a task it was never sent or one not yet created.
+   * Entries leave when reported, or past the task deadline (the task is `timeout` by then).
+   */
+  readonly #awaiting = new Map<string, Map<number, number>>();
+  /**
+   * Per node: every log entry up to here that concerns it has been streamed to it (the start of its
+   * stream — its own resume point, or the log's end — counts). Its acks are capped here: an ack beyond
+   * claims entries it cannot have applied. Absent until the node's first stream in this process.
+   */
+  readonly #sent = new Map<string, number>();
   /** Open streams and the node each one serves. */
   readonly #streams = new Map<ServerResponse, string>();
   readonly #settledListeners = new Set<(tasks: readonly TaskUpdate[], at: number) => void>();
@@ -111,7 +124,11 @@ export class FanoutHub {
     for (const [id, old] of before) {
       const now = this.#nodes.get(id);
       if (now && JSON.stringify(now) === JSON.stringify(old)) continue;
-      if (!now) this.#progress.delete(id);
+      if (!now) {
+        this.#progress.delete(id);
+        this.#awaiting.delete(id);
+      }
+      this.#sent.delete(id);
       for (const [res, nodeId] of this.#streams) if (nodeId === id) res.end();
     }
     this.settle();
@@ -127,8 +144,21 @@ export class FanoutHub {
 
   /** Loads node progress and starts the periodic settle (leases expire and deadlines pass without any event). */
   async start(): Promise<void> {
-    for (const p of await this.#o.store.nodeProgress()) {
+    const { store } = this.#o;
+    for (const p of await store.nodeProgress()) {
       if (this.#nodes.has(p.nodeId)) this.#progress.set(p.nodeId, { ackedSeq: p.ackedSeq, seenAt: p.seenAt });
+    }
+    // Prefetches still processing that a node acked before a restart were streamed to it by the previous
+    // process: it may still report their outcome.
+    const last = await store.lastSeq();
+    for (let after = 0; ; ) {
+      const tasks = await store.processingTasks(last, 1000, after);
+      for (const t of tasks) {
+        after = t.seq ?? after;
+        if (t.type !== 'prefetch_url' || t.seq === null) continue;
+        for (const n of this.#responsible(t.hosts)) if ((this.#progress.get(n)?.ackedSeq ?? 0) >= t.seq) this.#await(n, t.id, t.createdAt);
+      }
+      if (tasks.length < 1000) break;
     }
     this.#timer = setInterval(() => this.settle(), this.#heartbeatMs);
     this.#timer.unref();
@@ -242,11 +272,14 @@ export class FanoutHub {
         res.on('drain', done).on('close', done);
       });
     };
+    /** Recorded before the line goes out: the node may ack it before write() returns. */
+    const sentUpTo = (seq: number) => this.#sent.set(node.id, Math.max(this.#sent.get(node.id) ?? 0, seq));
     const [firstSeq, lastSeq] = [await store.firstSeq(), await store.lastSeq()];
     let cursor = after === -1 ? lastSeq : after;
     // Behind the retained log (or ahead of it, after a store reset): the node must start from empty.
     const reset = cursor < firstSeq - 1 || cursor > lastSeq;
     if (reset) cursor = Math.max(firstSeq - 1, Math.min(cursor, lastSeq));
+    sentUpTo(cursor);
     await write({ t: 'hello', firstSeq, lastSeq, leaseMs: this.#leaseMs });
     if (reset) await write({ t: 'reset', seq: cursor });
     let announced = -1;
@@ -256,7 +289,11 @@ export class FanoutHub {
       const end = await store.lastSeq();
       const entries = cursor < end ? await store.readLog(cursor, 1000) : [];
       for (const e of entries) {
-        if (this.#serves(node, e.hosts)) await write({ t: 'entry', e: wireEntry(e) });
+        if (this.#serves(node, e.hosts)) {
+          if (e.type === 'prefetch_url') this.#await(node.id, e.taskId, e.createdAt);
+          sentUpTo(e.seq);
+          await write({ t: 'entry', e: wireEntry(e) });
+        }
         cursor = e.seq;
       }
       if (entries.length === 1000) continue;
@@ -264,6 +301,7 @@ export class FanoutHub {
       cursor = Math.max(cursor, end);
       const now = this.#o.clock.now();
       if (cursor !== announced || now - lastBeat >= this.#heartbeatMs) {
+        sentUpTo(cursor);
         await write({ t: 'hb', seq: cursor });
         announced = cursor;
         lastBeat = now;
@@ -306,7 +344,9 @@ export class FanoutHub {
     const { store, clock } = this.#o;
     const lastSeq = await store.lastSeq();
     const known = this.#progress.get(node.id)?.ackedSeq ?? 0;
-    const seq = Math.min(body.seq, lastSeq);
+    // Only entries streamed to the node count (hardening issue 1); before its first stream in this process,
+    // it stays where it was. Never beyond the log's end either.
+    const seq = Math.min(body.seq, lastSeq, this.#sent.get(node.id) ?? known);
     const now = clock.now();
     // Persisted before answering: a restarted control plane must not think a lease ended earlier than it did.
     await store.ackNode(node.id, seq, now);
@@ -314,25 +354,45 @@ export class FanoutHub {
     // Outcomes are only recorded here; settling turns them into a status, and only for tasks still
     // processing: a late result (a node that was fenced, or answered after the deadline) changes no final
     // status. A failure is settled before the ack is answered: the node will not report it again.
-    if (this.#recordResults(node.id, body.results ?? [], now)) await this.#settle();
-    const answer: AckResponse = { lastSeq, leaseMs: this.#leaseMs };
+    const recorded = this.#recordResults(node.id, body.results ?? [], now);
+    if (recorded.failed) await this.#settle();
+    const answer: AckResponse = recorded.ignored.length ? { lastSeq, leaseMs: this.#leaseMs, ignored: recorded.ignored } : { lastSeq, leaseMs: this.#leaseMs };
     reply(res, 200, answer);
     this.settle();
   }
 
-  /** Records prefetch outcomes (the verdict reads them); true when one of them is a failure. */
-  #recordResults(nodeId: string, results: readonly TaskResult[], now: number): boolean {
+  #await(nodeId: string, taskId: number, createdAt: number): void {
+    let m = this.#awaiting.get(nodeId);
+    if (!m) this.#awaiting.set(nodeId, (m = new Map()));
+    m.set(taskId, createdAt);
+  }
+
+  /**
+   * Records the prefetch outcomes the node was waited for (the verdict reads them); `failed` when one of
+   * them is a failure. The others are ignored rather than refused, and named in the answer: refusing
+   * the ack would also refuse its seq and lease, and an honest node can race (a result after the
+   * deadline, or after a control-plane restart) — it must not be fenced for it. A node's first result
+   * for a task is its answer; repeats are `duplicate`.
+   */
+  #recordResults(nodeId: string, results: readonly TaskResult[], now: number): { failed: boolean; ignored: Array<{ taskId: number; reason: IgnoredReason }> } {
     let failed = false;
+    const ignored: Array<{ taskId: number; reason: IgnoredReason }> = [];
+    const awaiting = this.#awaiting.get(nodeId);
     for (const r of results) {
+      if (!awaiting?.delete(r.taskId)) {
+        const seen = this.#prefetch.get(r.taskId);
+        ignored.push({ taskId: r.taskId, reason: seen && (seen.ok.has(nodeId) || seen.failed.has(nodeId)) ? 'duplicate' : 'unexpected' });
+        continue;
+      }
       let o = this.#prefetch.get(r.taskId);
       if (!o) this.#prefetch.set(r.taskId, (o = { ok: new Set<string>(), failed: new Map(), since: now }));
       if (r.ok) o.ok.add(nodeId);
-      else if (!o.failed.has(nodeId)) {
+      else {
         o.failed.set(nodeId, { failType: r.failType ?? 'taskFailed', failMessage: `${nodeId}: ${r.failMessage ?? 'failed'}` });
         failed = true;
       }
     }
-    return failed;
+    return { failed, ignored };
   }
 
   #fenced(nodeId: string, now: number): boolean {
@@ -389,6 +449,14 @@ export class FanoutHub {
     // Past the deadline every task has settled: older outcomes only served nodeViews.
     const keep = 2 * this.#o.config.fanout.taskTimeoutMs;
     for (const [taskId, o] of this.#prefetch) if (now - o.since > keep) this.#prefetch.delete(taskId);
+    // Results past the deadline change nothing: stop waiting for them. Entries are added in log order,
+    // so the oldest come first (a re-sent entry may sit a little out of order; it leaves on a later pass).
+    for (const m of this.#awaiting.values()) {
+      for (const [taskId, createdAt] of m) {
+        if (now - createdAt <= this.#o.config.fanout.taskTimeoutMs) break;
+        m.delete(taskId);
+      }
+    }
   }
 
   async #finish(updates: TaskUpdate[], at: number): Promise<void> {

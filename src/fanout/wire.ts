@@ -38,7 +38,7 @@ export const MAX_ACK_RESULTS = 1000;
 /** Longest FailMessage a node may report (it is shown to the tenant as is, after the node's id). */
 export const MAX_FAIL_MESSAGE = 500;
 
-/** The outcome of one prefetch. */
+/** The outcome of one prefetch the node was streamed (see FanoutHub for which results count). */
 export interface TaskResult {
   readonly taskId: number;
   readonly ok: boolean;
@@ -60,7 +60,15 @@ export interface AckResponse {
   /** The log's end when the ack was processed: the lease is valid once the node has applied up to here. */
   readonly lastSeq: number;
   readonly leaseMs: number;
+  /** Results that were not recorded, and why (see FanoutHub#recordResults); absent when all were. */
+  readonly ignored?: ReadonlyArray<{ readonly taskId: number; readonly reason: IgnoredReason }>;
 }
+
+/**
+ * `unexpected`: no prefetch with this task id was streamed to this node (another node's or tenant's task,
+ * a purge, an id beyond what it was sent, or one past its deadline); `duplicate`: the node already reported it.
+ */
+export type IgnoredReason = 'unexpected' | 'duplicate';
 
 /**
  * The ack body as the control plane validates it, all of it before anything is written (hardening

@@ -1,12 +1,16 @@
-// What an edge node may send the control plane (hardening issue, finding 2): every malformed input to
-// /edge/v1/ is refused with a JSON 400/401/404/405/413 before anything is written.
+// What an edge node may send the control plane (hardening issue, findings 1 and 2): its results count
+// only for prefetches streamed to it, its acks only up to what it was sent, and every malformed input
+// to /edge/v1/ is refused with a JSON 400/401/404/405/413 before anything is written.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { EdgeAgent, type EdgeTarget, type PrefetchOutcome } from '../../src/fanout/edge-agent.ts';
 import type { AckResponse, StreamLine, WireEntry } from '../../src/fanout/wire.ts';
 import { systemClock } from '../../src/shared/clock.ts';
 import { silentLogger } from '../../src/shared/logger.ts';
-import { ACME, baseConfig, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
+import { ACME, baseConfig, GLOBEX, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
 import { teoClient } from '../helpers/sdk.ts';
 
 const NODES = [
@@ -89,6 +93,92 @@ async function taskOf(server: TestServer, appId: number, jobId: string) {
   assert.equal(tasks.length, 1);
   return tasks[0]!;
 }
+
+test("a node's results are ignored for tasks it was never streamed: other hosts, other tenants, purges and ids not yet created", async (t) => {
+  const server = await setup(t);
+  const a = new RawNode(server, 'edge-a');
+  const b = new RawNode(server, 'edge-b');
+  await a.stream(t);
+  await b.stream(t);
+  // Both hold a lease, so neither is fenced and nothing settles behind the test's back.
+  assert.equal((await a.ack({ seq: a.seenSeq() })).status, 200);
+  assert.equal((await b.ack({ seq: b.seenSeq() })).status, 200);
+  const acme = teoClient(server.endpoint, ACME.secretId, ACME.secretKey);
+  const globex = teoClient(server.endpoint, GLOBEX.secretId, GLOBEX.secretKey);
+  const onA = await taskOf(server, ACME.appId, (await acme.CreatePrefetchTask({ ZoneId: ACME.zoneId, Targets: [`http://${ACME.host}/only-a.jpg`] })).JobId);
+  const foreign = await taskOf(server, GLOBEX.appId, (await globex.CreatePrefetchTask({ ZoneId: GLOBEX.zoneId, Targets: [`http://${GLOBEX.host}/g.jpg`] })).JobId);
+  const purge = await taskOf(server, ACME.appId, (await acme.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_url', Targets: [`http://${ACME.host2}/p.jpg`] })).JobId);
+  const shared = await taskOf(server, ACME.appId, (await acme.CreatePrefetchTask({ ZoneId: ACME.zoneId, Targets: [`http://${ACME.host2}/both.jpg`] })).JobId);
+  await until('edge-b streamed the purge and the shared prefetch', () => b.entries().length === 2);
+  assert.deepEqual(b.entries().map((e) => e.taskId), [purge.id, shared.id], 'edge-b is sent only entries for its host');
+
+  const next = shared.id + 1;
+  const fail = (taskId: number) => ({ taskId, ok: false, failType: 'originPullFailed', failMessage: 'forged' });
+  const r = await b.ack({ seq: b.seenSeq(), results: [fail(onA.id), fail(foreign.id), fail(purge.id), fail(next), fail(next + 1000)] });
+  assert.equal(r.status, 200, 'a result it may not send does not cost the node its ack or lease');
+  assert.deepEqual(r.json.ignored, [onA.id, foreign.id, purge.id, next, next + 1000].map((taskId) => ({ taskId, reason: 'unexpected' })));
+  await new Promise((r) => setTimeout(r, 150)); // a few settle passes
+  assert.equal((await taskOf(server, ACME.appId, onA.jobId)).status, 'processing', "another host's prefetch is not failed");
+  assert.equal((await taskOf(server, GLOBEX.appId, foreign.jobId)).status, 'processing', "another tenant's prefetch is not failed");
+
+  // The id the forged result named, created afterwards, is not failed in advance.
+  const later = await taskOf(server, ACME.appId, (await acme.CreatePrefetchTask({ ZoneId: ACME.zoneId, Targets: [`http://${ACME.host2}/later.jpg`] })).JobId);
+  assert.equal(later.id, next, 'task ids are sequential, so the forged result named this very task');
+  await until('both nodes streamed it', () => a.entries().some((e) => e.taskId === later.id) && b.entries().some((e) => e.taskId === later.id));
+  assert.equal((await a.ack({ seq: a.seenSeq(), results: [{ taskId: later.id, ok: true }] })).json.ignored, undefined);
+  assert.equal((await b.ack({ seq: b.seenSeq(), results: [{ taskId: later.id, ok: true }] })).json.ignored, undefined);
+  await until('the later prefetch succeeds', async () => (await taskOf(server, ACME.appId, later.jobId)).status === 'success');
+
+  // A result for a prefetch it was streamed counts; a second answer for it does not.
+  const own = await b.ack({ seq: b.seenSeq(), results: [fail(shared.id), { taskId: shared.id, ok: true }] });
+  assert.deepEqual(own.json.ignored, [{ taskId: shared.id, reason: 'duplicate' }]);
+  await until('the shared prefetch fails', async () => (await taskOf(server, ACME.appId, shared.jobId)).status === 'failed');
+  assert.match((await taskOf(server, ACME.appId, shared.jobId)).failMessage ?? '', /^edge-b: forged$/);
+});
+
+test('an ack counts only up to what was streamed to the node', async (t) => {
+  const server = await setup(t);
+  const a = new RawNode(server, 'edge-a');
+  // A lease first: a node that never acked is fenced, and the task would succeed without it.
+  assert.equal((await a.ack({ seq: 0 })).status, 200);
+  const acme = teoClient(server.endpoint, ACME.secretId, ACME.secretKey);
+  const job = await acme.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_url', Targets: [`http://${ACME.host}/x.jpg`] });
+  const task = await taskOf(server, ACME.appId, job.JobId);
+  // No stream yet: claiming the whole log renews the lease but applies nothing.
+  const r = await a.ack({ seq: task.seq! + 1000 });
+  assert.equal(r.status, 200);
+  await new Promise((r) => setTimeout(r, 150));
+  assert.equal((await taskOf(server, ACME.appId, job.JobId)).status, 'processing');
+  assert.deepEqual(
+    server.controlPlane.hub.nodeViews(task).find((v) => v.nodeId === 'edge-a'),
+    { nodeId: 'edge-a', ackedSeq: 0, seenAt: (await server.store.nodeProgress()).find((p) => p.nodeId === 'edge-a')?.seenAt ?? null, state: 'pending' },
+  );
+  // Once the stream has taken it past the entry, the same ack applies it.
+  await a.stream(t);
+  assert.equal((await a.ack({ seq: task.seq! + 1000 })).status, 200);
+  await until('success', async () => (await taskOf(server, ACME.appId, job.JobId)).status === 'success');
+  assert.equal((await server.store.nodeProgress()).find((p) => p.nodeId === 'edge-a')?.ackedSeq, await server.store.lastSeq(), 'capped at the log end');
+});
+
+test('a prefetch result sent after a control-plane restart still counts if the node had acked the prefetch before it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgepurge-restart-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const config = { ...baseConfig(), nodes: NODES, fanout: { leaseMs: 60_000, taskTimeoutMs: 60_000 } };
+  const first = await startControlPlane(t, config, { dir, heartbeatMs: 50 });
+  const a = new RawNode(first, 'edge-a');
+  await a.stream(t);
+  const acme = teoClient(first.endpoint, ACME.secretId, ACME.secretKey);
+  const job = await acme.CreatePrefetchTask({ ZoneId: ACME.zoneId, Targets: [`http://${ACME.host}/slow.jpg`] });
+  await until('streamed', () => a.entries().length === 1);
+  assert.equal((await a.ack({ seq: a.seenSeq() })).status, 200, 'dispatched: acked, no outcome yet');
+  await first.close();
+
+  const second = await startControlPlane(t, config, { dir, heartbeatMs: 50 });
+  const again = new RawNode(second, 'edge-a');
+  const r = await again.ack({ seq: a.seenSeq(), results: [{ taskId: a.entries()[0]!.taskId, ok: false, failType: 'originPullFailed', failMessage: 'origin returned 503' }] });
+  assert.equal(r.json.ignored, undefined);
+  await until('failed', async () => (await taskOf(second, ACME.appId, job.JobId)).status === 'failed');
+});
 
 test('an invalid ack body is refused with a JSON 400 before anything is saved', async (t) => {
   const server = await setup(t);
