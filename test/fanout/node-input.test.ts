@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { EdgeAgent, type EdgeTarget, type PrefetchOutcome } from '../../src/fanout/edge-agent.ts';
-import type { AckResponse, StreamLine, WireEntry } from '../../src/fanout/wire.ts';
+import type { WireEntry } from '../../src/fanout/wire.ts';
 import { systemClock } from '../../src/shared/clock.ts';
 import { silentLogger } from '../../src/shared/logger.ts';
 import { ACME, baseConfig, GLOBEX, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
 import { teoClient } from '../helpers/sdk.ts';
+import { RawNode, until } from './raw-node.ts';
 
 const NODES = [
   { id: 'edge-a', listen: '127.0.0.1:1', token: 'token-edge-a-0123456789' },
@@ -24,69 +25,8 @@ async function setup(t: TestContext): Promise<TestServer> {
   return startControlPlane(t, { ...baseConfig(), nodes: NODES, fanout: { leaseMs: 60_000, taskTimeoutMs: 60_000 } }, { heartbeatMs: 50 });
 }
 
-async function until(what: string, cond: () => Promise<boolean> | boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 const auth = (id: NodeId) => ({ Authorization: `Bearer ${tokenOf(id)}`, 'X-Edge-Node': id });
-
-/** A node speaking the wire protocol by hand: what a token holder can send, honest or not. */
-class RawNode {
-  readonly lines: StreamLine[] = [];
-  readonly #server: TestServer;
-  readonly #id: NodeId;
-  readonly #abort = new AbortController();
-  constructor(server: TestServer, id: NodeId) {
-    this.#server = server;
-    this.#id = id;
-  }
-
-  /** Opens the stream at the log's end and keeps reading it. */
-  async stream(t: TestContext): Promise<void> {
-    t.after(() => this.#abort.abort());
-    const res = await fetch(`${this.#server.url}/edge/v1/stream?after=-1`, { headers: auth(this.#id), signal: this.#abort.signal });
-    assert.equal(res.status, 200);
-    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-    void (async () => {
-      let buf = '';
-      for (;;) {
-        const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
-        if (done) return;
-        buf += value;
-        for (let nl = buf.indexOf('\n'); nl !== -1; nl = buf.indexOf('\n')) {
-          this.lines.push(JSON.parse(buf.slice(0, nl)) as StreamLine);
-          buf = buf.slice(nl + 1);
-        }
-      }
-    })();
-    await until('hello', () => this.lines.length > 0);
-  }
-
-  entries(): WireEntry[] {
-    return this.lines.flatMap((l) => (l.t === 'entry' ? [l.e] : []));
-  }
-
-  /** The highest seq the stream has told this node about. */
-  seenSeq(): number {
-    let seq = 0;
-    for (const l of this.lines) seq = Math.max(seq, l.t === 'entry' ? l.e.seq : l.t === 'hello' ? 0 : l.seq);
-    const hello = this.lines.find((l) => l.t === 'hello');
-    return Math.max(seq, hello?.t === 'hello' ? hello.lastSeq : 0);
-  }
-
-  async ack(body: unknown): Promise<{ status: number; json: AckResponse & { error?: string } }> {
-    const res = await fetch(`${this.#server.url}/edge/v1/ack`, {
-      method: 'POST',
-      headers: { ...auth(this.#id), 'Content-Type': 'application/json' },
-      body: typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    return { status: res.status, json: (await res.json()) as AckResponse & { error?: string } };
-  }
-}
+const rawNode = (server: TestServer, id: NodeId) => new RawNode(server.url, id, tokenOf(id));
 
 async function taskOf(server: TestServer, appId: number, jobId: string) {
   const tasks = await server.store.jobTasks(appId, jobId);
@@ -96,8 +36,8 @@ async function taskOf(server: TestServer, appId: number, jobId: string) {
 
 test("a node's results are ignored for tasks it was never streamed: other hosts, other tenants, purges and ids not yet created", async (t) => {
   const server = await setup(t);
-  const a = new RawNode(server, 'edge-a');
-  const b = new RawNode(server, 'edge-b');
+  const a = rawNode(server, 'edge-a');
+  const b = rawNode(server, 'edge-b');
   await a.stream(t);
   await b.stream(t);
   // Both hold a lease, so neither is fenced and nothing settles behind the test's back.
@@ -138,7 +78,7 @@ test("a node's results are ignored for tasks it was never streamed: other hosts,
 
 test('an ack counts only up to what was streamed to the node', async (t) => {
   const server = await setup(t);
-  const a = new RawNode(server, 'edge-a');
+  const a = rawNode(server, 'edge-a');
   // A lease first: a node that never acked is fenced, and the task would succeed without it.
   assert.equal((await a.ack({ seq: 0 })).status, 200);
   const acme = teoClient(server.endpoint, ACME.secretId, ACME.secretKey);
@@ -165,7 +105,7 @@ test('a prefetch result sent after a control-plane restart still counts if the n
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const config = { ...baseConfig(), nodes: NODES, fanout: { leaseMs: 60_000, taskTimeoutMs: 60_000 } };
   const first = await startControlPlane(t, config, { dir, heartbeatMs: 50 });
-  const a = new RawNode(first, 'edge-a');
+  const a = rawNode(first, 'edge-a');
   await a.stream(t);
   const acme = teoClient(first.endpoint, ACME.secretId, ACME.secretKey);
   const job = await acme.CreatePrefetchTask({ ZoneId: ACME.zoneId, Targets: [`http://${ACME.host}/slow.jpg`] });
@@ -174,7 +114,7 @@ test('a prefetch result sent after a control-plane restart still counts if the n
   await first.close();
 
   const second = await startControlPlane(t, config, { dir, heartbeatMs: 50 });
-  const again = new RawNode(second, 'edge-a');
+  const again = rawNode(second, 'edge-a');
   const r = await again.ack({ seq: a.seenSeq(), results: [{ taskId: a.entries()[0]!.taskId, ok: false, failType: 'originPullFailed', failMessage: 'origin returned 503' }] });
   assert.equal(r.json.ignored, undefined);
   await until('failed', async () => (await taskOf(second, ACME.appId, job.JobId)).status === 'failed');
@@ -182,7 +122,7 @@ test('a prefetch result sent after a control-plane restart still counts if the n
 
 test('an invalid ack body is refused with a JSON 400 before anything is saved', async (t) => {
   const server = await setup(t);
-  const a = new RawNode(server, 'edge-a');
+  const a = rawNode(server, 'edge-a');
   await a.stream(t);
   const result = { taskId: 1, ok: false, failType: 'originPullFailed', failMessage: 'x' };
   const bad: Array<[string, unknown]> = [
