@@ -19,6 +19,8 @@ export interface FanoutHubOptions {
   readonly logger: Logger;
   /** How often an idle stream says it is alive (and how often settling re-checks leases and deadlines). */
   readonly heartbeatMs?: number;
+  /** Settled prefetch outcomes kept for nodeViews (default 10,000, about 0.5 KB each). */
+  readonly maxSettledOutcomes?: number;
 }
 
 interface Progress {
@@ -80,11 +82,14 @@ export class FanoutHub {
   #o: FanoutHubOptions;
   readonly #nodes = new Map<string, NodeConfig>();
   readonly #progress = new Map<string, Progress>();
-  /**
-   * Prefetch outcomes per task, kept 2 × taskTimeoutMs after their first result so per-node progress can
-   * still be shown once the task settled (in memory: see README "Limits and what is left out").
-   */
+  /** Outcomes of prefetches still processing, per task: the verdict reads them (in memory: see README "Limits"). */
   readonly #prefetch = new Map<number, PrefetchOutcome>();
+  /**
+   * Outcomes of settled prefetches, oldest first, kept so per-node progress can still be shown: the newest
+   * maxSettledOutcomes, each for at most 2 × taskTimeoutMs. Bounded by count, not only by time, so memory
+   * does not grow with the prefetch rate (hardening issue 3).
+   */
+  readonly #settledPrefetch = new Map<number, PrefetchOutcome>();
   /**
    * Per node: the prefetches streamed to it whose outcome it has not reported yet (task id → the entry's
    * createdAt). A node's results count only for these (hardening issue 1): a node token cannot fail, or
@@ -180,6 +185,13 @@ export class FanoutHub {
     const w = this.#wake;
     this.#wake = Promise.withResolvers<void>();
     w.resolve();
+  }
+
+  /** How much the hub holds in memory (soak bench, tests): everything here must stay bounded. */
+  memory(): { awaitedResults: number; outcomes: number; settledOutcomes: number; nodes: number; streams: number } {
+    let awaitedResults = 0;
+    for (const m of this.#awaiting.values()) awaitedResults += m.size;
+    return { awaitedResults, outcomes: this.#prefetch.size, settledOutcomes: this.#settledPrefetch.size, nodes: this.#progress.size, streams: this.#streams.size };
   }
 
   /** Called with every batch of tasks the hub settles (benchmarks and tests measure with it). */
@@ -380,11 +392,12 @@ export class FanoutHub {
     const awaiting = this.#awaiting.get(nodeId);
     for (const r of results) {
       if (!awaiting?.delete(r.taskId)) {
-        const seen = this.#prefetch.get(r.taskId);
+        const seen = this.#prefetch.get(r.taskId) ?? this.#settledPrefetch.get(r.taskId);
         ignored.push({ taskId: r.taskId, reason: seen && (seen.ok.has(nodeId) || seen.failed.has(nodeId)) ? 'duplicate' : 'unexpected' });
         continue;
       }
-      let o = this.#prefetch.get(r.taskId);
+      // A late result for a settled task is still shown by nodeViews; it changes no status.
+      let o = this.#prefetch.get(r.taskId) ?? this.#settledPrefetch.get(r.taskId);
       if (!o) this.#prefetch.set(r.taskId, (o = { ok: new Set<string>(), failed: new Map(), since: now }));
       if (r.ok) o.ok.add(nodeId);
       else {
@@ -446,9 +459,15 @@ export class FanoutHub {
       if (tasks.length < 1000 || this.#closed) break;
       await new Promise<void>((r) => setImmediate(r));
     }
-    // Past the deadline every task has settled: older outcomes only served nodeViews.
+    // Past the deadline every task has settled: older outcomes only serve nodeViews. Oldest first, so the
+    // scan stops at the first one to keep (`since` is when the first result came, near enough in order).
     const keep = 2 * this.#o.config.fanout.taskTimeoutMs;
-    for (const [taskId, o] of this.#prefetch) if (now - o.since > keep) this.#prefetch.delete(taskId);
+    for (const outcomes of [this.#settledPrefetch, this.#prefetch]) {
+      for (const [taskId, o] of outcomes) {
+        if (now - o.since <= keep) break;
+        outcomes.delete(taskId);
+      }
+    }
     // Results past the deadline change nothing: stop waiting for them. Entries are added in log order,
     // so the oldest come first (a re-sent entry may sit a little out of order; it leaves on a later pass).
     for (const m of this.#awaiting.values()) {
@@ -461,6 +480,16 @@ export class FanoutHub {
 
   async #finish(updates: TaskUpdate[], at: number): Promise<void> {
     await this.#o.store.updateTasks(updates, at);
+    for (const u of updates) {
+      const o = this.#prefetch.get(u.taskId);
+      if (!o) continue;
+      this.#prefetch.delete(u.taskId);
+      this.#settledPrefetch.set(u.taskId, o);
+    }
+    for (const taskId of this.#settledPrefetch.keys()) {
+      if (this.#settledPrefetch.size <= (this.#o.maxSettledOutcomes ?? 10_000)) break;
+      this.#settledPrefetch.delete(taskId);
+    }
     for (const l of this.#settledListeners) l(updates, at);
   }
 
@@ -504,9 +533,13 @@ export class FanoutHub {
     return this.#responsible(t.hosts).map((nodeId) => {
       const p = this.#progress.get(nodeId);
       const base = { nodeId, ackedSeq: p?.ackedSeq ?? 0, seenAt: p?.seenAt ?? null };
-      const outcome = this.#prefetch.get(t.id);
+      const outcome = this.#prefetch.get(t.id) ?? this.#settledPrefetch.get(t.id);
       const failed = outcome?.failed.get(nodeId);
       if (failed) return { ...base, state: 'failed' as const, failMessage: failed.failMessage };
+      // Its outcome no longer kept: the task's own FailMessage still names the node that failed it.
+      if (!outcome && t.type === 'prefetch_url' && t.status === 'failed' && t.failMessage?.startsWith(`${nodeId}: `)) {
+        return { ...base, state: 'failed' as const, failMessage: t.failMessage };
+      }
       const applied = t.type === 'prefetch_url' ? (outcome?.ok.has(nodeId) ?? t.status === 'success') : base.ackedSeq >= (t.seq ?? 0);
       if (applied) return { ...base, state: 'applied' as const };
       return { ...base, state: this.#fenced(nodeId, now) ? ('fenced' as const) : ('pending' as const) };
