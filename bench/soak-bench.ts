@@ -68,8 +68,8 @@ export interface SoakResult {
   readonly series: readonly RssSeries[];
   /** Per process at the end: RssAnon / RssFile / RssShmem (what the resident memory is), bytes. */
   readonly breakdown: ReadonlyArray<{ readonly name: string; readonly anon: number; readonly file: number; readonly shmem: number }>;
-  /** The control plane's SQLite files at the end (the database grows for the whole run). */
-  readonly storeBytes: { readonly db: number; readonly wal: number };
+  /** The control plane's SQLite files (database + WAL) at each sample: its page cache grows with them. */
+  readonly storeBytes: ReadonlyArray<readonly [number, number]>;
   readonly load: LoadStats;
   readonly originRequests: number;
 }
@@ -232,11 +232,13 @@ export async function runSoakBench(o: SoakOptions): Promise<SoakResult> {
     const loadStats = new Promise<LoadStats>((resolve) => load.child.on('message', (m: { stats?: LoadStats }) => m.stats && resolve(m.stats)));
 
     const measured = procs.map((p) => ({ name: p.name, pid: p.child.pid ?? -1, samples: [] as Array<readonly [number, number]> }));
+    const storeBytes: Array<readonly [number, number]> = [];
     const t0 = performance.now();
     let nextReport = 60;
     for (;;) {
       const t = (performance.now() - t0) / 1000;
       for (const m of measured) m.samples.push([t, rssBytes(m.pid)] as const);
+      storeBytes.push([t, fileBytes(join(dir, 'soak.db')) + fileBytes(join(dir, 'soak.db-wal'))] as const);
       if (t >= nextReport) {
         o.log(`  ${Math.round(t / 60)} min: ${measured.map((m) => `${m.name} ${fmtMb(m.samples.at(-1)?.[1] ?? Number.NaN)}`).join(', ')} MB`);
         nextReport += 60;
@@ -245,7 +247,6 @@ export async function runSoakBench(o: SoakOptions): Promise<SoakResult> {
       await new Promise((r) => setTimeout(r, Math.min(o.sampleMs, durationMs - t * 1000 + 1)));
     }
     const breakdown = measured.map((m) => ({ name: m.name, ...rssBreakdown(m.pid) }));
-    const storeBytes = { db: fileBytes(join(dir, 'soak.db')), wal: fileBytes(join(dir, 'soak.db-wal')) };
     load.child.send({ stop: true });
     const stats = await loadStats;
     origin.child.send({ ask: 'requests' });
@@ -294,8 +295,8 @@ export async function soakSection(heading: (title: string) => void, table: (rows
     const pts = s.samples.filter((_, i) => i % every === 0).map(([, y]) => fmtMb(y));
     log(`    ${s.name.padEnd(14)} ${pts.join(' ')}`);
   }
+  log(`    ${'(store files)'.padEnd(14)} ${r.storeBytes.filter((_, i) => i % every === 0).map(([, y]) => fmtMb(y)).join(' ')}   ← the control plane's SQLite database + WAL`);
   log(`  at the end, resident memory by kind (MB, anon / file / shmem): ${r.breakdown.map((b) => `${b.name} ${fmtMb(b.anon)} / ${fmtMb(b.file)} / ${fmtMb(b.shmem)}`).join('; ')}`);
-  log(`  control-plane store at the end: database ${fmtMb(r.storeBytes.db)} MB, WAL ${fmtMb(r.storeBytes.wal)} MB`);
   const l = r.load;
   const total = Object.values(l.kinds).reduce((a, k) => a + k.sent, 0);
   log(`  offered ${(total / l.seconds).toFixed(0)} req/s for ${(l.seconds / 60).toFixed(1)} min; skipped (too many in flight) ${l.skipped}; origin requests ${r.originRequests}`);
