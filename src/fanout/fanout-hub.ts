@@ -51,7 +51,10 @@ interface PrefetchOutcome {
 const MAX_ACK_BYTES = 1024 * 1024;
 
 /** The routes and their one method each. */
-const ENDPOINTS: Readonly<Record<string, 'GET' | 'POST'>> = { '/edge/v1/stream': 'GET', '/edge/v1/ack': 'POST' };
+const ENDPOINTS: ReadonlyMap<string, 'GET' | 'POST'> = new Map([
+  ['/edge/v1/stream', 'GET'],
+  ['/edge/v1/ack', 'POST'],
+]);
 
 /** `after` of GET /edge/v1/stream: -1 (the log's end, also when absent) or a seq; plain digits only ("", "1e3", "0x10" are refused). */
 const afterParam = z
@@ -214,7 +217,7 @@ export class FanoutHub {
       refuse(res, 401, 'unknown node or bad token: send X-Edge-Node: <id> and Authorization: Bearer <token> as configured', { 'WWW-Authenticate': 'Bearer' });
       return true;
     }
-    const method = ENDPOINTS[url.pathname];
+    const method = ENDPOINTS.get(url.pathname);
     if (!method) {
       refuse(res, 404, 'no such edge endpoint: GET /edge/v1/stream, POST /edge/v1/ack');
       return true;

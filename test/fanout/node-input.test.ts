@@ -190,7 +190,7 @@ test('every /edge/ route refuses bad input with a JSON error: after, X-Edge-Node
   assert.equal(wrongMethod.status, 405);
   assert.equal(wrongMethod.headers.get('allow'), 'POST');
   assert.equal((await call('/edge/v1/stream', { method: 'POST', headers: auth('edge-a'), body: '{}' })).status, 405);
-  assert.equal((await call('/edge/v1/nothing', { headers: auth('edge-a') })).status, 404);
+  for (const path of ['/edge/v1/nothing', '/edge/v1/__proto__', '/edge/v1/constructor']) assert.equal((await call(path, { headers: auth('edge-a') })).status, 404, path);
   const huge = await call('/edge/v1/ack', { method: 'POST', headers: auth('edge-a'), body: JSON.stringify({ seq: 0, pad: 'x'.repeat(1024 * 1024) }) });
   assert.equal(huge.status, 413);
   assert.deepEqual(await server.store.nodeProgress(), []);
