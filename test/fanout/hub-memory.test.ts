@@ -71,7 +71,8 @@ test('outcomes of settled prefetches are kept up to a count and for twice the de
   const r = await node.ack({ seq: node.seenSeq(), results: ids.map((taskId) => ({ taskId, ok: false, failType: 'originPullFailed', failMessage: `no ${taskId}` })) });
   assert.equal(r.json.ignored, undefined);
   await until('all failed', async () => (await store.jobTasks(ACME.appId, 'job1')).every((x) => x.status === 'failed'));
-  assert.deepEqual(hub.memory(), { awaitedResults: 0, outcomes: 0, settledOutcomes: 3, nodes: 1, streams: 1 });
+  const { waitingStreams: _, ...held } = hub.memory();
+  assert.deepEqual(held, { awaitedResults: 0, outcomes: 0, settledOutcomes: 3, nodes: 1, streams: 1 });
   // An evicted outcome still shows the node that failed the task, from the task's own FailMessage.
   for (const task of await store.jobTasks(ACME.appId, 'job1')) {
     assert.deepEqual(
@@ -98,4 +99,17 @@ test('a node that never reports its prefetches is no longer waited for past the 
   await until('no longer waited for', () => hub.memory().awaitedResults === 0);
   const late = await node.ack({ seq: node.seenSeq(), results: [{ taskId: node.entries()[0]!.taskId, ok: true }] });
   assert.deepEqual(late.json.ignored, [{ taskId: node.entries()[0]!.taskId, reason: 'unexpected' }]);
+});
+
+test('an idle stream waits for the next purge with one waiter that it removes, not a reaction per heartbeat on a shared promise', async (t) => {
+  const { hub, node } = await setup(t, 10);
+  await node.ack({ seq: 0 });
+  await node.stream(t);
+  const other = new RawNode(node.url, NODE.id, NODE.token);
+  await other.stream(t);
+  // Each stream wakes every 20 ms (heartbeatMs) to look at the log: 25 times here.
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok(hub.memory().waitingStreams <= 2, `waiters: ${hub.memory().waitingStreams}`);
+  await hub.close();
+  assert.equal(hub.memory().waitingStreams, 0);
 });

@@ -14,18 +14,19 @@ export async function until(what: string, cond: () => Promise<boolean> | boolean
 
 export class RawNode {
   readonly lines: StreamLine[] = [];
-  readonly #url: string;
+  /** The control plane's base URL. */
+  readonly url: string;
   readonly #headers: Record<string, string>;
   readonly #abort = new AbortController();
   constructor(controlPlane: string, id: string, token: string) {
-    this.#url = controlPlane;
+    this.url = controlPlane;
     this.#headers = { Authorization: `Bearer ${token}`, 'X-Edge-Node': id };
   }
 
   /** Opens the stream at the log's end and keeps reading it until the test ends. */
   async stream(t: Pick<TestContext, 'after'>): Promise<void> {
     t.after(() => this.#abort.abort());
-    const res = await fetch(`${this.#url}/edge/v1/stream?after=-1`, { headers: this.#headers, signal: this.#abort.signal });
+    const res = await fetch(`${this.url}/edge/v1/stream?after=-1`, { headers: this.#headers, signal: this.#abort.signal });
     assert.equal(res.status, 200);
     const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
     void (async () => {
@@ -55,7 +56,7 @@ export class RawNode {
   }
 
   async ack(body: unknown): Promise<{ status: number; json: AckResponse & { error?: string } }> {
-    const res = await fetch(`${this.#url}/edge/v1/ack`, {
+    const res = await fetch(`${this.url}/edge/v1/ack`, {
       method: 'POST',
       headers: { ...this.#headers, 'Content-Type': 'application/json' },
       body: typeof body === 'string' ? body : JSON.stringify(body),
