@@ -1,4 +1,4 @@
-// `npm run bench [-- --only store,api,fanout,edge,hit]`: runs the benchmarks of issues 2 and 4 on this
+// `npm run bench [-- --only store,api,fanout,edge,hit,soak]`: runs the benchmarks of issues 2 and 4 on this
 // machine and prints each figure next to its bar. Parts run in the order listed; `api` needs the
 // database `store` seeds (it seeds one itself when `store` is not selected).
 import { spawnSync } from 'node:child_process';
@@ -15,7 +15,7 @@ import { runHitBench, varnishMissing } from './hit-bench.ts';
 import { median } from './stats.ts';
 import { runStoreBench } from './store-bench.ts';
 
-const PARTS = ['store', 'api', 'fanout', 'edge', 'hit'] as const;
+const PARTS = ['store', 'api', 'fanout', 'edge', 'hit', 'soak'] as const;
 type Part = (typeof PARTS)[number];
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });
@@ -208,6 +208,8 @@ if (selected('hit')) {
   table(rows);
   summary.push(...rows.filter((x) => x.figure.startsWith('ratio') || x.figure === 'Varnish'));
 }
+
+if (selected('soak')) summary.push(...(await (await import('./soak-bench.ts')).soakSection(heading, table)));
 
 if (summary.length) {
   heading('Summary of the figures with a bar');

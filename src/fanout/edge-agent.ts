@@ -3,7 +3,7 @@
 import { request, type IncomingMessage } from 'node:http';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { AckRequest, AckResponse, StreamLine, TaskResult, WireEntry } from './wire.ts';
+import { FAIL_TYPES, MAX_ACK_RESULTS, MAX_FAIL_MESSAGE, type AckRequest, type AckResponse, type FailType, type StreamLine, type TaskResult, type WireEntry } from './wire.ts';
 
 export type PrefetchOutcome = { readonly ok: true } | { readonly ok: false; readonly failType: string; readonly failMessage: string };
 
@@ -206,8 +206,8 @@ export class EdgeAgent {
         if (e.type === 'prefetch_url') {
           target.advanceTo(e.seq);
           void target.prefetch(e).then(
-            (r) => this.#report(r.ok ? { taskId: e.taskId, ok: true } : { taskId: e.taskId, ok: false, failType: r.failType, failMessage: r.failMessage }),
-            (err: unknown) => this.#report({ taskId: e.taskId, ok: false, failType: 'taskFailed', failMessage: String(err) }),
+            (r) => this.#report(taskResult(e.taskId, r)),
+            (err: unknown) => this.#report(taskResult(e.taskId, { ok: false, failType: 'taskFailed', failMessage: String(err) })),
           );
         } else {
           target.apply(e);
@@ -246,8 +246,8 @@ export class EdgeAgent {
   async #ackOnce(): Promise<void> {
     const { target, clock } = this.#o;
     const seq = target.appliedSeq;
-    const results = this.#results;
-    this.#results = [];
+    // The control plane refuses longer lists; the rest rides on the next ack (see below).
+    const results = this.#results.splice(0, MAX_ACK_RESULTS);
     // The lease is counted from before the request left: the control plane records the ack later than this.
     const sentAt = clock.now();
     let reply: AckResponse;
@@ -256,6 +256,10 @@ export class EdgeAgent {
     } catch (e) {
       this.#results = [...results, ...this.#results];
       throw e;
+    }
+    if (reply.ignored?.length) {
+      // Not retried: the control plane will not take them later either (see AckResponse.ignored).
+      this.#o.logger.warn('control plane ignored prefetch results', { node: this.#o.nodeId, ignored: reply.ignored.slice(0, 10), count: reply.ignored.length });
     }
     this.#lastAckAt = sentAt;
     this.#leaseMs = reply.leaseMs;
@@ -271,6 +275,13 @@ export class EdgeAgent {
     this.#waiters.clear();
     if (target.appliedSeq > seq || this.#results.length) this.#ackAgain = true;
   }
+}
+
+/** The wire form of a prefetch outcome: a FailType the API knows, a message within the wire's bound. */
+function taskResult(taskId: number, r: PrefetchOutcome): TaskResult {
+  if (r.ok) return { taskId, ok: true };
+  const failType = (FAIL_TYPES as readonly string[]).includes(r.failType) ? (r.failType as FailType) : 'taskFailed';
+  return { taskId, ok: false, failType, failMessage: r.failMessage.slice(0, MAX_FAIL_MESSAGE) };
 }
 
 function postJson<T>(url: URL, headers: Record<string, string>, body: unknown, signal: AbortSignal): Promise<T> {

@@ -1,14 +1,15 @@
 // The control plane's side of the fan-out: streams the ordered purge log to edge nodes, takes their
 // acks (which also renew their leases), and derives every task's status from them (DESIGN 2-4).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
 import type { Config, NodeConfig } from '../config/schema.ts';
 import type { Directory } from '../purge/directory.ts';
 import type { PurgeLogEntry, TaskRecord } from '../purge/types.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { TaskStore, TaskUpdate } from '../store/task-store.ts';
-import type { AckRequest, AckResponse, StreamLine, TaskResult, WireEntry } from './wire.ts';
+import { ackRequestSchema, type AckResponse, type IgnoredReason, type StreamLine, type TaskResult, type WireEntry } from './wire.ts';
 
 export interface FanoutHubOptions {
   readonly config: Readonly<Config>;
@@ -18,6 +19,8 @@ export interface FanoutHubOptions {
   readonly logger: Logger;
   /** How often an idle stream says it is alive (and how often settling re-checks leases and deadlines). */
   readonly heartbeatMs?: number;
+  /** Settled prefetch outcomes kept for nodeViews (default 10,000, about 0.5 KB each). */
+  readonly maxSettledOutcomes?: number;
 }
 
 interface Progress {
@@ -47,19 +50,73 @@ interface PrefetchOutcome {
 
 const MAX_ACK_BYTES = 1024 * 1024;
 
+/** The routes and their one method each. */
+const ENDPOINTS: ReadonlyMap<string, 'GET' | 'POST'> = new Map([
+  ['/edge/v1/stream', 'GET'],
+  ['/edge/v1/ack', 'POST'],
+]);
+
+/** `after` of GET /edge/v1/stream: -1 (the log's end, also when absent) or a seq; plain digits only ("", "1e3", "0x10" are refused). */
+const afterParam = z
+  .string()
+  .regex(/^(?:-1|0|[1-9][0-9]{0,15})$/, 'after must be -1 or a non-negative integer')
+  .transform(Number)
+  .pipe(z.int().min(-1));
+
+/** "results[0].taskId: Invalid input: …; seq: …" — the first few problems of a refused body. */
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.length ? i.path.map((k) => (typeof k === 'number' ? `[${k}]` : `.${String(k)}`)).join('').replace(/^\./, '') : 'body'}: ${i.message}`)
+    .join('; ');
+}
+
+/** The one place /edge/ answers are rendered. */
+function reply(res: ServerResponse, status: number, body: object, headers: Readonly<Record<string, string>> = {}): void {
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', ...headers }).end(JSON.stringify(body));
+}
+
+const refuse = (res: ServerResponse, status: number, error: string, headers?: Readonly<Record<string, string>>): void => reply(res, status, { error }, headers);
+
+/** Bearer tokens are compared as SHA-256 digests: equal lengths, so the comparison leaks neither content nor length. */
+const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+
 export class FanoutHub {
   #o: FanoutHubOptions;
   readonly #nodes = new Map<string, NodeConfig>();
   readonly #progress = new Map<string, Progress>();
-  /**
-   * Prefetch outcomes per task, kept 2 × taskTimeoutMs after their first result so per-node progress can
-   * still be shown once the task settled (in memory: see README "Limits and what is left out").
-   */
+  /** Outcomes of prefetches still processing, per task: the verdict reads them (in memory: see README "Limits"). */
   readonly #prefetch = new Map<number, PrefetchOutcome>();
+  /**
+   * Outcomes of settled prefetches, oldest first, kept so per-node progress can still be shown: the newest
+   * maxSettledOutcomes, each for at most 2 × taskTimeoutMs. Bounded by count, not only by time, so memory
+   * does not grow with the prefetch rate (hardening issue 3).
+   */
+  readonly #settledPrefetch = new Map<number, PrefetchOutcome>();
+  /**
+   * Per node: the prefetches streamed to it whose outcome it has not reported yet (task id → the entry's
+   * createdAt). A node's results count only for these (hardening issue 1): a node token cannot fail, or
+   * pass, another node's or tenant's task, a purge, a task it was never sent or one not yet created.
+   * Entries leave when reported, or past the task deadline (the task is `timeout` by then).
+   */
+  readonly #awaiting = new Map<string, Map<number, number>>();
+  /**
+   * Per node: every log entry up to here that concerns it has been streamed to it (the start of its
+   * stream — its own resume point, or the log's end — counts). Its acks are capped here: an ack beyond
+   * claims entries it cannot have applied. Absent until the node's first stream in this process.
+   */
+  readonly #sent = new Map<string, number>();
   /** Open streams and the node each one serves. */
   readonly #streams = new Map<ServerResponse, string>();
   readonly #settledListeners = new Set<(tasks: readonly TaskUpdate[], at: number) => void>();
-  #wake: { promise: Promise<void>; resolve: () => void } = Promise.withResolvers<void>();
+  /** Bumped by notify(): a stream that sees it change while it read the log reads again instead of waiting. */
+  #generation = 0;
+  /**
+   * Streams waiting for notify(), their next heartbeat or close(); each removes itself when it wakes. (Racing
+   * one shared promise against a sleep instead added a reaction to it on every heartbeat of every stream
+   * until the next purge: about 300 bytes a second per node on an idle log.)
+   */
+  readonly #waiters = new Set<() => void>();
   #timer: NodeJS.Timeout | undefined;
   #settling: Promise<void> | undefined;
   #settleAgain = false;
@@ -82,7 +139,11 @@ export class FanoutHub {
     for (const [id, old] of before) {
       const now = this.#nodes.get(id);
       if (now && JSON.stringify(now) === JSON.stringify(old)) continue;
-      if (!now) this.#progress.delete(id);
+      if (!now) {
+        this.#progress.delete(id);
+        this.#awaiting.delete(id);
+      }
+      this.#sent.delete(id);
       for (const [res, nodeId] of this.#streams) if (nodeId === id) res.end();
     }
     this.settle();
@@ -98,8 +159,21 @@ export class FanoutHub {
 
   /** Loads node progress and starts the periodic settle (leases expire and deadlines pass without any event). */
   async start(): Promise<void> {
-    for (const p of await this.#o.store.nodeProgress()) {
+    const { store } = this.#o;
+    for (const p of await store.nodeProgress()) {
       if (this.#nodes.has(p.nodeId)) this.#progress.set(p.nodeId, { ackedSeq: p.ackedSeq, seenAt: p.seenAt });
+    }
+    // Prefetches still processing that a node acked before a restart were streamed to it by the previous
+    // process: it may still report their outcome.
+    const last = await store.lastSeq();
+    for (let after = 0; ; ) {
+      const tasks = await store.processingTasks(last, 1000, after);
+      for (const t of tasks) {
+        after = t.seq ?? after;
+        if (t.type !== 'prefetch_url' || t.seq === null) continue;
+        for (const n of this.#responsible(t.hosts)) if ((this.#progress.get(n)?.ackedSeq ?? 0) >= t.seq) this.#await(n, t.id, t.createdAt);
+      }
+      if (tasks.length < 1000) break;
     }
     this.#timer = setInterval(() => this.settle(), this.#heartbeatMs);
     this.#timer.unref();
@@ -111,16 +185,40 @@ export class FanoutHub {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
-    this.#wake.resolve();
+    this.#wakeStreams();
     for (const res of this.#streams.keys()) res.end();
     await this.#settling;
   }
 
   /** Wakes the streams: new entries up to `lastSeq` are committed. */
   notify(_lastSeq: number): void {
-    const w = this.#wake;
-    this.#wake = Promise.withResolvers<void>();
-    w.resolve();
+    this.#generation++;
+    this.#wakeStreams();
+  }
+
+  #wakeStreams(): void {
+    for (const wake of [...this.#waiters]) wake();
+  }
+
+  /** Resolves at the next notify(), after `ms`, or at close(), whichever is first; leaves no timer or waiter behind. */
+  #nextWake(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      this.#waiters.add(done);
+    });
+  }
+
+  /** How much the hub holds in memory (soak bench, tests): everything here must stay bounded. */
+  memory(): { awaitedResults: number; outcomes: number; settledOutcomes: number; nodes: number; streams: number; waitingStreams: number } {
+    let awaitedResults = 0;
+    for (const m of this.#awaiting.values()) awaitedResults += m.size;
+    return { awaitedResults, outcomes: this.#prefetch.size, settledOutcomes: this.#settledPrefetch.size, nodes: this.#progress.size, streams: this.#streams.size, waitingStreams: this.#waiters.size };
   }
 
   /** Called with every batch of tasks the hub settles (benchmarks and tests measure with it). */
@@ -129,46 +227,63 @@ export class FanoutHub {
     return () => this.#settledListeners.delete(listener);
   }
 
-  /** The control plane's routes under /edge/v1/; false when the request is not for the hub. */
+  /**
+   * The control plane's routes under /edge/v1/; false when the request is not for the hub. Every input
+   * (node id, token, query, body) is checked before anything is read from or written to the store
+   * (hardening issue 2): a refusal changes nothing and answers a JSON `{"error"}`, never a 500.
+   */
   route(req: IncomingMessage, res: ServerResponse): boolean {
-    const url = new URL(req.url ?? '/', 'http://x');
-    if (!url.pathname.startsWith('/edge/v1/')) return false;
+    const url = URL.parse(req.url ?? '/', 'http://x');
+    if (!url?.pathname.startsWith('/edge/v1/')) return false;
+    // Authenticated first: an unknown caller learns nothing, not even which endpoints exist.
     const node = this.#authenticate(req);
     if (!node) {
-      res.writeHead(401, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'unknown node or bad token' }));
+      refuse(res, 401, 'unknown node or bad token: send X-Edge-Node: <id> and Authorization: Bearer <token> as configured', { 'WWW-Authenticate': 'Bearer' });
       return true;
     }
-    if (req.method === 'GET' && url.pathname === '/edge/v1/stream') {
-      const after = Number(url.searchParams.get('after') ?? '-1');
-      if (!Number.isSafeInteger(after) || after < -1) {
-        res.writeHead(400, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'after must be an integer >= -1' }));
+    const method = ENDPOINTS.get(url.pathname);
+    if (!method) {
+      refuse(res, 404, 'no such edge endpoint: GET /edge/v1/stream, POST /edge/v1/ack');
+      return true;
+    }
+    if (req.method !== method) {
+      refuse(res, 405, `${url.pathname} takes ${method}`, { Allow: method });
+      return true;
+    }
+    if (this.#closed) {
+      refuse(res, 503, 'the control plane is shutting down');
+      return true;
+    }
+    if (method === 'GET') {
+      const given = url.searchParams.getAll('after');
+      const after = given.length === 0 ? ({ success: true, data: -1 } as const) : given.length === 1 ? afterParam.safeParse(given[0]) : undefined;
+      if (!after?.success) {
+        refuse(res, 400, after ? describeIssues(after.error) : 'after must be given at most once');
         return true;
       }
-      this.#stream(node, after, res).catch((e: unknown) => {
+      this.#stream(node, after.data, res).catch((e: unknown) => {
         this.#o.logger.error('edge stream failed', { node: node.id, error: e });
         res.destroy();
       });
       return true;
     }
-    if (req.method === 'POST' && url.pathname === '/edge/v1/ack') {
-      this.#ack(node, req, res).catch((e: unknown) => {
-        this.#o.logger.error('edge ack failed', { node: node.id, error: e });
-        if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'ack not recorded' }));
-      });
-      return true;
-    }
-    res.writeHead(404, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'no such edge endpoint' }));
+    this.#ack(node, req, res).catch((e: unknown) => {
+      // Only the store can fail here (input was validated before anything was written).
+      this.#o.logger.error('edge ack failed', { node: node.id, error: e });
+      if (!res.headersSent) refuse(res, 500, 'ack not recorded');
+      else res.destroy();
+    });
     return true;
   }
 
   #authenticate(req: IncomingMessage): NodeConfig | undefined {
     const id = req.headers['x-edge-node'];
-    const auth = req.headers.authorization ?? '';
+    const auth = req.headers.authorization;
     const node = typeof id === 'string' ? this.#nodes.get(id) : undefined;
-    if (!node || !auth.startsWith('Bearer ')) return undefined;
-    const given = Buffer.from(auth.slice(7));
-    const want = Buffer.from(node.token);
-    return given.length === want.length && timingSafeEqual(given, want) ? node : undefined;
+    const token = typeof auth === 'string' ? /^Bearer ([\x21-\x7e]{1,1024})$/.exec(auth)?.[1] : undefined;
+    // Compared whether or not the node exists, so a timing difference tells nothing either.
+    const same = timingSafeEqual(digest(token ?? ''), digest(node?.token ?? ''));
+    return node && token !== undefined && same ? node : undefined;
   }
 
   #serves(node: NodeConfig, hosts: readonly string[]): boolean {
@@ -196,22 +311,28 @@ export class FanoutHub {
         res.on('drain', done).on('close', done);
       });
     };
+    /** Recorded before the line goes out: the node may ack it before write() returns. */
+    const sentUpTo = (seq: number) => this.#sent.set(node.id, Math.max(this.#sent.get(node.id) ?? 0, seq));
     const [firstSeq, lastSeq] = [await store.firstSeq(), await store.lastSeq()];
-    await write({ t: 'hello', firstSeq, lastSeq, leaseMs: this.#leaseMs });
     let cursor = after === -1 ? lastSeq : after;
     // Behind the retained log (or ahead of it, after a store reset): the node must start from empty.
-    if (cursor < firstSeq - 1 || cursor > lastSeq) {
-      cursor = Math.max(firstSeq - 1, Math.min(cursor, lastSeq));
-      await write({ t: 'reset', seq: cursor });
-    }
+    const reset = cursor < firstSeq - 1 || cursor > lastSeq;
+    if (reset) cursor = Math.max(firstSeq - 1, Math.min(cursor, lastSeq));
+    sentUpTo(cursor);
+    await write({ t: 'hello', firstSeq, lastSeq, leaseMs: this.#leaseMs });
+    if (reset) await write({ t: 'reset', seq: cursor });
     let announced = -1;
     let lastBeat = 0;
     while (open && !this.#closed) {
-      const wake = this.#wake.promise;
+      const seen = this.#generation;
       const end = await store.lastSeq();
       const entries = cursor < end ? await store.readLog(cursor, 1000) : [];
       for (const e of entries) {
-        if (this.#serves(node, e.hosts)) await write({ t: 'entry', e: wireEntry(e) });
+        if (this.#serves(node, e.hosts)) {
+          if (e.type === 'prefetch_url') this.#await(node.id, e.taskId, e.createdAt);
+          sentUpTo(e.seq);
+          await write({ t: 'entry', e: wireEntry(e) });
+        }
         cursor = e.seq;
       }
       if (entries.length === 1000) continue;
@@ -219,66 +340,100 @@ export class FanoutHub {
       cursor = Math.max(cursor, end);
       const now = this.#o.clock.now();
       if (cursor !== announced || now - lastBeat >= this.#heartbeatMs) {
+        sentUpTo(cursor);
         await write({ t: 'hb', seq: cursor });
         announced = cursor;
         lastBeat = now;
       }
-      await Promise.race([wake, sleep(this.#heartbeatMs)]);
+      // Entries committed while the log was read were announced meanwhile: read again at once.
+      if (this.#generation === seen && open && !this.#closed) await this.#nextWake(this.#heartbeatMs);
     }
     res.end();
   }
 
   async #ack(node: NodeConfig, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (Number(req.headers['content-length'] ?? 0) > MAX_ACK_BYTES) {
+      refuse(res, 413, `ack body over ${MAX_ACK_BYTES} bytes`, { Connection: 'close' });
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const c of req as AsyncIterable<Buffer>) {
       size += c.length;
       if (size > MAX_ACK_BYTES) {
-        res.writeHead(413).end();
+        refuse(res, 413, `ack body over ${MAX_ACK_BYTES} bytes`, { Connection: 'close' });
         return;
       }
       chunks.push(c);
     }
-    let body: AckRequest;
+    // The whole body is validated before anything is written (hardening issue 2: `{"seq":0,"results":[null]}`
+    // used to record the ack, then fail on the null with a 500).
+    let json: unknown;
     try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AckRequest;
-      if (!Number.isSafeInteger(body.seq) || body.seq < 0) throw new Error('seq');
-      if (body.results !== undefined && !Array.isArray(body.results)) throw new Error('results');
+      json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
     } catch {
-      res.writeHead(400, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'body must be {"seq": N, "results"?: [...]}' }));
+      refuse(res, 400, 'ack body is not JSON: send {"seq": N, "results"?: [{"taskId", "ok", "failType"?, "failMessage"?}]}');
       return;
     }
+    const parsed = ackRequestSchema.safeParse(json);
+    if (!parsed.success) {
+      refuse(res, 400, `invalid ack: ${describeIssues(parsed.error)}`);
+      return;
+    }
+    const body = parsed.data;
     const { store, clock } = this.#o;
     const lastSeq = await store.lastSeq();
-    const seq = Math.min(body.seq, lastSeq);
+    const known = this.#progress.get(node.id)?.ackedSeq ?? 0;
+    // Only entries streamed to the node count (hardening issue 1); before its first stream in this process,
+    // it stays where it was. Never beyond the log's end either.
+    const seq = Math.min(body.seq, lastSeq, this.#sent.get(node.id) ?? known);
     const now = clock.now();
     // Persisted before answering: a restarted control plane must not think a lease ended earlier than it did.
     await store.ackNode(node.id, seq, now);
-    const p = this.#progress.get(node.id);
-    this.#progress.set(node.id, { ackedSeq: Math.max(p?.ackedSeq ?? 0, seq), seenAt: now });
+    this.#progress.set(node.id, { ackedSeq: Math.max(known, seq), seenAt: now });
     // Outcomes are only recorded here; settling turns them into a status, and only for tasks still
     // processing: a late result (a node that was fenced, or answered after the deadline) changes no final
     // status. A failure is settled before the ack is answered: the node will not report it again.
-    if (this.#recordResults(node.id, body.results ?? [], now)) await this.#settle();
-    const reply: AckResponse = { lastSeq, leaseMs: this.#leaseMs };
-    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(reply));
+    const recorded = this.#recordResults(node.id, body.results ?? [], now);
+    if (recorded.failed) await this.#settle();
+    const answer: AckResponse = recorded.ignored.length ? { lastSeq, leaseMs: this.#leaseMs, ignored: recorded.ignored } : { lastSeq, leaseMs: this.#leaseMs };
+    reply(res, 200, answer);
     this.settle();
   }
 
-  /** Records prefetch outcomes (the verdict reads them); true when one of them is a failure. */
-  #recordResults(nodeId: string, results: readonly TaskResult[], now: number): boolean {
+  #await(nodeId: string, taskId: number, createdAt: number): void {
+    let m = this.#awaiting.get(nodeId);
+    if (!m) this.#awaiting.set(nodeId, (m = new Map()));
+    m.set(taskId, createdAt);
+  }
+
+  /**
+   * Records the prefetch outcomes the node was waited for (the verdict reads them); `failed` when one of
+   * them is a failure. The others are ignored rather than refused, and named in the answer: refusing
+   * the ack would also refuse its seq and lease, and an honest node can race (a result after the
+   * deadline, or after a control-plane restart) — it must not be fenced for it. A node's first result
+   * for a task is its answer; repeats are `duplicate`.
+   */
+  #recordResults(nodeId: string, results: readonly TaskResult[], now: number): { failed: boolean; ignored: Array<{ taskId: number; reason: IgnoredReason }> } {
     let failed = false;
+    const ignored: Array<{ taskId: number; reason: IgnoredReason }> = [];
+    const awaiting = this.#awaiting.get(nodeId);
     for (const r of results) {
-      if (!Number.isSafeInteger(r.taskId)) continue;
-      let o = this.#prefetch.get(r.taskId);
+      if (!awaiting?.delete(r.taskId)) {
+        const seen = this.#prefetch.get(r.taskId) ?? this.#settledPrefetch.get(r.taskId);
+        ignored.push({ taskId: r.taskId, reason: seen && (seen.ok.has(nodeId) || seen.failed.has(nodeId)) ? 'duplicate' : 'unexpected' });
+        continue;
+      }
+      // A late result for a settled task is still shown by nodeViews; it changes no status.
+      let o = this.#prefetch.get(r.taskId) ?? this.#settledPrefetch.get(r.taskId);
       if (!o) this.#prefetch.set(r.taskId, (o = { ok: new Set<string>(), failed: new Map(), since: now }));
       if (r.ok) o.ok.add(nodeId);
-      else if (!o.failed.has(nodeId)) {
+      else {
         o.failed.set(nodeId, { failType: r.failType ?? 'taskFailed', failMessage: `${nodeId}: ${r.failMessage ?? 'failed'}` });
         failed = true;
       }
     }
-    return failed;
+    return { failed, ignored };
   }
 
   #fenced(nodeId: string, now: number): boolean {
@@ -332,13 +487,37 @@ export class FanoutHub {
       if (tasks.length < 1000 || this.#closed) break;
       await new Promise<void>((r) => setImmediate(r));
     }
-    // Past the deadline every task has settled: older outcomes only served nodeViews.
+    // Past the deadline every task has settled: older outcomes only serve nodeViews. Oldest first, so the
+    // scan stops at the first one to keep (`since` is when the first result came, near enough in order).
     const keep = 2 * this.#o.config.fanout.taskTimeoutMs;
-    for (const [taskId, o] of this.#prefetch) if (now - o.since > keep) this.#prefetch.delete(taskId);
+    for (const outcomes of [this.#settledPrefetch, this.#prefetch]) {
+      for (const [taskId, o] of outcomes) {
+        if (now - o.since <= keep) break;
+        outcomes.delete(taskId);
+      }
+    }
+    // Results past the deadline change nothing: stop waiting for them. Entries are added in log order,
+    // so the oldest come first (a re-sent entry may sit a little out of order; it leaves on a later pass).
+    for (const m of this.#awaiting.values()) {
+      for (const [taskId, createdAt] of m) {
+        if (now - createdAt <= this.#o.config.fanout.taskTimeoutMs) break;
+        m.delete(taskId);
+      }
+    }
   }
 
   async #finish(updates: TaskUpdate[], at: number): Promise<void> {
     await this.#o.store.updateTasks(updates, at);
+    for (const u of updates) {
+      const o = this.#prefetch.get(u.taskId);
+      if (!o) continue;
+      this.#prefetch.delete(u.taskId);
+      this.#settledPrefetch.set(u.taskId, o);
+    }
+    for (const taskId of this.#settledPrefetch.keys()) {
+      if (this.#settledPrefetch.size <= (this.#o.maxSettledOutcomes ?? 10_000)) break;
+      this.#settledPrefetch.delete(taskId);
+    }
     for (const l of this.#settledListeners) l(updates, at);
   }
 
@@ -382,9 +561,13 @@ export class FanoutHub {
     return this.#responsible(t.hosts).map((nodeId) => {
       const p = this.#progress.get(nodeId);
       const base = { nodeId, ackedSeq: p?.ackedSeq ?? 0, seenAt: p?.seenAt ?? null };
-      const outcome = this.#prefetch.get(t.id);
+      const outcome = this.#prefetch.get(t.id) ?? this.#settledPrefetch.get(t.id);
       const failed = outcome?.failed.get(nodeId);
       if (failed) return { ...base, state: 'failed' as const, failMessage: failed.failMessage };
+      // Its outcome no longer kept: the task's own FailMessage still names the node that failed it.
+      if (!outcome && t.type === 'prefetch_url' && t.status === 'failed' && t.failMessage?.startsWith(`${nodeId}: `)) {
+        return { ...base, state: 'failed' as const, failMessage: t.failMessage };
+      }
       const applied = t.type === 'prefetch_url' ? (outcome?.ok.has(nodeId) ?? t.status === 'success') : base.ackedSeq >= (t.seq ?? 0);
       if (applied) return { ...base, state: 'applied' as const };
       return { ...base, state: this.#fenced(nodeId, now) ? ('fenced' as const) : ('pending' as const) };
@@ -397,7 +580,3 @@ function wireEntry(e: PurgeLogEntry): WireEntry {
   return e.headers ? { ...w, headers: e.headers } : w;
 }
 
-const sleep = (ms: number) =>
-  new Promise<void>((r) => {
-    setTimeout(r, ms).unref();
-  });

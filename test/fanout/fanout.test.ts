@@ -149,7 +149,8 @@ test('a node that acks but never applies a task makes it time out with the node 
   stuck.apply = () => {};
   stuck.advanceTo = () => {};
   agent(t, server, 'edge-a', stuck);
-  await until('lease', () => stuck.leaseUntil > 0 || true);
+  // Leased before the purge: a node that never acked would be fenced, and the task would succeed without it.
+  await until('lease', () => stuck.leaseUntil > 0);
   const sdk = teoClient(server.endpoint, ACME.secretId, ACME.secretKey);
   const r = await sdk.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_url', Targets: [`http://${ACME.host}/t`] });
   await until('timeout', async () => (await statuses(server, r.JobId))[0] === 'timeout', 4000);

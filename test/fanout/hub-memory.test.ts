@@ -1,0 +1,115 @@
+// The hub's in-memory bookkeeping stays bounded (hardening issue, finding 3): a FanoutHub on its own
+// HTTP server with a manual clock, prefetch tasks written straight into a SQLite store.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { parseConfig } from '../../src/config/load.ts';
+import { FanoutHub } from '../../src/fanout/fanout-hub.ts';
+import { Directory } from '../../src/purge/directory.ts';
+import { ManualClock } from '../../src/shared/clock.ts';
+import { silentLogger } from '../../src/shared/logger.ts';
+import { SqliteTaskStore } from '../../src/store/sqlite/sqlite-task-store.ts';
+import { ACME, baseConfig } from '../helpers/control-plane.ts';
+import { RawNode, until } from './raw-node.ts';
+
+const NODE = { id: 'edge-a', listen: '127.0.0.1:1', token: 'token-edge-a-0123456789' };
+const TIMEOUT_MS = 60_000;
+
+async function setup(t: TestContext, maxSettledOutcomes: number) {
+  const dir = mkdtempSync(join(tmpdir(), 'edgepurge-hub-'));
+  const config = parseConfig({ ...baseConfig(), nodes: [NODE], fanout: { leaseMs: 60_000, taskTimeoutMs: TIMEOUT_MS } });
+  const store = new SqliteTaskStore({ path: join(dir, 'hub.db') });
+  await store.start();
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const hub = new FanoutHub({ config, store, directory: new Directory(config), clock, logger: silentLogger, heartbeatMs: 20, maxSettledOutcomes });
+  await hub.start();
+  const server = createServer((req, res) => {
+    if (!hub.route(req, res)) res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.after(async () => {
+    await hub.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  let jobs = 0;
+  /** One job of `n` prefetch tasks on www.acme.com, fanned out; returns the task ids. */
+  const prefetch = async (n: number): Promise<number[]> => {
+    const { tasks } = await store.createJob(
+      {
+        jobId: `job${++jobs}`,
+        appId: ACME.appId,
+        zoneId: ACME.zoneId,
+        type: 'prefetch_url',
+        method: 'invalidate',
+        createdAt: clock.now(),
+        secretId: ACME.secretId,
+        clientIp: '127.0.0.1',
+        source: 'teo',
+        tasks: Array.from({ length: n }, (_, i) => ({ target: `http://${ACME.host}/${jobs}/${i}.jpg`, hosts: [ACME.host], status: 'processing' as const, fanOut: true })),
+      },
+      { quotaType: 'prefetch_url', day: '2026-01-01', amount: n, daily: 1_000_000 },
+    );
+    hub.notify(await store.lastSeq());
+    return tasks.map((x) => x.id);
+  };
+  return { hub, store, clock, prefetch, node: new RawNode(url, NODE.id, NODE.token) };
+}
+
+test('outcomes of settled prefetches are kept up to a count and for twice the deadline, not for every prefetch ever made', async (t) => {
+  const { hub, store, clock, prefetch, node } = await setup(t, 3);
+  await node.ack({ seq: 0 });
+  await node.stream(t);
+  const ids = await prefetch(5);
+  await until('streamed', () => node.entries().length === 5);
+  const r = await node.ack({ seq: node.seenSeq(), results: ids.map((taskId) => ({ taskId, ok: false, failType: 'originPullFailed', failMessage: `no ${taskId}` })) });
+  assert.equal(r.json.ignored, undefined);
+  await until('all failed', async () => (await store.jobTasks(ACME.appId, 'job1')).every((x) => x.status === 'failed'));
+  const { waitingStreams: _, ...held } = hub.memory();
+  assert.deepEqual(held, { awaitedResults: 0, outcomes: 0, settledOutcomes: 3, nodes: 1, streams: 1 });
+  // An evicted outcome still shows the node that failed the task, from the task's own FailMessage.
+  for (const task of await store.jobTasks(ACME.appId, 'job1')) {
+    assert.deepEqual(
+      hub.nodeViews(task).map((v) => [v.state, v.failMessage]),
+      [['failed', `edge-a: no ${task.id}`]],
+    );
+  }
+  clock.advance(2 * TIMEOUT_MS + 1);
+  await node.ack({ seq: node.seenSeq() }); // keeps the lease: the node stays counted
+  await until('old outcomes dropped', () => hub.memory().settledOutcomes === 0);
+});
+
+test('a node that never reports its prefetches is no longer waited for past the deadline', async (t) => {
+  const { hub, store, clock, prefetch, node } = await setup(t, 10);
+  await node.ack({ seq: 0 });
+  await node.stream(t);
+  await prefetch(4);
+  await until('streamed', () => node.entries().length === 4);
+  await node.ack({ seq: node.seenSeq() });
+  assert.equal(hub.memory().awaitedResults, 4);
+  clock.advance(TIMEOUT_MS + 1);
+  await node.ack({ seq: node.seenSeq() });
+  await until('timed out', async () => (await store.jobTasks(ACME.appId, 'job1')).every((x) => x.status === 'timeout'));
+  await until('no longer waited for', () => hub.memory().awaitedResults === 0);
+  const late = await node.ack({ seq: node.seenSeq(), results: [{ taskId: node.entries()[0]!.taskId, ok: true }] });
+  assert.deepEqual(late.json.ignored, [{ taskId: node.entries()[0]!.taskId, reason: 'unexpected' }]);
+});
+
+test('an idle stream waits for the next purge with one waiter that it removes, not a reaction per heartbeat on a shared promise', async (t) => {
+  const { hub, node } = await setup(t, 10);
+  await node.ack({ seq: 0 });
+  await node.stream(t);
+  const other = new RawNode(node.url, NODE.id, NODE.token);
+  await other.stream(t);
+  // Each stream wakes every 20 ms (heartbeatMs) to look at the log: 25 times here.
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok(hub.memory().waitingStreams <= 2, `waiters: ${hub.memory().waitingStreams}`);
+  await hub.close();
+  assert.equal(hub.memory().waitingStreams, 0);
+});
