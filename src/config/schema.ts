@@ -151,4 +151,11 @@ export type ZoneConfig = AccountConfig['zones'][number];
 export type DomainConfig = ZoneConfig['domains'][number];
 export type NodeConfig = Config['nodes'][number];
 export type DriverConfig = NonNullable<NodeConfig['driver']>;
+
+/**
+ * Whether a node's cache stops serving hits by itself when its lease lapses (DESIGN "Where each cache
+ * gets its guarantees"): the built-in edge and Varnish (edgepurge.vcl) do; nginx cannot, so an nginx
+ * node is never counted as fenced and its tasks wait until it applies them or they time out.
+ */
+export const fencesItself = (node: Pick<NodeConfig, 'driver'>): boolean => node.driver === undefined || node.driver.type === 'varnish';
 export type QuotaLimits = z.output<typeof quota>;

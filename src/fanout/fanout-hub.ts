@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import type { Config, NodeConfig } from '../config/schema.ts';
+import { fencesItself, type Config, type NodeConfig } from '../config/schema.ts';
 import type { Directory } from '../purge/directory.ts';
 import type { PurgeLogEntry, TaskRecord } from '../purge/types.ts';
 import type { Clock } from '../shared/clock.ts';
@@ -437,6 +437,9 @@ export class FanoutHub {
   }
 
   #fenced(nodeId: string, now: number): boolean {
+    const node = this.#nodes.get(nodeId);
+    // A cache that keeps serving without its agent (nginx) may still hold the purged copy: never fenced.
+    if (node !== undefined && !fencesItself(node)) return false;
     const p = this.#progress.get(nodeId);
     // A node that never acked holds no lease, so it serves no hits (DESIGN invariant 4).
     return !p || now - p.seenAt > this.#leaseMs;
