@@ -197,6 +197,11 @@ export class DriverTarget {
     const last = commands[commands.length - 1]!;
     const report = reports[reports.length - 1];
     if (report) this.#lastReport = { ...report, seq: last.seq };
+    // What the cache really executed, per entry (not yet carried to the control plane's per-node view).
+    commands.forEach((c, i) => {
+      const r = reports[i];
+      if (r) this.#o.logger.debug('applied', { node: this.#o.nodeId, seq: c.seq, type: c.type, method: c.method, executedAs: r.executedAs, matched: r.matched, note: r.note });
+    });
     this.#count += commands.length;
     this.#done(last.seq);
   }
