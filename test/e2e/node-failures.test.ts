@@ -7,7 +7,8 @@ import { ACME, sharedFleet, sleep, until, type AdminJobView } from './helpers.ts
 
 type Obj = readonly [host: string, path: string];
 
-const fleet = sharedFleet({ leaseMs: 2000, taskTimeoutMs: 15_000 });
+// The lease must outlast a CLI start-up on a loaded machine: the test watches the task wait for it.
+const fleet = sharedFleet({ leaseMs: 5000, taskTimeoutMs: 20_000 });
 
 async function warm(objs: readonly Obj[]): Promise<void> {
   for (const n of fleet().nodes) {

@@ -2,6 +2,7 @@
 // query strings, node authentication headers and stray paths. Never a 5xx, always an answer within a
 // bound, and a refused request (4xx) saves nothing: node progress, leases and task statuses stay as
 // they were (DESIGN invariant 8). A result may only settle a prefetch the reporting node serves.
+import { FAIL_TYPES, MAX_ACK_RESULTS, MAX_FAIL_MESSAGE } from '../../src/fanout/wire.ts';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
@@ -37,13 +38,15 @@ function wellFormedAck(text: string): boolean {
   const { seq, results } = v as { seq?: unknown; results?: unknown };
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) return false;
   if (results === undefined) return true;
-  if (!Array.isArray(results)) return false;
+  if (!Array.isArray(results) || results.length > MAX_ACK_RESULTS) return false;
   return results.every((r: unknown) => {
     if (r === null || typeof r !== 'object' || Array.isArray(r)) return false;
     const { taskId, ok, failType, failMessage } = r as Record<string, unknown>;
     return (
-      typeof taskId === 'number' && Number.isSafeInteger(taskId) && typeof ok === 'boolean' &&
-      (failType === undefined || typeof failType === 'string') && (failMessage === undefined || typeof failMessage === 'string')
+      // Task ids are row ids (1, 2, …); FailTypes are the API's; messages are bounded (wire.ts).
+      typeof taskId === 'number' && Number.isSafeInteger(taskId) && taskId > 0 && typeof ok === 'boolean' &&
+      (failType === undefined || (FAIL_TYPES as readonly unknown[]).includes(failType)) &&
+      (failMessage === undefined || (typeof failMessage === 'string' && failMessage.length <= MAX_FAIL_MESSAGE))
     );
   });
 }
