@@ -97,7 +97,7 @@ export class FanoutHub {
    * Per node: the prefetches streamed to it whose outcome it has not reported yet (task id → the entry's
    * createdAt). A node's results count only for these (hardening issue 1): a node token cannot fail, or
    * pass, another node's or tenant's task, a purge, a task it was never sent or one not yet created.
-   * Entries leave when reported, or past the task deadline (the task is `timeout` by then).
+   * Entries leave when reported, or twice the task deadline after (the task is `timeout` by then).
    */
   readonly #awaiting = new Map<string, Map<number, number>>();
   /**
@@ -499,11 +499,12 @@ export class FanoutHub {
         outcomes.delete(taskId);
       }
     }
-    // Results past the deadline change nothing: stop waiting for them. Entries are added in log order,
-    // so the oldest come first (a re-sent entry may sit a little out of order; it leaves on a later pass).
+    // Results past the deadline change no status but are still shown per node, as long as outcomes are
+    // kept; after that, stop waiting for them. Entries are added in log order, so the oldest come first
+    // (a re-sent entry may sit a little out of order; it leaves on a later pass).
     for (const m of this.#awaiting.values()) {
       for (const [taskId, createdAt] of m) {
-        if (now - createdAt <= this.#o.config.fanout.taskTimeoutMs) break;
+        if (now - createdAt <= keep) break;
         m.delete(taskId);
       }
     }

@@ -85,7 +85,7 @@ test('outcomes of settled prefetches are kept up to a count and for twice the de
   await until('old outcomes dropped', () => hub.memory().settledOutcomes === 0);
 });
 
-test('a node that never reports its prefetches is no longer waited for past the deadline', async (t) => {
+test('a node that never reports its prefetches is no longer waited for twice the deadline after; a late result before that is still shown', async (t) => {
   const { hub, store, clock, prefetch, node } = await setup(t, 10);
   await node.ack({ seq: 0 });
   await node.stream(t);
@@ -96,9 +96,16 @@ test('a node that never reports its prefetches is no longer waited for past the 
   clock.advance(TIMEOUT_MS + 1);
   await node.ack({ seq: node.seenSeq() });
   await until('timed out', async () => (await store.jobTasks(ACME.appId, 'job1')).every((x) => x.status === 'timeout'));
+  // Past the deadline, a late result is still recorded for the per-node view (the status stays timeout).
+  const shown = await node.ack({ seq: node.seenSeq(), results: [{ taskId: node.entries()[1]!.taskId, ok: true }] });
+  assert.equal(shown.json.ignored, undefined);
+  assert.equal(hub.memory().awaitedResults, 3);
+  clock.advance(TIMEOUT_MS + 1);
+  await node.ack({ seq: node.seenSeq() });
   await until('no longer waited for', () => hub.memory().awaitedResults === 0);
   const late = await node.ack({ seq: node.seenSeq(), results: [{ taskId: node.entries()[0]!.taskId, ok: true }] });
   assert.deepEqual(late.json.ignored, [{ taskId: node.entries()[0]!.taskId, reason: 'unexpected' }]);
+  assert.ok((await store.jobTasks(ACME.appId, 'job1')).every((x) => x.status === 'timeout'));
 });
 
 test('an idle stream waits for the next purge with one waiter that it removes, not a reaction per heartbeat on a shared promise', async (t) => {
