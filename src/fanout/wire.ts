@@ -66,7 +66,8 @@ export interface AckResponse {
 
 /**
  * `unexpected`: no prefetch with this task id was streamed to this node (another node's or tenant's task,
- * a purge, an id beyond what it was sent, or one past its deadline); `duplicate`: the node already reported it.
+ * a purge, an id beyond what it was sent, or one created more than 2 × taskTimeoutMs ago); `duplicate`: the
+ * node already reported it.
  */
 export type IgnoredReason = 'unexpected' | 'duplicate';
 
