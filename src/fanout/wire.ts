@@ -29,7 +29,7 @@ export type StreamLine =
   /** Every entry up to `seq` that concerns this node has been sent (entries for other hosts are skipped). */
   | { readonly t: 'hb'; readonly seq: number };
 
-/** FailType values of EdgeOne tasks (TENCENT-API §4 DescribePrefetchTasks `FailType`): what a tenant sees. */
+/** FailType values of EdgeOne tasks (TENCENT-API §4.2 `FailType`, shared by DescribePrefetchTasks): what a tenant sees. */
 export const FAIL_TYPES = ['taskFailed', 'quotaExceeded', 'downloadManifestFailed', 'accessDenied', 'originPullFailed'] as const;
 export type FailType = (typeof FAIL_TYPES)[number];
 
