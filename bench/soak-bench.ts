@@ -20,6 +20,7 @@ import { signTc3Request } from '../src/protocols/tc3/tc3-signature.ts';
 import { prng, quantile } from './stats.ts';
 
 const CLI = join(import.meta.dirname, '../src/cli/main.ts');
+const PROBE = join(import.meta.dirname, 'soak-heap-probe.ts');
 const MB = 1e6;
 const CREDENTIAL = { secretId: 'AKIDsoaksoaksoaksoaksoaksoak0001', secretKey: 'soakSecretKeysoakSecretKey000001' } as const;
 const ZONES = [
@@ -52,6 +53,11 @@ export interface RssSeries {
   /** Least-squares slope after warm-up, and over the second half alone, in MB per minute. */
   readonly slopeMbPerMin: number;
   readonly lateSlopeMbPerMin: number;
+  /** [seconds, live V8 heap after the latest major GC, bytes] from the process's own probe (NaN before one). */
+  readonly heap: ReadonlyArray<readonly [number, number]>;
+  readonly heapSlopeMbPerMin: number;
+  /** Major GCs the process ran during the soak (the live-heap figure is as fresh as the last one). */
+  readonly majorGcs: number;
 }
 
 export interface LoadStats {
@@ -97,6 +103,17 @@ function rssBreakdown(pid: number): { anon: number; file: number; shmem: number 
   }
 }
 
+/** The latest line the probe wrote to `file`: live heap after the latest major GC (bytes; NaN before one) and how many there were. */
+function lastProbe(file: string): { heap: number; majorGcs: number } {
+  try {
+    const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+    const v = JSON.parse(lines.at(-1) ?? '{}') as { heapAfterMajorGc?: number | null; majorGcs?: number };
+    return { heap: typeof v.heapAfterMajorGc === 'number' ? v.heapAfterMajorGc : Number.NaN, majorGcs: v.majorGcs ?? 0 };
+  } catch {
+    return { heap: Number.NaN, majorGcs: 0 };
+  }
+}
+
 const fileBytes = (path: string): number => {
   try {
     return statSync(path).size;
@@ -135,11 +152,11 @@ interface Proc {
 }
 
 /** Spawns `edgepurge ARGS` and resolves with the port of the first stdout line matching `ready`. */
-async function startCli(name: string, args: readonly string[], ready: RegExp): Promise<Proc & { port: number }> {
-  const child = spawn(process.execPath, [CLI, ...args], {
+async function startCli(name: string, args: readonly string[], ready: RegExp, probe: string): Promise<Proc & { port: number }> {
+  const child = spawn(process.execPath, ['--import', PROBE, CLI, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
     // Warnings still show (a lost stream, a failed ack); per-request info lines would drown the output.
-    env: { ...process.env, EDGEPURGE_LOG_LEVEL: 'warn' },
+    env: { ...process.env, EDGEPURGE_LOG_LEVEL: 'warn', EDGEPURGE_SOAK_PROBE: probe },
   });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const port = await new Promise<number>((resolve, reject) => {
@@ -161,8 +178,8 @@ async function startCli(name: string, args: readonly string[], ready: RegExp): P
 }
 
 /** Forks this file in `role`; resolves with the child and its first message. */
-async function forkRole<T>(name: string, init: object): Promise<Proc & { first: T }> {
-  const child = fork(import.meta.filename, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+async function forkRole<T>(name: string, init: object, probe: string): Promise<Proc & { first: T }> {
+  const child = fork(import.meta.filename, [], { execArgv: ['--import', PROBE], env: { ...process.env, EDGEPURGE_SOAK_PROBE: probe }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const first = await new Promise<T>((resolve, reject) => {
     child.once('message', (m: T) => resolve(m));
@@ -214,30 +231,36 @@ export async function runSoakBench(o: SoakOptions): Promise<SoakResult> {
   const dir = mkdtempSync(join(tmpdir(), 'edgepurge-soak-'));
   const procs: Proc[] = [];
   try {
-    const origin = await forkRole<{ port: number }>('origin', { role: 'origin' });
+    const probe = (name: string) => join(dir, `${name}.probe.jsonl`);
+    const origin = await forkRole<{ port: number }>('origin', { role: 'origin' }, probe('origin'));
     procs.push(origin);
     const configPath = join(dir, 'edgepurge.yaml');
     writeFileSync(configPath, stringify(await soakConfig(dir, origin.first.port)));
-    const cp = await startCli('control-plane', ['serve', '--config', configPath], /control plane on http:\/\/[^\s:]+:(\d+)/);
+    const cp = await startCli('control-plane', ['serve', '--config', configPath], /control plane on http:\/\/[^\s:]+:(\d+)/, probe('control-plane'));
     procs.push(cp);
     const edges: Array<{ port: number; hosts: readonly string[] }> = [];
     for (const n of NODES) {
-      const e = await startCli(n.id, ['edge', '--config', configPath, '--node', n.id, '--control-plane', `http://127.0.0.1:${cp.port}`], /edge node \S+ on http:\/\/[^\s:]+:(\d+)/);
+      const e = await startCli(n.id, ['edge', '--config', configPath, '--node', n.id, '--control-plane', `http://127.0.0.1:${cp.port}`], /edge node \S+ on http:\/\/[^\s:]+:(\d+)/, probe(n.id));
       procs.push(e);
       edges.push({ port: e.port, hosts: n.hosts ?? ZONES.flatMap((z) => z.hosts) });
     }
     const durationMs = o.minutes * 60_000;
-    const load = await forkRole<{ started: true }>('load', { role: 'load', spec: { cpPort: cp.port, edges, rps: o.rps } satisfies LoadGenSpec });
+    const load = await forkRole<{ started: true }>('load', { role: 'load', spec: { cpPort: cp.port, edges, rps: o.rps } satisfies LoadGenSpec }, probe('load'));
     procs.push(load);
     const loadStats = new Promise<LoadStats>((resolve) => load.child.on('message', (m: { stats?: LoadStats }) => m.stats && resolve(m.stats)));
 
-    const measured = procs.map((p) => ({ name: p.name, pid: p.child.pid ?? -1, samples: [] as Array<readonly [number, number]> }));
+    const measured = procs.map((p) => ({ name: p.name, pid: p.child.pid ?? -1, samples: [] as Array<readonly [number, number]>, heap: [] as Array<readonly [number, number]>, majorGcs: 0 }));
     const storeBytes: Array<readonly [number, number]> = [];
     const t0 = performance.now();
     let nextReport = 60;
     for (;;) {
       const t = (performance.now() - t0) / 1000;
-      for (const m of measured) m.samples.push([t, rssBytes(m.pid)] as const);
+      for (const m of measured) {
+        m.samples.push([t, rssBytes(m.pid)] as const);
+        const p = lastProbe(probe(m.name));
+        m.heap.push([t, p.heap] as const);
+        m.majorGcs = p.majorGcs;
+      }
       storeBytes.push([t, fileBytes(join(dir, 'soak.db')) + fileBytes(join(dir, 'soak.db-wal'))] as const);
       if (t >= nextReport) {
         o.log(`  ${Math.round(t / 60)} min: ${measured.map((m) => `${m.name} ${fmtMb(m.samples.at(-1)?.[1] ?? Number.NaN)}`).join(', ')} MB`);
@@ -258,6 +281,7 @@ export async function runSoakBench(o: SoakOptions): Promise<SoakResult> {
         ...m,
         slopeMbPerMin: perMin(m.samples.filter(([x]) => x >= warm)),
         lateSlopeMbPerMin: perMin(m.samples.filter(([x]) => x >= (warm + o.minutes * 60) / 2)),
+        heapSlopeMbPerMin: perMin(m.heap.filter(([x]) => x >= warm)),
       };
     });
     return { series, breakdown, storeBytes, load: stats, originRequests };
@@ -295,6 +319,10 @@ export async function soakSection(heading: (title: string) => void, table: (rows
     const pts = s.samples.filter((_, i) => i % every === 0).map(([, y]) => fmtMb(y));
     log(`    ${s.name.padEnd(14)} ${pts.join(' ')}`);
   }
+  log('  live V8 heap after the latest major GC, MB every 30 s (what leaked JS objects would raise; garbage does not):');
+  for (const s of r.series) {
+    log(`    ${s.name.padEnd(14)} ${s.heap.filter((_, i) => i % every === 0).map(([, y]) => fmtMb(y)).join(' ')}`);
+  }
   log(`    ${'(store files)'.padEnd(14)} ${r.storeBytes.filter((_, i) => i % every === 0).map(([, y]) => fmtMb(y)).join(' ')}   ← the control plane's SQLite database + WAL`);
   log(`  at the end, resident memory by kind (MB, anon / file / shmem): ${r.breakdown.map((b) => `${b.name} ${fmtMb(b.anon)} / ${fmtMb(b.file)} / ${fmtMb(b.shmem)}`).join('; ')}`);
   const l = r.load;
@@ -315,6 +343,10 @@ export async function soakSection(heading: (title: string) => void, table: (rows
       ...(system ? { bar: '≤ 1 MB/min', verdict: s.slopeMbPerMin <= 1 ? 'PASS' : 'FAIL' } : {}),
     };
   });
+  for (const s of r.series) {
+    const first = s.heap.find(([x, y]) => x >= warmupMinutes * 60 && Number.isFinite(y))?.[1] ?? Number.NaN;
+    rows.push({ figure: `  live heap after major GC, slope after warm-up: ${s.name}`, measured: `${signed(s.heapSlopeMbPerMin)} MB/min (${fmtMb(first)} → ${fmtMb(s.heap.at(-1)?.[1] ?? Number.NaN)} MB; ${s.majorGcs} major GCs)` });
+  }
   table(rows);
   return rows.filter((x) => x.bar);
 }

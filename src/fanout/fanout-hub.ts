@@ -85,7 +85,10 @@ export class FanoutHub {
   #o: FanoutHubOptions;
   readonly #nodes = new Map<string, NodeConfig>();
   readonly #progress = new Map<string, Progress>();
-  /** Outcomes of prefetches still processing, per task: the verdict reads them (in memory: see README "Limits"). */
+  /**
+   * Outcomes of prefetches not seen to settle yet, per task: the verdict reads them (in memory: see README
+   * "Limits"). A late result for a task that settled without any (a timeout) also lands here, for nodeViews.
+   */
   readonly #prefetch = new Map<number, PrefetchOutcome>();
   /**
    * Outcomes of settled prefetches, oldest first, kept so per-node progress can still be shown: the newest
@@ -97,7 +100,8 @@ export class FanoutHub {
    * Per node: the prefetches streamed to it whose outcome it has not reported yet (task id → the entry's
    * createdAt). A node's results count only for these (hardening issue 1): a node token cannot fail, or
    * pass, another node's or tenant's task, a purge, a task it was never sent or one not yet created.
-   * Entries leave when reported, or twice the task deadline after (the task is `timeout` by then).
+   * Entries leave when reported, or 2 × taskTimeoutMs after the entry was created: a result after the
+   * deadline changes no status but is still shown per node, as long as outcomes are kept.
    */
   readonly #awaiting = new Map<string, Map<number, number>>();
   /**
@@ -499,9 +503,8 @@ export class FanoutHub {
         outcomes.delete(taskId);
       }
     }
-    // Results past the deadline change no status but are still shown per node, as long as outcomes are
-    // kept; after that, stop waiting for them. Entries are added in log order, so the oldest come first
-    // (a re-sent entry may sit a little out of order; it leaves on a later pass).
+    // Stop waiting for results no view would show any more. Entries are added in log order, so the oldest
+    // come first (a re-sent entry may sit a little out of order; it leaves on a later pass).
     for (const m of this.#awaiting.values()) {
       for (const [taskId, createdAt] of m) {
         if (now - createdAt <= keep) break;

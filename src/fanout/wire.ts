@@ -29,7 +29,7 @@ export type StreamLine =
   /** Every entry up to `seq` that concerns this node has been sent (entries for other hosts are skipped). */
   | { readonly t: 'hb'; readonly seq: number };
 
-/** FailType values of EdgeOne tasks (TENCENT-API §4 DescribePrefetchTasks `FailType`): what a tenant sees. */
+/** FailType values of EdgeOne tasks (TENCENT-API §4.2 `FailType`, shared by DescribePrefetchTasks): what a tenant sees. */
 export const FAIL_TYPES = ['taskFailed', 'quotaExceeded', 'downloadManifestFailed', 'accessDenied', 'originPullFailed'] as const;
 export type FailType = (typeof FAIL_TYPES)[number];
 
@@ -66,7 +66,8 @@ export interface AckResponse {
 
 /**
  * `unexpected`: no prefetch with this task id was streamed to this node (another node's or tenant's task,
- * a purge, an id beyond what it was sent, or one past its deadline); `duplicate`: the node already reported it.
+ * a purge, an id beyond what it was sent, or one created more than 2 × taskTimeoutMs ago); `duplicate`: the
+ * node already reported it.
  */
 export type IgnoredReason = 'unexpected' | 'duplicate';
 
