@@ -30,6 +30,12 @@ export interface Migration {
  *   with createdAt, so the bounds are kept per hour instead of assumed.
  * - `tasks_processing` is a partial index: only still-running tasks, in log order (timeouts scan).
  * - `quota_usage` is charged in the createJob transaction; `node_progress` holds each node's ack.
+ *
+ * v2 adds `job_hosts`, one row per job and host: the unit of the legacy refresh log (§1.7), so that
+ * counting and paging its records reads one index range instead of walking every job's tasks (the
+ * hardening issue: one GetCdnRefreshLog call blocked the control plane 76 s). `ord` is the host's
+ * position in its job; `record_id` is the record's public id (see JobHostRecord.id). Records that
+ * existed before v2 keep the id they were shown with: their first task's row id.
  */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -119,6 +125,31 @@ CREATE TABLE node_progress (
   acked_seq INTEGER NOT NULL,
   seen_at   INTEGER NOT NULL
 ) WITHOUT ROWID;
+`,
+  },
+  {
+    version: 2,
+    name: 'job_hosts: one row per job and host (legacy refresh-log records)',
+    sql: `
+CREATE TABLE job_hosts (
+  job_id     TEXT NOT NULL,
+  host       TEXT NOT NULL,
+  ord        INTEGER NOT NULL,
+  record_id  INTEGER NOT NULL,
+  app_id     INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  type       TEXT NOT NULL,
+  PRIMARY KEY (job_id, host)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX job_hosts_record ON job_hosts (record_id);
+-- Walked backwards these give the page order (newest job first, its hosts in order) with the count's
+-- filters inside the entry: neither counting nor paging reads a row.
+CREATE INDEX job_hosts_app_time ON job_hosts (app_id, created_at, job_id, ord DESC, type);
+CREATE INDEX job_hosts_app_host ON job_hosts (app_id, host, created_at, job_id, type);
+INSERT INTO job_hosts (job_id, host, ord, record_id, app_id, created_at, type)
+SELECT job_id, host, row_number() OVER (PARTITION BY job_id ORDER BY first_id) - 1, first_id, app_id, created_at, type
+FROM (SELECT t.job_id AS job_id, h.host AS host, min(t.id) AS first_id, t.app_id AS app_id, t.created_at AS created_at, t.type AS type
+      FROM tasks t CROSS JOIN task_hosts h ON h.task_id = t.id GROUP BY t.job_id, h.host);
 `,
   },
 ];

@@ -1,0 +1,150 @@
+// Worker threads that run the SQLite store's history queries, so that no read statement ever runs on
+// the event loop (node:sqlite is synchronous: a long statement there stalls every request and lease).
+import { Worker } from 'node:worker_threads';
+import type { TaskRecord } from '../../purge/types.ts';
+import type { JobHostQuery, JobHostRecord, TaskQuery } from '../task-store.ts';
+import type { ReadCall, ReadOp, ReadReply, ReadWorkerData } from './sqlite-read-worker.ts';
+
+export interface SqliteReadPoolOptions {
+  /** The database file (WAL); the writer has created and migrated it. */
+  readonly path: string;
+  /** At most this many worker threads, each with its own read-only connection. */
+  readonly size: number;
+  readonly busyTimeoutMs: number;
+  /** Page cache per connection, KiB (default 32 MiB). */
+  readonly cacheKiB?: number;
+  /** Nice value added to the workers' threads (Linux); 0 keeps the process's. */
+  readonly niceness?: number;
+}
+
+/** What each read returns (the values cross the thread boundary by structured clone). */
+interface ReadResults {
+  jobTasks: TaskRecord[];
+  listTasks: { total: number; tasks: TaskRecord[] };
+  listJobHosts: { total: number; records: JobHostRecord[] };
+}
+interface ReadArgs {
+  jobTasks: [appId: number, jobId: string];
+  listTasks: [q: TaskQuery];
+  listJobHosts: [q: JobHostQuery];
+}
+
+interface Job {
+  readonly call: ReadCall;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+interface Slot {
+  readonly worker: Worker;
+  ready: boolean;
+  /** The one read this worker is running (a worker runs one statement at a time anyway). */
+  busy: Job | undefined;
+}
+
+/** Rebuilds an error thrown in a worker: its name and message (the stack stays in the worker). */
+function workerError(e: { name: string; message: string }): Error {
+  const err = new Error(e.message);
+  err.name = e.name;
+  return err;
+}
+
+/**
+ * Reads wait in one FIFO queue and go to whichever worker is idle; a worker starts when a read finds
+ * none idle (up to `size`), so a store that is never queried starts none. A slow read delays only
+ * the reads queued behind it while every worker is busy, never the event loop.
+ */
+export class SqliteReadPool {
+  readonly #o: SqliteReadPoolOptions;
+  readonly #slots = new Set<Slot>();
+  readonly #queue: Job[] = [];
+  #nextId = 1;
+  #closing = false;
+  #drained: (() => void) | undefined;
+
+  constructor(options: SqliteReadPoolOptions) {
+    this.#o = options;
+  }
+
+  /** Workers now running or starting. */
+  get size(): number {
+    return this.#slots.size;
+  }
+
+  run<K extends ReadOp>(op: K, ...args: ReadArgs[K]): Promise<ReadResults[K]> {
+    if (this.#closing) return Promise.reject(new Error('the SQLite read pool is closed'));
+    return new Promise<ReadResults[K]>((resolve, reject) => {
+      this.#queue.push({ call: { id: this.#nextId++, op, args }, resolve: resolve as (v: unknown) => void, reject });
+      this.#dispatch();
+    });
+  }
+
+  /** Lets queued and running reads finish, then stops the workers. Idempotent. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    if (this.#queue.length > 0 || [...this.#slots].some((s) => s.busy)) {
+      await new Promise<void>((resolve) => (this.#drained = resolve));
+    }
+    await Promise.all([...this.#slots].map((s) => s.worker.terminate()));
+    this.#slots.clear();
+  }
+
+  #dispatch(): void {
+    while (this.#queue.length > 0) {
+      const idle = [...this.#slots].find((s) => s.ready && !s.busy);
+      if (!idle) break;
+      const job = this.#queue.shift()!;
+      idle.busy = job;
+      // A worker with a read in flight keeps the process alive; an idle one does not.
+      idle.worker.ref();
+      idle.worker.postMessage(job.call);
+    }
+    const starting = [...this.#slots].filter((s) => !s.ready).length;
+    if (this.#queue.length > starting && this.#slots.size < Math.max(1, this.#o.size) && !this.#closing) this.#spawn();
+    if (this.#closing && this.#slots.size === 0) for (const job of this.#queue.splice(0)) job.reject(new Error('the SQLite read pool is closed'));
+    if (this.#queue.length === 0 && ![...this.#slots].some((s) => s.busy)) this.#drained?.();
+  }
+
+  #spawn(): void {
+    const data: ReadWorkerData = {
+      path: this.#o.path,
+      busyTimeoutMs: this.#o.busyTimeoutMs,
+      cacheKiB: this.#o.cacheKiB ?? 32 * 1024,
+      niceness: this.#o.niceness ?? 0,
+    };
+    const worker = new Worker(new URL('./sqlite-read-worker.ts', import.meta.url), { workerData: data });
+    const slot: Slot = { worker, ready: false, busy: undefined };
+    this.#slots.add(slot);
+    let failure: Error | undefined;
+    worker.on('message', (m: ReadReply) => {
+      if ('ready' in m) {
+        slot.ready = true;
+        worker.unref();
+      } else {
+        const job = slot.busy;
+        slot.busy = undefined;
+        worker.unref();
+        if (job && job.call.id === m.id) {
+          if ('error' in m) job.reject(workerError(m.error));
+          else job.resolve(m.value);
+        }
+      }
+      this.#dispatch();
+    });
+    worker.on('error', (e) => (failure = e));
+    worker.on('exit', (code) => {
+      this.#slots.delete(slot);
+      const why = `SQLite read worker ${slot.ready ? 'exited' : 'failed to start'}${failure ? `: ${failure.message}` : ` with code ${code}`}`;
+      // A worker that dies (out of memory, a native fault) fails only the read it was running.
+      slot.busy?.reject(new Error(why, { cause: failure }));
+      slot.busy = undefined;
+      if (this.#closing) return this.#dispatch();
+      if (!slot.ready) {
+        // It could not open the database: the queued reads would wait for a worker that never comes.
+        if (this.#slots.size === 0) for (const job of this.#queue.splice(0)) job.reject(new Error(why, { cause: failure }));
+        return;
+      }
+      this.#dispatch();
+    });
+  }
+}
