@@ -128,7 +128,7 @@ export async function seedQueryTenant(path: string, now: number, days = 30, seed
         const createdAt = Math.floor(start + jobs * spacing);
         const list = jobTasks(r, p.type, p.urls, p.hostsPerJob, d);
         // Once a day the same URL is purged (and another prefetched), in place of a one-URL job's own.
-        if (p.urls === 1 && p.type === 'purge_url' && everyday === 0) (list[0] = { ...list[0]!, target: everydayUrl, hosts: [BUSIEST_HOST] }), (everyday |= 1);
+        if (p.urls === 1 && p.type === 'purge_url' && !(everyday & 1)) (list[0] = { ...list[0]!, target: everydayUrl, hosts: [BUSIEST_HOST] }), (everyday |= 1);
         if (p.type === 'prefetch_url' && !(everyday & 2)) (list[0] = { ...list[0]!, target: everydayPrefetch, hosts: [BUSIEST_HOST] }), (everyday |= 2);
         const jobId = `${createdAt}${String(jobs % 1000).padStart(3, '0')}`;
         if (p.urls === 600) bigJobId = jobId;

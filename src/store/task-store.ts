@@ -75,17 +75,22 @@ export interface TaskQuery {
   readonly limit: number;
 }
 
+/** The job types the legacy refresh log shows (TENCENT-API §1.7 `type`: 0 URL, 1 directory). */
+export const REFRESH_TYPES = ['purge_url', 'purge_prefix'] as const satisfies readonly TaskType[];
+export type RefreshType = (typeof REFRESH_TYPES)[number];
+
 /**
- * A query over the legacy refresh log's records (TENCENT-API §1.7): one record per job and host, that
- * host's tasks of the job. For every list filter: omitted = no filter, empty = matches nothing.
+ * A query over the legacy refresh log's records (TENCENT-API §1.7): one record per URL or directory
+ * refresh job and host, that host's tasks of the job. Jobs of other types have no records. For every
+ * list filter: omitted = no filter, empty = matches nothing.
  */
-export interface JobHostQuery {
+export interface RefreshRecordQuery {
   readonly appId: number;
   /** Inclusive bounds on the job's createdAt, ms. */
   readonly from?: number;
   readonly to?: number;
   readonly jobId?: string;
-  readonly types?: readonly TaskType[];
+  readonly types?: readonly RefreshType[];
   /** Only the records of this domain. */
   readonly host?: string;
   /** Only records holding a task with exactly this target. */
@@ -102,8 +107,8 @@ export interface JobHostQuery {
   readonly maxTasks?: number;
 }
 
-/** One record of the legacy refresh log: a job's tasks on one host. */
-export interface JobHostRecord {
+/** One record of the legacy refresh log: a URL or directory refresh job's tasks on one host. */
+export interface RefreshRecord {
   /**
    * The record's public id, unique among all records and stable: the job id (a number below 2^53) for
    * the job's first host, a random number below 10^15 (never a job id) for its other hosts. Never a
@@ -161,11 +166,11 @@ export interface TaskStore {
    */
   listTasks(q: TaskQuery): Promise<{ total: number; tasks: TaskRecord[] }>;
   /**
-   * Legacy refresh-log records (one per job and host) newest first, one page, and `total`: the exact
-   * number of matching records. Cost: as listTasks, over one index entry per record; the page's
+   * Legacy refresh-log records (one per URL or directory refresh job and host) newest first, one page,
+   * and `total`: the exact number of matching records. Cost: as listTasks, over one index entry per record; the page's
    * tasks are bounded by `maxTasks`.
    */
-  listJobHosts(q: JobHostQuery): Promise<{ total: number; records: JobHostRecord[] }>;
+  listRefreshRecords(q: RefreshRecordQuery): Promise<{ total: number; records: RefreshRecord[] }>;
   /** Units used per quota type on `day`. Cost: one row per quota type. */
   quotaUsage(appId: number, day: string): Promise<ReadonlyMap<TaskType, number>>;
 

@@ -470,8 +470,8 @@ export function describeTaskStoreConformance(name: string, makeStore: MakeStore)
       });
     });
 
-    describe('listJobHosts', () => {
-      /** Jobs one hour apart: j0 two hosts, j1 a prefix, j2 three URLs on one host, j3 a prefetch. */
+    describe('listRefreshRecords', () => {
+      /** Jobs one hour apart: j0 two hosts, j1 a prefix, j2 three URLs on one host, j3 a prefetch (no record). */
       async function seedJobs(store: TaskStore): Promise<string[]> {
         const ids: string[] = [];
         const specs: Array<[number, TaskType, string[]]> = [
@@ -491,43 +491,49 @@ export function describeTaskStoreConformance(name: string, makeStore: MakeStore)
       const keys = (r: { records: ReadonlyArray<{ job: { jobId: string }; host: string }> }): string[] =>
         r.records.map((x) => `${x.job.jobId}/${x.host}`);
 
-      it('lists one record per job and host, newest job first, its hosts in order, each with that host\'s tasks', async (t) => {
+      it('lists one record per refresh job and host, newest job first, its hosts in order, each with that host\'s tasks', async (t) => {
         const store = await open(t);
-        const [j0, j1, j2, j3] = await seedJobs(store);
-        const r = await store.listJobHosts({ appId: APP, offset: 0, limit: 10 });
-        assert.equal(r.total, 5);
-        assert.deepEqual(keys(r), [`${j3}/www.alpha.com`, `${j2}/cdn.beta.net`, `${j1}/www.alpha.com`, `${j0}/www.alpha.com`, `${j0}/cdn.beta.net`]);
-        assert.deepEqual(targets(r.records[1]!.tasks), ['https://cdn.beta.net/c', 'https://cdn.beta.net/d', 'https://cdn.beta.net/e']);
-        assert.equal(r.records[1]!.job.taskCount, 3);
-        assert.deepEqual(targets(r.records[3]!.tasks), ['https://www.alpha.com/a']);
-        assert.deepEqual(targets(r.records[4]!.tasks), ['https://cdn.beta.net/b']);
-        const page = await store.listJobHosts({ appId: APP, offset: 1, limit: 2 });
-        assert.equal(page.total, 5);
-        assert.deepEqual(keys(page), [`${j2}/cdn.beta.net`, `${j1}/www.alpha.com`]);
-        assert.deepEqual(await store.listJobHosts({ appId: APP, offset: 5, limit: 2 }), { total: 5, records: [] });
-        assert.deepEqual(await store.listJobHosts({ appId: APP, offset: 0, limit: 0 }), { total: 5, records: [] });
+        const [j0, j1, j2] = await seedJobs(store);
+        const r = await store.listRefreshRecords({ appId: APP, offset: 0, limit: 10 });
+        assert.equal(r.total, 4, 'the prefetch job has no record');
+        assert.deepEqual(keys(r), [`${j2}/cdn.beta.net`, `${j1}/www.alpha.com`, `${j0}/www.alpha.com`, `${j0}/cdn.beta.net`]);
+        assert.deepEqual(targets(r.records[0]!.tasks), ['https://cdn.beta.net/c', 'https://cdn.beta.net/d', 'https://cdn.beta.net/e']);
+        assert.equal(r.records[0]!.job.taskCount, 3);
+        assert.equal(r.records[1]!.job.type, 'purge_prefix');
+        assert.deepEqual(targets(r.records[2]!.tasks), ['https://www.alpha.com/a']);
+        assert.deepEqual(targets(r.records[3]!.tasks), ['https://cdn.beta.net/b']);
+        const page = await store.listRefreshRecords({ appId: APP, offset: 1, limit: 2 });
+        assert.equal(page.total, 4);
+        assert.deepEqual(keys(page), [`${j1}/www.alpha.com`, `${j0}/www.alpha.com`]);
+        assert.deepEqual(await store.listRefreshRecords({ appId: APP, offset: 4, limit: 2 }), { total: 4, records: [] });
+        assert.deepEqual(await store.listRefreshRecords({ appId: APP, offset: 0, limit: 0 }), { total: 4, records: [] });
       });
 
       it('filters by host, exact target, job id, time and types', async (t) => {
         const store = await open(t);
         const [j0, j1, j2, j3] = await seedJobs(store);
-        const list = async (over: object): Promise<string[]> => keys(await store.listJobHosts({ appId: APP, offset: 0, limit: 10, ...over }));
+        const list = async (over: object): Promise<string[]> => keys(await store.listRefreshRecords({ appId: APP, offset: 0, limit: 10, ...over }));
         assert.deepEqual(await list({ host: 'cdn.beta.net' }), [`${j2}/cdn.beta.net`, `${j0}/cdn.beta.net`]);
-        assert.equal((await store.listJobHosts({ appId: APP, offset: 0, limit: 10, host: 'cdn.beta.net' })).total, 2);
-        assert.deepEqual(await list({ target: 'https://www.alpha.com/a' }), [`${j3}/www.alpha.com`, `${j0}/www.alpha.com`]);
-        assert.equal((await store.listJobHosts({ appId: APP, offset: 0, limit: 10, target: 'https://www.alpha.com/a' })).total, 2);
+        assert.equal((await store.listRefreshRecords({ appId: APP, offset: 0, limit: 10, host: 'cdn.beta.net' })).total, 2);
+        assert.deepEqual(await list({ target: 'https://www.alpha.com/a' }), [`${j0}/www.alpha.com`], 'the prefetch of the same URL has no record');
+        assert.equal((await store.listRefreshRecords({ appId: APP, offset: 0, limit: 10, target: 'https://www.alpha.com/a' })).total, 1);
         assert.deepEqual(await list({ target: 'https://www.alpha.com' }), []);
         assert.deepEqual(await list({ target: 'https://cdn.beta.net/b', host: 'www.alpha.com' }), []);
+        assert.deepEqual(await list({ target: 'https://cdn.beta.net/d', types: ['purge_url'] }), [`${j2}/cdn.beta.net`]);
+        assert.deepEqual(await list({ target: 'https://cdn.beta.net/d', types: ['purge_prefix'] }), []);
         assert.deepEqual(await list({ jobId: j0 }), [`${j0}/www.alpha.com`, `${j0}/cdn.beta.net`]);
         assert.deepEqual(await list({ jobId: j0, host: 'cdn.beta.net' }), [`${j0}/cdn.beta.net`]);
+        assert.deepEqual(await list({ jobId: j3 }), []);
         assert.deepEqual(await list({ jobId: j1, appId: OTHER_APP }), []);
         assert.deepEqual(await list({ from: T0 + HOUR, to: T0 + 2 * HOUR }), [`${j2}/cdn.beta.net`, `${j1}/www.alpha.com`]);
         assert.deepEqual(await list({ types: ['purge_url'] }), [`${j2}/cdn.beta.net`, `${j0}/www.alpha.com`, `${j0}/cdn.beta.net`]);
+        assert.deepEqual(await list({ types: ['purge_prefix', 'purge_url'] }), await list({}));
         assert.deepEqual(await list({ types: ['purge_url'], host: 'www.alpha.com' }), [`${j0}/www.alpha.com`]);
-        assert.deepEqual(await list({ host: 'www.alpha.com', from: T0 + 2 * HOUR }), [`${j3}/www.alpha.com`]);
-        assert.deepEqual(await list({ target: 'https://www.alpha.com/a', types: ['purge_url'], to: T0 + HOUR }), [`${j0}/www.alpha.com`]);
+        assert.deepEqual(await list({ host: 'www.alpha.com', from: T0 + HOUR }), [`${j1}/www.alpha.com`]);
+        assert.deepEqual(await list({ target: 'https://www.alpha.com/a', to: T0 - 1 }), []);
         assert.deepEqual(await list({ types: [] }), []);
         assert.deepEqual(await list({ from: T0 + HOUR, to: T0 }), []);
+        assert.deepEqual(keys(await store.listRefreshRecords({ appId: OTHER_APP, offset: 0, limit: 10 })).length, 1);
       });
 
       it('gives every record a stable public id: the job id for its first host, never a row id', async (t) => {
@@ -536,7 +542,7 @@ export function describeTaskStoreConformance(name: string, makeStore: MakeStore)
         const made = await create(store, numeric);
         const named = job([task('https://www.alpha.com/4')], { createdAt: T0 - HOUR });
         await create(store, named);
-        const r = await store.listJobHosts({ appId: APP, offset: 0, limit: 10 });
+        const r = await store.listRefreshRecords({ appId: APP, offset: 0, limit: 10 });
         const [first, second, third] = r.records;
         assert.equal(first!.id, 1767225600000123, 'a job id shaped like newJobId\'s is its first record\'s id');
         for (const rec of [second!, third!]) {
@@ -544,20 +550,20 @@ export function describeTaskStoreConformance(name: string, makeStore: MakeStore)
         }
         assert.equal(new Set(r.records.map((x) => x.id)).size, 3, 'unique');
         assert.ok(!made.some((x) => x.id === second!.id), 'not a task row id');
-        const again = await store.listJobHosts({ appId: APP, offset: 0, limit: 10 });
+        const again = await store.listRefreshRecords({ appId: APP, offset: 0, limit: 10 });
         assert.deepEqual(again.records.map((x) => x.id), r.records.map((x) => x.id), 'stable');
       });
 
       it('ends a page before maxTasks would be passed, always returning one record; a job counts once', async (t) => {
         const store = await open(t);
-        const [j0, , j2, j3] = await seedJobs(store);
-        // j3 has 1 task, j2 has 3: j2 would make 4.
-        assert.deepEqual(keys(await store.listJobHosts({ appId: APP, offset: 0, limit: 10, maxTasks: 3 })), [`${j3}/www.alpha.com`]);
-        const big = await store.listJobHosts({ appId: APP, offset: 1, limit: 10, maxTasks: 1 });
+        const [j0, j1, j2] = await seedJobs(store);
+        // j1 has 1 task, j2 has 3: from j1 on, j0's 2 would make 3.
+        assert.deepEqual(keys(await store.listRefreshRecords({ appId: APP, offset: 1, limit: 10, maxTasks: 2 })), [`${j1}/www.alpha.com`]);
+        const big = await store.listRefreshRecords({ appId: APP, offset: 0, limit: 10, maxTasks: 1 });
         assert.deepEqual(keys(big), [`${j2}/cdn.beta.net`], 'the first record comes back even over the cap');
-        assert.equal(big.total, 5, 'the total is not capped');
+        assert.equal(big.total, 4, 'the total is not capped');
         // j0's two records share its two tasks.
-        assert.deepEqual(keys(await store.listJobHosts({ appId: APP, offset: 3, limit: 10, maxTasks: 2 })), [`${j0}/www.alpha.com`, `${j0}/cdn.beta.net`]);
+        assert.deepEqual(keys(await store.listRefreshRecords({ appId: APP, offset: 2, limit: 10, maxTasks: 2 })), [`${j0}/www.alpha.com`, `${j0}/cdn.beta.net`]);
       });
     });
 
@@ -670,7 +676,7 @@ export function describeTaskStoreConformance(name: string, makeStore: MakeStore)
         assert.deepEqual((await store.readLog(0, 10)).map((e) => e.seq), [3, 4]);
         assert.equal((await store.listTasks(q({ targetContains: '/old/' }))).total, 0);
         assert.equal((await store.listTasks(q({ hosts: ['a.example.com'] }))).total, 3);
-        assert.equal((await store.listJobHosts({ appId: APP, offset: 0, limit: 10 })).total, 2);
+        assert.equal((await store.listRefreshRecords({ appId: APP, offset: 0, limit: 10 })).total, 2);
         assert.equal(await store.prune(T0 + DAY), 0, 'idempotent');
       });
 

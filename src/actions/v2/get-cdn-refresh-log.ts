@@ -3,26 +3,27 @@
 import { ApiError } from '../../shared/errors.ts';
 import { MAX_TARGET_LENGTH } from '../../purge/targets.ts';
 import type { TaskRecord, TaskType } from '../../purge/types.ts';
-import type { JobHostQuery, JobHostRecord } from '../../store/task-store.ts';
+import type { RefreshRecord, RefreshRecordQuery, RefreshType } from '../../store/task-store.ts';
 import type { ActionContext, ActionHandler } from '../context.ts';
 import { int, opt, readFields, str } from '../fields.ts';
 import { formatCdnTime } from '../times.ts';
 import { V2_FIELDS, withoutBlanks } from './legacy-fields.ts';
 import { checkTaskInRange, requestedRange, searchedRange, withinHistory } from './legacy-history.ts';
 
-/** Only refreshes show here (type 0 URL, 1 directory); prefetches are GetPushLogs'. */
-const REFRESH_TYPES: readonly TaskType[] = ['purge_url', 'purge_prefix'];
+/** Only refreshes show here (type 0 URL, 1 directory; the store keeps records of these alone); prefetches are GetPushLogs'. */
+const REFRESH_TYPES: readonly RefreshType[] = ['purge_url', 'purge_prefix'];
 
 /** Records per answer when `limit` is not given; `total` always counts every match. */
 const DEFAULT_LIMIT = 1000;
 const MAX_LIMIT = 10_000;
 /**
- * URLs per answer: a page ends before the record whose job would take it past this many (a page
- * always holds one record). 10,000 is a day of URL refreshes at the default quota (§1.5); without a
- * cap, 10,000 records of big jobs could carry the 30 days' 300,000 URLs (more with raised quotas):
- * an answer that holds the control plane's event loop for seconds while it is serialised.
+ * URLs per answer: a page ends before the record whose job would take it past this many (it always
+ * holds one record), so the 10,000 records `limit` allows are pages of 1-URL records at most 2,000.
+ * Every URL of an answer is received, rendered and serialised on the event loop; 2,000 keeps that to
+ * a few milliseconds, where 10,000 records of big jobs could carry the 30 days' 300,000 URLs (more
+ * with raised quotas) and hold every other request and the edge leases for seconds.
  */
-const MAX_URLS = 10_000;
+const MAX_URLS = 2_000;
 
 /** §1.7 `status`: 1 success, 0 in progress, negative failed — over the record's tasks. */
 export function legacyRefreshStatus(tasks: readonly TaskRecord[]): number {
@@ -31,10 +32,10 @@ export function legacyRefreshStatus(tasks: readonly TaskRecord[]): number {
   return -1;
 }
 
-function render(ctx: ActionContext, r: JobHostRecord) {
+function render(ctx: ActionContext, r: RefreshRecord) {
   return {
     // The record's public id: the job id (task_id) for the job's first host, a random number for its
-    // others (see JobHostRecord.id): unique per record, stable, and telling nothing about row counts.
+    // others (see RefreshRecord.id): unique per record, stable, and telling nothing about row counts.
     id: r.id,
     app_id: ctx.account.appId,
     project_id: ctx.account.projectId,
@@ -76,7 +77,7 @@ export const getCdnRefreshLog: ActionHandler = async (ctx, params) => {
   const appId = ctx.account.appId;
   if (p.taskId !== undefined) {
     const job = await ctx.store.getJob(appId, p.taskId);
-    if (!job || !REFRESH_TYPES.includes(job.type) || !withinHistory(ctx, job)) return { logs: [], total: 0 };
+    if (!job || !(REFRESH_TYPES as readonly TaskType[]).includes(job.type) || !withinHistory(ctx, job)) return { logs: [], total: 0 };
     checkTaskInRange(ctx, job, requested);
   }
   const range = searchedRange(ctx, requested);
@@ -85,9 +86,8 @@ export const getCdnRefreshLog: ActionHandler = async (ctx, params) => {
   const host = p.host?.trim().toLowerCase();
   const url = p.url?.trim();
   // One store query: records are (job, host) rows in the store, counted and paged in one index range.
-  const q: JobHostQuery = {
+  const q: RefreshRecordQuery = {
     appId,
-    types: REFRESH_TYPES,
     from: range.from,
     to: range.to,
     offset: p.offset ?? 0,
@@ -97,6 +97,6 @@ export const getCdnRefreshLog: ActionHandler = async (ctx, params) => {
     ...(host !== undefined ? { host } : {}),
     ...(url !== undefined ? { target: url } : {}),
   };
-  const { total, records } = await ctx.store.listJobHosts(q);
+  const { total, records } = await ctx.store.listRefreshRecords(q);
   return { logs: records.map((r) => render(ctx, r)), total };
 };

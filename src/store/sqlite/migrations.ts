@@ -1,11 +1,14 @@
 // The SQLite schema as an ordered list of migrations, tracked by `PRAGMA user_version`.
 import type { DatabaseSync } from 'node:sqlite';
+import { insertJobRecords } from './sqlite-rows.ts';
 
 export interface Migration {
   /** 1, 2, 3… in order; `PRAGMA user_version` holds the last one applied. */
   readonly version: number;
   readonly name: string;
   readonly sql: string;
+  /** Runs after `sql`, in the same transaction: data changes that SQL alone cannot make safely. */
+  readonly run?: (db: DatabaseSync) => void;
 }
 
 /**
@@ -31,11 +34,14 @@ export interface Migration {
  * - `tasks_processing` is a partial index: only still-running tasks, in log order (timeouts scan).
  * - `quota_usage` is charged in the createJob transaction; `node_progress` holds each node's ack.
  *
- * v2 adds `job_hosts`, one row per job and host: the unit of the legacy refresh log (§1.7), so that
- * counting and paging its records reads one index range instead of walking every job's tasks (the
- * hardening issue: one GetCdnRefreshLog call blocked the control plane 76 s). `ord` is the host's
- * position in its job; `record_id` is the record's public id (see JobHostRecord.id). Records that
- * existed before v2 keep the id they were shown with: their first task's row id.
+ * v2 adds `refresh_records`, one row per URL or directory refresh job and host: the unit of the legacy
+ * refresh log (§1.7), so that counting and paging its records walks one index range and nothing else
+ * (the hardening issue: one GetCdnRefreshLog call walked every job's tasks and blocked the control
+ * plane 76 s). Other job types have no records: the log never shows them, and leaving them out keeps
+ * the type filter out of the walk. `ord` is the host's
+ * position in its job; `record_id` is the record's public id (see RefreshRecord.id); `job_tasks` the
+ * job's task count, so that a page is cut to its task budget before any job is read. Records that
+ * existed before v2 get ids the same way (the old ids were row ids, the leak v2 closes).
  */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -129,9 +135,9 @@ CREATE TABLE node_progress (
   },
   {
     version: 2,
-    name: 'job_hosts: one row per job and host (legacy refresh-log records)',
+    name: 'refresh_records: one row per refresh job and host (legacy refresh-log records)',
     sql: `
-CREATE TABLE job_hosts (
+CREATE TABLE refresh_records (
   job_id     TEXT NOT NULL,
   host       TEXT NOT NULL,
   ord        INTEGER NOT NULL,
@@ -139,20 +145,28 @@ CREATE TABLE job_hosts (
   app_id     INTEGER NOT NULL,
   created_at INTEGER NOT NULL,
   type       TEXT NOT NULL,
+  job_tasks  INTEGER NOT NULL,
   PRIMARY KEY (job_id, host)
 ) WITHOUT ROWID;
-CREATE UNIQUE INDEX job_hosts_record ON job_hosts (record_id);
--- Walked backwards these give the page order (newest job first, its hosts in order) with the count's
--- filters inside the entry: neither counting nor paging reads a row.
-CREATE INDEX job_hosts_app_time ON job_hosts (app_id, created_at, job_id, ord DESC, type);
-CREATE INDEX job_hosts_app_host ON job_hosts (app_id, host, created_at, job_id, type);
-INSERT INTO job_hosts (job_id, host, ord, record_id, app_id, created_at, type)
-SELECT job_id, host, row_number() OVER (PARTITION BY job_id ORDER BY first_id) - 1, first_id, app_id, created_at, type
-FROM (SELECT t.job_id AS job_id, h.host AS host, min(t.id) AS first_id, t.app_id AS app_id, t.created_at AS created_at, t.type AS type
-      FROM tasks t CROSS JOIN task_hosts h ON h.task_id = t.id GROUP BY t.job_id, h.host);
+CREATE UNIQUE INDEX refresh_records_id ON refresh_records (record_id);
+-- Walked backwards these give the page order (newest job first, its hosts in order) with the filters
+-- inside the entry: neither counting nor paging reads a row.
+CREATE INDEX refresh_records_app_time ON refresh_records (app_id, created_at, job_id, ord DESC, type);
+CREATE INDEX refresh_records_app_host ON refresh_records (app_id, host, created_at, job_id, type);
 `,
+    run: backfillRefreshRecords,
   },
 ];
+
+/** v2: the records of every job already stored, exactly as createJob now writes them. */
+function backfillRefreshRecords(db: DatabaseSync): void {
+  const jobs = db.prepare(`SELECT job_id, app_id, created_at, type FROM jobs WHERE type IN ('purge_url', 'purge_prefix') ORDER BY job_id`);
+  const hosts = db.prepare('SELECT hosts FROM tasks WHERE job_id = ? ORDER BY id');
+  for (const j of jobs.iterate() as Iterable<{ job_id: string; app_id: number; created_at: number; type: string }>) {
+    const lists = (hosts.all(j.job_id) as Array<{ hosts: string }>).map((r) => JSON.parse(r.hosts) as string[]);
+    insertJobRecords(db, { jobId: j.job_id, appId: j.app_id, createdAt: j.created_at, type: j.type, taskCount: lists.length }, lists.flat());
+  }
+}
 
 export const LATEST_VERSION: number = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);
 
@@ -182,6 +196,7 @@ export function migrate(db: DatabaseSync, migrations: readonly Migration[] = MIG
       if (m.version <= current) continue;
       try {
         db.exec(m.sql);
+        m.run?.(db);
       } catch (e) {
         throw new Error(`store migration ${m.version} (${m.name}) failed: ${(e as Error).message}`, { cause: e });
       }

@@ -2,7 +2,7 @@
 // the event loop (node:sqlite is synchronous: a long statement there stalls every request and lease).
 import { Worker } from 'node:worker_threads';
 import type { TaskRecord } from '../../purge/types.ts';
-import type { JobHostQuery, JobHostRecord, TaskQuery } from '../task-store.ts';
+import type { RefreshRecordQuery, RefreshRecord, TaskQuery } from '../task-store.ts';
 import type { ReadCall, ReadOp, ReadReply, ReadWorkerData } from './sqlite-read-worker.ts';
 
 export interface SqliteReadPoolOptions {
@@ -21,12 +21,12 @@ export interface SqliteReadPoolOptions {
 interface ReadResults {
   jobTasks: TaskRecord[];
   listTasks: { total: number; tasks: TaskRecord[] };
-  listJobHosts: { total: number; records: JobHostRecord[] };
+  listRefreshRecords: { total: number; records: RefreshRecord[] };
 }
 interface ReadArgs {
   jobTasks: [appId: number, jobId: string];
   listTasks: [q: TaskQuery];
-  listJobHosts: [q: JobHostQuery];
+  listRefreshRecords: [q: RefreshRecordQuery];
 }
 
 interface Job {

@@ -1,6 +1,6 @@
 // What the SQLite writer and readers share: row shapes, their mapping to records, the target hash and
 // a bounded statement cache.
-import { createHash } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { JobRecord, JobSource, Method, TaskRecord, TaskStatus, TaskType } from '../../purge/types.ts';
 
@@ -41,6 +41,45 @@ export const taskCols = (alias: string): string =>
 
 /** 48 bits of SHA-256: the key of the exact-target index (rows are re-checked, collisions are harmless). */
 export const targetHash = (target: string): number => createHash('sha256').update(target).digest().readUIntBE(0, 6);
+
+/** Record ids other than job ids are drawn below this: 2^48 < 10^15, and every job id has 16 digits. */
+const RANDOM_RECORD_ID_LIMIT = 2 ** 48;
+
+/**
+ * The public id of a job's first record: the job id itself when it is a 16-digit number that a JSON
+ * client reads exactly (newJobId's shape), else null (a random one is drawn).
+ */
+function jobRecordId(jobId: string): number | null {
+  if (!/^[1-9]\d{15}$/.test(jobId)) return null;
+  const n = Number(jobId);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/**
+ * Writes a job's legacy refresh-log records (refresh_records): one per distinct host of `hosts` (its tasks'
+ * hosts in task order), in order of first appearance. The first one's id is the job id when that is
+ * a safe 16-digit number; every other id is drawn at random below 2^48 (so never a job id), again on
+ * the rare clash with an existing one. The caller holds the write transaction.
+ */
+export function insertJobRecords(
+  db: DatabaseSync,
+  job: { readonly jobId: string; readonly appId: number; readonly createdAt: number; readonly type: string; readonly taskCount: number },
+  hosts: readonly string[],
+  stmt: (sql: string) => StatementSync = (sql) => db.prepare(sql),
+): void {
+  const ins = stmt(
+    `INSERT INTO refresh_records (job_id, host, ord, record_id, app_id, created_at, type, job_tasks) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (record_id) DO NOTHING`,
+  );
+  [...new Set(hosts)].forEach((host, ord) => {
+    let id = ord === 0 ? jobRecordId(job.jobId) : null;
+    for (;;) {
+      id ??= randomInt(1, RANDOM_RECORD_ID_LIMIT);
+      if (ins.run(job.jobId, host, ord, id, job.appId, job.createdAt, job.type, job.taskCount).changes > 0) return;
+      id = null;
+    }
+  });
+}
 
 export const marks = (n: number): string => Array.from({ length: n }, () => '?').join(', ');
 

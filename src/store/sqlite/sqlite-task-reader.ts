@@ -1,8 +1,8 @@
-// The SQLite store's history queries (getJob, jobTasks, listTasks, listJobHosts) over one connection:
+// The SQLite store's history queries (getJob, jobTasks, listTasks, listRefreshRecords) over one connection:
 // the writer's own, or a read-only one in a worker thread (sqlite-read-pool.ts).
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import type { JobRecord, TaskRecord } from '../../purge/types.ts';
-import type { JobHostQuery, JobHostRecord, TaskQuery } from '../task-store.ts';
+import { REFRESH_TYPES, type RefreshRecord, type RefreshRecordQuery, type TaskQuery } from '../task-store.ts';
 import { marks, StatementCache, TASK_COLS, taskCols, targetHash, toJob, toTask, type JobRow, type TaskRow } from './sqlite-rows.ts';
 
 /** A needle's trigrams probed for rarity: all of them up to this many, else this many spread out. */
@@ -145,15 +145,17 @@ export class SqliteTaskReader {
     return this.#explain(this.#taskQueryPlan(q), q);
   }
 
-  /** SQLite's plan for the count and record-page statements listJobHosts would run; [] when none. */
-  explainListJobHosts(q: JobHostQuery): string[] {
-    return this.#explain(this.#jobHostPlan(q), q);
+  /** SQLite's plan for the count and record-page statements listRefreshRecords would run; [] when none. */
+  explainListRefreshRecords(q: RefreshRecordQuery): string[] {
+    return this.#explain(this.#refreshPlan(q), q);
   }
 
-  listJobHosts(q: JobHostQuery): { total: number; records: JobHostRecord[] } {
-    const plan = this.#jobHostPlan(q);
+  listRefreshRecords(q: RefreshRecordQuery): { total: number; records: RefreshRecord[] } {
+    const plan = this.#refreshPlan(q);
     if (plan === null) return { total: 0, records: [] };
-    const { limit, offset } = page(q.limit, q.offset);
+    const budget = q.maxTasks === undefined ? Number.POSITIVE_INFINITY : Math.max(1, Math.trunc(q.maxTasks));
+    // Every record holds a task, so a page never needs more records than the budget has tasks.
+    const { limit, offset } = page(Math.min(q.limit, budget), q.offset);
     return this.#snapshot(() => {
       const total = Number((this.#stmts.get(plan.countSql).get(...plan.params) as { n: number }).n);
       if (limit === 0 || offset >= total) return { total, records: [] };
@@ -161,42 +163,43 @@ export class SqliteTaskReader {
         job_id: string;
         host: string;
         record_id: number;
+        job_tasks: number;
       }>;
-      const jobIds = [...new Set(keys.map((k) => k.job_id))];
+      // The task budget, from the records alone: whole jobs are read, so each job's tasks count once.
+      const kept: typeof keys = [];
+      const jobIds = new Set<string>();
+      let tasks = 0;
+      for (const k of keys) {
+        const more = jobIds.has(k.job_id) ? 0 : Number(k.job_tasks);
+        if (kept.length > 0 && tasks + more > budget) break;
+        kept.push(k);
+        jobIds.add(k.job_id);
+        tasks += more;
+      }
+      const list = JSON.stringify([...jobIds]);
       const jobs = new Map(
-        (this.#stmts.get('SELECT * FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))').all(JSON.stringify(jobIds)) as unknown as JobRow[]).map(
+        (this.#stmts.get('SELECT * FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))').all(list) as unknown as JobRow[]).map(
           (r) => [r.job_id, toJob(r)],
         ),
       );
-      // The task budget: whole jobs are read, so count each job's tasks once.
-      const budget = q.maxTasks ?? Number.POSITIVE_INFINITY;
-      const kept: typeof keys = [];
-      const keptJobs = new Set<string>();
-      let tasks = 0;
-      for (const k of keys) {
-        const job = jobs.get(k.job_id);
-        if (!job) continue; // pruned between the two statements: impossible inside the snapshot
-        const more = keptJobs.has(k.job_id) ? 0 : job.taskCount;
-        if (kept.length > 0 && tasks + more > budget) break;
-        kept.push(k);
-        if (more) (keptJobs.add(k.job_id), (tasks += more));
-      }
       const byJob = new Map<string, TaskRecord[]>();
       const rows = this.#stmts
-        .get(`SELECT ${TASK_COLS} FROM tasks INDEXED BY tasks_job WHERE job_id IN (SELECT value FROM json_each(?)) AND +app_id = ? ORDER BY id`)
-        .all(JSON.stringify([...keptJobs]), q.appId) as unknown as TaskRow[];
+        // No ORDER BY: SQLite's sorter would copy every row; each job's tasks are put in order below.
+        .get(`SELECT ${TASK_COLS} FROM tasks INDEXED BY tasks_job WHERE job_id IN (SELECT value FROM json_each(?)) AND +app_id = ?`)
+        .all(list, q.appId) as unknown as TaskRow[];
       for (const r of rows) {
         const t = toTask(r);
-        const list = byJob.get(t.jobId);
-        if (list) list.push(t);
+        const tasksOfJob = byJob.get(t.jobId);
+        if (tasksOfJob) tasksOfJob.push(t);
         else byJob.set(t.jobId, [t]);
       }
-      const records = kept.map((k) => ({
-        id: Number(k.record_id),
-        job: jobs.get(k.job_id)!,
-        host: k.host,
-        tasks: (byJob.get(k.job_id) ?? []).filter((t) => t.hosts.includes(k.host)),
-      }));
+      for (const tasksOfJob of byJob.values()) tasksOfJob.sort((a, b) => a.id - b.id);
+      const records: RefreshRecord[] = [];
+      for (const k of kept) {
+        const job = jobs.get(k.job_id);
+        // Within one read transaction a record's job is always there; skip rather than trust that blindly.
+        if (job) records.push({ id: Number(k.record_id), job, host: k.host, tasks: (byJob.get(k.job_id) ?? []).filter((t) => t.hosts.includes(k.host)) });
+      }
       return { total, records };
     });
   }
@@ -247,19 +250,23 @@ export class SqliteTaskReader {
    * time range; INDEXED BY pins it (see #taskSource). The record page is read from the index alone
    * (every path's index holds the page's order) and only the page's records are joined for their ids.
    */
-  #jobHostPlan(q: JobHostQuery): QueryPlan | null {
+  #refreshPlan(q: RefreshRecordQuery): QueryPlan | null {
     if (isEmptyList(q.types)) return null;
     if (q.from !== undefined && q.to !== undefined && q.from > q.to) return null;
+    // Every record is of a refresh type: a filter naming all of them filters nothing, and is skipped.
+    const types = q.types && REFRESH_TYPES.some((t) => !q.types!.includes(t)) ? [...new Set(q.types)] : undefined;
     const where: string[] = [];
     const params: SQLInputValue[] = [];
-    const filters = (col: string, skip: { host?: boolean; time?: boolean } = {}): void => {
-      if (!skip.time && q.from !== undefined) (where.push(`${col}created_at >= ?`), params.push(q.from));
-      if (!skip.time && q.to !== undefined) (where.push(`${col}created_at <= ?`), params.push(q.to));
-      if (q.types) (where.push(`${col}type IN (${marks(q.types.length)})`), params.push(...q.types));
+    const filters = (col: string, skip: { host?: boolean } = {}): void => {
+      if (q.from !== undefined) (where.push(`${col}created_at >= ?`), params.push(q.from));
+      if (q.to !== undefined) (where.push(`${col}created_at <= ?`), params.push(q.to));
+      if (types) (where.push(`${col}type IN (${marks(types.length)})`), params.push(...types));
       if (!skip.host && q.host !== undefined) (where.push(`${col}host = ?`), params.push(q.host));
     };
     let from: string;
     let order: string;
+    /** The record's place in its job; a constant where one host is asked for (keeps the host index covering). */
+    let ord = 'r.ord';
     if (q.target !== undefined) {
       // The records holding the target: its tasks (few, through the hash), their hosts, their records.
       const sub: string[] = ['t.app_id = ?', 't.target_hash = ?', 't.target = ?'];
@@ -267,29 +274,31 @@ export class SqliteTaskReader {
       if (q.jobId !== undefined) (sub.push('+t.job_id = ?'), subParams.push(q.jobId));
       if (q.from !== undefined) (sub.push('+t.created_at >= ?'), subParams.push(q.from));
       if (q.to !== undefined) (sub.push('+t.created_at <= ?'), subParams.push(q.to));
-      if (q.types) (sub.push(`+t.type IN (${marks(q.types.length)})`), subParams.push(...q.types));
+      sub.push(`+t.type IN (${marks((types ?? REFRESH_TYPES).length)})`);
+      subParams.push(...(types ?? REFRESH_TYPES));
       if (q.host !== undefined) (sub.push('x.host = ?'), subParams.push(q.host));
       from =
         `(SELECT DISTINCT t.job_id AS job_id, x.host AS host FROM tasks t INDEXED BY tasks_target` +
-        ` CROSS JOIN task_hosts x ON x.task_id = t.id WHERE ${sub.join(' AND ')}) m CROSS JOIN job_hosts r ON r.job_id = m.job_id AND r.host = m.host`;
+        ` CROSS JOIN task_hosts x ON x.task_id = t.id WHERE ${sub.join(' AND ')}) m CROSS JOIN refresh_records r ON r.job_id = m.job_id AND r.host = m.host`;
       params.push(...subParams);
       where.push('1');
       order = 'r.created_at DESC, r.job_id DESC, r.ord';
     } else if (q.jobId !== undefined) {
-      from = 'job_hosts r';
+      from = 'refresh_records r';
       where.push('r.job_id = ?', '+r.app_id = ?');
       params.push(q.jobId, q.appId);
       filters('+r.');
       order = 'r.ord';
     } else if (q.host !== undefined) {
-      from = 'job_hosts r INDEXED BY job_hosts_app_host';
+      from = 'refresh_records r INDEXED BY refresh_records_app_host';
       where.push('r.app_id = ?', 'r.host = ?');
       params.push(q.appId, q.host);
       filters('r.', { host: true });
       // One record per job and host: (createdAt, job) is already a total order.
       order = 'r.created_at DESC, r.job_id DESC';
+      ord = '0';
     } else {
-      from = 'job_hosts r INDEXED BY job_hosts_app_time';
+      from = 'refresh_records r INDEXED BY refresh_records_app_time';
       where.push('r.app_id = ?');
       params.push(q.appId);
       filters('r.');
@@ -298,8 +307,8 @@ export class SqliteTaskReader {
     const w = where.join(' AND ');
     const countSql = `SELECT count(*) AS n FROM ${from} WHERE ${w}`;
     const pageSql =
-      `SELECT k.job_id, k.host, j.record_id FROM (SELECT r.job_id AS job_id, r.host AS host, r.created_at AS ts, r.ord AS ord` +
-      ` FROM ${from} WHERE ${w} ORDER BY ${order} LIMIT ? OFFSET ?) k CROSS JOIN job_hosts j ON j.job_id = k.job_id AND j.host = k.host` +
+      `SELECT k.job_id, k.host, j.record_id, j.job_tasks FROM (SELECT r.job_id AS job_id, r.host AS host, r.created_at AS ts, ${ord} AS ord` +
+      ` FROM ${from} WHERE ${w} ORDER BY ${order} LIMIT ? OFFSET ?) k CROSS JOIN refresh_records j ON j.job_id = k.job_id AND j.host = k.host` +
       ` ORDER BY k.ts DESC, k.job_id DESC, k.ord`;
     return { params, countSql, pageSql, onePass: false };
   }

@@ -1,18 +1,17 @@
 // The SQLite TaskStore (node:sqlite): durable jobs, tasks, the purge log, quotas and node progress.
 // Writes run on the caller's thread (group commit); history reads run in worker threads.
-import { randomInt } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { JobRecord, Method, PurgeLogEntry, TaskRecord, TaskType } from '../../purge/types.ts';
-import { DuplicateJobIdError, QuotaExceededError } from '../task-store.ts';
+import { DuplicateJobIdError, QuotaExceededError, REFRESH_TYPES, type RefreshType } from '../task-store.ts';
 import type {
-  JobHostQuery, JobHostRecord, NewJob, NodeProgress, QuotaCharge, TaskQuery, TaskStore, TaskUpdate,
+  RefreshRecordQuery, RefreshRecord, NewJob, NodeProgress, QuotaCharge, TaskQuery, TaskStore, TaskUpdate,
 } from '../task-store.ts';
 import { migrate } from './migrations.ts';
 import { SqliteReadPool } from './sqlite-read-pool.ts';
-import { StatementCache, TASK_COLS, targetHash, toTask, type TaskRow } from './sqlite-rows.ts';
+import { insertJobRecords, StatementCache, TASK_COLS, targetHash, toTask, type TaskRow } from './sqlite-rows.ts';
 import { HOUR_MS, SqliteTaskReader } from './sqlite-task-reader.ts';
 
 export { ftsTerm, trigramsOf } from './sqlite-task-reader.ts';
@@ -24,7 +23,7 @@ export interface SqliteTaskStoreOptions {
   /** How long a write waits for another process's lock before failing (ms). Default 5000. */
   readonly busyTimeoutMs?: number;
   /**
-   * Worker threads that run history reads (listTasks, listJobHosts, jobTasks), each with a read-only
+   * Worker threads that run history reads (listTasks, listRefreshRecords, jobTasks), each with a read-only
    * connection, so that no query ever blocks the event loop; they start as reads need them. Default:
    * the machine's CPUs less one, at least 2, at most 4. 0 runs them on the caller's thread (always so for `:memory:`, whose data
    * no other connection can see).
@@ -49,18 +48,7 @@ interface LogRow {
 const PRUNE_BATCH_TASKS = 2_000;
 const PRUNE_BATCH_JOBS = 500;
 const DAY_MS = 86_400_000;
-/** Record ids other than job ids are drawn below this: 2^48 < 10^15, and every job id has 16 digits. */
-const RANDOM_RECORD_ID_LIMIT = 2 ** 48;
-
-/**
- * The public id of a job's first record: the job id itself when it is a 16-digit number that a JSON
- * client reads exactly (newJobId's shape), else null (a random one is drawn).
- */
-function jobRecordId(jobId: string): number | null {
-  if (!/^[1-9]\d{15}$/.test(jobId)) return null;
-  const n = Number(jobId);
-  return Number.isSafeInteger(n) ? n : null;
-}
+const isRefreshType = (t: TaskType): t is RefreshType => (REFRESH_TYPES as readonly TaskType[]).includes(t);
 
 const defaultReaders = (): number => Math.min(4, Math.max(2, availableParallelism() - 1));
 
@@ -216,8 +204,8 @@ export class SqliteTaskStore implements TaskStore {
     return this.#pool ? this.#pool.run('listTasks', q) : this.#reader.listTasks(q);
   }
 
-  async listJobHosts(q: JobHostQuery): Promise<{ total: number; records: JobHostRecord[] }> {
-    return this.#pool ? this.#pool.run('listJobHosts', q) : this.#reader.listJobHosts(q);
+  async listRefreshRecords(q: RefreshRecordQuery): Promise<{ total: number; records: RefreshRecord[] }> {
+    return this.#pool ? this.#pool.run('listRefreshRecords', q) : this.#reader.listRefreshRecords(q);
   }
 
   /**
@@ -228,9 +216,9 @@ export class SqliteTaskStore implements TaskStore {
     return this.#reader.explainListTasks(q);
   }
 
-  /** Diagnostics and tests: as explainListTasks, for listJobHosts' count and record page. */
-  explainListJobHosts(q: JobHostQuery): string[] {
-    return this.#reader.explainListJobHosts(q);
+  /** Diagnostics and tests: as explainListTasks, for listRefreshRecords' count and record page. */
+  explainListRefreshRecords(q: RefreshRecordQuery): string[] {
+    return this.#reader.explainListRefreshRecords(q);
   }
 
   async quotaUsage(appId: number, day: string): Promise<ReadonlyMap<TaskType, number>> {
@@ -464,7 +452,9 @@ export class SqliteTaskStore implements TaskStore {
       });
     }
     if (seq !== startSeq) this.#setMeta('last_seq', seq);
-    this.#insertRecords(job, out);
+    if (isRefreshType(job.type)) {
+      insertJobRecords(this.#open(), { ...job, taskCount: out.length }, out.flatMap((t) => t.hosts), (sql) => this.#stmt(sql));
+    }
     const first = out[0];
     const last = out[out.length - 1];
     if (first && last) {
@@ -474,27 +464,6 @@ export class SqliteTaskStore implements TaskStore {
       ).run(Math.floor(job.createdAt / HOUR_MS), first.id, last.id);
     }
     return out;
-  }
-
-  /**
-   * One legacy refresh-log record per host of the job (job_hosts), hosts in order of first
-   * appearance. The first one's id is the job id when that is a safe 16-digit number; every other id
-   * is drawn at random below 2^48 (so never a job id), again on the rare clash with an existing one.
-   */
-  #insertRecords(job: NewJob, tasks: readonly TaskRecord[]): void {
-    const hosts = [...new Set(tasks.flatMap((t) => t.hosts))];
-    const ins = this.#stmt(
-      `INSERT INTO job_hosts (job_id, host, ord, record_id, app_id, created_at, type) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (record_id) DO NOTHING`,
-    );
-    hosts.forEach((host, ord) => {
-      let id = ord === 0 ? jobRecordId(job.jobId) : null;
-      for (;;) {
-        id ??= randomInt(1, RANDOM_RECORD_ID_LIMIT);
-        if (ins.run(job.jobId, host, ord, id, job.appId, job.createdAt, job.type).changes > 0) return;
-        id = null;
-      }
-    });
   }
 
   #firstSeq(): number {
@@ -530,7 +499,7 @@ export class SqliteTaskStore implements TaskStore {
       ).get(list) as { s: number | null };
       this.#stmt(`DELETE FROM task_fts WHERE rowid IN (${inJobs})`).run(list);
       this.#stmt(`DELETE FROM task_hosts WHERE task_id IN (${inJobs})`).run(list);
-      this.#stmt('DELETE FROM job_hosts WHERE job_id IN (SELECT value FROM json_each(?))').run(list);
+      this.#stmt('DELETE FROM refresh_records WHERE job_id IN (SELECT value FROM json_each(?))').run(list);
       const removed = this.#stmt('DELETE FROM tasks WHERE job_id IN (SELECT value FROM json_each(?))').run(list);
       this.#stmt('DELETE FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))').run(list);
       if (maxSeq.s !== null && maxSeq.s > this.#meta('pruned_through_seq')) {
