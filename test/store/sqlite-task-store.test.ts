@@ -243,6 +243,24 @@ describe('SqliteTaskStore: history reads never stall the event loop (hardening: 
     }
   });
 
+  it('regression: one tenant\'s queued reads cannot hold every read worker; another tenant\'s read runs beside them', async (t) => {
+    const path = join(tempDir(t), 'tasks.db');
+    const store = new SqliteTaskStore({ path, readers: 2 });
+    t.after(() => store.close());
+    await store.start();
+    const base = Date.UTC(2026, 0, 1);
+    store.bulkLoadForBench(refreshJobs(20_000, base));
+    store.bulkLoadForBench(refreshJobs(20_000, base).map((j) => ({ ...j, appId: 2, jobId: `b${j.jobId}` })));
+    const done: string[] = [];
+    const deep = (appId: number, name: string) =>
+      store.listTasks({ appId, hosts: ['h.example', 'i.example'], offset: 19_000, limit: 500 }).then(() => void done.push(name));
+    const heavy = [1, 2, 3, 4].map((i) => deep(1, `a${i}`));
+    const other = deep(2, 'b');
+    await Promise.all([...heavy, other]);
+    // App 1 holds one of the two workers at a time, so app 2's read runs beside a1, not after a4.
+    assert.ok(done.indexOf('b') < done.indexOf('a3'), done.join(' '));
+  });
+
   it('closing the store lets reads in flight finish, then refuses new ones', async (t) => {
     const path = join(tempDir(t), 'tasks.db');
     const store = new SqliteTaskStore({ path, readers: 2 });

@@ -197,15 +197,15 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async jobTasks(appId: number, jobId: string): Promise<TaskRecord[]> {
-    return this.#pool ? this.#pool.run('jobTasks', appId, jobId) : this.#reader.jobTasks(appId, jobId);
+    return this.#pool ? this.#pool.run('jobTasks', appId, appId, jobId) : this.#reader.jobTasks(appId, jobId);
   }
 
   async listTasks(q: TaskQuery): Promise<{ total: number; tasks: TaskRecord[] }> {
-    return this.#pool ? this.#pool.run('listTasks', q) : this.#reader.listTasks(q);
+    return this.#pool ? this.#pool.run('listTasks', q.appId, q) : this.#reader.listTasks(q);
   }
 
   async listRefreshRecords(q: RefreshRecordQuery): Promise<{ total: number; records: RefreshRecord[] }> {
-    return this.#pool ? this.#pool.run('listRefreshRecords', q) : this.#reader.listRefreshRecords(q);
+    return this.#pool ? this.#pool.run('listRefreshRecords', q.appId, q) : this.#reader.listRefreshRecords(q);
   }
 
   /**
