@@ -40,6 +40,8 @@ interface Job {
 interface Slot {
   readonly worker: Worker;
   ready: boolean;
+  /** Why it failed, if it did (its 'error' event). */
+  failure?: Error;
   /** The one read this worker is running (a worker runs one statement at a time anyway). */
   busy: Job | undefined;
 }
@@ -54,20 +56,38 @@ function workerError(e: { name: string; message: string }): Error {
 /**
  * Reads wait in one FIFO queue and go to whichever worker is idle; a worker starts when a read finds
  * none idle (up to `size`), so a store that is never queried starts none. A slow read delays only
- * the reads queued behind it while every worker is busy, never the event loop. One app (tenant)
- * holds at most size - 1 workers at a time: its reads queue behind each other, and another app's
- * read finds a worker free however hard the first one queries.
+ * the reads queued behind it while every worker is busy, never the event loop. Apps (tenants) take
+ * turns: a free worker goes to the queued read of the app served least recently, and one app holds
+ * at most size - 1 workers at a time, so another app's read finds a worker free (or is next) however
+ * hard the first one queries.
  */
 export class SqliteReadPool {
   readonly #o: SqliteReadPoolOptions;
   readonly #slots = new Set<Slot>();
   readonly #queue: Job[] = [];
   #nextId = 1;
+  /** When each app (key) was last given a worker, in dispatch turns: round robin between apps. */
+  readonly #served = new Map<number, number>();
+  #turn = 0;
   #closing = false;
   #drained: (() => void) | undefined;
 
   constructor(options: SqliteReadPoolOptions) {
     this.#o = options;
+  }
+
+  /**
+   * Starts one worker and resolves once it has opened its connection (rejects if it cannot): the
+   * first read then pays no start-up, and a database readers cannot open fails at start. The others
+   * start as reads need them.
+   */
+  async start(): Promise<void> {
+    if (this.#slots.size > 0) return;
+    const slot = this.#spawn();
+    await new Promise<void>((resolve, reject) => {
+      slot.worker.once('message', () => resolve());
+      slot.worker.once('exit', (code) => reject(new Error(`SQLite read worker failed to start (exit code ${code}): ${slot.failure?.message ?? 'no error reported'}`, { cause: slot.failure })));
+    });
   }
 
   /** Workers now running or starting. */
@@ -87,9 +107,10 @@ export class SqliteReadPool {
   /** Lets queued and running reads finish, then stops the workers. Idempotent. */
   async close(): Promise<void> {
     this.#closing = true;
-    if (this.#queue.length > 0 || [...this.#slots].some((s) => s.busy)) {
-      await new Promise<void>((resolve) => (this.#drained = resolve));
-    }
+    const drained = new Promise<void>((resolve) => (this.#drained = resolve));
+    // Settles at once when nothing is queued or running (and refuses what no worker will run).
+    this.#dispatch();
+    await drained;
     await Promise.all([...this.#slots].map((s) => s.worker.terminate()));
     this.#slots.clear();
   }
@@ -101,10 +122,17 @@ export class SqliteReadPool {
     for (;;) {
       const idle = [...this.#slots].find((s) => s.ready && !s.busy);
       if (!idle) break;
-      const at = this.#queue.findIndex((j) => (held.get(j.key) ?? 0) < share);
+      // Round robin over apps: the eligible read of the app served least recently, FIFO within an app.
+      let at = -1;
+      for (let i = 0; i < this.#queue.length; i++) {
+        const key = this.#queue[i]!.key;
+        if ((held.get(key) ?? 0) >= share) continue;
+        if (at < 0 || (this.#served.get(key) ?? -1) < (this.#served.get(this.#queue[at]!.key) ?? -1)) at = i;
+      }
       if (at < 0) break;
       const job = this.#queue.splice(at, 1)[0]!;
       held.set(job.key, (held.get(job.key) ?? 0) + 1);
+      this.#served.set(job.key, this.#turn++);
       idle.busy = job;
       // A worker with a read in flight keeps the process alive; an idle one does not.
       idle.worker.ref();
@@ -116,7 +144,7 @@ export class SqliteReadPool {
     if (this.#queue.length === 0 && ![...this.#slots].some((s) => s.busy)) this.#drained?.();
   }
 
-  #spawn(): void {
+  #spawn(): Slot {
     const data: ReadWorkerData = {
       path: this.#o.path,
       busyTimeoutMs: this.#o.busyTimeoutMs,
@@ -126,7 +154,6 @@ export class SqliteReadPool {
     const worker = new Worker(new URL('./sqlite-read-worker.ts', import.meta.url), { workerData: data });
     const slot: Slot = { worker, ready: false, busy: undefined };
     this.#slots.add(slot);
-    let failure: Error | undefined;
     worker.on('message', (m: ReadReply) => {
       if ('ready' in m) {
         slot.ready = true;
@@ -144,9 +171,10 @@ export class SqliteReadPool {
       }
       this.#dispatch();
     });
-    worker.on('error', (e) => (failure = e));
+    worker.on('error', (e) => (slot.failure = e));
     worker.on('exit', (code) => {
       this.#slots.delete(slot);
+      const failure = slot.failure;
       const why = `SQLite read worker ${slot.ready ? 'exited' : 'failed to start'}${failure ? `: ${failure.message}` : ` with code ${code}`}`;
       // A worker that dies (out of memory, a native fault) fails only the read it was running.
       slot.busy?.reject(new Error(why, { cause: failure }));
@@ -159,5 +187,6 @@ export class SqliteReadPool {
       }
       this.#dispatch();
     });
+    return slot;
   }
 }

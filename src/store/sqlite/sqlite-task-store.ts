@@ -24,7 +24,8 @@ export interface SqliteTaskStoreOptions {
   readonly busyTimeoutMs?: number;
   /**
    * Worker threads that run history reads (listTasks, listRefreshRecords, jobTasks), each with a read-only
-   * connection, so that no query ever blocks the event loop; they start as reads need them. Default:
+   * connection, so that no query ever blocks the event loop (one at start(), the others as reads need
+   * them). Default:
    * the machine's CPUs less one, at least 2, at most 4. 0 runs them on the caller's thread (always so for `:memory:`, whose data
    * no other connection can see).
    */
@@ -102,9 +103,21 @@ export class SqliteTaskStore implements TaskStore {
       throw e;
     }
     this.#db = db;
-    // Created after the migrations, so a reader always opens a complete database. Its workers start
-    // on the first reads; niced, so that a long read yields the CPU to the event loop.
-    if (this.#readers > 0) this.#pool = new SqliteReadPool({ path: this.#path, size: this.#readers, busyTimeoutMs: this.#busyTimeoutMs, niceness: 5 });
+    // Started after the migrations, so a reader always opens a complete database. One worker is
+    // ready when start() resolves, the others start as reads need them; all are niced, so that a
+    // long read yields the CPU to the event loop.
+    if (this.#readers > 0) {
+      const pool = new SqliteReadPool({ path: this.#path, size: this.#readers, busyTimeoutMs: this.#busyTimeoutMs, niceness: 5 });
+      try {
+        await pool.start();
+      } catch (e) {
+        await pool.close();
+        this.#db = null;
+        db.close();
+        throw e;
+      }
+      this.#pool = pool;
+    }
   }
 
   async close(): Promise<void> {
