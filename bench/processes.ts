@@ -31,7 +31,11 @@ interface Ready {
   readonly settledAtStartup?: number;
 }
 
-/** The control plane's event-loop delay since the last reset, ms (perf_hooks.monitorEventLoopDelay). */
+/**
+ * The control plane's event-loop delay since the last reset, ms: how late its 5 ms sampling timer
+ * fired. perf_hooks.monitorEventLoopDelay records the whole interval between two firings (an idle
+ * loop shows 5 ms), so the sampling interval is taken off.
+ */
 export interface LoopDelay {
   readonly samples: number;
   readonly p50Ms: number;
@@ -197,8 +201,9 @@ async function runChild(init: Init): Promise<Running> {
       // Sampled every 5 ms: a stall shows as one sample of its length.
       const h = monitorEventLoopDelay({ resolution: 5 });
       h.enable();
+      const late = (ns: number): number => Math.max(0, ns / 1e6 - 5);
       const loop = (reset: boolean): LoopDelay => {
-        const out = { samples: h.count, p50Ms: h.percentile(50) / 1e6, p99Ms: h.percentile(99) / 1e6, maxMs: h.max / 1e6 };
+        const out = { samples: h.count, p50Ms: late(h.percentile(50)), p99Ms: late(h.percentile(99)), maxMs: late(h.max) };
         if (reset) h.reset();
         return out;
       };

@@ -132,7 +132,7 @@ const plain = (status: number, body: unknown) => (status === 200 && !(body as { 
  * allows (EdgeOne 7 days, CDN and legacy the 30 days kept), its largest page, deep offsets, every
  * domain, fuzzy search (a 2-character needle is checked row by row), exact-URL and task filters.
  */
-function heavyQueries(port: number, now: number, seed: QuerySeed): Query[] {
+export function heavyQueries(port: number, now: number, seed: QuerySeed): Query[] {
   const week = { StartTime: formatIso(now - 7 * DAY), EndTime: formatIso(now) };
   const month = { StartTime: formatCdnTime(now - 30 * DAY, TZ), EndTime: formatCdnTime(now, TZ) };
   const legacyMonth = { startDate: formatCdnTime(now - 30 * DAY, TZ), endDate: formatCdnTime(now, TZ) };
@@ -204,7 +204,7 @@ function probeQueries(port: number): Query[] {
   ];
 }
 
-function config(dbPath: string, leaseMs: number): ConfigInput {
+export function queryBenchConfig(dbPath: string, leaseMs: number): ConfigInput {
   return {
     server: { listen: '127.0.0.1:0', timezone: TZ },
     store: { driver: 'sqlite', path: dbPath },
@@ -231,7 +231,7 @@ function config(dbPath: string, leaseMs: number): ConfigInput {
   };
 }
 
-class Client {
+export class Client {
   readonly #agent = new Agent({ keepAlive: true, maxSockets: 64 });
   readonly #port: number;
 
@@ -317,7 +317,7 @@ export async function runQueryLoadBench(o: QueryLoadOptions = {}): Promise<Query
   try {
     const seed = await seedQueryTenant(dbPath, Date.now());
     log(`seeded ${seed.jobs.toLocaleString('en')} jobs (${seed.tasks.toLocaleString('en')} tasks) over 30 days in ${seed.seconds.toFixed(1)} s`);
-    server = await BenchChild.start({ role: 'control-plane', config: config(dbPath, leaseMs) }, o.serverCpu);
+    server = await BenchChild.start({ role: 'control-plane', config: queryBenchConfig(dbPath, leaseMs) }, o.serverCpu);
     const domains = [...QUERY_TENANT.zones.flatMap((z) => z.hosts), PROBE_TENANT.host].map((host) => ({ host, origin: 'http://127.0.0.1:9' }));
     agents = await BenchChild.start({ role: 'agents', controlPlane: `http://127.0.0.1:${server.port}`, nodes: [NODE], domains }, o.loadCpu);
     const client = new Client(server.port);

@@ -113,7 +113,7 @@ if (selected('query')) {
   const rows: Row[] = [
     {
       figure: 'control-plane event-loop delay p50 / p99 / max',
-      measured: `${ms(r.loop.p50Ms)} / ${ms(r.loop.p99Ms)} / ${ms(r.loop.maxMs)} ms (${int(r.loop.samples)} samples, 5 ms resolution)`,
+      measured: `${ms(r.loop.p50Ms)} / ${ms(r.loop.p99Ms)} / ${ms(r.loop.maxMs)} ms (${int(r.loop.samples)} samples of a 5 ms timer, lateness)`,
       bar: 'p99 ≤ 20 ms, max ≤ 100 ms',
       verdict: verdict(r.loop.p99Ms <= 20 && r.loop.maxMs <= 100),
     },
