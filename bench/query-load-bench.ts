@@ -4,7 +4,7 @@
 // (another child) and a second tenant purges and queries. Measured: the control plane's event-loop
 // delay (inside its process), lease lapses, and every request's latency.
 import { Agent, request } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -72,6 +72,8 @@ export interface QueryLoadResult {
   readonly idleProbe: readonly QueryFigure[];
   readonly appliedSeq: number;
   readonly heavyRequests: number;
+  /** Size of the store's WAL file at the end, bytes: readers never let it grow without bound. */
+  readonly walBytes: number;
 }
 
 /** One HTTP exchange, timed; the body is parsed as JSON when it is. */
@@ -367,6 +369,12 @@ export async function runQueryLoadBench(o: QueryLoadOptions = {}): Promise<Query
     const loopDelay = (await server.loopDelay()) ?? noLoop;
     const leases = (await agents.leases()) ?? { lapses: Number.NaN, minHeadroomMs: Number.NaN, checks: 0 };
     const applied = await agents.applied();
+    let walBytes = Number.NaN;
+    try {
+      walBytes = statSync(`${dbPath}-wal`).size;
+    } catch {
+      // no WAL file: nothing pending
+    }
     client.close();
     return {
       seed,
@@ -382,6 +390,7 @@ export async function runQueryLoadBench(o: QueryLoadOptions = {}): Promise<Query
       probeP99Ms: probe.map((q) => probes.p99(q.name)),
       appliedSeq: applied[0] ?? 0,
       heavyRequests,
+      walBytes,
     };
   } finally {
     await agents?.stop();

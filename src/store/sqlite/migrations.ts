@@ -1,6 +1,6 @@
 // The SQLite schema as an ordered list of migrations, tracked by `PRAGMA user_version`.
 import type { DatabaseSync } from 'node:sqlite';
-import { insertJobRecords } from './sqlite-rows.ts';
+import { insertRefreshRecords } from './sqlite-rows.ts';
 
 export interface Migration {
   /** 1, 2, 3… in order; `PRAGMA user_version` holds the last one applied. */
@@ -164,7 +164,7 @@ function backfillRefreshRecords(db: DatabaseSync): void {
   const hosts = db.prepare('SELECT hosts FROM tasks WHERE job_id = ? ORDER BY id');
   for (const j of jobs.iterate() as Iterable<{ job_id: string; app_id: number; created_at: number; type: string }>) {
     const lists = (hosts.all(j.job_id) as Array<{ hosts: string }>).map((r) => JSON.parse(r.hosts) as string[]);
-    insertJobRecords(db, { jobId: j.job_id, appId: j.app_id, createdAt: j.created_at, type: j.type, taskCount: lists.length }, lists.flat());
+    insertRefreshRecords(db, { jobId: j.job_id, appId: j.app_id, createdAt: j.created_at, type: j.type, taskCount: lists.length }, lists.flat());
   }
 }
 

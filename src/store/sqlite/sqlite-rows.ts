@@ -56,12 +56,12 @@ function jobRecordId(jobId: string): number | null {
 }
 
 /**
- * Writes a job's legacy refresh-log records (refresh_records): one per distinct host of `hosts` (its tasks'
- * hosts in task order), in order of first appearance. The first one's id is the job id when that is
+ * Writes a URL or directory refresh job's legacy refresh-log records (refresh_records): one per
+ * distinct host of `hosts` (its tasks' hosts in task order), in order of first appearance. The first one's id is the job id when that is
  * a safe 16-digit number; every other id is drawn at random below 2^48 (so never a job id), again on
  * the rare clash with an existing one. The caller holds the write transaction.
  */
-export function insertJobRecords(
+export function insertRefreshRecords(
   db: DatabaseSync,
   job: { readonly jobId: string; readonly appId: number; readonly createdAt: number; readonly type: string; readonly taskCount: number },
   hosts: readonly string[],

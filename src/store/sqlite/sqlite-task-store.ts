@@ -3,15 +3,15 @@
 import { mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { JobRecord, Method, PurgeLogEntry, TaskRecord, TaskType } from '../../purge/types.ts';
 import { DuplicateJobIdError, QuotaExceededError, REFRESH_TYPES, type RefreshType } from '../task-store.ts';
 import type {
-  RefreshRecordQuery, RefreshRecord, NewJob, NodeProgress, QuotaCharge, TaskQuery, TaskStore, TaskUpdate,
+  NewJob, NodeProgress, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
 } from '../task-store.ts';
 import { migrate } from './migrations.ts';
 import { SqliteReadPool } from './sqlite-read-pool.ts';
-import { insertJobRecords, StatementCache, TASK_COLS, targetHash, toTask, type TaskRow } from './sqlite-rows.ts';
+import { insertRefreshRecords, StatementCache, TASK_COLS, targetHash, toTask, type TaskRow } from './sqlite-rows.ts';
 import { HOUR_MS, SqliteTaskReader } from './sqlite-task-reader.ts';
 
 export { ftsTerm, trigramsOf } from './sqlite-task-reader.ts';
@@ -23,11 +23,10 @@ export interface SqliteTaskStoreOptions {
   /** How long a write waits for another process's lock before failing (ms). Default 5000. */
   readonly busyTimeoutMs?: number;
   /**
-   * Worker threads that run history reads (listTasks, listRefreshRecords, jobTasks), each with a read-only
-   * connection, so that no query ever blocks the event loop (one at start(), the others as reads need
-   * them). Default:
-   * the machine's CPUs less one, at least 2, at most 4. 0 runs them on the caller's thread (always so for `:memory:`, whose data
-   * no other connection can see).
+   * Worker threads that run history reads (listTasks, listRefreshRecords, jobTasks), each with a
+   * read-only connection, so that no query ever blocks the event loop (one starts with start(), the
+   * others as reads need them). Default: the machine's CPUs less one, at least 2, at most 4. 0 runs
+   * the reads on the caller's thread (always so for `:memory:`, whose data no other connection sees).
    */
   readonly readers?: number;
 }
@@ -357,7 +356,7 @@ export class SqliteTaskStore implements TaskStore {
     return this.#db;
   }
 
-  #stmt(sql: string) {
+  #stmt(sql: string): StatementSync {
     return this.#stmts.get(sql);
   }
 
@@ -466,7 +465,7 @@ export class SqliteTaskStore implements TaskStore {
     }
     if (seq !== startSeq) this.#setMeta('last_seq', seq);
     if (isRefreshType(job.type)) {
-      insertJobRecords(this.#open(), { ...job, taskCount: out.length }, out.flatMap((t) => t.hosts), (sql) => this.#stmt(sql));
+      insertRefreshRecords(this.#open(), { ...job, taskCount: out.length }, out.flatMap((t) => t.hosts), (sql) => this.#stmt(sql));
     }
     const first = out[0];
     const last = out[out.length - 1];
