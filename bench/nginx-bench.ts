@@ -1,6 +1,6 @@
 // nginx driver benchmark (issue 8, PEERS §4.4 item 3): index build and purge apply cost against a
 // real nginx cache of 100,000 files. Needs /usr/sbin/nginx and libnginx-mod-http-cache-purge.
-// Run: `npx node bench/nginx-bench.ts [--files 100000]` (not part of `npm run bench` yet).
+// Part `nginx` of `npm run bench`; alone: `npx node bench/nginx-bench.ts [--files 100000]`.
 //
 // The cache is generated: real nginx-format files (cache-file.ts encodeCacheFile, the format checked
 // byte for byte against a file nginx wrote) written straight into proxy_cache_path with levels=1:2,

@@ -3,7 +3,7 @@
 // The parent talks to them over the fork IPC channel; this file is also the children's entry point.
 import { fork, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { startControlPlane, type RunningControlPlane } from '../src/cli/serve.ts';
 import { parseConfig } from '../src/config/load.ts';
 import type { ConfigInput } from '../src/config/schema.ts';
@@ -31,9 +31,32 @@ interface Ready {
   readonly settledAtStartup?: number;
 }
 
+/**
+ * The control plane's event-loop delay since the last reset, ms: how late its 5 ms sampling timer
+ * fired. perf_hooks.monitorEventLoopDelay records the whole interval between two firings (an idle
+ * loop shows 5 ms), so the sampling interval is taken off.
+ */
+export interface LoopDelay {
+  readonly samples: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+}
+
+/** Agents: lease watch since start (each node checked every 20 ms). */
+export interface LeaseWatch {
+  /** Times a node's lease was seen to run out after it had been fresh. */
+  readonly lapses: number;
+  /** Least time a node's lease had left when checked, ms (how close it came to lapsing). */
+  readonly minHeadroomMs: number;
+  readonly checks: number;
+}
+
 interface Reply {
   readonly ready?: Ready;
   readonly applied?: readonly number[];
+  readonly loop?: LoopDelay;
+  readonly leases?: LeaseWatch;
   readonly error?: string;
 }
 
@@ -69,6 +92,23 @@ export class BenchChild {
     return new Promise((resolve) => {
       this.process.once('message', (m: Reply) => resolve(m.applied ?? []));
       this.process.send({ ask: 'applied' });
+    });
+  }
+
+  /** Control plane: its event-loop delay since the last call with `reset` (then starts over). */
+  loopDelay(reset = false): Promise<LoopDelay | undefined> {
+    return this.#ask(reset ? 'loop-reset' : 'loop').then((m) => m.loop);
+  }
+
+  /** Agents: lease lapses and the least headroom seen since they started. */
+  leases(): Promise<LeaseWatch | undefined> {
+    return this.#ask('leases').then((m) => m.leases);
+  }
+
+  #ask(ask: string): Promise<Reply> {
+    return new Promise((resolve) => {
+      this.process.once('message', (m: Reply) => resolve(m));
+      this.process.send({ ask });
     });
   }
 
@@ -140,7 +180,14 @@ async function quietLoop(): Promise<void> {
   }
 }
 
-async function runChild(init: Init): Promise<Ready & { close: () => Promise<void>; applied?: () => number[] }> {
+interface Running extends Ready {
+  close(): Promise<void>;
+  applied?(): number[];
+  loop?(reset: boolean): LoopDelay;
+  leases?(): LeaseWatch;
+}
+
+async function runChild(init: Init): Promise<Running> {
   switch (init.role) {
     case 'control-plane': {
       const t0 = performance.now();
@@ -151,8 +198,17 @@ async function runChild(init: Init): Promise<Ready & { close: () => Promise<void
       const off = running.controlPlane.hub.onSettled((tasks) => (settled += tasks.length));
       await quietLoop();
       off();
+      // Sampled every 5 ms: a stall shows as one sample of its length.
+      const h = monitorEventLoopDelay({ resolution: 5 });
+      h.enable();
+      const late = (ns: number): number => Math.max(0, ns / 1e6 - 5);
+      const loop = (reset: boolean): LoopDelay => {
+        const out = { samples: h.count, p50Ms: late(h.percentile(50)), p99Ms: late(h.percentile(99)), maxMs: late(h.max) };
+        if (reset) h.reset();
+        return out;
+      };
       // Less the 300 ms the three on-time timers take at best.
-      return { port: running.port, startupMs: performance.now() - t0 - 300, settledAtStartup: settled, close: () => running.close() };
+      return { port: running.port, startupMs: performance.now() - t0 - 300, settledAtStartup: settled, loop, close: () => running.close() };
     }
     case 'agents': {
       // A real EdgeProxy per node (its cache applies the entries), not listening: only the purge path runs.
@@ -165,9 +221,23 @@ async function runChild(init: Init): Promise<Ready & { close: () => Promise<void
       for (const a of agents) a.start();
       // Every node has said hello and acked: the hub counts it (a node that never acked is fenced).
       await Promise.all(agents.map((a) => a.waitForAck(0)));
+      // From here on every node should hold a fresh lease at all times (DESIGN invariant 4).
+      const watch = { lapses: 0, minHeadroomMs: Number.POSITIVE_INFINITY, checks: 0 };
+      const fresh = proxies.map(() => true);
+      const watcher = setInterval(() => {
+        proxies.forEach((p, i) => {
+          const headroom = p.stats().leaseUntil - systemClock.now();
+          watch.checks++;
+          watch.minHeadroomMs = Math.min(watch.minHeadroomMs, headroom);
+          if (fresh[i] && headroom < 0) watch.lapses++;
+          fresh[i] = headroom >= 0;
+        });
+      }, 20);
       return {
         applied: () => proxies.map((p) => p.appliedSeq),
+        leases: () => ({ ...watch }),
         close: async () => {
+          clearInterval(watcher);
           await Promise.all(agents.map((a) => a.close()));
           await Promise.all(proxies.map((p) => p.close()));
         },
@@ -196,6 +266,8 @@ if (import.meta.main && process.send) {
       (running) => {
         process.on('message', (m: { ask?: string }) => {
           if (m.ask === 'applied') send({ applied: running.applied?.() ?? [] });
+          if (m.ask === 'loop' || m.ask === 'loop-reset') send({ loop: running.loop?.(m.ask === 'loop-reset') });
+          if (m.ask === 'leases') send({ leases: running.leases?.() });
           if (m.ask === 'stop') void running.close().finally(() => process.exit(0));
         });
         send({ ready: { port: running.port, startupMs: running.startupMs, settledAtStartup: running.settledAtStartup } });

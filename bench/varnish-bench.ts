@@ -5,7 +5,7 @@
 //          hit throughput before / right after / once the ban lurker is done (also with 1,000 bans), and
 //          the same purge through xkey keys per path segment (the alternative), with xkey's memory.
 //   hit    hit throughput with edgepurge.vcl vs a plain VCL (bar ≥ 0.95).
-// Not part of `npm run bench` yet. Run: npx node bench/varnish-bench.ts [--only hit,purge,prefix] [--objects N]
+// Part `varnish` of `npm run bench`; alone: npx node bench/varnish-bench.ts [--only hit,purge,prefix] [--objects N]
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';

@@ -37,6 +37,11 @@ export function parseCdnTime(v: string, tz: string, name: string, code: ErrorCod
   throw new ApiError(code, `${name} must be a time like 2018-08-08 00:00:00`);
 }
 
+/** Zone offsets by zone string: a history page formats thousands of times in one zone. */
+const offsetMs = new Map<string, number>();
+
 export function formatCdnTime(ms: number, tz: string): string {
-  return new Date(ms + offsetMinutes(tz) * 60_000).toISOString().slice(0, 19).replace('T', ' ');
+  let off = offsetMs.get(tz);
+  if (off === undefined) offsetMs.set(tz, (off = offsetMinutes(tz) * 60_000));
+  return new Date(ms + off).toISOString().slice(0, 19).replace('T', ' ');
 }

@@ -75,18 +75,50 @@ export interface TaskQuery {
   readonly limit: number;
 }
 
-export interface JobQuery {
+/** The job types the legacy refresh log shows (TENCENT-API §1.7 `type`: 0 URL, 1 directory). */
+export const REFRESH_TYPES = ['purge_url', 'purge_prefix'] as const satisfies readonly TaskType[];
+export type RefreshType = (typeof REFRESH_TYPES)[number];
+
+/**
+ * A query over the legacy refresh log's records (TENCENT-API §1.7): one record per URL or directory
+ * refresh job and host, that host's tasks of the job. Jobs of other types have no records. For every
+ * list filter: omitted = no filter, empty = matches nothing.
+ */
+export interface RefreshRecordQuery {
   readonly appId: number;
+  /** Inclusive bounds on the job's createdAt, ms. */
   readonly from?: number;
   readonly to?: number;
   readonly jobId?: string;
-  readonly types?: readonly TaskType[];
-  /** Jobs that have at least one task on this domain. */
+  readonly types?: readonly RefreshType[];
+  /** Only the records of this domain. */
   readonly host?: string;
-  /** Jobs that have at least one task with exactly this target. */
+  /** Only records holding a task with exactly this target. */
   readonly target?: string;
+  /** Newest job first, a job's hosts in submission order; offset/limit page over records. */
   readonly offset: number;
   readonly limit: number;
+  /**
+   * Caps the tasks a page reads and returns: the page ends before the first record whose job would take
+   * the tasks of the page's jobs past it (a job's tasks count once however many of its records the page
+   * holds), so it may hold fewer than `limit` records; it always holds at least one when any is left.
+   * `total` is unaffected. Omitted: no cap.
+   */
+  readonly maxTasks?: number;
+}
+
+/** One record of the legacy refresh log: a URL or directory refresh job's tasks on one host. */
+export interface RefreshRecord {
+  /**
+   * The record's public id, unique among all records and stable: the job id (a number below 2^53) for
+   * the job's first host, a random number below 10^15 (never a job id) for its other hosts. Never a
+   * row id, which would tell a tenant how much the other tenants purge.
+   */
+  readonly id: number;
+  readonly job: JobRecord;
+  readonly host: string;
+  /** The job's tasks that name this host, in submission order. */
+  readonly tasks: TaskRecord[];
 }
 
 export interface TaskUpdate {
@@ -118,13 +150,28 @@ export interface TaskStore {
    * Throws QuotaExceededError / DuplicateJobIdError and writes nothing.
    */
   createJob(job: NewJob, charge: QuotaCharge): Promise<{ tasks: TaskRecord[] }>;
+
+  // Reads. Each is scoped by app (DESIGN invariant 7) and its cost is bounded by an index range of that
+  // app (its rows in the query's time range at most), never by the size of the whole store; a backend
+  // whose statements block (node:sqlite) runs the history queries off the caller's event loop.
+
+  /** One job, or null when it does not exist or belongs to another app. Cost: one row. */
   getJob(appId: number, jobId: string): Promise<JobRecord | null>;
-  /** Tasks of one job in submission order. */
+  /** Tasks of one job in submission order. Cost: the job's tasks (at most one request's batch). */
   jobTasks(appId: number, jobId: string): Promise<TaskRecord[]>;
+  /**
+   * Tasks newest first, one page, and `total`: the exact number of matching tasks. Cost: the matching
+   * index entries of the app's time range (counted, and walked up to offset + limit), plus one row per
+   * candidate for text filters that the trigram index only narrows.
+   */
   listTasks(q: TaskQuery): Promise<{ total: number; tasks: TaskRecord[] }>;
-  /** Jobs newest first, each with its tasks (legacy logs are per job). */
-  listJobs(q: JobQuery): Promise<{ total: number; jobs: Array<{ job: JobRecord; tasks: TaskRecord[] }> }>;
-  /** Units used per quota type on `day`. */
+  /**
+   * Legacy refresh-log records (one per URL or directory refresh job and host) newest first, one page,
+   * and `total`: the exact number of matching records. Cost: as listTasks, over one index entry per record; the page's
+   * tasks are bounded by `maxTasks`.
+   */
+  listRefreshRecords(q: RefreshRecordQuery): Promise<{ total: number; records: RefreshRecord[] }>;
+  /** Units used per quota type on `day`. Cost: one row per quota type. */
   quotaUsage(appId: number, day: string): Promise<ReadonlyMap<TaskType, number>>;
 
   /** Log entries with seq > afterSeq, ascending, at most `limit`. */

@@ -6,9 +6,11 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
+import type { TaskType } from '../../src/purge/types.ts';
 import { openStore, STORE_DRIVERS } from '../../src/store/index.ts';
 import { LATEST_VERSION, migrate, MIGRATIONS } from '../../src/store/sqlite/migrations.ts';
 import { ftsTerm, SqliteTaskStore, trigramsOf } from '../../src/store/sqlite/sqlite-task-store.ts';
+import type { NewJob } from '../../src/store/task-store.ts';
 import { describeTaskStoreConformance } from './task-store-conformance.ts';
 
 function tempDir(t: TestContext): string {
@@ -169,6 +171,146 @@ describe('SqliteTaskStore specifics', () => {
       appId: 1, from: base + 10 * 3_600_000, to: base + 12 * 3_600_000, targetContains: 'file.js', offset: 0, limit: 10,
     });
     assert.deepEqual(r.tasks.map((x) => x.target), [12, 11, 10].map((h) => `https://h.example/hour-${h}/file.js`));
+  });
+});
+
+/** `n` one-URL refresh jobs a second apart on two hosts, bulk-loaded (no quota, no fsync per job). */
+function refreshJobs(n: number, base: number): NewJob[] {
+  return Array.from({ length: n }, (_, i) => ({
+    jobId: String(base + i * 1000).padEnd(16, '0'), appId: 1, zoneId: 'z', type: 'purge_url' as TaskType, method: 'invalidate' as const,
+    createdAt: base + i * 1000, secretId: 's', clientIp: '::1', source: 'v2' as const,
+    tasks: [{ target: `https://${i % 3 ? 'h' : 'i'}.example/f${i}.js`, hosts: [`${i % 3 ? 'h' : 'i'}.example`], status: 'success' as const, fanOut: false }],
+  }));
+}
+
+describe('SqliteTaskStore: history reads never stall the event loop (hardening: GetCdnRefreshLog froze the control plane 76 s)', () => {
+  it('regression: every listRefreshRecords shape is served by its index; counting and paging records read no row', async (t) => {
+    const store = new SqliteTaskStore({ path: ':memory:' });
+    t.after(() => store.close());
+    await store.start();
+    const base = Date.UTC(2026, 0, 1);
+    store.bulkLoadForBench(refreshJobs(10, base));
+    const month = { appId: 1, from: base - 30 * 86_400_000, to: base + 86_400_000, offset: 100_000, limit: 10_000 };
+    const cases: Array<[string, Parameters<SqliteTaskStore['explainListRefreshRecords']>[0], RegExp]> = [
+      ['30 days, deep page', month, /^SEARCH r USING COVERING INDEX refresh_records_app_time/],
+      ['30 days, one type', { ...month, types: ['purge_prefix'] }, /^SEARCH r USING COVERING INDEX refresh_records_app_time/],
+      ['host, deep page', { ...month, host: 'h.example' }, /^SEARCH r USING COVERING INDEX refresh_records_app_host/],
+      ['exact url', { ...month, target: 'https://h.example/f1.js' }, /^SEARCH t USING INDEX tasks_target/],
+      ['task id', { ...month, jobId: String(base).padEnd(16, '0') }, /^SEARCH r USING PRIMARY KEY \(job_id=\?\)/],
+    ];
+    for (const [name, query, expected] of cases) {
+      const plan = store.explainListRefreshRecords(query);
+      assert.ok(plan.some((d) => expected.test(d)), `${name}: ${plan.join(' | ')}`);
+      // No table scan; the walk of up to offset + limit entries sorts nothing (the index holds the order).
+      assert.deepEqual(plan.filter((d) => /^SCAN [a-z]+( |$)/.test(d) && !/^SCAN [km]$/.test(d)), [], `${name}: ${plan.join(' | ')}`);
+      // Sorting is left to the two paths whose matches are few (one job's hosts; one URL's refreshes).
+      if (!['exact url', 'task id'].includes(name)) assert.ok(!plan.some((d) => /TEMP B-TREE FOR (ORDER BY|DISTINCT)/.test(d)), `${name}: ${plan.join(' | ')}`);
+    }
+  });
+
+  it('regression: a deep GetCdnRefreshLog / listTasks page runs off the event loop, which keeps turning meanwhile', async (t) => {
+    const dir = tempDir(t);
+    const base = Date.UTC(2026, 0, 1);
+    const seed = new SqliteTaskStore({ path: join(dir, 'tasks.db'), readers: 0 });
+    await seed.start();
+    seed.bulkLoadForBench(refreshJobs(20_000, base));
+    await seed.close();
+    /** Event-loop turns (setImmediate round trips) while `read` is in flight. */
+    const turnsDuring = async (read: () => Promise<unknown>): Promise<number> => {
+      let turns = 0;
+      let done = false;
+      const spin = (): void => {
+        if (done) return;
+        turns++;
+        setImmediate(spin);
+      };
+      setImmediate(spin);
+      await read();
+      done = true;
+      return turns;
+    };
+    const deep = { appId: 1, from: base, to: base + 86_400_000, offset: 15_000, limit: 1000 };
+    for (const readers of [0, 1]) {
+      const store = new SqliteTaskStore({ path: join(dir, 'tasks.db'), readers });
+      t.after(() => store.close());
+      await store.start();
+      const records = () => store.listRefreshRecords({ ...deep, maxTasks: 2000 });
+      const tasks = () => store.listTasks({ ...deep, hosts: ['h.example', 'i.example'] });
+      assert.equal((await records()).records.length, 1000); // also starts the worker
+      const turns = [await turnsDuring(records), await turnsDuring(tasks)];
+      if (readers === 0) assert.deepEqual(turns, [0, 0], 'in-process, a read holds the loop until it returns (what this test tells apart)');
+      else assert.ok(turns.every((n) => n > 0), `the loop turned while the worker read: ${turns}`);
+    }
+  });
+
+  it('regression: one tenant\'s queued reads cannot hold every read worker or the queue; another tenant\'s read is next at the latest', async (t) => {
+    const path = join(tempDir(t), 'tasks.db');
+    const store = new SqliteTaskStore({ path, readers: 2 });
+    t.after(() => store.close());
+    await store.start();
+    const base = Date.UTC(2026, 0, 1);
+    store.bulkLoadForBench(refreshJobs(20_000, base));
+    store.bulkLoadForBench(refreshJobs(20_000, base).map((j) => ({ ...j, appId: 2, jobId: `b${j.jobId}` })));
+    const done: string[] = [];
+    const deep = (appId: number, name: string) =>
+      store.listTasks({ appId, hosts: ['h.example', 'i.example'], offset: 19_000, limit: 500 }).then(() => void done.push(name));
+    const heavy = [1, 2, 3, 4].map((i) => deep(1, `a${i}`));
+    const other = deep(2, 'b');
+    await Promise.all([...heavy, other]);
+    // App 1 holds one of the two workers at a time and apps take turns: app 2's read runs beside a1
+    // or right after it, never after a4 (FIFO over both workers: a1 a2 a3 a4 b).
+    assert.ok(done.indexOf('b') < done.indexOf('a3'), done.join(' '));
+  });
+
+  it('closing the store lets reads in flight finish, then refuses new ones', async (t) => {
+    const path = join(tempDir(t), 'tasks.db');
+    const store = new SqliteTaskStore({ path, readers: 2 });
+    await store.start();
+    store.bulkLoadForBench(refreshJobs(2_000, Date.UTC(2026, 0, 1)));
+    const a0 = store.listTasks({ appId: 1, offset: 1500, limit: 100 });
+    const b0 = store.listRefreshRecords({ appId: 1, offset: 10, limit: 10 });
+    await store.close();
+    const [a, b] = [await a0, await b0];
+    assert.equal(a.total, 2000);
+    assert.equal(b.records.length, 10);
+    await assert.rejects(store.listTasks({ appId: 1, offset: 0, limit: 1 }), /not started|closed/);
+  });
+
+  it('migration 2 gives the records of existing refresh jobs ids that are not row ids, and none to other jobs', async (t) => {
+    const db = new DatabaseSync(':memory:');
+    t.after(() => db.close());
+    migrate(db, MIGRATIONS.filter((m) => m.version === 1));
+    const job = db.prepare(
+      `INSERT INTO jobs (job_id, app_id, zone_id, type, method, created_at, secret_id, client_ip, source, task_count) VALUES (?, 1, 'z', ?, 'invalidate', 5, 's', '::1', 'v2', ?)`,
+    );
+    const task = db.prepare(
+      `INSERT INTO tasks (job_id, app_id, zone_id, type, method, target, target_hash, hosts, status, created_at, updated_at) VALUES (?, 1, 'z', ?, 'invalidate', ?, 0, ?, 'success', 5, 5)`,
+    );
+    const host = db.prepare(`INSERT INTO task_hosts (task_id, host, app_id, created_at, status, type, zone_id) VALUES (?, ?, 1, 5, 'success', ?, 'z')`);
+    const add = (jobId: string, type: TaskType, tasks: Array<[string, string[]]>) => {
+      job.run(jobId, type, tasks.length);
+      for (const [target, hosts] of tasks) {
+        const id = Number(task.run(jobId, type, target, JSON.stringify(hosts)).lastInsertRowid);
+        for (const h of hosts) host.run(id, h, type);
+      }
+    };
+    add('1767225600000123', 'purge_url', [['https://b.example/1', ['b.example']], ['https://a.example/2', ['a.example']], ['https://b.example/3', ['b.example']]]);
+    add('dirjob', 'purge_prefix', [['https://a.example/d/', ['a.example']]]);
+    add('alljob', 'purge_all', [['example', ['a.example', 'b.example']]]);
+    migrate(db);
+    const rows = db.prepare('SELECT job_id, host, ord, record_id, job_tasks FROM refresh_records ORDER BY job_id, ord').all() as Array<{
+      job_id: string; host: string; ord: number; record_id: number; job_tasks: number;
+    }>;
+    assert.deepEqual(rows.map((r) => [r.job_id, r.host, r.ord, r.job_tasks]), [
+      ['1767225600000123', 'b.example', 0, 3],
+      ['1767225600000123', 'a.example', 1, 3],
+      ['dirjob', 'a.example', 0, 1],
+    ]);
+    assert.equal(rows[0]!.record_id, 1767225600000123);
+    const taskIds = new Set((db.prepare('SELECT id FROM tasks').all() as Array<{ id: number }>).map((r) => r.id));
+    for (const r of rows.slice(1)) assert.ok(r.record_id > 0 && r.record_id < 2 ** 48, String(r.record_id));
+    assert.equal(new Set(rows.map((r) => r.record_id)).size, 3);
+    assert.ok(rows.every((r) => !taskIds.has(r.record_id)), 'no record id is a task row id');
   });
 });
 

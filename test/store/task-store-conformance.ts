@@ -470,7 +470,8 @@ export function describeTaskStoreConformance(name: string, makeStore: MakeStore)
       });
     });
 
-    describe('listJobs', () => {
+    describe('listRefreshRecords', () => {
+      /** Jobs one hour apart: j0 two hosts, j1 a prefix, j2 three URLs on one host, j3 a prefetch (no record). */
       async function seedJobs(store: TaskStore): Promise<string[]> {
         const ids: string[] = [];
         const specs: Array<[number, TaskType, string[]]> = [
@@ -487,39 +488,82 @@ export function describeTaskStoreConformance(name: string, makeStore: MakeStore)
         await create(store, job([task('https://www.alpha.com/a')], { appId: OTHER_APP }));
         return ids;
       }
+      const keys = (r: { records: ReadonlyArray<{ job: { jobId: string }; host: string }> }): string[] =>
+        r.records.map((x) => `${x.job.jobId}/${x.host}`);
 
-      it('lists jobs newest first, each with all its tasks in submission order', async (t) => {
+      it('lists one record per refresh job and host, newest job first, its hosts in order, each with that host\'s tasks', async (t) => {
         const store = await open(t);
-        const ids = await seedJobs(store);
-        const r = await store.listJobs({ appId: APP, offset: 0, limit: 10 });
-        assert.equal(r.total, 4);
-        assert.deepEqual(r.jobs.map((x) => x.job.jobId), [...ids].reverse());
-        const third = r.jobs[1]!;
-        assert.equal(third.job.taskCount, 3);
-        assert.deepEqual(targets(third.tasks), ['https://cdn.beta.net/c', 'https://cdn.beta.net/d', 'https://cdn.beta.net/e']);
-        const page = await store.listJobs({ appId: APP, offset: 1, limit: 2 });
+        const [j0, j1, j2] = await seedJobs(store);
+        const r = await store.listRefreshRecords({ appId: APP, offset: 0, limit: 10 });
+        assert.equal(r.total, 4, 'the prefetch job has no record');
+        assert.deepEqual(keys(r), [`${j2}/cdn.beta.net`, `${j1}/www.alpha.com`, `${j0}/www.alpha.com`, `${j0}/cdn.beta.net`]);
+        assert.deepEqual(targets(r.records[0]!.tasks), ['https://cdn.beta.net/c', 'https://cdn.beta.net/d', 'https://cdn.beta.net/e']);
+        assert.equal(r.records[0]!.job.taskCount, 3);
+        assert.equal(r.records[1]!.job.type, 'purge_prefix');
+        assert.deepEqual(targets(r.records[2]!.tasks), ['https://www.alpha.com/a']);
+        assert.deepEqual(targets(r.records[3]!.tasks), ['https://cdn.beta.net/b']);
+        const page = await store.listRefreshRecords({ appId: APP, offset: 1, limit: 2 });
         assert.equal(page.total, 4);
-        assert.deepEqual(page.jobs.map((x) => x.job.jobId), [ids[2], ids[1]]);
+        assert.deepEqual(keys(page), [`${j1}/www.alpha.com`, `${j0}/www.alpha.com`]);
+        assert.deepEqual(await store.listRefreshRecords({ appId: APP, offset: 4, limit: 2 }), { total: 4, records: [] });
+        assert.deepEqual(await store.listRefreshRecords({ appId: APP, offset: 0, limit: 0 }), { total: 4, records: [] });
       });
 
       it('filters by host, exact target, job id, time and types', async (t) => {
         const store = await open(t);
-        const ids = await seedJobs(store);
-        const list = async (over: object): Promise<string[]> =>
-          (await store.listJobs({ appId: APP, offset: 0, limit: 10, ...over })).jobs.map((x) => x.job.jobId);
-        assert.deepEqual(await list({ host: 'cdn.beta.net' }), [ids[2], ids[0]]);
-        const withHost = await store.listJobs({ appId: APP, offset: 0, limit: 10, host: 'cdn.beta.net' });
-        assert.equal(withHost.total, 2);
-        assert.equal(withHost.jobs[1]!.tasks.length, 2, 'all the tasks of a matching job');
-        assert.deepEqual(await list({ target: 'https://www.alpha.com/a' }), [ids[3], ids[0]]);
+        const [j0, j1, j2, j3] = await seedJobs(store);
+        const list = async (over: object): Promise<string[]> => keys(await store.listRefreshRecords({ appId: APP, offset: 0, limit: 10, ...over }));
+        assert.deepEqual(await list({ host: 'cdn.beta.net' }), [`${j2}/cdn.beta.net`, `${j0}/cdn.beta.net`]);
+        assert.equal((await store.listRefreshRecords({ appId: APP, offset: 0, limit: 10, host: 'cdn.beta.net' })).total, 2);
+        assert.deepEqual(await list({ target: 'https://www.alpha.com/a' }), [`${j0}/www.alpha.com`], 'the prefetch of the same URL has no record');
+        assert.equal((await store.listRefreshRecords({ appId: APP, offset: 0, limit: 10, target: 'https://www.alpha.com/a' })).total, 1);
         assert.deepEqual(await list({ target: 'https://www.alpha.com' }), []);
-        assert.deepEqual(await list({ jobId: ids[1] }), [ids[1]]);
-        assert.deepEqual(await list({ jobId: ids[1], appId: OTHER_APP }), []);
-        assert.deepEqual(await list({ from: T0 + HOUR, to: T0 + 2 * HOUR }), [ids[2], ids[1]]);
-        assert.deepEqual(await list({ types: ['purge_url'] }), [ids[2], ids[0]]);
-        assert.deepEqual(await list({ types: ['purge_url'], host: 'www.alpha.com' }), [ids[0]]);
-        assert.deepEqual(await list({ host: 'www.alpha.com', from: T0 + 2 * HOUR }), [ids[3]]);
+        assert.deepEqual(await list({ target: 'https://cdn.beta.net/b', host: 'www.alpha.com' }), []);
+        assert.deepEqual(await list({ target: 'https://cdn.beta.net/d', types: ['purge_url'] }), [`${j2}/cdn.beta.net`]);
+        assert.deepEqual(await list({ target: 'https://cdn.beta.net/d', types: ['purge_prefix'] }), []);
+        assert.deepEqual(await list({ jobId: j0 }), [`${j0}/www.alpha.com`, `${j0}/cdn.beta.net`]);
+        assert.deepEqual(await list({ jobId: j0, host: 'cdn.beta.net' }), [`${j0}/cdn.beta.net`]);
+        assert.deepEqual(await list({ jobId: j3 }), []);
+        assert.deepEqual(await list({ jobId: j1, appId: OTHER_APP }), []);
+        assert.deepEqual(await list({ from: T0 + HOUR, to: T0 + 2 * HOUR }), [`${j2}/cdn.beta.net`, `${j1}/www.alpha.com`]);
+        assert.deepEqual(await list({ types: ['purge_url'] }), [`${j2}/cdn.beta.net`, `${j0}/www.alpha.com`, `${j0}/cdn.beta.net`]);
+        assert.deepEqual(await list({ types: ['purge_prefix', 'purge_url'] }), await list({}));
+        assert.deepEqual(await list({ types: ['purge_url'], host: 'www.alpha.com' }), [`${j0}/www.alpha.com`]);
+        assert.deepEqual(await list({ host: 'www.alpha.com', from: T0 + HOUR }), [`${j1}/www.alpha.com`]);
+        assert.deepEqual(await list({ target: 'https://www.alpha.com/a', to: T0 - 1 }), []);
         assert.deepEqual(await list({ types: [] }), []);
+        assert.deepEqual(await list({ from: T0 + HOUR, to: T0 }), []);
+        assert.deepEqual(keys(await store.listRefreshRecords({ appId: OTHER_APP, offset: 0, limit: 10 })).length, 1);
+      });
+
+      it('gives every record a stable public id: the job id for its first host, never a row id', async (t) => {
+        const store = await open(t);
+        const numeric = job([task('https://www.alpha.com/1'), task('https://cdn.beta.net/2'), task('https://www.alpha.com/3')], { jobId: '1767225600000123' });
+        const made = await create(store, numeric);
+        const named = job([task('https://www.alpha.com/4')], { createdAt: T0 - HOUR });
+        await create(store, named);
+        const r = await store.listRefreshRecords({ appId: APP, offset: 0, limit: 10 });
+        const [first, second, third] = r.records;
+        assert.equal(first!.id, 1767225600000123, 'a job id shaped like newJobId\'s is its first record\'s id');
+        for (const rec of [second!, third!]) {
+          assert.ok(Number.isSafeInteger(rec.id) && rec.id > 0 && rec.id < 2 ** 48, `other records: a number below 2^48 (${rec.id})`);
+        }
+        assert.equal(new Set(r.records.map((x) => x.id)).size, 3, 'unique');
+        assert.ok(!made.some((x) => x.id === second!.id), 'not a task row id');
+        const again = await store.listRefreshRecords({ appId: APP, offset: 0, limit: 10 });
+        assert.deepEqual(again.records.map((x) => x.id), r.records.map((x) => x.id), 'stable');
+      });
+
+      it('ends a page before maxTasks would be passed, always returning one record; a job counts once', async (t) => {
+        const store = await open(t);
+        const [j0, j1, j2] = await seedJobs(store);
+        // j1 has 1 task, j2 has 3: from j1 on, j0's 2 would make 3.
+        assert.deepEqual(keys(await store.listRefreshRecords({ appId: APP, offset: 1, limit: 10, maxTasks: 2 })), [`${j1}/www.alpha.com`]);
+        const big = await store.listRefreshRecords({ appId: APP, offset: 0, limit: 10, maxTasks: 1 });
+        assert.deepEqual(keys(big), [`${j2}/cdn.beta.net`], 'the first record comes back even over the cap');
+        assert.equal(big.total, 4, 'the total is not capped');
+        // j0's two records share its two tasks.
+        assert.deepEqual(keys(await store.listRefreshRecords({ appId: APP, offset: 2, limit: 10, maxTasks: 2 })), [`${j0}/www.alpha.com`, `${j0}/cdn.beta.net`]);
       });
     });
 
@@ -632,7 +676,7 @@ export function describeTaskStoreConformance(name: string, makeStore: MakeStore)
         assert.deepEqual((await store.readLog(0, 10)).map((e) => e.seq), [3, 4]);
         assert.equal((await store.listTasks(q({ targetContains: '/old/' }))).total, 0);
         assert.equal((await store.listTasks(q({ hosts: ['a.example.com'] }))).total, 3);
-        assert.equal((await store.listJobs({ appId: APP, offset: 0, limit: 10 })).total, 2);
+        assert.equal((await store.listRefreshRecords({ appId: APP, offset: 0, limit: 10 })).total, 2);
         assert.equal(await store.prune(T0 + DAY), 0, 'idempotent');
       });
 

@@ -97,8 +97,8 @@ export async function snapshot(server: TestServer, appId: number, day?: string):
   const d = day ?? new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10);
   const usage = await server.store.quotaUsage(appId, d);
   const quota: Partial<Record<TaskType, number>> = Object.fromEntries(usage);
-  const { jobs } = await server.store.listJobs({ appId, offset: 0, limit: 10_000 });
-  return { quota, jobs: jobs.map((j) => j.job.jobId) };
+  const { tasks } = await server.store.listTasks({ appId, offset: 0, limit: 10_000 });
+  return { quota, jobs: [...new Set(tasks.map((t) => t.jobId))] };
 }
 
 /** Asserts a legacy refusal (§1.4): common `code`; with a module code, `(NNNN)` opens `message` and `codeDesc` is it. */

@@ -1,11 +1,14 @@
 // The SQLite schema as an ordered list of migrations, tracked by `PRAGMA user_version`.
 import type { DatabaseSync } from 'node:sqlite';
+import { insertRefreshRecords } from './sqlite-rows.ts';
 
 export interface Migration {
   /** 1, 2, 3… in order; `PRAGMA user_version` holds the last one applied. */
   readonly version: number;
   readonly name: string;
   readonly sql: string;
+  /** Runs after `sql`, in the same transaction: data changes that SQL alone cannot make safely. */
+  readonly run?: (db: DatabaseSync) => void;
 }
 
 /**
@@ -30,6 +33,15 @@ export interface Migration {
  *   with createdAt, so the bounds are kept per hour instead of assumed.
  * - `tasks_processing` is a partial index: only still-running tasks, in log order (timeouts scan).
  * - `quota_usage` is charged in the createJob transaction; `node_progress` holds each node's ack.
+ *
+ * v2 adds `refresh_records`, one row per URL or directory refresh job and host: the unit of the legacy
+ * refresh log (§1.7), so that counting and paging its records walks one index range and nothing else
+ * (the hardening issue: one GetCdnRefreshLog call walked every job's tasks and blocked the control
+ * plane 76 s). Other job types have no records: the log never shows them, and leaving them out keeps
+ * the type filter out of the walk. `ord` is the host's
+ * position in its job; `record_id` is the record's public id (see RefreshRecord.id); `job_tasks` the
+ * job's task count, so that a page is cut to its task budget before any job is read. Records that
+ * existed before v2 get ids the same way (the old ids were row ids, the leak v2 closes).
  */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -121,7 +133,40 @@ CREATE TABLE node_progress (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 2,
+    name: 'refresh_records: one row per refresh job and host (legacy refresh-log records)',
+    sql: `
+CREATE TABLE refresh_records (
+  job_id     TEXT NOT NULL,
+  host       TEXT NOT NULL,
+  ord        INTEGER NOT NULL,
+  record_id  INTEGER NOT NULL,
+  app_id     INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  type       TEXT NOT NULL,
+  job_tasks  INTEGER NOT NULL,
+  PRIMARY KEY (job_id, host)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX refresh_records_id ON refresh_records (record_id);
+-- Walked backwards these give the page order (newest job first, its hosts in order) with the filters
+-- inside the entry: neither counting nor paging reads a row.
+CREATE INDEX refresh_records_app_time ON refresh_records (app_id, created_at, job_id, ord DESC, type);
+CREATE INDEX refresh_records_app_host ON refresh_records (app_id, host, created_at, job_id, type);
+`,
+    run: backfillRefreshRecords,
+  },
 ];
+
+/** v2: the records of every job already stored, exactly as createJob now writes them. */
+function backfillRefreshRecords(db: DatabaseSync): void {
+  const jobs = db.prepare(`SELECT job_id, app_id, created_at, type FROM jobs WHERE type IN ('purge_url', 'purge_prefix') ORDER BY job_id`);
+  const hosts = db.prepare('SELECT hosts FROM tasks WHERE job_id = ? ORDER BY id');
+  for (const j of jobs.iterate() as Iterable<{ job_id: string; app_id: number; created_at: number; type: string }>) {
+    const lists = (hosts.all(j.job_id) as Array<{ hosts: string }>).map((r) => JSON.parse(r.hosts) as string[]);
+    insertRefreshRecords(db, { jobId: j.job_id, appId: j.app_id, createdAt: j.created_at, type: j.type, taskCount: lists.length }, lists.flat());
+  }
+}
 
 export const LATEST_VERSION: number = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);
 
@@ -151,6 +196,7 @@ export function migrate(db: DatabaseSync, migrations: readonly Migration[] = MIG
       if (m.version <= current) continue;
       try {
         db.exec(m.sql);
+        m.run?.(db);
       } catch (e) {
         throw new Error(`store migration ${m.version} (${m.name}) failed: ${(e as Error).message}`, { cause: e });
       }

@@ -1,53 +1,34 @@
 // The SQLite TaskStore (node:sqlite): durable jobs, tasks, the purge log, quotas and node progress.
-import { createHash } from 'node:crypto';
+// Writes run on the caller's thread (group commit); history reads run in worker threads.
 import { mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
-import type { SQLInputValue, StatementSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { JobRecord, Method, PurgeLogEntry, TaskRecord, TaskType } from '../../purge/types.ts';
+import { DuplicateJobIdError, QuotaExceededError, REFRESH_TYPES, type RefreshType } from '../task-store.ts';
 import type {
-  JobRecord, JobSource, Method, PurgeLogEntry, TaskRecord, TaskStatus, TaskType,
-} from '../../purge/types.ts';
-import { DuplicateJobIdError, QuotaExceededError } from '../task-store.ts';
-import type {
-  JobQuery, NewJob, NodeProgress, QuotaCharge, TaskQuery, TaskStore, TaskUpdate,
+  NewJob, NodeProgress, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
 } from '../task-store.ts';
 import { migrate } from './migrations.ts';
+import { SqliteReadPool } from './sqlite-read-pool.ts';
+import { insertRefreshRecords, StatementCache, TASK_COLS, targetHash, toTask, type TaskRow } from './sqlite-rows.ts';
+import { HOUR_MS, SqliteTaskReader } from './sqlite-task-reader.ts';
+
+export { ftsTerm, trigramsOf } from './sqlite-task-reader.ts';
+export { targetHash } from './sqlite-rows.ts';
 
 export interface SqliteTaskStoreOptions {
   /** Database file; its directory is created if missing. `:memory:` for a throwaway store. */
   readonly path: string;
   /** How long a write waits for another process's lock before failing (ms). Default 5000. */
   readonly busyTimeoutMs?: number;
-}
-
-interface JobRow {
-  job_id: string;
-  app_id: number;
-  zone_id: string;
-  type: string;
-  method: string;
-  created_at: number;
-  secret_id: string;
-  client_ip: string;
-  source: string;
-  task_count: number;
-}
-
-interface TaskRow {
-  id: number;
-  job_id: string;
-  app_id: number;
-  zone_id: string;
-  type: string;
-  method: string;
-  target: string;
-  hosts: string;
-  status: string;
-  fail_type: string | null;
-  fail_message: string | null;
-  created_at: number;
-  updated_at: number;
-  seq: number | null;
+  /**
+   * Worker threads that run history reads (listTasks, listRefreshRecords, jobTasks), each with a
+   * read-only connection, so that no query ever blocks the event loop (one starts with start(), the
+   * others as reads need them). Default: the machine's CPUs less one, at least 2, at most 4. 0 runs
+   * the reads on the caller's thread (always so for `:memory:`, whose data no other connection sees).
+   */
+  readonly readers?: number;
 }
 
 interface LogRow {
@@ -63,95 +44,13 @@ interface LogRow {
   created_at: number;
 }
 
-const TASK_COLS =
-  'id, job_id, app_id, zone_id, type, method, target, hosts, status, fail_type, fail_message, created_at, updated_at, seq';
-const taskCols = (alias: string): string =>
-  TASK_COLS.split(', ').map((c) => `${alias}.${c}`).join(', ');
-
-/** Statements are cached by SQL text; dynamic filter shapes are bounded, but cap the cache anyway. */
-const STATEMENT_CACHE_SIZE = 256;
-/** A needle's trigrams probed for rarity: all of them up to this many, else this many spread out. */
-const MAX_PROBED_TRIGRAMS = 32;
-/** Rarity probes stop counting here: a trigram this frequent in the range is "common". */
-const TRIGRAM_PROBE_CAP = 1_000;
-/** The rarest trigrams ANDed when one is rare. Common ones (`htt`, `com`, `/20`) cost more than they narrow. */
-const TRIGRAMS_PER_SEARCH = 3;
-/**
- * When every trigram is common only their conjunction is selective: this many, spread over the
- * needle. Measured at 1M tasks: 6 beat both fewer (more candidate rows to check) and all of them
- * (each extra list is stepped through for every candidate).
- */
-const TRIGRAMS_WHEN_COMMON = 6;
-const HOUR_MS = 3_600_000;
-/** Rowid bounds for task_fts. BigInt: FTS5 ignores a rowid bound bound as REAL, and node:sqlite binds numbers as REAL. */
-const NO_LOWER_ID = 0n;
-const NO_UPPER_ID = 9_223_372_036_854_775_807n;
 /** Prune works in transactions of about this many tasks so that writers are never held up long. */
 const PRUNE_BATCH_TASKS = 2_000;
 const PRUNE_BATCH_JOBS = 500;
 const DAY_MS = 86_400_000;
+const isRefreshType = (t: TaskType): t is RefreshType => (REFRESH_TYPES as readonly TaskType[]).includes(t);
 
-/** ASCII-only lower case, the same folding as SQLite's built-in lower(). */
-const asciiLower = (s: string): string => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
-
-/**
- * The distinct trigrams (of code points) of `s`, in order; at most `max`, spread over the string.
- * Empty when `s` has fewer than three characters, which the trigram index cannot serve.
- */
-export function trigramsOf(s: string, max = MAX_PROBED_TRIGRAMS): string[] {
-  const cps = Array.from(s);
-  const all: string[] = [];
-  for (let i = 0; i + 3 <= cps.length; i++) all.push(cps.slice(i, i + 3).join(''));
-  const unique = [...new Set(all)];
-  if (unique.length <= max) return unique;
-  return spread(unique, max);
-}
-
-/** `n` items of `list` evenly spaced, first and last included. */
-function spread<T>(list: readonly T[], n: number): T[] {
-  const out: T[] = [];
-  for (let k = 0; k < n; k++) {
-    const v = list[n === 1 ? 0 : Math.round((k * (list.length - 1)) / (n - 1))];
-    if (v !== undefined && !out.includes(v)) out.push(v);
-  }
-  return out;
-}
-
-/** 48 bits of SHA-256: the key of the exact-target index (rows are re-checked, collisions are harmless). */
-export const targetHash = (target: string): number => createHash('sha256').update(target).digest().readUIntBE(0, 6);
-
-/** One FTS5 term, quoted so that the needle's characters are never read as query syntax. */
-export const ftsTerm = (trigram: string): string => `"${trigram.replaceAll('"', '""')}"`;
-
-/** How the trigram index narrows a text filter: rows matching `match` with rowid in [lo, hi]. */
-interface FtsPlan {
-  readonly match: string;
-  readonly lo: bigint;
-  readonly hi: bigint;
-}
-
-const marks = (n: number): string => Array.from({ length: n }, () => '?').join(', ');
-
-/** One SELECT's FROM/WHERE over tasks, built for one access path. */
-interface Source {
-  from: string;
-  where: string[];
-  params: SQLInputValue[];
-  /** Row id and creation time of the matching task, as expressions over `from`. */
-  id: string;
-  ts: string;
-  /** A task can match once per host (several `hosts` asked for): count and page distinct ids. */
-  distinct: boolean;
-  /** Count and page in one pass (each candidate costs a row visit, so visit once). */
-  onePass: boolean;
-}
-
-/** A source reading tasks (alias `t`) through `from`, with the query's remaining filters added. */
-function taskSource(q: TaskQuery, from: string, where: string[], params: SQLInputValue[], onePass = false): Source {
-  const src: Source = { from, where, params, id: 't.id', ts: 't.created_at', distinct: false, onePass };
-  addTaskFilters(src, q);
-  return src;
-}
+const defaultReaders = (): number => Math.min(4, Math.max(2, availableParallelism() - 1));
 
 export class SqliteTaskStore implements TaskStore {
   /** createJob calls waiting for the next group commit. */
@@ -163,12 +62,18 @@ export class SqliteTaskStore implements TaskStore {
   }> = [];
   readonly #path: string;
   readonly #busyTimeoutMs: number;
+  readonly #readers: number;
   #db: DatabaseSync | null = null;
-  readonly #stmts = new Map<string, StatementSync>();
+  readonly #stmts = new StatementCache(() => this.#open());
+  /** Reads on the writer's connection: diagnostics, and every read when there is no pool. */
+  readonly #reader = new SqliteTaskReader(() => this.#open());
+  #pool: SqliteReadPool | null = null;
 
   constructor(options: SqliteTaskStoreOptions) {
     this.#path = options.path;
     this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    const inMemory = options.path === ':memory:' || options.path === '' || options.path.startsWith('file:');
+    this.#readers = inMemory ? 0 : Math.max(0, Math.trunc(options.readers ?? defaultReaders()));
   }
 
   async start(): Promise<void> {
@@ -197,6 +102,21 @@ export class SqliteTaskStore implements TaskStore {
       throw e;
     }
     this.#db = db;
+    // Started after the migrations, so a reader always opens a complete database. One worker is
+    // ready when start() resolves, the others start as reads need them; all are niced, so that a
+    // long read yields the CPU to the event loop.
+    if (this.#readers > 0) {
+      const pool = new SqliteReadPool({ path: this.#path, size: this.#readers, busyTimeoutMs: this.#busyTimeoutMs, niceness: 5 });
+      try {
+        await pool.start();
+      } catch (e) {
+        await pool.close();
+        this.#db = null;
+        db.close();
+        throw e;
+      }
+      this.#pool = pool;
+    }
   }
 
   async close(): Promise<void> {
@@ -204,8 +124,13 @@ export class SqliteTaskStore implements TaskStore {
     if (this.#db) this.#commitPendingJobs();
     const db = this.#db;
     if (!db) return;
+    // Readers first (their reads in flight finish): the writer's close may then checkpoint the WAL.
+    const pool = this.#pool;
+    this.#pool = null;
+    await pool?.close();
     this.#db = null;
     this.#stmts.clear();
+    this.#reader.clear();
     db.close();
   }
 
@@ -279,34 +204,20 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async getJob(appId: number, jobId: string): Promise<JobRecord | null> {
-    const row = this.#stmt('SELECT * FROM jobs WHERE job_id = ? AND app_id = ?').get(jobId, appId) as
-      | JobRow
-      | undefined;
-    return row ? toJob(row) : null;
+    // One row by primary key: cheaper here than a round trip to a worker.
+    return this.#reader.getJob(appId, jobId);
   }
 
   async jobTasks(appId: number, jobId: string): Promise<TaskRecord[]> {
-    return this.#jobTasks(appId, jobId);
+    return this.#pool ? this.#pool.run('jobTasks', appId, appId, jobId) : this.#reader.jobTasks(appId, jobId);
   }
 
   async listTasks(q: TaskQuery): Promise<{ total: number; tasks: TaskRecord[] }> {
-    const plan = this.#taskQueryPlan(q);
-    if (plan === null) return { total: 0, tasks: [] };
-    const { params, countSql, pageSql, onePass } = plan;
-    const count = (): number => Number((this.#stmt(countSql).get(...params) as { n: number }).n);
-    const limit = Math.max(0, Math.trunc(q.limit));
-    const offset = Math.max(0, Math.trunc(q.offset));
-    if (limit === 0) return { total: count(), tasks: [] };
-    if (onePass) {
-      const rows = this.#stmt(pageSql).all(...params, limit, offset) as unknown as Array<TaskRow & { total: number }>;
-      const first = rows[0];
-      if (first === undefined) return { total: offset === 0 ? 0 : count(), tasks: [] };
-      return { total: Number(first.total), tasks: rows.map(toTask) };
-    }
-    const total = count();
-    if (offset >= total) return { total, tasks: [] };
-    const rows = this.#stmt(pageSql).all(...params, limit, offset) as unknown as TaskRow[];
-    return { total, tasks: rows.map(toTask) };
+    return this.#pool ? this.#pool.run('listTasks', q.appId, q) : this.#reader.listTasks(q);
+  }
+
+  async listRefreshRecords(q: RefreshRecordQuery): Promise<{ total: number; records: RefreshRecord[] }> {
+    return this.#pool ? this.#pool.run('listRefreshRecords', q.appId, q) : this.#reader.listRefreshRecords(q);
   }
 
   /**
@@ -314,76 +225,12 @@ export class SqliteTaskStore implements TaskStore {
    * statements listTasks would run; [] when it would answer without a query.
    */
   explainListTasks(q: TaskQuery): string[] {
-    const plan = this.#taskQueryPlan(q);
-    if (plan === null) return [];
-    const explain = (sql: string, params: SQLInputValue[]): string[] =>
-      (this.#open().prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail);
-    return [
-      ...explain(plan.countSql, plan.params),
-      ...explain(plan.pageSql, [...plan.params, q.limit, q.offset]),
-    ];
+    return this.#reader.explainListTasks(q);
   }
 
-  /** The statements answering a task query; null when nothing can match. */
-  #taskQueryPlan(q: TaskQuery): { params: SQLInputValue[]; countSql: string; pageSql: string; onePass: boolean } | null {
-    if (isEmptyList(q.hosts) || isEmptyList(q.statuses) || isEmptyList(q.types)) return null;
-    if (q.from !== undefined && q.to !== undefined && q.from > q.to) return null;
-    const src = this.#taskSource(q);
-    if (src === null) return null;
-    const where = src.where.join(' AND ');
-    const countSql = `SELECT count(${src.distinct ? `DISTINCT ${src.id}` : '*'}) AS n FROM ${src.from} WHERE ${where}`;
-    const ids = `SELECT ${src.distinct ? 'DISTINCT ' : ''}${src.id} AS id, ${src.ts} AS ts FROM ${src.from} WHERE ${where}`;
-    // Index paths: the count stays inside one index; the page walks it newest first and stops.
-    // Paths that visit a row per candidate (text filters) count and page in one pass instead.
-    const pageSql = src.onePass
-      ? `SELECT ${taskCols('r')}, p.total AS total FROM (SELECT id, ts, count(*) OVER () AS total FROM (${ids})` +
-        ` ORDER BY ts DESC, id DESC LIMIT ? OFFSET ?) p CROSS JOIN tasks r ON r.id = p.id ORDER BY p.ts DESC, p.id DESC`
-      : `SELECT ${taskCols('r')} FROM (${ids} ORDER BY ts DESC, id DESC LIMIT ? OFFSET ?) p` +
-        ` CROSS JOIN tasks r ON r.id = p.id ORDER BY p.ts DESC, p.id DESC`;
-    return { params: src.params, countSql, pageSql, onePass: src.onePass };
-  }
-
-  async listJobs(q: JobQuery): Promise<{ total: number; jobs: Array<{ job: JobRecord; tasks: TaskRecord[] }> }> {
-    if (isEmptyList(q.types)) return { total: 0, jobs: [] };
-    if (q.from !== undefined && q.to !== undefined && q.from > q.to) return { total: 0, jobs: [] };
-    const where: string[] = [];
-    const params: SQLInputValue[] = [];
-    if (q.jobId !== undefined) {
-      where.push('j.job_id = ?', '+j.app_id = ?');
-      params.push(q.jobId, q.appId);
-    } else {
-      where.push('j.app_id = ?');
-      params.push(q.appId);
-    }
-    if (q.from !== undefined) (where.push('j.created_at >= ?'), params.push(q.from));
-    if (q.to !== undefined) (where.push('j.created_at <= ?'), params.push(q.to));
-    if (q.types) (where.push(`j.type IN (${marks(q.types.length)})`), params.push(...q.types));
-    if (q.host !== undefined) {
-      // Through the host index, bounded by the same time range (a job's tasks share its createdAt).
-      const sub = ['h.app_id = ?', 'h.host = ?'];
-      params.push(q.appId, q.host);
-      if (q.from !== undefined) (sub.push('h.created_at >= ?'), params.push(q.from));
-      if (q.to !== undefined) (sub.push('h.created_at <= ?'), params.push(q.to));
-      where.push(
-        `j.job_id IN (SELECT t.job_id FROM task_hosts h CROSS JOIN tasks t ON t.id = h.task_id WHERE ${sub.join(' AND ')})`,
-      );
-    }
-    if (q.target !== undefined) {
-      where.push('j.job_id IN (SELECT t.job_id FROM tasks t WHERE t.app_id = ? AND t.target_hash = ? AND t.target = ?)');
-      params.push(q.appId, targetHash(q.target), q.target);
-    }
-    const w = where.join(' AND ');
-    const total = Number((this.#stmt(`SELECT count(*) AS n FROM jobs j WHERE ${w}`).get(...params) as { n: number }).n);
-    const limit = Math.max(0, Math.trunc(q.limit));
-    const offset = Math.max(0, Math.trunc(q.offset));
-    if (limit === 0 || offset >= total) return { total, jobs: [] };
-    const rows = this.#stmt(
-      `SELECT j.* FROM jobs j WHERE ${w} ORDER BY j.created_at DESC, j.job_id DESC LIMIT ? OFFSET ?`,
-    ).all(...params, limit, offset) as unknown as JobRow[];
-    return {
-      total,
-      jobs: rows.map((r) => ({ job: toJob(r), tasks: this.#jobTasks(r.app_id, r.job_id) })),
-    };
+  /** Diagnostics and tests: as explainListTasks, for listRefreshRecords' count and record page. */
+  explainListRefreshRecords(q: RefreshRecordQuery): string[] {
+    return this.#reader.explainListRefreshRecords(q);
   }
 
   async quotaUsage(appId: number, day: string): Promise<ReadonlyMap<TaskType, number>> {
@@ -510,20 +357,7 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   #stmt(sql: string): StatementSync {
-    let s = this.#stmts.get(sql);
-    if (s) {
-      // Refresh recency (Map keeps insertion order).
-      this.#stmts.delete(sql);
-      this.#stmts.set(sql, s);
-      return s;
-    }
-    s = this.#open().prepare(sql);
-    this.#stmts.set(sql, s);
-    if (this.#stmts.size > STATEMENT_CACHE_SIZE) {
-      const oldest = this.#stmts.keys().next();
-      if (!oldest.done) this.#stmts.delete(oldest.value);
-    }
-    return s;
+    return this.#stmts.get(sql);
   }
 
   /** Runs `fn` in a BEGIN IMMEDIATE transaction (the write lock taken up front, no upgrade deadlock). */
@@ -630,6 +464,9 @@ export class SqliteTaskStore implements TaskStore {
       });
     }
     if (seq !== startSeq) this.#setMeta('last_seq', seq);
+    if (isRefreshType(job.type)) {
+      insertRefreshRecords(this.#open(), { ...job, taskCount: out.length }, out.flatMap((t) => t.hosts), (sql) => this.#stmt(sql));
+    }
     const first = out[0];
     const last = out[out.length - 1];
     if (first && last) {
@@ -639,14 +476,6 @@ export class SqliteTaskStore implements TaskStore {
       ).run(Math.floor(job.createdAt / HOUR_MS), first.id, last.id);
     }
     return out;
-  }
-
-  #jobTasks(appId: number, jobId: string): TaskRecord[] {
-    const rows = this.#stmt(`SELECT ${TASK_COLS} FROM tasks WHERE job_id = ? AND +app_id = ? ORDER BY id`).all(
-      jobId,
-      appId,
-    ) as unknown as TaskRow[];
-    return rows.map(toTask);
   }
 
   #firstSeq(): number {
@@ -682,6 +511,7 @@ export class SqliteTaskStore implements TaskStore {
       ).get(list) as { s: number | null };
       this.#stmt(`DELETE FROM task_fts WHERE rowid IN (${inJobs})`).run(list);
       this.#stmt(`DELETE FROM task_hosts WHERE task_id IN (${inJobs})`).run(list);
+      this.#stmt('DELETE FROM refresh_records WHERE job_id IN (SELECT value FROM json_each(?))').run(list);
       const removed = this.#stmt('DELETE FROM tasks WHERE job_id IN (SELECT value FROM json_each(?))').run(list);
       this.#stmt('DELETE FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))').run(list);
       if (maxSeq.s !== null && maxSeq.s > this.#meta('pruned_through_seq')) {
@@ -690,168 +520,4 @@ export class SqliteTaskStore implements TaskStore {
       return { jobs: ids.length, tasks: Number(removed.changes) };
     });
   }
-
-  /**
-   * Chooses the access path for a task query, most selective first: the job, the exact target,
-   * the trigram index (fuzzy target), the host index, then the app's time index. INDEXED BY and
-   * the `+` on other indexed columns pin the path: left to itself, SQLite likes to walk the time
-   * index to avoid sorting the page, which scans an app's whole history for a one-row answer.
-   */
-  #taskSource(q: TaskQuery): Source | null {
-    if (q.jobId !== undefined) {
-      return taskSource(q, 'tasks t INDEXED BY tasks_job', ['t.job_id = ?'], [q.jobId]);
-    }
-    if (q.target !== undefined) {
-      return taskSource(q, 'tasks t INDEXED BY tasks_target', ['t.app_id = ?', 't.target_hash = ?'], [q.appId, targetHash(q.target)]);
-    }
-    const plan = q.targetContains !== undefined ? this.#ftsPlan(q.targetContains, q.from, q.to) : null;
-    if (plan === 'no-match') return null;
-    if (plan !== null) {
-      return taskSource(q, 'task_fts CROSS JOIN tasks t ON t.id = task_fts.rowid', ['task_fts MATCH ?', 'task_fts.rowid >= ?', 'task_fts.rowid <= ?'], [plan.match, plan.lo, plan.hi], true);
-    }
-    // A fuzzy target under 3 characters has no trigram to look up: it is checked row by row within
-    // the app's time range (and hosts), which EdgeOne caps at 7 days (§4.2). Only such short
-    // needles scan; every other text filter above goes through an index.
-    if (q.hosts !== undefined) {
-      const hosts = q.hosts;
-      const src: Source = {
-        from: 'task_hosts h INDEXED BY task_hosts_lookup',
-        where: ['h.app_id = ?', hosts.length === 1 ? 'h.host = ?' : `h.host IN (${marks(hosts.length)})`],
-        params: [q.appId, ...hosts],
-        id: 'h.task_id',
-        ts: 'h.created_at',
-        distinct: hosts.length > 1,
-        onePass: false,
-      };
-      addColumnFilters(src, q, 'h.');
-      if (q.targetContains !== undefined) {
-        // Only then is the task row needed; the count otherwise stays inside the host index.
-        src.from += ' CROSS JOIN tasks t ON t.id = h.task_id';
-        src.onePass = true;
-        addTextFilters(src, q);
-      }
-      return src;
-    }
-    const src: Source = {
-      from: 'tasks t INDEXED BY tasks_app_time',
-      where: ['t.app_id = ?'],
-      params: [q.appId],
-      id: 't.id',
-      ts: 't.created_at',
-      distinct: false,
-      onePass: false,
-    };
-    addColumnFilters(src, q, 't.');
-    src.onePass = q.targetContains !== undefined;
-    addTextFilters(src, q);
-    return src;
-  }
-
-  /**
-   * Plans a text filter on the trigram index: null when `text` is under 3 characters, 'no-match'
-   * when no task of the time range can match. Only the rarest few of the needle's trigrams are
-   * ANDed, found by cheap capped counts inside the range; the row check that follows keeps the
-   * result exact whatever trigrams are chosen.
-   */
-  #ftsPlan(text: string, from: number | undefined, to: number | undefined): FtsPlan | 'no-match' | null {
-    const tris = trigramsOf(text);
-    if (tris.length === 0) return null;
-    const bounds = this.#idBounds(from, to);
-    if (bounds === null) return 'no-match';
-    const probe = this.#stmt(
-      'SELECT count(*) AS n FROM (SELECT rowid FROM task_fts WHERE task_fts MATCH ? AND rowid >= ? AND rowid <= ? LIMIT ?)',
-    );
-    const counted = tris.map((t) => ({ t, n: Number((probe.get(ftsTerm(t), bounds.lo, bounds.hi, TRIGRAM_PROBE_CAP) as { n: number }).n) }));
-    if (counted.some((c) => c.n === 0)) return 'no-match';
-    const sorted = [...counted].sort((a, b) => a.n - b.n);
-    const rarest = sorted[0];
-    // A rare trigram bounds the candidates by itself (a few more make it tighter, cheaply). When every
-    // trigram is common ("download/2026/01/"), only their conjunction is selective.
-    const chosen =
-      rarest !== undefined && rarest.n < TRIGRAM_PROBE_CAP
-        ? sorted.slice(0, TRIGRAMS_PER_SEARCH).map((c) => c.t)
-        : spread(tris, TRIGRAMS_WHEN_COMMON);
-    return { match: chosen.map(ftsTerm).join(' AND '), ...bounds };
-  }
-
-  /** Task-id bounds of the tasks created in [from, to] (null: none), from the per-hour ranges. */
-  #idBounds(from: number | undefined, to: number | undefined): { lo: bigint; hi: bigint } | null {
-    if (from === undefined && to === undefined) return { lo: NO_LOWER_ID, hi: NO_UPPER_ID };
-    const row = this.#stmt('SELECT min(min_id) AS lo, max(max_id) AS hi FROM task_id_ranges WHERE hour >= ? AND hour <= ?').get(
-      from === undefined ? Number.MIN_SAFE_INTEGER : Math.floor(from / HOUR_MS),
-      to === undefined ? Number.MAX_SAFE_INTEGER : Math.floor(to / HOUR_MS),
-    ) as { lo: number | null; hi: number | null };
-    if (row.lo === null || row.hi === null) return null;
-    return { lo: BigInt(row.lo), hi: BigInt(row.hi) };
-  }
-}
-
-/** Filters on the task row `t` for paths driven by something other than the app's indexes. */
-function addTaskFilters(src: Source, q: TaskQuery): void {
-  src.where.push('+t.app_id = ?');
-  src.params.push(q.appId);
-  addColumnFilters(src, q, '+t.');
-  if (q.hosts !== undefined) {
-    src.where.push(`EXISTS (SELECT 1 FROM task_hosts x WHERE x.task_id = t.id AND x.host IN (${marks(q.hosts.length)}))`);
-    src.params.push(...q.hosts);
-  }
-  addTextFilters(src, q);
-}
-
-/**
- * Time, status, type and zone filters on the columns behind `col` (`h.` task_hosts, `t.` tasks;
- * `+t.` keeps SQLite from choosing an index on them when another one already drives the query).
- */
-function addColumnFilters(src: Source, q: TaskQuery, col: 'h.' | 't.' | '+t.'): void {
-  if (q.from !== undefined) (src.where.push(`${col}created_at >= ?`), src.params.push(q.from));
-  if (q.to !== undefined) (src.where.push(`${col}created_at <= ?`), src.params.push(q.to));
-  if (q.statuses) (src.where.push(`${col}status IN (${marks(q.statuses.length)})`), src.params.push(...q.statuses));
-  if (q.types) (src.where.push(`${col}type IN (${marks(q.types.length)})`), src.params.push(...q.types));
-  if (q.zoneId !== undefined) (src.where.push(`${col}zone_id = ?`), src.params.push(q.zoneId));
-}
-
-/** Exact and substring target checks on the row (the hash and trigram indexes only narrow). */
-function addTextFilters(src: Source, q: TaskQuery): void {
-  if (q.target !== undefined) (src.where.push('t.target = ?'), src.params.push(q.target));
-  if (q.targetContains !== undefined) {
-    // Substring match, ASCII case-insensitive (the trigram index folds case too).
-    src.where.push('instr(lower(t.target), ?) > 0');
-    src.params.push(asciiLower(q.targetContains));
-  }
-}
-
-const isEmptyList = (l: readonly unknown[] | undefined): boolean => l !== undefined && l.length === 0;
-
-function toJob(r: JobRow): JobRecord {
-  return {
-    jobId: r.job_id,
-    appId: r.app_id,
-    zoneId: r.zone_id,
-    type: r.type as TaskType,
-    method: r.method as Method,
-    createdAt: r.created_at,
-    secretId: r.secret_id,
-    clientIp: r.client_ip,
-    source: r.source as JobSource,
-    taskCount: r.task_count,
-  };
-}
-
-function toTask(r: TaskRow): TaskRecord {
-  return {
-    id: r.id,
-    jobId: r.job_id,
-    appId: r.app_id,
-    zoneId: r.zone_id,
-    type: r.type as TaskType,
-    method: r.method as Method,
-    target: r.target,
-    hosts: JSON.parse(r.hosts) as string[],
-    status: r.status as TaskStatus,
-    failType: r.fail_type,
-    failMessage: r.fail_message,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    seq: r.seq,
-  };
 }
