@@ -61,6 +61,7 @@ test('regression: 2,000 silent or trickling sockets from one address leave the c
       // counted as a failure
     }
   }
+  t.diagnostic(`control plane: ${ok} of ${n} calls succeeded during the attack; refused ${JSON.stringify(s.controlPlane.connections.refused)}`);
   assert.ok(ok / n >= 0.99, `only ${ok} of ${n} calls succeeded during the attack`);
   assert.ok(s.controlPlane.connections.refused.perAddress > 0, `refused ${JSON.stringify(s.controlPlane.connections.refused)}`);
   // Silent sockets go after the first-byte deadline (trickling ones after headersTimeout, 10 s).
@@ -94,6 +95,7 @@ test('regression: 2,000 silent or trickling sockets from one address leave the e
       // counted as a failure
     }
   }
+  t.diagnostic(`edge: ${ok} of ${n} requests succeeded during the attack; refused ${proxy.stats().refusedConnections}`);
   assert.ok(ok / n >= 0.99, `only ${ok} of ${n} requests succeeded during the attack`);
   assert.ok(proxy.stats().refusedConnections > 0);
   assert.ok(proxy.stats().connections <= LIMITS.perAddress + 1);
