@@ -1,18 +1,8 @@
 // How drivers read purge-log targets: the same canonical host and path+query the built-in edge keys
-// objects by (src/edge/cache-key.ts), restated here because drivers import only src/shared.
+// objects by (src/edge/cache-key.ts); the host rule itself is shared (src/shared/host-port.ts).
+import { canonicalHost } from '../shared/host-port.ts';
 
-/** Lower case, without port or trailing dot: `Example.COM:8080` and `example.com.` name one host. */
-export function canonicalHost(host: string): string {
-  let h = host.trim().toLowerCase();
-  if (h.startsWith('[')) {
-    const end = h.indexOf(']');
-    h = end >= 0 ? h.slice(0, end + 1) : h;
-  } else {
-    const colon = h.lastIndexOf(':');
-    if (colon >= 0) h = h.slice(0, colon);
-  }
-  return h.endsWith('.') ? h.slice(0, -1) : h;
-}
+export { canonicalHost };
 
 /** A URL target split into canonical host and WHATWG-normalised path + query; undefined when not a URL. */
 export function parseTargetUrl(target: string): { readonly host: string; readonly path: string } | undefined {
