@@ -257,9 +257,14 @@ export class EdgeAgent {
       this.#results = [...results, ...this.#results];
       throw e;
     }
-    if (reply.ignored?.length) {
-      // Not retried: the control plane will not take them later either (see AckResponse.ignored).
-      this.#o.logger.warn('control plane ignored prefetch results', { node: this.#o.nodeId, ignored: reply.ignored.slice(0, 10), count: reply.ignored.length });
+    // Not retried: the control plane will not take them later either (see AckResponse.ignored). A
+    // `duplicate` is what a retried ack whose first answer was lost looks like; `unexpected` is not normal.
+    const unexpected = reply.ignored?.filter((i) => i.reason !== 'duplicate') ?? [];
+    if (unexpected.length) {
+      this.#o.logger.warn('control plane ignored prefetch results', { node: this.#o.nodeId, ignored: unexpected.slice(0, 10), count: unexpected.length });
+    }
+    if (reply.ignored && reply.ignored.length > unexpected.length) {
+      this.#o.logger.debug('prefetch results already recorded (a retried ack)', { node: this.#o.nodeId, count: reply.ignored.length - unexpected.length });
     }
     this.#lastAckAt = sentAt;
     this.#leaseMs = reply.leaseMs;
