@@ -12,6 +12,7 @@ import type { ConfigInput } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/shared/logger.ts';
 import { ACME, baseConfig, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
 import { teoClient } from '../helpers/sdk.ts';
+import { until } from '../e2e/helpers.ts';
 import { nginxMissing, startNginxHarness, type NginxHarness } from './nginx-harness.ts';
 
 const missing = nginxMissing();
@@ -57,15 +58,6 @@ async function setup(t: TestContext): Promise<Setup> {
   };
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test('nginx: a prefix purge through the SDK is applied by the agent, then success; objects outside it stay HIT', { skip }, async (t) => {
   const s = await setup(t);

@@ -13,6 +13,7 @@ import type { ConfigInput } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/shared/logger.ts';
 import { ACME, baseConfig, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
 import { teoClient } from '../helpers/sdk.ts';
+import { until } from '../e2e/helpers.ts';
 import { startConformanceOrigin, type ConformanceOrigin } from './driver-conformance.ts';
 import { operatorVcl, TEST_VARNISHD_ARGS } from './varnish-harness.ts';
 import { startVarnishd, varnishdMissing, type Varnishd } from './varnishd.ts';
@@ -81,15 +82,6 @@ async function setup(t: TestContext): Promise<Setup> {
   return s;
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function taskStatus(s: Setup, jobId: string): Promise<string> {
   const teo = teoClient(s.server.endpoint, ACME.secretId, ACME.secretKey);
