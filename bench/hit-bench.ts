@@ -74,7 +74,8 @@ async function startOrigin(bytes: number): Promise<{ port: number; requests: () 
   };
 }
 
-async function freePort(): Promise<number> {
+/** A port free right now. */
+export async function freePort(): Promise<number> {
   const s = createNetServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
   const port = (s.address() as { port: number }).port;

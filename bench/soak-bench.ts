@@ -9,7 +9,6 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -18,6 +17,8 @@ import type { ConfigInput } from '../src/config/schema.ts';
 import { hmacSign, hmacStringToSign } from '../src/protocols/hmac-signature.ts';
 import { signTc3Request } from '../src/protocols/tc3/tc3-signature.ts';
 import { prng, quantile } from './stats.ts';
+// (The config refuses two `:0` listen addresses, so each process gets a free port of its own.)
+import { freePort } from './hit-bench.ts';
 
 const CLI = join(import.meta.dirname, '../src/cli/main.ts');
 const PROBE = join(import.meta.dirname, 'soak-heap-probe.ts');
@@ -197,14 +198,6 @@ async function stop(p: Proc): Promise<void> {
   clearTimeout(kill);
 }
 
-/** A port free right now (the config refuses two `:0` listen addresses, so each process gets its own). */
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function soakConfig(dir: string, originPort: number): Promise<ConfigInput> {
   const origin = `http://127.0.0.1:${originPort}`;

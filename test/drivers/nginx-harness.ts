@@ -1,6 +1,7 @@
 // A real nginx (Debian's, with ngx_cache_purge) in a temp prefix, proxying and caching a recording
 // origin on port 0, with the shipped snippet included and an NginxDriver started against it. Shaped
 // like the driver-conformance harness: { driver, get, origin, restartCache, close }.
+import { freePort } from '../e2e/helpers.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
@@ -123,13 +124,6 @@ export async function startRecordingOrigin(): Promise<RecordingOrigin> {
   };
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 export interface NginxProcess {
   readonly prefix: string;
