@@ -206,21 +206,26 @@ function probeQueries(port: number): Query[] {
   ];
 }
 
+/** The seeded tenant's account (bench/query-seed.ts), as the heavy queries sign for it. */
+export function heavyAccount(): NonNullable<ConfigInput['accounts']>[number] {
+  return {
+    appId: QUERY_TENANT.appId,
+    name: 'heavy',
+    credentials: [HEAVY],
+    // Default quotas (the seeded history stays within them); no rate limit, so that nothing but the
+    // queries' own cost limits how hard this tenant pushes.
+    rateLimit: false,
+    zones: QUERY_TENANT.zones.map((z) => ({ zoneId: z.zoneId, name: z.name, domains: z.hosts.map((host) => ({ host, origin: 'http://127.0.0.1:9' })) })),
+  };
+}
+
 export function queryBenchConfig(dbPath: string, leaseMs: number): ConfigInput {
   return {
     server: { listen: '127.0.0.1:0', timezone: TZ },
     store: { driver: 'sqlite', path: dbPath },
     fanout: { leaseMs },
     accounts: [
-      {
-        appId: QUERY_TENANT.appId,
-        name: 'heavy',
-        credentials: [HEAVY],
-        // Default quotas (the seeded history stays within them); no rate limit, so that nothing but the
-        // queries' own cost limits how hard this tenant pushes.
-        rateLimit: false,
-        zones: QUERY_TENANT.zones.map((z) => ({ zoneId: z.zoneId, name: z.name, domains: z.hosts.map((host) => ({ host, origin: 'http://127.0.0.1:9' })) })),
-      },
+      heavyAccount(),
       {
         appId: PROBE_TENANT.appId,
         name: 'probe',

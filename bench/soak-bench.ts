@@ -16,6 +16,8 @@ import { stringify } from 'yaml';
 import type { ConfigInput } from '../src/config/schema.ts';
 import { hmacSign, hmacStringToSign } from '../src/protocols/hmac-signature.ts';
 import { signTc3Request } from '../src/protocols/tc3/tc3-signature.ts';
+import { Client, heavyAccount, heavyQueries } from './query-load-bench.ts';
+import { seedQueryTenant, type QuerySeed } from './query-seed.ts';
 import { prng, quantile } from './stats.ts';
 // (The config refuses two `:0` listen addresses, so each process gets a free port of its own.)
 import { freePort } from './hit-bench.ts';
@@ -215,6 +217,8 @@ async function soakConfig(dir: string, originPort: number): Promise<ConfigInput>
         quotas: { purge_url: lots, purge_prefix: lots, purge_host: lots, purge_all: lots, purge_cache_tag: lots, prefetch_url: lots },
         zones: ZONES.map((z) => ({ zoneId: z.zoneId, name: z.name, domains: z.hosts.map((host) => ({ host, origin })) })),
       },
+      // The tenant whose month of history is seeded before the start (see runSoakBench).
+      heavyAccount(),
     ],
     nodes: await Promise.all(NODES.map(async (n) => ({ id: n.id, token: n.token, listen: `127.0.0.1:${await freePort()}`, ...(n.hosts ? { hosts: [...n.hosts] } : {}) }))),
   };
@@ -227,6 +231,12 @@ export async function runSoakBench(o: SoakOptions): Promise<SoakResult> {
     const probe = (name: string) => join(dir, `${name}.probe.jsonl`);
     const origin = await forkRole<{ port: number }>('origin', { role: 'origin' }, probe('origin'));
     procs.push(origin);
+    // A control plane that has run for a while holds a history larger than its SQLite page caches
+    // (64 MiB for the writer, 32 MiB per read worker: bounded, but they fill as pages are first read),
+    // and the caches are full. Starting from an empty store would measure the caches filling, not a
+    // leak: seed a month of history and prime the caches during the warm-up (see primeCaches).
+    const seed = await seedQueryTenant(join(dir, 'soak.db'), Date.now());
+    o.log(`  seeded ${seed.jobs.toLocaleString('en')} jobs (${seed.tasks.toLocaleString('en')} tasks) in ${seed.seconds.toFixed(0)} s; store ${fmtMb(fileBytes(join(dir, 'soak.db')))} MB`);
     const configPath = join(dir, 'edgepurge.yaml');
     writeFileSync(configPath, stringify(await soakConfig(dir, origin.first.port)));
     const cp = await startCli('control-plane', ['serve', '--config', configPath], /control plane on http:\/\/[^\s:]+:(\d+)/, probe('control-plane'));
@@ -238,6 +248,7 @@ export async function runSoakBench(o: SoakOptions): Promise<SoakResult> {
       edges.push({ port: e.port, hosts: n.hosts ?? ZONES.flatMap((z) => z.hosts) });
     }
     const durationMs = o.minutes * 60_000;
+    const priming = primeCaches(cp.port, seed, o.warmupMinutes * 60_000);
     const load = await forkRole<{ started: true }>('load', { role: 'load', spec: { cpPort: cp.port, edges, rps: o.rps } satisfies LoadGenSpec }, probe('load'));
     procs.push(load);
     const loadStats = new Promise<LoadStats>((resolve) => load.child.on('message', (m: { stats?: LoadStats }) => m.stats && resolve(m.stats)));
@@ -262,6 +273,8 @@ export async function runSoakBench(o: SoakOptions): Promise<SoakResult> {
       if (t * 1000 >= durationMs) break;
       await new Promise((r) => setTimeout(r, Math.min(o.sampleMs, durationMs - t * 1000 + 1)));
     }
+    const primed = await priming;
+    o.log(`  caches primed during the warm-up: ${primed.queries} history queries (${primed.failed} failed)`);
     const breakdown = measured.map((m) => ({ name: m.name, ...rssBreakdown(m.pid) }));
     load.child.send({ stop: true });
     const stats = await loadStats;
@@ -282,6 +295,28 @@ export async function runSoakBench(o: SoakOptions): Promise<SoakResult> {
     for (const p of procs.reverse()) await stop(p);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * During the warm-up only: the heaviest history queries of every action over the seeded month, one at a
+ * time, so that every read worker's page cache and the writer's (job and log reads) reach their bound.
+ */
+async function primeCaches(port: number, seed: QuerySeed, forMs: number): Promise<{ queries: number; failed: number }> {
+  const client = new Client(port);
+  const queries = heavyQueries(port, Date.now(), seed);
+  const until = performance.now() + forMs;
+  let n = 0;
+  let failed = 0;
+  try {
+    while (performance.now() < until) {
+      const q = queries[n++ % queries.length]!;
+      const r = await client.send(q.call());
+      if (q.check(r.status, r.body).error !== undefined) failed++;
+    }
+  } finally {
+    client.close();
+  }
+  return { queries: n, failed };
 }
 
 const fmtMb = (b: number): string => (Number.isFinite(b) ? (b / MB).toFixed(0) : '—');

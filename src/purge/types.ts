@@ -34,7 +34,7 @@ export interface JobRecord {
 }
 
 export interface TaskRecord {
-  /** Store row id; the legacy log's `id`. */
+  /** Store row id: internal, never shown to a tenant (legacy log ids are RefreshRecord.id and pushLogId). */
   readonly id: number;
   readonly jobId: string;
   readonly appId: number;

@@ -90,6 +90,13 @@ describe('qcloudapi-sdk against the legacy endpoint', () => {
         assert.ok(urls.includes(String(l.url)));
         assert.equal(l.host, new URL(String(l.url)).hostname);
       }
+      // log_id is no row id (which would tell a tenant how much the others purge): distinct, stable
+      // across calls, and not a small counter (a hash below 2^20 has odds of 2^-33).
+      const ids = (byTask.data!.logs as Array<{ log_id: number }>).map((l) => l.log_id);
+      assert.equal(new Set(ids).size, 2);
+      assert.ok(ids.every((id) => Number.isSafeInteger(id) && id >= 2 ** 20), String(ids));
+      const again = await capi(server, ACME, { Action: 'GetPushLogs', taskId }, o);
+      assert.deepEqual((again.data!.logs as Array<{ log_id: number }>).map((l) => l.log_id), ids);
       const filtered = await capi(server, ACME, { Action: 'GetPushLogs', ...WIDE, hosts: [ACME.host2], status: ['done'], keyword: 'p2' }, o);
       assert.equal(filtered.code, 0, JSON.stringify(filtered));
       assert.deepEqual((filtered.data!.logs as Array<{ url: string }>).map((l) => l.url), [urls[1]]);

@@ -1,4 +1,5 @@
 // Legacy GetPushLogs (TENCENT-API §1.8): prefetch history from every API, one log per URL, newest first.
+import { createHash } from 'node:crypto';
 import { ApiError } from '../../shared/errors.ts';
 import { MAX_TARGET_LENGTH } from '../../purge/targets.ts';
 import type { TaskRecord, TaskStatus } from '../../purge/types.ts';
@@ -37,10 +38,20 @@ function legacyPushStatus(s: TaskStatus): 'process' | 'done' | 'fail' {
   return s === 'processing' ? 'process' : s === 'success' ? 'done' : 'fail';
 }
 
+/**
+ * The log's public id: a number below 2^53 hashed from what the log already shows its tenant (job id,
+ * host, URL), so it is stable and tells nothing about row counts or how much other tenants purge, as a
+ * row id or log sequence would, even by brute force (hardening issue). The same URL pushed twice in one
+ * job gives two identical logs with one id.
+ */
+export function pushLogId(t: Pick<TaskRecord, 'jobId' | 'hosts' | 'target'>): number {
+  return Number(createHash('sha256').update(`${t.jobId}\n${t.hosts[0] ?? ''}\n${t.target}`).digest().readBigUInt64BE(0) >> 11n);
+}
+
 function render(ctx: ActionContext, t: TaskRecord) {
   const status = legacyPushStatus(t.status);
   return {
-    log_id: t.id,
+    log_id: pushLogId(t),
     task_id: t.jobId,
     host: t.hosts[0] ?? '',
     datetime: formatCdnTime(t.createdAt, ctx.timezone),
