@@ -1,6 +1,6 @@
 // The TaskStore contract: durable jobs, tasks, the purge log, quota counters and node progress.
 import type {
-  JobRecord, JobSource, Method, PurgeLogEntry, TaskRecord, TaskStatus, TaskType,
+  ExecutedAs, JobRecord, JobSource, Method, PurgeLogEntry, TaskRecord, TaskStatus, TaskType,
 } from '../purge/types.ts';
 
 export interface NewTask {
@@ -138,6 +138,33 @@ export interface NodeProgress {
   readonly seenAt: number;
 }
 
+/** What one node reported executing for one task's purge-log entry (per-node progress, issue 8). */
+export interface NodeReport {
+  readonly nodeId: string;
+  readonly taskId: number;
+  /** The task's purge-log seq. */
+  readonly seq: number;
+  /** The driver the node said it runs (`builtin`, `varnish`, `nginx`); null when it did not say. */
+  readonly driver: string | null;
+  /** What the cache executed; may differ from the task's method (a Varnish ban is a delete). */
+  readonly executedAs: ExecutedAs;
+  /** Objects the cache said it matched; null when it cannot tell (never estimated). */
+  readonly matched: number | null;
+  /** The node's short explanation (why executedAs differs, what was approximated); null when none. */
+  readonly note: string | null;
+  /**
+   * When the control plane received the report, ms: the node applied the entry at most one ack
+   * round trip earlier (node clocks are not trusted).
+   */
+  readonly appliedAt: number;
+}
+
+/**
+ * recordNodeReports' answer per report: `recorded`; `duplicate`: this node already has a report on this
+ * task (the first one stands); `unknown`: no task with that id holds that seq (pruned, or never was).
+ */
+export type NodeReportOutcome = 'recorded' | 'duplicate' | 'unknown';
+
 export interface TaskStore {
   /** Opens the store and applies pending migrations. Idempotent. */
   start(): Promise<void>;
@@ -187,11 +214,24 @@ export interface TaskStore {
   /** Records that `nodeId` applied every entry up to `seq`; never moves backwards. */
   ackNode(nodeId: string, seq: number, at: number): Promise<void>;
   nodeProgress(): Promise<NodeProgress[]>;
+  /**
+   * Records what nodes executed, durably (one transaction) before it resolves, and answers one outcome
+   * per report, in order. At most one report per (task, node): the first is kept, later ones are
+   * `duplicate` and change nothing. A report is recorded only when task `taskId` exists and holds log
+   * seq `seq`; which node may report on which entry is the caller's check (FanoutHub). Reports are
+   * pruned with their tasks. Cost: O(reports), each an index lookup.
+   */
+  recordNodeReports(reports: readonly NodeReport[]): Promise<NodeReportOutcome[]>;
+  /**
+   * Every node's report on the tasks of one job of app `appId` ([] for another app's job), by task id,
+   * then node id. Cost: the job's tasks × the nodes that reported on them.
+   */
+  jobNodeReports(appId: number, jobId: string): Promise<NodeReport[]>;
   /** Settles processing tasks; `at` becomes updatedAt. A task already final is left alone: final statuses never change. */
   updateTasks(updates: readonly TaskUpdate[], at: number): Promise<void>;
   /** Processing tasks with afterSeq < seq <= maxSeq, ascending by seq, at most `limit` (afterSeq defaults to 0). */
   processingTasks(maxSeq: number, limit: number, afterSeq?: number): Promise<TaskRecord[]>;
 
-  /** Deletes jobs, tasks and log entries created before `before`; returns the number of tasks removed. */
+  /** Deletes jobs, tasks, log entries and node reports created before `before`; returns the number of tasks removed. */
   prune(before: number): Promise<number>;
 }
