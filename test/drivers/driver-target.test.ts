@@ -28,7 +28,7 @@ function scripted(opts: { batch?: boolean } = {}) {
     apply: async (c) => (await gate(`apply ${c.seq}`), { executedAs: c.method }),
     ...(opts.batch ? { applyBatch: async (cs: readonly DriverCommand[]) => (await gate(`batch ${cs.map((c) => c.seq).join(',')}`), cs.map((c): DriverReport => ({ executedAs: c.method }))) } : {}),
     prefetch: async () => ({ ok: true }),
-    dropAll: async () => gate('drop'),
+    dropAll: async () => (await gate('drop'), { matched: 7 }),
     close: async () => {},
   };
   return { driver, calls, fail: (n: number, r = true) => ((failures = n), (retryable = r)) };

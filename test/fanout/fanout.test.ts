@@ -11,6 +11,7 @@ import { ACME, baseConfig, startControlPlane, type TestServer } from '../helpers
 import { teoClient } from '../helpers/sdk.ts';
 
 class FakeEdge implements EdgeTarget {
+  readonly driver = 'fake';
   appliedSeq = 0;
   applied: WireEntry[] = [];
   drops: number[] = [];

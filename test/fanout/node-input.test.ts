@@ -91,7 +91,7 @@ test('an ack counts only up to what was streamed to the node', async (t) => {
   assert.equal((await taskOf(server, ACME.appId, job.JobId)).status, 'processing');
   assert.deepEqual(
     server.controlPlane.hub.nodeViews(task).find((v) => v.nodeId === 'edge-a'),
-    { nodeId: 'edge-a', ackedSeq: 0, seenAt: (await server.store.nodeProgress()).find((p) => p.nodeId === 'edge-a')?.seenAt ?? null, state: 'pending' },
+    { nodeId: 'edge-a', driver: 'builtin', ackedSeq: 0, seenAt: (await server.store.nodeProgress()).find((p) => p.nodeId === 'edge-a')?.seenAt ?? null, state: 'pending' },
   );
   // Once the stream has taken it past the entry, the same ack applies it.
   await a.stream(t);
@@ -197,6 +197,7 @@ test('every /edge/ route refuses bad input with a JSON error: after, X-Edge-Node
 });
 
 class PrefetchOnlyEdge implements EdgeTarget {
+  readonly driver = 'fake';
   appliedSeq = 0;
   leaseUntil = 0;
   answer: PrefetchOutcome = { ok: true };
