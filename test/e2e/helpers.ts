@@ -234,8 +234,13 @@ const headerString = (v: string | string[] | undefined) => (Array.isArray(v) ? v
 export interface AdminNodeView {
   readonly NodeId: string;
   readonly State: 'applied' | 'pending' | 'fenced' | 'failed';
+  readonly Driver: string;
   readonly AckedSeq: number;
   readonly LastSeen: string | null;
+  readonly ExecutedAs: 'invalidate' | 'delete' | 'drop_all' | null;
+  readonly Matched: number | null;
+  readonly AppliedAt: string | null;
+  readonly Note?: string;
   readonly FailMessage?: string;
 }
 
