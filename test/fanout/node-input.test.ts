@@ -34,7 +34,8 @@ async function taskOf(server: TestServer, appId: number, jobId: string) {
   return tasks[0]!;
 }
 
-test("a node's results are ignored for tasks it was never streamed: other hosts, other tenants, purges and ids not yet created", async (t) => {
+/** edge-a (every host) and edge-b (ACME.host2) streaming, each holding a lease, and an SDK client per tenant. */
+async function twoStreamingNodes(t: TestContext) {
   const server = await setup(t);
   const a = rawNode(server, 'edge-a');
   const b = rawNode(server, 'edge-b');
@@ -45,6 +46,11 @@ test("a node's results are ignored for tasks it was never streamed: other hosts,
   assert.equal((await b.ack({ seq: b.seenSeq() })).status, 200);
   const acme = teoClient(server.endpoint, ACME.secretId, ACME.secretKey);
   const globex = teoClient(server.endpoint, GLOBEX.secretId, GLOBEX.secretKey);
+  return { server, a, b, acme, globex };
+}
+
+test("a node's results are ignored for tasks it was never streamed: other hosts, other tenants, purges and ids not yet created", async (t) => {
+  const { server, a, b, acme, globex } = await twoStreamingNodes(t);
   const onA = await taskOf(server, ACME.appId, (await acme.CreatePrefetchTask({ ZoneId: ACME.zoneId, Targets: [`http://${ACME.host}/only-a.jpg`] })).JobId);
   const foreign = await taskOf(server, GLOBEX.appId, (await globex.CreatePrefetchTask({ ZoneId: GLOBEX.zoneId, Targets: [`http://${GLOBEX.host}/g.jpg`] })).JobId);
   const purge = await taskOf(server, ACME.appId, (await acme.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_url', Targets: [`http://${ACME.host2}/p.jpg`] })).JobId);
@@ -86,15 +92,7 @@ async function adminNodes(server: TestServer, jobId: string): Promise<Array<Reco
 }
 
 test("a node's execution reports are recorded only for purge entries streamed to it, up to its ack, once", async (t) => {
-  const server = await setup(t);
-  const a = rawNode(server, 'edge-a');
-  const b = rawNode(server, 'edge-b');
-  await a.stream(t);
-  await b.stream(t);
-  assert.equal((await a.ack({ seq: a.seenSeq() })).status, 200);
-  assert.equal((await b.ack({ seq: b.seenSeq() })).status, 200);
-  const acme = teoClient(server.endpoint, ACME.secretId, ACME.secretKey);
-  const globex = teoClient(server.endpoint, GLOBEX.secretId, GLOBEX.secretKey);
+  const { server, a, b, acme, globex } = await twoStreamingNodes(t);
   const onA = await taskOf(server, ACME.appId, (await acme.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_url', Targets: [`http://${ACME.host}/a.jpg`] })).JobId);
   const foreign = await taskOf(server, GLOBEX.appId, (await globex.CreatePurgeTask({ ZoneId: GLOBEX.zoneId, Type: 'purge_url', Targets: [`http://${GLOBEX.host}/g.jpg`] })).JobId);
   const shared = await taskOf(server, ACME.appId, (await acme.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_prefix', Method: 'invalidate', Targets: [`http://${ACME.host2}/d/`] })).JobId);
