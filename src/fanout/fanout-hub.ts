@@ -8,7 +8,7 @@ import type { Directory } from '../purge/directory.ts';
 import type { PurgeLogEntry, TaskRecord } from '../purge/types.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { NodeReport, TaskStore, TaskUpdate } from '../store/task-store.ts';
+import type { NodeReport, NodeReportInput, TaskStore, TaskUpdate } from '../store/task-store.ts';
 import {
   ackRequestSchema, type AckRequest, type AckResponse, type IgnoredReason, type ReportIgnoredReason, type StreamLine, type TaskResult, type WireEntry,
 } from './wire.ts';
@@ -417,9 +417,9 @@ export class FanoutHub {
     // it stays where it was. Never beyond the log's end either.
     const seq = Math.min(body.seq, lastSeq, this.#sent.get(node.id) ?? known);
     const now = clock.now();
-    const ignoredReports = await this.#recordReports(node.id, body, seq, now);
-    // Persisted before answering: a restarted control plane must not think a lease ended earlier than it did.
-    await store.ackNode(node.id, seq, now);
+    // Persisted before answering, with the reports in the same transaction: a restarted control plane must
+    // not think a lease ended earlier than it did.
+    const ignoredReports = await this.#ackWithReports(node.id, body, seq, now);
     this.#progress.set(node.id, { ackedSeq: Math.max(known, seq), seenAt: now });
     // Outcomes are only recorded here; settling turns them into a status, and only for tasks still
     // processing: a late result (a node that was fenced, or answered after the deadline) changes no final
@@ -451,25 +451,21 @@ export class FanoutHub {
   }
 
   /**
-   * Records, durably, what the node says its cache executed, for purge entries streamed to it with seq up
-   * to `ackSeq` (what this ack applies); answers the reports it ignored. Like results, they are ignored
-   * rather than refused: the ack's seq and lease still count. Then forgets the entries the previous ack
-   * covered (see #unreported).
+   * Records the ack (seq `ackSeq`, the capped one) and, with it, what the node says its cache executed, for
+   * purge entries streamed to it with seq up to `ackSeq`; answers the reports it ignored. Like results, they
+   * are ignored rather than refused: the ack's seq and lease still count. Then forgets the entries the
+   * previous ack covered (see #unreported).
    */
-  async #recordReports(nodeId: string, body: AckRequest, ackSeq: number, now: number): Promise<Array<{ seq: number; taskId: number; reason: ReportIgnoredReason }>> {
+  async #ackWithReports(nodeId: string, body: AckRequest, ackSeq: number, now: number): Promise<Array<{ seq: number; taskId: number; reason: ReportIgnoredReason }>> {
     const ignored: Array<{ seq: number; taskId: number; reason: ReportIgnoredReason }> = [];
     const streamed = this.#unreported.get(nodeId);
-    const candidates: NodeReport[] = [];
+    const candidates: NodeReportInput[] = [];
     for (const r of body.reports ?? []) {
       if (streamed?.get(r.seq) !== r.taskId) ignored.push({ seq: r.seq, taskId: r.taskId, reason: 'unexpected' });
       else if (r.seq > ackSeq) ignored.push({ seq: r.seq, taskId: r.taskId, reason: 'not_applied' });
-      else {
-        candidates.push({
-          nodeId, taskId: r.taskId, seq: r.seq, driver: body.driver ?? null, executedAs: r.executedAs, matched: r.matched ?? null, note: r.note ?? null, appliedAt: now,
-        });
-      }
+      else candidates.push({ taskId: r.taskId, seq: r.seq, driver: body.driver ?? null, executedAs: r.executedAs, matched: r.matched ?? null, note: r.note ?? null });
     }
-    const outcomes = await this.#o.store.recordNodeReports(candidates);
+    const outcomes = await this.#o.store.ackNode(nodeId, ackSeq, now, candidates);
     outcomes.forEach((o, i) => {
       const r = candidates[i]!;
       if (o !== 'recorded') ignored.push({ seq: r.seq, taskId: r.taskId, reason: o === 'duplicate' ? 'duplicate' : 'unexpected' });

@@ -159,8 +159,11 @@ export interface NodeReport {
   readonly appliedAt: number;
 }
 
+/** A report as a node's ack carries it: the node and the time are the ack's. */
+export type NodeReportInput = Omit<NodeReport, 'nodeId' | 'appliedAt'>;
+
 /**
- * recordNodeReports' answer per report: `recorded`; `duplicate`: this node already has a report on this
+ * ackNode's answer per report: `recorded`; `duplicate`: this node already has a report on this
  * task (the first one stands); `unknown`: no task with that id holds that seq (pruned, or never was).
  */
 export type NodeReportOutcome = 'recorded' | 'duplicate' | 'unknown';
@@ -211,17 +214,17 @@ export interface TaskStore {
    */
   firstSeq(): Promise<number>;
 
-  /** Records that `nodeId` applied every entry up to `seq`; never moves backwards. */
-  ackNode(nodeId: string, seq: number, at: number): Promise<void>;
-  nodeProgress(): Promise<NodeProgress[]>;
   /**
-   * Records what nodes executed, durably (one transaction) before it resolves, and answers one outcome
-   * per report, in order. At most one report per (task, node): the first is kept, later ones are
-   * `duplicate` and change nothing. A report is recorded only when task `taskId` exists and holds log
-   * seq `seq`; which node may report on which entry is the caller's check (FanoutHub). Reports are
-   * pruned with their tasks. Cost: O(reports), each an index lookup.
+   * Records one ack of `nodeId`, durably and in one transaction before it resolves: it applied every entry
+   * up to `seq` (never moves backwards; `at` becomes seenAt), and what it executed for the entries in
+   * `reports` (appliedAt = `at`). Answers one outcome per report, in order. At most one report per
+   * (task, node): the first is kept, later ones are `duplicate` and change nothing. A report is recorded
+   * only when task `taskId` exists and holds log seq `seq`; which node may report on which entry is the
+   * caller's check (FanoutHub). Reports are pruned with their tasks. Cost: O(1 + reports), each an index
+   * lookup.
    */
-  recordNodeReports(reports: readonly NodeReport[]): Promise<NodeReportOutcome[]>;
+  ackNode(nodeId: string, seq: number, at: number, reports?: readonly NodeReportInput[]): Promise<NodeReportOutcome[]>;
+  nodeProgress(): Promise<NodeProgress[]>;
   /**
    * Every node's report on the tasks of one job of app `appId` ([] for another app's job), by task id,
    * then node id. Cost: the job's tasks × the nodes that reported on them.
