@@ -223,8 +223,9 @@ export class DriverTarget {
     if (first.kind === 'drop') {
       const dropped = await driver.dropAll();
       this.#o.logger.info('emptied the cache', { node: this.#o.nodeId, driver: driver.name, seq: first.seq, removed: dropped.matched ?? 'not counted by the cache' });
-      const note = 'the whole cache was emptied before this entry ran (the agent fell behind the log or started anew); matched: every object removed';
-      for (const c of first.covers) this.#report(c, { executedAs: 'drop_all', ...(dropped.matched === undefined ? {} : { matched: dropped.matched }), note });
+      const emptied = 'the whole cache was emptied before this entry ran (the agent fell behind the log or started anew)';
+      const counted = dropped.matched === undefined ? { note: emptied } : { matched: dropped.matched, note: `${emptied}; matched: every object removed` };
+      for (const c of first.covers) this.#report(c, { executedAs: 'drop_all', ...counted });
       this.#done(first.seq);
       return;
     }
