@@ -54,8 +54,16 @@ export async function callApi(ep: Endpoint, service: 'teo' | 'cdn', version: str
 export interface AdminNode {
   readonly NodeId: string;
   readonly State: string;
+  /** `builtin`, `varnish`, `nginx`. */
+  readonly Driver: string;
   readonly AckedSeq: number;
   readonly LastSeen: string | null;
+  /** What the node's cache executed (`invalidate`, `delete`, `drop_all`); null until it reported. */
+  readonly ExecutedAs: string | null;
+  /** Objects the cache said it matched; null when it cannot tell or has not reported. */
+  readonly Matched: number | null;
+  readonly AppliedAt: string | null;
+  readonly Note?: string;
   readonly FailMessage?: string;
 }
 

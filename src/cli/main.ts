@@ -282,9 +282,14 @@ async function tasks(args: string[]): Promise<void> {
   printTable(rows, ['JobId', 'Type', 'Method', 'Status', 'Target', 'CreateTime', 'UpdateTime', 'FailMessage']);
   if (sub === 'list') process.stdout.write(`${rows.length} of ${String(r.TotalCount)} tasks\n`);
   if (progress) {
-    const nodeRows = progress.Tasks.flatMap((t) => t.Nodes.map((n) => ({ Target: t.Target, Node: n.NodeId, State: n.State, AckedSeq: n.AckedSeq, LastSeen: n.LastSeen, FailMessage: n.FailMessage })));
+    const nodeRows = progress.Tasks.flatMap((t) =>
+      t.Nodes.map((n) => ({
+        Target: t.Target, Node: n.NodeId, Driver: n.Driver, State: n.State, ExecutedAs: n.ExecutedAs, Matched: n.Matched, AppliedAt: n.AppliedAt, AckedSeq: n.AckedSeq, LastSeen: n.LastSeen, FailMessage: n.FailMessage,
+      })),
+    );
     process.stdout.write('\nPer-node progress:\n');
-    if (nodeRows.length) printTable(nodeRows, ['Target', 'Node', 'State', 'AckedSeq', 'LastSeen', 'FailMessage']);
+    // ExecutedAs is what the cache did (a Varnish ban is a delete even for invalidate); `--json` adds each node's Note.
+    if (nodeRows.length) printTable(nodeRows, ['Target', 'Node', 'Driver', 'State', 'ExecutedAs', 'Matched', 'AppliedAt', 'AckedSeq', 'LastSeen', 'FailMessage']);
     else process.stdout.write('(no edge node serves these hosts)\n');
   }
 }

@@ -5,11 +5,24 @@ import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import { DriverError, type DriverCommand, type DriverPrefetchOutcome, type DriverReport, type EdgeDriver } from './edge-driver.ts';
 
-/** One queued step of the log. */
+/** One queued step of the log; a drop carries the queued purges it superseded (they are reported as covered by it). */
 type Step =
   | { readonly kind: 'apply'; readonly command: DriverCommand }
   | { readonly kind: 'advance'; readonly seq: number }
-  | { readonly kind: 'drop'; readonly seq: number };
+  | { readonly kind: 'drop'; readonly seq: number; readonly covers: readonly DriverCommand[] };
+
+/**
+ * What the cache executed for one entry of a task, as the agent reports it to the control plane
+ * (structurally the fan-out's ExecutionReport): the driver's report, or `drop_all` for an entry the
+ * cache was emptied over before it ran.
+ */
+export interface DriverExecution {
+  readonly seq: number;
+  readonly taskId: number;
+  readonly executedAs: DriverReport['executedAs'] | 'drop_all';
+  readonly matched?: number;
+  readonly note?: string;
+}
 
 export interface DriverTargetOptions {
   readonly driver: EdgeDriver;
@@ -54,6 +67,8 @@ export class DriverTarget {
   #lastReport: (DriverReport & { seq: number }) | undefined;
   #lastError: string | undefined;
   #count = 0;
+  /** Executions not yet handed to the agent (takeReports): at most the entries executed between two acks. */
+  #executions: DriverExecution[] = [];
   #leaseChain: Promise<void> = Promise.resolve();
 
   constructor(options: DriverTargetOptions) {
@@ -64,6 +79,21 @@ export class DriverTarget {
 
   get appliedSeq(): number {
     return this.#applied;
+  }
+
+  /** The driver's name, sent with every ack. */
+  get driver(): string {
+    return this.#o.driver.name;
+  }
+
+  /**
+   * What the cache executed since the last call, oldest first, each entry once; every seq in it is at or
+   * below appliedSeq (reports are queued before appliedSeq moves). Entries without a taskId are not reported.
+   */
+  takeReports(): DriverExecution[] {
+    const out = this.#executions;
+    this.#executions = [];
+    return out;
   }
 
   status(): DriverTargetStatus {
@@ -91,10 +121,17 @@ export class DriverTarget {
 
   /** Empties the cache, then the log continues after `seq`; anything queued at or below it is superseded. */
   dropAll(seq: number): void {
-    for (let i = this.#queue.length - 1; i >= 0; i--) if (stepSeq(this.#queue[i]!) <= seq) this.#queue.splice(i, 1);
+    const covers: DriverCommand[] = [];
+    for (let i = this.#queue.length - 1; i >= 0; i--) {
+      const step = this.#queue[i]!;
+      if (stepSeq(step) > seq) continue;
+      this.#queue.splice(i, 1);
+      if (step.kind === 'apply') covers.unshift(step.command);
+      else if (step.kind === 'drop') covers.unshift(...step.covers);
+    }
     this.#queuedSeq = Math.max(this.#queuedSeq, seq);
     // The drop goes first: later entries (seq > `seq`) must run on the emptied cache, not before it.
-    this.#queue.unshift({ kind: 'drop', seq });
+    this.#queue.unshift({ kind: 'drop', seq, covers });
     this.#kick();
   }
 
@@ -184,7 +221,11 @@ export class DriverTarget {
     const { driver } = this.#o;
     const first = batch[0]!;
     if (first.kind === 'drop') {
-      await driver.dropAll();
+      const dropped = await driver.dropAll();
+      this.#o.logger.info('emptied the cache', { node: this.#o.nodeId, driver: driver.name, seq: first.seq, removed: dropped.matched ?? 'not counted by the cache' });
+      const emptied = 'the whole cache was emptied before this entry ran (the agent fell behind the log or started anew)';
+      const counted = dropped.matched === undefined ? { note: emptied } : { matched: dropped.matched, note: `${emptied}; matched: every object removed` };
+      for (const c of first.covers) this.#report(c, { executedAs: 'drop_all', ...counted });
       this.#done(first.seq);
       return;
     }
@@ -197,13 +238,20 @@ export class DriverTarget {
     const last = commands[commands.length - 1]!;
     const report = reports[reports.length - 1];
     if (report) this.#lastReport = { ...report, seq: last.seq };
-    // What the cache really executed, per entry (not yet carried to the control plane's per-node view).
+    // What the cache really executed, per entry: for the control plane's per-node view, before appliedSeq moves.
     commands.forEach((c, i) => {
       const r = reports[i];
-      if (r) this.#o.logger.debug('applied', { node: this.#o.nodeId, seq: c.seq, type: c.type, method: c.method, executedAs: r.executedAs, matched: r.matched, note: r.note });
+      if (!r) return;
+      this.#o.logger.debug('applied', { node: this.#o.nodeId, seq: c.seq, type: c.type, method: c.method, executedAs: r.executedAs, matched: r.matched, note: r.note });
+      this.#report(c, r);
     });
     this.#count += commands.length;
     this.#done(last.seq);
+  }
+
+  #report(c: DriverCommand, r: Omit<DriverExecution, 'seq' | 'taskId'>): void {
+    if (c.taskId === undefined) return;
+    this.#executions.push({ seq: c.seq, taskId: c.taskId, executedAs: r.executedAs, ...(r.matched === undefined ? {} : { matched: r.matched }), ...(r.note === undefined ? {} : { note: r.note }) });
   }
 
   #done(seq: number): void {

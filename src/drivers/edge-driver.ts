@@ -20,16 +20,34 @@ export interface DriverCommand {
   readonly target: string;
   /** prefetch_url only: extra request headers. */
   readonly headers?: Readonly<Record<string, string>>;
+  /** The task the entry belongs to (the agent reports what was executed under it); drivers ignore it. */
+  readonly taskId?: number;
 }
 
-/** What a driver did for one command: shown in per-node progress, never more than what happened. */
+/**
+ * What a driver did for one command, sent to the control plane with the ack and shown in per-node
+ * progress (`edgepurge tasks show`, the admin view): never more than what happened (issue 8).
+ */
 export interface DriverReport {
-  /** The method the cache executed; differs from the command's when the cache cannot do it softly. */
+  /**
+   * The method the cache executed. Equal to the command's unless the cache cannot do it: then the
+   * harder one it did (`delete` for an `invalidate` it could only execute as a removal, e.g. a Varnish
+   * ban), with a note saying so. Never `invalidate` for a command executed as a removal.
+   */
   readonly executedAs: 'invalidate' | 'delete';
-  /** Objects the cache says it matched, where it says (xkey, vmod_purge, the nginx index); absent when unknown. */
+  /**
+   * Objects the cache says it matched, only where the cache itself counts them (xkey and vmod_purge
+   * answer counts; the nginx driver counts the files of its index it expired or deleted). Absent when
+   * the cache cannot tell (a Varnish ban) — never estimated.
+   */
   readonly matched?: number;
-  /** A short note for the operator (why executedAs differs, what was approximated). */
+  /** A short note for the operator (why executedAs differs, what was approximated); at most 300 characters are shown. */
   readonly note?: string;
+}
+
+/** What dropAll did: `matched` is the number of objects removed, where the cache counts them (absent: unknown). */
+export interface DriverDropReport {
+  readonly matched?: number;
 }
 
 export type DriverPrefetchOutcome =
@@ -79,8 +97,11 @@ export interface EdgeDriver {
   applyBatch?(commands: readonly DriverCommand[]): Promise<DriverReport[]>;
   /** Warms the cache with a GET through it (prefetch_url). Resolves with the outcome; never throws for origin errors. */
   prefetch(command: DriverCommand): Promise<DriverPrefetchOutcome>;
-  /** Empties the whole cache (the agent fell behind the retained log, or starts without a known position). */
-  dropAll(): Promise<void>;
+  /**
+   * Empties the whole cache (the agent fell behind the retained log, or starts without a known position)
+   * and resolves once it is empty, with the count of objects removed where the cache can tell.
+   */
+  dropAll(): Promise<DriverDropReport>;
   /**
    * Tells the cache it may serve hits until `untilMs` (epoch ms). Only for drivers that fence themselves;
    * others leave it undefined.

@@ -160,15 +160,15 @@ export class EdgeCache {
    * coalesces instead (InvalidationIndexOptions.maxRules).
    */
   apply(cmd: EdgeCommand): ApplyResult {
-    if (!(cmd.seq > this.#appliedSeq)) return { matched: 0, alreadyApplied: true };
-    let result: ApplyResult = {};
-    const seq = cmd.seq;
     const method: EdgeMethod = cmd.method === 'delete' ? 'delete' : 'invalidate';
+    if (!(cmd.seq > this.#appliedSeq)) return { executedAs: method, matched: 0, alreadyApplied: true };
+    let result: ApplyResult = { executedAs: method };
+    const seq = cmd.seq;
     switch (cmd.type) {
       case 'purge_url': {
         const t = parseTargetUrl(cmd.target);
         if (t === undefined) this.#purgeHosts(cmd.hosts, seq, method);
-        else result = { matched: this.#purgeKey(cacheKey(t.host, t.path), method) };
+        else result = { executedAs: method, matched: this.#purgeKey(cacheKey(t.host, t.path), method) };
         break;
       }
       case 'purge_prefix': {

@@ -35,6 +35,8 @@ export interface EdgeCommand {
 }
 
 export interface ApplyResult {
+  /** The built-in cache executes every method as asked (DESIGN invariant 6): the command's method. */
+  readonly executedAs: EdgeMethod;
   /**
    * Objects affected right away. Set for purge_url (all Vary variants of the key, counted at apply time);
    * rule-based purges (prefix, host, all, tag) are applied lazily at lookup, so they leave it unset.

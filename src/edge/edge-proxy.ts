@@ -152,6 +152,8 @@ const isStreamAbort = (err: unknown): boolean =>
  * node that has not heard from the control plane serves no hits (DESIGN invariant 4).
  */
 export class EdgeProxy {
+  /** The driver name this node reports with its acks (per-node progress). */
+  readonly driver = 'builtin';
   readonly cache: EdgeCache;
   readonly #options: EdgeProxyOptions;
   readonly #clock: Clock;

@@ -3,16 +3,42 @@
 import { request, type IncomingMessage } from 'node:http';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
-import { FAIL_TYPES, MAX_ACK_RESULTS, MAX_FAIL_MESSAGE, type AckRequest, type AckResponse, type FailType, type StreamLine, type TaskResult, type WireEntry } from './wire.ts';
+import type { ExecutedAs } from '../purge/types.ts';
+import {
+  FAIL_TYPES, MAX_ACK_REPORTS, MAX_ACK_RESULTS, MAX_FAIL_MESSAGE, MAX_REPORT_NOTE,
+  type AckRequest, type AckResponse, type ExecutionReport, type FailType, type StreamLine, type TaskResult, type WireEntry,
+} from './wire.ts';
 
 export type PrefetchOutcome = { readonly ok: true } | { readonly ok: false; readonly failType: string; readonly failMessage: string };
 
+/** What a target executed for one purge entry, as it tells the agent (see EdgeTarget.apply). */
+export interface AppliedEntry {
+  /** The entry's method, or what the cache did instead (e.g. `delete` for a Varnish ban). */
+  readonly executedAs: ExecutedAs;
+  /** Objects the cache matched, only where it counts them; absent when it cannot tell. */
+  readonly matched?: number;
+  readonly note?: string;
+  /** The entry had been applied already (a replay): nothing to report. */
+  readonly alreadyApplied?: true;
+}
+
 /** What an agent drives. Members are called in log order and never concurrently, except prefetch. */
 export interface EdgeTarget {
+  /** The cache's driver name (wire DRIVER_NAME: `builtin`, `varnish`, `nginx`), sent with every ack. */
+  readonly driver: string;
   /** Highest seq applied. */
   readonly appliedSeq: number;
-  /** Applies one purge entry (seq > appliedSeq); synchronous and cheap (DESIGN invariant 5). */
-  apply(entry: WireEntry): void;
+  /**
+   * Applies one purge entry (seq > appliedSeq). A target that executes it before returning (the built-in
+   * cache: synchronous and cheap, DESIGN invariant 5) returns what it executed. One that executes later
+   * (DriverTarget) returns nothing and hands it over through takeReports() once its cache has done it.
+   */
+  apply(entry: WireEntry): AppliedEntry | void;
+  /**
+   * Optional: what was executed since the last call, oldest first, each entry once, every seq at or below
+   * appliedSeq as read right after the call. The agent sends them with its next ack.
+   */
+  takeReports?(): ExecutionReport[];
   /** Marks `seq` applied although nothing up to it concerned this node. */
   advanceTo(seq: number): void;
   /** Starts a prefetch; the entry counts as applied once started, its outcome is reported later. */
@@ -49,6 +75,8 @@ export class EdgeAgent {
   #ackAgain = false;
   #ackedSeq = -1;
   #results: TaskResult[] = [];
+  /** Execution reports waiting for an ack; every one has a seq above the last ack's. */
+  #reports: ExecutionReport[] = [];
   #leaseMs = 10_000;
   #lastAckAt = 0;
   #pendingLease: { seq: number; until: number } | undefined;
@@ -210,7 +238,8 @@ export class EdgeAgent {
             (err: unknown) => this.#report(taskResult(e.taskId, { ok: false, failType: 'taskFailed', failMessage: String(err) })),
           );
         } else {
-          target.apply(e);
+          const done = target.apply(e);
+          if (done && !done.alreadyApplied) this.#reports.push(executionReport(e, done));
         }
         return true;
       }
@@ -245,16 +274,23 @@ export class EdgeAgent {
 
   async #ackOnce(): Promise<void> {
     const { target, clock } = this.#o;
-    const seq = target.appliedSeq;
-    // The control plane refuses longer lists; the rest rides on the next ack (see below).
+    // Reports before the seq: each one taken is then covered by the seq read after it.
+    for (const r of target.takeReports?.() ?? []) this.#reports.push(executionReport(r, r));
+    const reports = this.#reports.splice(0, MAX_ACK_REPORTS);
+    // The control plane refuses longer lists; the rest rides on the next ack (see below). It records a
+    // report only up to the ack's seq and forgets entries an ack later: with reports left over, this ack
+    // stops short of them.
+    const seq = this.#reports.length ? Math.min(target.appliedSeq, this.#reports[0]!.seq - 1) : target.appliedSeq;
     const results = this.#results.splice(0, MAX_ACK_RESULTS);
     // The lease is counted from before the request left: the control plane records the ack later than this.
     const sentAt = clock.now();
     let reply: AckResponse;
     try {
-      reply = await postJson<AckResponse>(new URL('/edge/v1/ack', this.#o.controlPlane), this.#headers(), { seq, results } satisfies AckRequest, this.#abort.signal);
+      const body: AckRequest = { seq, results, driver: target.driver, ...(reports.length ? { reports } : {}) };
+      reply = await postJson<AckResponse>(new URL('/edge/v1/ack', this.#o.controlPlane), this.#headers(), body, this.#abort.signal);
     } catch (e) {
       this.#results = [...results, ...this.#results];
+      this.#reports = [...reports, ...this.#reports];
       throw e;
     }
     // Not retried: the control plane will not take them later either (see AckResponse.ignored). A
@@ -265,6 +301,10 @@ export class EdgeAgent {
     }
     if (reply.ignored && reply.ignored.length > unexpected.length) {
       this.#o.logger.debug('prefetch results already recorded (a retried ack)', { node: this.#o.nodeId, count: reply.ignored.length - unexpected.length });
+    }
+    const lostReports = reply.ignoredReports?.filter((i) => i.reason !== 'duplicate') ?? [];
+    if (lostReports.length) {
+      this.#o.logger.warn('control plane ignored execution reports', { node: this.#o.nodeId, ignored: lostReports.slice(0, 10), count: lostReports.length });
     }
     this.#lastAckAt = sentAt;
     this.#leaseMs = reply.leaseMs;
@@ -278,8 +318,22 @@ export class EdgeAgent {
     }
     for (const w of this.#waiters) w();
     this.#waiters.clear();
-    if (target.appliedSeq > seq || this.#results.length) this.#ackAgain = true;
+    if (target.appliedSeq > seq || this.#results.length || this.#reports.length) this.#ackAgain = true;
   }
+}
+
+/** The wire form of what a target executed for `e`: the note cut to the wire's bound, matched only when counted. */
+function executionReport(
+  e: { readonly seq: number; readonly taskId: number },
+  done: { readonly executedAs: ExecutedAs; readonly matched?: number | null; readonly note?: string },
+): ExecutionReport {
+  return {
+    seq: e.seq,
+    taskId: e.taskId,
+    executedAs: done.executedAs,
+    matched: done.matched ?? null,
+    ...(done.note === undefined ? {} : { note: done.note.slice(0, MAX_REPORT_NOTE) }),
+  };
 }
 
 /** The wire form of a prefetch outcome: a FailType the API knows, a message within the wire's bound. */

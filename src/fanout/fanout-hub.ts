@@ -8,8 +8,10 @@ import type { Directory } from '../purge/directory.ts';
 import type { PurgeLogEntry, TaskRecord } from '../purge/types.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { TaskStore, TaskUpdate } from '../store/task-store.ts';
-import { ackRequestSchema, type AckResponse, type IgnoredReason, type StreamLine, type TaskResult, type WireEntry } from './wire.ts';
+import type { NodeReport, NodeReportInput, TaskStore, TaskUpdate } from '../store/task-store.ts';
+import {
+  ackRequestSchema, type AckRequest, type AckResponse, type IgnoredReason, type ReportIgnoredReason, type StreamLine, type TaskResult, type WireEntry,
+} from './wire.ts';
 
 export interface FanoutHubOptions {
   readonly config: Readonly<Config>;
@@ -21,6 +23,8 @@ export interface FanoutHubOptions {
   readonly heartbeatMs?: number;
   /** Settled prefetch outcomes kept for nodeViews (default 10,000, about 0.5 KB each). */
   readonly maxSettledOutcomes?: number;
+  /** Purge entries streamed to a node and not yet reported on, remembered per node (default 100,000, about 50 B each). */
+  readonly maxUnreported?: number;
 }
 
 interface Progress {
@@ -35,9 +39,16 @@ export type NodeState = 'applied' | 'pending' | 'fenced' | 'failed';
 export interface NodeView {
   readonly nodeId: string;
   readonly state: NodeState;
+  /** The node's cache driver: the one it reported for this task, else its configured kind (`builtin` for an edge). */
+  readonly driver: string;
   readonly ackedSeq: number;
   readonly seenAt: number | null;
   readonly failMessage?: string;
+  /**
+   * What the node reported executing for this task; absent when it has not (not applied yet, a prefetch,
+   * an entry it skipped by emptying its cache, or a node that does not report).
+   */
+  readonly report?: Pick<NodeReport, 'executedAs' | 'matched' | 'note' | 'appliedAt'>;
 }
 
 interface PrefetchOutcome {
@@ -105,6 +116,15 @@ export class FanoutHub {
    */
   readonly #awaiting = new Map<string, Map<number, number>>();
   /**
+   * Per node: the purge entries streamed to it (seq → task id) that it may still report on. A node's
+   * reports count only for these (as its results, hardening issue 1). An entry leaves at the first ack
+   * after the one that covered it (one ack's grace: a retried ack whose answer was lost finds its reports
+   * `duplicate`, not `unexpected`), or when the node holds more than maxUnreported.
+   */
+  readonly #unreported = new Map<string, Map<number, number>>();
+  /** Per node: the seq of its previous ack; entries up to it leave #unreported at the next ack. */
+  readonly #reportGrace = new Map<string, number>();
+  /**
    * Per node: every log entry up to here that concerns it has been streamed to it (the start of its
    * stream — its own resume point, or the log's end — counts). Its acks are capped here: an ack beyond
    * claims entries it cannot have applied. Absent until the node's first stream in this process.
@@ -146,6 +166,8 @@ export class FanoutHub {
       if (!now) {
         this.#progress.delete(id);
         this.#awaiting.delete(id);
+        this.#unreported.delete(id);
+        this.#reportGrace.delete(id);
       }
       this.#sent.delete(id);
       for (const [res, nodeId] of this.#streams) if (nodeId === id) res.end();
@@ -219,10 +241,12 @@ export class FanoutHub {
   }
 
   /** How much the hub holds in memory (soak bench, tests): everything here must stay bounded. */
-  memory(): { awaitedResults: number; outcomes: number; settledOutcomes: number; nodes: number; streams: number; waitingStreams: number } {
+  memory(): { awaitedResults: number; awaitedReports: number; outcomes: number; settledOutcomes: number; nodes: number; streams: number; waitingStreams: number } {
     let awaitedResults = 0;
     for (const m of this.#awaiting.values()) awaitedResults += m.size;
-    return { awaitedResults, outcomes: this.#prefetch.size, settledOutcomes: this.#settledPrefetch.size, nodes: this.#progress.size, streams: this.#streams.size, waitingStreams: this.#waiters.size };
+    let awaitedReports = 0;
+    for (const m of this.#unreported.values()) awaitedReports += m.size;
+    return { awaitedResults, awaitedReports, outcomes: this.#prefetch.size, settledOutcomes: this.#settledPrefetch.size, nodes: this.#progress.size, streams: this.#streams.size, waitingStreams: this.#waiters.size };
   }
 
   /** Called with every batch of tasks the hub settles (benchmarks and tests measure with it). */
@@ -334,6 +358,7 @@ export class FanoutHub {
       for (const e of entries) {
         if (this.#serves(node, e.hosts)) {
           if (e.type === 'prefetch_url') this.#await(node.id, e.taskId, e.createdAt);
+          else this.#awaitReport(node.id, e.seq, e.taskId);
           sentUpTo(e.seq);
           await write({ t: 'entry', e: wireEntry(e) });
         }
@@ -376,7 +401,7 @@ export class FanoutHub {
     try {
       json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
     } catch {
-      refuse(res, 400, 'ack body is not JSON: send {"seq": N, "results"?: [{"taskId", "ok", "failType"?, "failMessage"?}]}');
+      refuse(res, 400, 'ack body is not JSON: send {"seq": N, "results"?: [{"taskId", "ok", "failType"?, "failMessage"?}], "driver"?: NAME, "reports"?: [{"seq", "taskId", "executedAs", "matched"?, "note"?}]}');
       return;
     }
     const parsed = ackRequestSchema.safeParse(json);
@@ -392,15 +417,21 @@ export class FanoutHub {
     // it stays where it was. Never beyond the log's end either.
     const seq = Math.min(body.seq, lastSeq, this.#sent.get(node.id) ?? known);
     const now = clock.now();
-    // Persisted before answering: a restarted control plane must not think a lease ended earlier than it did.
-    await store.ackNode(node.id, seq, now);
+    // Persisted before answering, with the reports in the same transaction: a restarted control plane must
+    // not think a lease ended earlier than it did.
+    const ignoredReports = await this.#ackWithReports(node.id, body, seq, now);
     this.#progress.set(node.id, { ackedSeq: Math.max(known, seq), seenAt: now });
     // Outcomes are only recorded here; settling turns them into a status, and only for tasks still
     // processing: a late result (a node that was fenced, or answered after the deadline) changes no final
     // status. A failure is settled before the ack is answered: the node will not report it again.
     const recorded = this.#recordResults(node.id, body.results ?? [], now);
     if (recorded.failed) await this.#settle();
-    const answer: AckResponse = recorded.ignored.length ? { lastSeq, leaseMs: this.#leaseMs, ignored: recorded.ignored } : { lastSeq, leaseMs: this.#leaseMs };
+    const answer: AckResponse = {
+      lastSeq,
+      leaseMs: this.#leaseMs,
+      ...(recorded.ignored.length ? { ignored: recorded.ignored } : {}),
+      ...(ignoredReports.length ? { ignoredReports } : {}),
+    };
     reply(res, 200, answer);
     this.settle();
   }
@@ -409,6 +440,47 @@ export class FanoutHub {
     let m = this.#awaiting.get(nodeId);
     if (!m) this.#awaiting.set(nodeId, (m = new Map()));
     m.set(taskId, createdAt);
+  }
+
+  #awaitReport(nodeId: string, seq: number, taskId: number): void {
+    let m = this.#unreported.get(nodeId);
+    if (!m) this.#unreported.set(nodeId, (m = new Map()));
+    m.set(seq, taskId);
+    // A node that never reports (an older agent, or one stuck behind its cache) must not grow this forever.
+    if (m.size > (this.#o.maxUnreported ?? 100_000)) m.delete(m.keys().next().value!);
+  }
+
+  /**
+   * Records the ack (seq `ackSeq`, the capped one) and, with it, what the node says its cache executed, for
+   * purge entries streamed to it with seq up to `ackSeq`; answers the reports it ignored. Like results, they
+   * are ignored rather than refused: the ack's seq and lease still count. Then forgets the entries the
+   * previous ack covered (see #unreported).
+   */
+  async #ackWithReports(nodeId: string, body: AckRequest, ackSeq: number, now: number): Promise<Array<{ seq: number; taskId: number; reason: ReportIgnoredReason }>> {
+    const ignored: Array<{ seq: number; taskId: number; reason: ReportIgnoredReason }> = [];
+    const streamed = this.#unreported.get(nodeId);
+    const candidates: NodeReportInput[] = [];
+    for (const r of body.reports ?? []) {
+      if (streamed?.get(r.seq) !== r.taskId) ignored.push({ seq: r.seq, taskId: r.taskId, reason: 'unexpected' });
+      else if (r.seq > ackSeq) ignored.push({ seq: r.seq, taskId: r.taskId, reason: 'not_applied' });
+      else candidates.push({ taskId: r.taskId, seq: r.seq, driver: body.driver ?? null, executedAs: r.executedAs, matched: r.matched ?? null, note: r.note ?? null });
+    }
+    const outcomes = await this.#o.store.ackNode(nodeId, ackSeq, now, candidates);
+    outcomes.forEach((o, i) => {
+      const r = candidates[i]!;
+      if (o !== 'recorded') ignored.push({ seq: r.seq, taskId: r.taskId, reason: o === 'duplicate' ? 'duplicate' : 'unexpected' });
+    });
+    if (streamed) {
+      const grace = this.#reportGrace.get(nodeId) ?? 0;
+      // Streamed in log order, so the oldest come first (entries re-sent after a reconnect may sit a little
+      // out of order; they leave on a later ack, or by the count bound).
+      for (const seq of streamed.keys()) {
+        if (seq > grace) break;
+        streamed.delete(seq);
+      }
+    }
+    this.#reportGrace.set(nodeId, Math.max(this.#reportGrace.get(nodeId) ?? 0, ackSeq));
+    return ignored;
   }
 
   /**
@@ -562,12 +634,23 @@ export class FanoutHub {
     return [...ids];
   }
 
-  /** Per-node progress of one task (DESIGN invariant 3: "per-node progress is kept and shown"). */
-  nodeViews(t: TaskRecord): NodeView[] {
+  /**
+   * Per-node progress of one task (DESIGN invariant 3: "per-node progress is kept and shown"); `reports`
+   * are this task's node reports (TaskStore.jobNodeReports, those of other tasks are not looked at).
+   */
+  nodeViews(t: TaskRecord, reports: readonly NodeReport[] = []): NodeView[] {
     const now = this.#o.clock.now();
     return this.#responsible(t.hosts).map((nodeId) => {
       const p = this.#progress.get(nodeId);
-      const base = { nodeId, ackedSeq: p?.ackedSeq ?? 0, seenAt: p?.seenAt ?? null };
+      const r = reports.find((x) => x.nodeId === nodeId && x.taskId === t.id);
+      const configured = this.#nodes.get(nodeId)?.driver?.type ?? 'builtin';
+      const base = {
+        nodeId,
+        driver: r?.driver ?? configured,
+        ackedSeq: p?.ackedSeq ?? 0,
+        seenAt: p?.seenAt ?? null,
+        ...(r ? { report: { executedAs: r.executedAs, matched: r.matched, note: r.note, appliedAt: r.appliedAt } } : {}),
+      };
       const outcome = this.#prefetch.get(t.id) ?? this.#settledPrefetch.get(t.id);
       const failed = outcome?.failed.get(nodeId);
       if (failed) return { ...base, state: 'failed' as const, failMessage: failed.failMessage };

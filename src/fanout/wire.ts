@@ -1,10 +1,12 @@
 // The edge stream's wire format, shared by the control plane (FanoutHub) and edge agents.
 import { z } from 'zod';
+import { EXECUTED_AS, type ExecutedAs } from '../purge/types.ts';
 
 // GET  /edge/v1/stream?after=SEQ   (after=-1: start at the log's current end; the node empties its cache
 //      on the hello, since it will never see the entries up to there)
 //      → application/x-ndjson, one StreamLine per line, for as long as the connection lives.
-// POST /edge/v1/ack  AckRequest → AckResponse   (also renews the node's lease, DESIGN invariant 4)
+// POST /edge/v1/ack  AckRequest → AckResponse   (also renews the node's lease, DESIGN invariant 4; it
+//      also carries the node's driver name and what its cache executed per purge entry, issue 8)
 // Nodes authenticate with `Authorization: Bearer <token>` and `X-Edge-Node: <id>`. Refusals answer
 // `{"error": "..."}` with 400 (bad input), 401 (unknown node or bad token), 404, 405 or 413, and
 // change nothing.
@@ -39,6 +41,28 @@ export const MAX_ACK_RESULTS = 1000;
 export const MAX_FAIL_MESSAGE = 500;
 
 /** The outcome of one prefetch the node was streamed (see FanoutHub for which results count). */
+/** At most this many execution reports per ack: an agent with more sends them over several acks. */
+export const MAX_ACK_REPORTS = 1000;
+/** Longest note a node may attach to a report (shown to the operator as is). */
+export const MAX_REPORT_NOTE = 300;
+/** A driver name as a node sends it: `builtin`, `varnish`, `nginx`, … */
+export const DRIVER_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+
+/**
+ * What the node's cache executed for one purge entry it was streamed (never for prefetch_url, whose
+ * outcome is a TaskResult). Sent once, in the ack whose `seq` covers it (or an earlier one).
+ */
+export interface ExecutionReport {
+  readonly seq: number;
+  readonly taskId: number;
+  /** The entry's method, or what the cache did instead (`delete` for a Varnish ban, `drop_all`). */
+  readonly executedAs: ExecutedAs;
+  /** Objects the cache said it matched; null or absent when it cannot tell. Never estimated. */
+  readonly matched?: number | null;
+  /** Why executedAs differs, what was approximated. */
+  readonly note?: string;
+}
+
 export interface TaskResult {
   readonly taskId: number;
   readonly ok: boolean;
@@ -54,6 +78,13 @@ export interface AckRequest {
    * times out naming the node); there is no result for purges.
    */
   readonly results?: readonly TaskResult[];
+  /** The node's cache driver (DRIVER_NAME), recorded with its reports; the configuration's kind is shown when absent. */
+  readonly driver?: string;
+  /**
+   * What the cache executed per purge entry, at most MAX_ACK_REPORTS. Recorded only for purge entries
+   * streamed to this node with seq up to this ack's (capped) seq; first report per task stands.
+   */
+  readonly reports?: readonly ExecutionReport[];
 }
 
 export interface AckResponse {
@@ -62,6 +93,8 @@ export interface AckResponse {
   readonly leaseMs: number;
   /** Results that were not recorded, and why (see FanoutHub#recordResults); absent when all were. */
   readonly ignored?: ReadonlyArray<{ readonly taskId: number; readonly reason: IgnoredReason }>;
+  /** Reports that were not recorded, and why (see FanoutHub#recordReports); absent when all were. */
+  readonly ignoredReports?: ReadonlyArray<{ readonly seq: number; readonly taskId: number; readonly reason: ReportIgnoredReason }>;
 }
 
 /**
@@ -70,6 +103,14 @@ export interface AckResponse {
  * node already reported it.
  */
 export type IgnoredReason = 'unexpected' | 'duplicate';
+
+/**
+ * `unexpected`: no purge entry with this seq and task id was streamed to this node by this control plane
+ * process (another node's or tenant's entry, a prefetch, a seq it was never sent, or one sent long ago
+ * and no longer remembered); `not_applied`: beyond the seq this ack applies; `duplicate`: the node
+ * already reported on this task.
+ */
+export type ReportIgnoredReason = 'unexpected' | 'not_applied' | 'duplicate';
 
 /**
  * The ack body as the control plane validates it, all of it before anything is written (hardening
@@ -88,5 +129,18 @@ export const ackRequestSchema = z.object({
       }),
     )
     .max(MAX_ACK_RESULTS)
+    .optional(),
+  driver: z.string().regex(DRIVER_NAME, 'driver must be a lower-case name like "varnish"').optional(),
+  reports: z
+    .array(
+      z.object({
+        seq: z.int().positive(),
+        taskId: z.int().positive(),
+        executedAs: z.enum(EXECUTED_AS),
+        matched: z.int().nonnegative().nullable().optional(),
+        note: z.string().max(MAX_REPORT_NOTE).optional(),
+      }),
+    )
+    .max(MAX_ACK_REPORTS)
     .optional(),
 }) satisfies z.ZodType<AckRequest>;

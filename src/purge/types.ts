@@ -10,6 +10,14 @@ export type TaskType = (typeof TASK_TYPES)[number];
 export const METHODS = ['invalidate', 'delete'] as const;
 export type Method = (typeof METHODS)[number];
 
+/**
+ * What a node's cache really executed for a purge (per-node progress, issue 8): the task's method, or
+ * `delete` where the cache cannot do it softly (Varnish bans), or `drop_all` when the node emptied its
+ * whole cache instead (it fell behind while the entry was queued).
+ */
+export const EXECUTED_AS = ['invalidate', 'delete', 'drop_all'] as const;
+export type ExecutedAs = (typeof EXECUTED_AS)[number];
+
 /** EdgeOne task statuses (TENCENT-API §4.2); `invalid` is prefetch-only (origin answered non-2xx). */
 export const TASK_STATUSES = ['processing', 'success', 'failed', 'timeout', 'canceled', 'invalid'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];

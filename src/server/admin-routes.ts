@@ -1,4 +1,5 @@
-// JSON admin endpoint: GET /admin/v1/jobs/JOBID — a job with every task's per-node progress.
+// JSON admin endpoint: GET /admin/v1/jobs/JOBID — a job with every task's per-node progress (state,
+// driver, and what each node's cache executed: executed-as, matched, when).
 // Authenticated with HTTP Basic SecretId:SecretKey and scoped to that key's account (DESIGN invariant 7).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatIso } from '../actions/times.ts';
@@ -30,7 +31,8 @@ export function adminRoutes(deps: { directory: () => Directory; store: TaskStore
     void (async () => {
       const job = await deps.store.getJob(appId, m[1]!);
       if (!job) return send(404, { error: `no job ${m[1]} in this account` });
-      const tasks = await deps.store.jobTasks(appId, job.jobId);
+      const [tasks, reports] = await Promise.all([deps.store.jobTasks(appId, job.jobId), deps.store.jobNodeReports(appId, job.jobId)]);
+      const reportsOf = Map.groupBy(reports, (r) => r.taskId);
       send(200, {
         JobId: job.jobId,
         Type: job.type,
@@ -44,12 +46,18 @@ export function adminRoutes(deps: { directory: () => Directory; store: TaskStore
           Seq: t.seq,
           UpdateTime: formatIso(t.updatedAt),
           ...(t.failType ? { FailType: t.failType, FailMessage: t.failMessage } : {}),
-          Nodes: (deps.hub?.nodeViews(t) ?? []).map((n) => ({
+          Nodes: (deps.hub?.nodeViews(t, reportsOf.get(t.id)) ?? []).map((n) => ({
             NodeId: n.nodeId,
             State: n.state,
+            Driver: n.driver,
             AckedSeq: n.ackedSeq,
             // Milliseconds: leases are counted in them, and whole seconds cannot tell whether one ran out.
             LastSeen: n.seenAt === null ? null : new Date(n.seenAt).toISOString(),
+            // What the node's cache executed, as it reported it; null when it has not reported (issue 8).
+            ExecutedAs: n.report?.executedAs ?? null,
+            Matched: n.report?.matched ?? null,
+            AppliedAt: n.report ? new Date(n.report.appliedAt).toISOString() : null,
+            ...(n.report?.note ? { Note: n.report.note } : {}),
             ...(n.failMessage ? { FailMessage: n.failMessage } : {}),
           })),
         })),

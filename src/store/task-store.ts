@@ -1,6 +1,6 @@
 // The TaskStore contract: durable jobs, tasks, the purge log, quota counters and node progress.
 import type {
-  JobRecord, JobSource, Method, PurgeLogEntry, TaskRecord, TaskStatus, TaskType,
+  ExecutedAs, JobRecord, JobSource, Method, PurgeLogEntry, TaskRecord, TaskStatus, TaskType,
 } from '../purge/types.ts';
 
 export interface NewTask {
@@ -138,6 +138,36 @@ export interface NodeProgress {
   readonly seenAt: number;
 }
 
+/** What one node reported executing for one task's purge-log entry (per-node progress, issue 8). */
+export interface NodeReport {
+  readonly nodeId: string;
+  readonly taskId: number;
+  /** The task's purge-log seq. */
+  readonly seq: number;
+  /** The driver the node said it runs (`builtin`, `varnish`, `nginx`); null when it did not say. */
+  readonly driver: string | null;
+  /** What the cache executed; may differ from the task's method (a Varnish ban is a delete). */
+  readonly executedAs: ExecutedAs;
+  /** Objects the cache said it matched; null when it cannot tell (never estimated). */
+  readonly matched: number | null;
+  /** The node's short explanation (why executedAs differs, what was approximated); null when none. */
+  readonly note: string | null;
+  /**
+   * When the control plane received the report, ms: the node applied the entry at most one ack
+   * round trip earlier (node clocks are not trusted).
+   */
+  readonly appliedAt: number;
+}
+
+/** A report as a node's ack carries it: the node and the time are the ack's. */
+export type NodeReportInput = Omit<NodeReport, 'nodeId' | 'appliedAt'>;
+
+/**
+ * ackNode's answer per report: `recorded`; `duplicate`: this node already has a report on this
+ * task (the first one stands); `unknown`: no task with that id holds that seq (pruned, or never was).
+ */
+export type NodeReportOutcome = 'recorded' | 'duplicate' | 'unknown';
+
 export interface TaskStore {
   /** Opens the store and applies pending migrations. Idempotent. */
   start(): Promise<void>;
@@ -184,14 +214,27 @@ export interface TaskStore {
    */
   firstSeq(): Promise<number>;
 
-  /** Records that `nodeId` applied every entry up to `seq`; never moves backwards. */
-  ackNode(nodeId: string, seq: number, at: number): Promise<void>;
+  /**
+   * Records one ack of `nodeId`, durably and in one transaction before it resolves: it applied every entry
+   * up to `seq` (never moves backwards; `at` becomes seenAt), and what it executed for the entries in
+   * `reports` (appliedAt = `at`). Answers one outcome per report, in order. At most one report per
+   * (task, node): the first is kept, later ones are `duplicate` and change nothing. A report is recorded
+   * only when task `taskId` exists and holds log seq `seq`; which node may report on which entry is the
+   * caller's check (FanoutHub). Reports are pruned with their tasks. Cost: O(1 + reports), each an index
+   * lookup.
+   */
+  ackNode(nodeId: string, seq: number, at: number, reports?: readonly NodeReportInput[]): Promise<NodeReportOutcome[]>;
   nodeProgress(): Promise<NodeProgress[]>;
+  /**
+   * Every node's report on the tasks of one job of app `appId` ([] for another app's job), by task id,
+   * then node id. Cost: the job's tasks × the nodes that reported on them.
+   */
+  jobNodeReports(appId: number, jobId: string): Promise<NodeReport[]>;
   /** Settles processing tasks; `at` becomes updatedAt. A task already final is left alone: final statuses never change. */
   updateTasks(updates: readonly TaskUpdate[], at: number): Promise<void>;
   /** Processing tasks with afterSeq < seq <= maxSeq, ascending by seq, at most `limit` (afterSeq defaults to 0). */
   processingTasks(maxSeq: number, limit: number, afterSeq?: number): Promise<TaskRecord[]>;
 
-  /** Deletes jobs, tasks and log entries created before `before`; returns the number of tasks removed. */
+  /** Deletes jobs, tasks, log entries and node reports created before `before`; returns the number of tasks removed. */
   prune(before: number): Promise<number>;
 }

@@ -12,7 +12,7 @@ import type { ConfigInput } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/shared/logger.ts';
 import { ACME, baseConfig, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
 import { teoClient } from '../helpers/sdk.ts';
-import { until } from '../e2e/helpers.ts';
+import { adminJob, runCli, until, type AdminJobView } from '../e2e/helpers.ts';
 import { nginxMissing, startNginxHarness, type NginxHarness } from './nginx-harness.ts';
 
 const missing = nginxMissing();
@@ -74,6 +74,56 @@ test('nginx: a prefix purge through the SDK is applied by the agent, then succes
   assert.notEqual(purged.xcache, 'HIT');
   assert.equal(purged.originHits, 1);
   assert.equal((await s.h.get(ACME.host, '/b/1.txt')).xcache, 'HIT');
+});
+
+test('nginx: every purge type × method through the SDK ends success, and the admin view and `tasks show` say what nginx executed and matched', { skip }, async (t) => {
+  const s = await setup(t);
+  const teo = teoClient(s.server.endpoint, ACME.secretId, ACME.secretKey);
+  await until('the agent to connect', async () => s.agent.agent.connected);
+  // Per type: what to warm, the request, and the files the driver's index must find (host and all: at least these).
+  const cases = (method: 'invalidate' | 'delete') => {
+    const base = `/report-${method}`;
+    s.h.origin.setHeaders(ACME.host, `${base}/t1.txt`, { 'cache-tag': `tag-${method}` });
+    s.h.origin.setHeaders(ACME.host, `${base}/t2.txt`, { 'cache-tag': `other, tag-${method}` });
+    return [
+      { type: 'purge_url', warm: [`${base}/u.txt`], params: { Targets: [`http://${ACME.host}${base}/u.txt`] }, matched: 1, exact: true },
+      { type: 'purge_prefix', warm: [`${base}/p/1.txt`, `${base}/p/2.txt`], params: { Targets: [`http://${ACME.host}${base}/p/`] }, matched: 2, exact: true },
+      { type: 'purge_host', warm: [`${base}/h.txt`], params: { Targets: [ACME.host] }, matched: 1, exact: false },
+      { type: 'purge_all', warm: [`${base}/a.txt`], params: {}, matched: 1, exact: false },
+      { type: 'purge_cache_tag', warm: [`${base}/t1.txt`, `${base}/t2.txt`], params: { Targets: [`tag-${method}`], CacheTag: { Domains: [ACME.host] } }, matched: 2, exact: true },
+    ] as const;
+  };
+  let urlInvalidate = '';
+  for (const method of ['invalidate', 'delete'] as const) {
+    for (const c of cases(method)) {
+      for (const p of c.warm) {
+        await s.h.get(ACME.host, p);
+        assert.equal((await s.h.get(ACME.host, p)).xcache, 'HIT', `${p} is cached before ${c.type} ${method}`);
+      }
+      const { JobId } = await teo.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: c.type, Method: method, ...c.params });
+      const job = await until(`${c.type} ${method} to settle`, async () => {
+        const j = await adminJob(s.server.url, JobId);
+        return j.Tasks.every((x) => x.Status !== 'processing') ? j : undefined;
+      });
+      const what = `${c.type} ${method}`;
+      for (const task of job.Tasks) {
+        assert.equal(task.Status, 'success', what);
+        const n = task.Nodes[0]!;
+        // nginx revalidates on invalidate (proxy_cache_revalidate): executed as asked.
+        assert.deepEqual([task.Nodes.length, n.NodeId, n.State, n.Driver, n.ExecutedAs], [1, 'nginx-1', 'applied', 'nginx', method], what);
+        if (c.exact) assert.equal(n.Matched, c.matched, `${what}: files matched`);
+        else assert.ok(n.Matched !== null && n.Matched >= c.matched, `${what}: ${n.Matched} files matched`);
+        assert.ok(n.AppliedAt !== null, what);
+      }
+      if (c.type === 'purge_url' && method === 'invalidate') urlInvalidate = JobId;
+    }
+  }
+  const out = await runCli(s.server.url, ['tasks', 'show', urlInvalidate]);
+  assert.equal(out.code, 0, out.stderr);
+  // Target, Node, Driver, State, ExecutedAs, Matched, AppliedAt, AckedSeq
+  assert.match(out.stdout, new RegExp(`http://${ACME.host}/report-invalidate/u.txt\\s+nginx-1\\s+nginx\\s+applied\\s+invalidate\\s+1\\s+\\d{4}-\\d\\d-\\d\\dT\\S+\\s+\\d+`), out.stdout);
+  const json = JSON.parse((await runCli(s.server.url, ['tasks', 'show', urlInvalidate, '--json'])).stdout) as { Progress: AdminJobView['Tasks'] };
+  assert.equal(json.Progress[0]!.Nodes[0]!.Matched, 1);
 });
 
 test('nginx: a node whose agent died is never fenced — its task stays processing past the lease and ends as timeout, never success', { skip }, async (t) => {

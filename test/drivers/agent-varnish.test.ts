@@ -13,7 +13,7 @@ import type { ConfigInput } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/shared/logger.ts';
 import { ACME, baseConfig, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
 import { teoClient } from '../helpers/sdk.ts';
-import { until } from '../e2e/helpers.ts';
+import { adminJob, runCli, until, type AdminJobView } from '../e2e/helpers.ts';
 import { startConformanceOrigin, type ConformanceOrigin } from './driver-conformance.ts';
 import { operatorVcl, TEST_VARNISHD_ARGS } from './varnish-harness.ts';
 import { startVarnishd, varnishdMissing, type Varnishd } from './varnishd.ts';
@@ -111,6 +111,62 @@ test('a purge submitted through the SDK is applied to Varnish by the agent, then
   await until('the seq file', async () => Number(readFileSync(join(s.dir, 'varnish-1.seq'), 'utf8')) >= 2);
   await s.restartAgent();
   await until('hits after the agent restarted', async () => (await s.get('/b/1.txt')).xcache === 'HIT');
+});
+
+/** Waits until every task of the job has left processing; its admin view then. */
+async function settled(s: Setup, jobId: string): Promise<AdminJobView> {
+  return until(`job ${jobId} to settle`, async () => {
+    const job = await adminJob(s.server.url, jobId);
+    return job.Tasks.every((t) => t.Status !== 'processing') ? job : undefined;
+  });
+}
+
+test('every purge type × method through the SDK ends success, and the admin view and `tasks show` say what Varnish executed and matched', { skip }, async (t) => {
+  const s = await setup(t);
+  const teo = teoClient(s.server.endpoint, ACME.secretId, ACME.secretKey);
+  const BAN_NOTE = /bans are hard/;
+  // Per type: what to warm, the request, and what Varnish reports: an invalidate it can only ban is a delete.
+  const cases = (method: 'invalidate' | 'delete') => {
+    const base = `/report-${method}`;
+    s.origin.respond(ACME.host, `${base}/t1.txt`, { 'cache-tag': `tag-${method}` });
+    s.origin.respond(ACME.host, `${base}/t2.txt`, { 'cache-tag': `other, tag-${method}` });
+    return [
+      { type: 'purge_url', warm: [`${base}/u.txt`], params: { Targets: [`http://${ACME.host}${base}/u.txt`] }, executedAs: method, matched: 1 },
+      { type: 'purge_prefix', warm: [`${base}/p/1.txt`], params: { Targets: [`http://${ACME.host}${base}/p/`] }, executedAs: 'delete', matched: null },
+      { type: 'purge_host', warm: [`${base}/h.txt`], params: { Targets: [ACME.host] }, executedAs: 'delete', matched: null },
+      { type: 'purge_all', warm: [`${base}/a.txt`], params: {}, executedAs: 'delete', matched: null },
+      { type: 'purge_cache_tag', warm: [`${base}/t1.txt`, `${base}/t2.txt`], params: { Targets: [`tag-${method}`], CacheTag: { Domains: [ACME.host] } }, executedAs: method, matched: 2 },
+    ] as const;
+  };
+  let prefixInvalidate = '';
+  for (const method of ['invalidate', 'delete'] as const) {
+    for (const c of cases(method)) {
+      for (const p of c.warm) {
+        await s.get(p);
+        assert.equal((await s.get(p)).xcache, 'HIT', `${p} is cached before ${c.type} ${method}`);
+      }
+      const { JobId } = await teo.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: c.type, Method: method, ...c.params });
+      const job = await settled(s, JobId);
+      const what = `${c.type} ${method}`;
+      for (const task of job.Tasks) {
+        assert.equal(task.Status, 'success', what);
+        assert.equal(task.Nodes.length, 1, what);
+        const n = task.Nodes[0]!;
+        assert.deepEqual([n.NodeId, n.State, n.Driver, n.ExecutedAs, n.Matched], ['varnish-1', 'applied', 'varnish', c.executedAs, c.matched], what);
+        assert.ok(n.AppliedAt !== null, what);
+        if (method === 'invalidate' && c.executedAs === 'delete') assert.match(n.Note ?? '', BAN_NOTE, `${what} says why it was not soft`);
+        else assert.equal(n.Note, undefined, what);
+      }
+      if (c.type === 'purge_prefix' && method === 'invalidate') prefixInvalidate = JobId;
+    }
+  }
+  const out = await runCli(s.server.url, ['tasks', 'show', prefixInvalidate]);
+  assert.equal(out.code, 0, out.stderr);
+  assert.match(out.stdout, /Per-node progress:/);
+  // Target, Node, Driver, State, ExecutedAs, (Matched: none counted), AppliedAt, AckedSeq
+  assert.match(out.stdout, new RegExp(`http://${ACME.host}/report-invalidate/p/\\s+varnish-1\\s+varnish\\s+applied\\s+delete\\s+\\d{4}-\\d\\d-\\d\\dT\\S+\\s+\\d+`), out.stdout);
+  const json = JSON.parse((await runCli(s.server.url, ['tasks', 'show', prefixInvalidate, '--json'])).stdout) as { Progress: AdminJobView['Tasks'] };
+  assert.match(json.Progress[0]!.Nodes[0]!.Note ?? '', BAN_NOTE, '--json carries the note');
 });
 
 test('a dead agent: Varnish stops serving hits once the lease lapses, and only then is the node fenced', { skip }, async (t) => {

@@ -28,7 +28,7 @@ function scripted(opts: { batch?: boolean } = {}) {
     apply: async (c) => (await gate(`apply ${c.seq}`), { executedAs: c.method }),
     ...(opts.batch ? { applyBatch: async (cs: readonly DriverCommand[]) => (await gate(`batch ${cs.map((c) => c.seq).join(',')}`), cs.map((c): DriverReport => ({ executedAs: c.method }))) } : {}),
     prefetch: async () => ({ ok: true }),
-    dropAll: async () => gate('drop'),
+    dropAll: async () => (await gate('drop'), { matched: 7 }),
     close: async () => {},
   };
   return { driver, calls, fail: (n: number, r = true) => ((failures = n), (retryable = r)) };
@@ -99,5 +99,28 @@ test('a driver with applyBatch gets runs of purges; other steps break the run', 
   // The first purge ran alone (nothing else was queued yet) and failed; meanwhile the rest queued up.
   assert.deepEqual(s.calls, ['apply 1', 'batch 1,2,3', 'batch 5,6']);
   assert.equal(t.appliedSeq, 6);
+  await t.close();
+});
+
+test('what the cache executed is handed over once per entry that has a task id; a drop reports the queued entries it covered as drop_all', async () => {
+  const s = scripted();
+  const gate = Promise.withResolvers<void>();
+  const t = new DriverTarget({ driver: { ...s.driver, dropAll: async () => (await gate.promise, { matched: 7 }) }, clock: systemClock, logger: silentLogger, nodeId: 'n', retryMinMs: 1, retryMaxMs: 5 });
+  const withTask = (seq: number): DriverCommand => ({ ...purge(seq), taskId: 100 + seq });
+  t.apply(withTask(1));
+  t.apply(purge(2)); // no task id: executed, but nothing to report under
+  await t.drained();
+  assert.deepEqual(t.takeReports().map((r) => [r.seq, r.taskId, r.executedAs]), [[1, 101, 'delete']]);
+  assert.deepEqual(t.takeReports(), [], 'each entry once');
+
+  t.dropAll(3); // starts at once, and waits on the gate
+  t.apply(withTask(4));
+  t.dropAll(5); // supersedes the queued entry 4: it is never executed on its own
+  gate.resolve();
+  await t.drained();
+  assert.equal(t.appliedSeq, 5);
+  const reports = t.takeReports();
+  assert.deepEqual(reports.map(({ seq, taskId, executedAs, matched }) => ({ seq, taskId, executedAs, matched })), [{ seq: 4, taskId: 104, executedAs: 'drop_all', matched: 7 }]);
+  assert.match(reports[0]!.note ?? '', /whole cache was emptied/);
   await t.close();
 });

@@ -234,8 +234,13 @@ const headerString = (v: string | string[] | undefined) => (Array.isArray(v) ? v
 export interface AdminNodeView {
   readonly NodeId: string;
   readonly State: 'applied' | 'pending' | 'fenced' | 'failed';
+  readonly Driver: string;
   readonly AckedSeq: number;
   readonly LastSeen: string | null;
+  readonly ExecutedAs: 'invalidate' | 'delete' | 'drop_all' | null;
+  readonly Matched: number | null;
+  readonly AppliedAt: string | null;
+  readonly Note?: string;
   readonly FailMessage?: string;
 }
 
@@ -391,11 +396,8 @@ export class Fleet {
   }
 
   /** The job as GET /admin/v1/jobs/JOBID shows it (HTTP Basic SecretId:SecretKey). */
-  async adminJob(jobId: string): Promise<AdminJobView> {
-    const auth = Buffer.from(`${ACME.secretId}:${ACME.secretKey}`).toString('base64');
-    const res = await fetch(`${this.url}/admin/v1/jobs/${jobId}`, { headers: { Authorization: `Basic ${auth}` } });
-    if (res.status !== 200) throw new Error(`admin endpoint answered ${res.status}: ${await res.text()}`);
-    return (await res.json()) as AdminJobView;
+  adminJob(jobId: string): Promise<AdminJobView> {
+    return adminJob(this.url, jobId);
   }
 
   /** Waits until every task of the job has left `processing`; returns the job's view at that moment. */
@@ -408,14 +410,7 @@ export class Fleet {
 
   /** Runs `edgepurge ARGS` against the control plane with the account's credentials. */
   cli(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [MAIN, ...args, '--endpoint', this.url],
-        { env: { ...childEnv(), TENCENTCLOUD_SECRET_ID: ACME.secretId, TENCENTCLOUD_SECRET_KEY: ACME.secretKey }, timeout: 20_000 },
-        (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
-      );
-    });
+    return runCli(this.url, args);
   }
 
   async #until<T>(what: string, cond: () => Promise<T> | T, ms: number): Promise<NonNullable<T>> {
@@ -506,6 +501,26 @@ async function stop(p: ChildProcess): Promise<void> {
   const t = setTimeout(() => p.kill('SIGKILL'), 3000);
   await exited;
   clearTimeout(t);
+}
+
+/** ACME's job as GET /admin/v1/jobs/JOBID shows it (HTTP Basic SecretId:SecretKey) on the control plane at `url`. */
+export async function adminJob(url: string, jobId: string): Promise<AdminJobView> {
+  const auth = Buffer.from(`${ACME.secretId}:${ACME.secretKey}`).toString('base64');
+  const res = await fetch(`${url}/admin/v1/jobs/${jobId}`, { headers: { Authorization: `Basic ${auth}` } });
+  if (res.status !== 200) throw new Error(`admin endpoint answered ${res.status}: ${await res.text()}`);
+  return (await res.json()) as AdminJobView;
+}
+
+/** Runs `edgepurge ARGS` in a child process against the control plane at `url`, with ACME's credentials. */
+export function runCli(url: string, args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [MAIN, ...args, '--endpoint', url],
+      { env: { ...childEnv(), TENCENTCLOUD_SECRET_ID: ACME.secretId, TENCENTCLOUD_SECRET_KEY: ACME.secretKey }, timeout: 20_000 },
+      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
+    );
+  });
 }
 
 function childEnv(): NodeJS.ProcessEnv {

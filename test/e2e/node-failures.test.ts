@@ -63,6 +63,7 @@ test('a node killed before a purge holds the task until it is fenced; restarted,
   assert.ok(processingSeen > 0);
   assert.equal(job.Tasks[0]?.Status, 'success');
   assert.deepEqual(job.Tasks[0]?.Nodes.map((n) => [n.NodeId, n.State]), [['edge-1', 'applied'], ['edge-2', 'fenced'], ['edge-3', 'applied']]);
+  assert.deepEqual(job.Tasks[0]?.Nodes.map((n) => n.ExecutedAs), ['delete', null, 'delete'], 'the fenced node executed nothing, and its progress does not pretend it did');
   // The CDN view follows the same truth: process while waiting, done once fenced.
   assert.equal(cdnEarly.PurgeLogs[0].Status, 'process');
   assert.equal((await fleet().cdn.DescribePurgeTasks({ TaskId: r.JobId })).PurgeLogs[0].Status, 'done');
@@ -70,8 +71,9 @@ test('a node killed before a purge holds the task until it is fenced; restarted,
   // (The CLI is asked only now: starting it can outlast the lease on a loaded machine.)
   const cli = await fleet().cli(['tasks', 'show', r.JobId]);
   assert.equal(cli.code, 0, cli.stderr);
-  assert.match(cli.stdout, /edge-2\s+fenced/);
-  assert.match(cli.stdout, /edge-1\s+applied/);
+  // Node, Driver, State, ExecutedAs, Matched, AppliedAt, AckedSeq: the fenced node has no execution to show.
+  assert.match(cli.stdout, /edge-2\s+builtin\s+fenced\s+\d+\s/);
+  assert.match(cli.stdout, /edge-1\s+builtin\s+applied\s+delete\s+\d+\s+\d{4}-/);
 
   // Restarted with the same config: its memory cache is empty, so the very first request misses.
   const mark = fleet().origin.mark();

@@ -4,7 +4,7 @@
 // and a prefetch that outlives the task deadline.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ACME, sharedFleet, until } from './helpers.ts';
+import { ACME, sharedFleet, until, type AdminJobView } from './helpers.ts';
 
 const TYPES = ['purge_url', 'purge_prefix', 'purge_host', 'purge_all', 'purge_cache_tag'] as const;
 const METHODS = ['invalidate', 'delete'] as const;
@@ -27,13 +27,24 @@ async function warm(objs: readonly Obj[]): Promise<void> {
   }
 }
 
-/** Every task success, and every node applied it (not merely fenced: all three are alive). */
-async function expectApplied(jobId: string): Promise<void> {
+/**
+ * Every task success, and every node applied it (not merely fenced: all three are alive) and reported what
+ * it executed: the built-in edge executes every method as asked; it counts what a URL purge matched, and
+ * nothing for the rule purges, which apply lazily (no count is invented).
+ */
+async function expectApplied(jobId: string): Promise<AdminJobView> {
   const job = await fleet().settled(jobId);
   for (const task of job.Tasks) {
     assert.equal(task.Status, 'success', `${task.Target}: ${task.FailMessage ?? ''}`);
     assert.deepEqual(task.Nodes.map((n) => [n.NodeId, n.State]).sort(), fleet().nodes.map((n) => [n.id, 'applied']));
+    for (const n of task.Nodes) {
+      assert.deepEqual([n.Driver, n.ExecutedAs], ['builtin', job.Method], `${task.Target} on ${n.NodeId}`);
+      assert.ok(n.AppliedAt !== null && Date.parse(n.AppliedAt) <= Date.now(), `${n.NodeId} applied at ${n.AppliedAt}`);
+      if (job.Type === 'purge_url') assert.equal(typeof n.Matched, 'number', `${n.NodeId} counts URL purges`);
+      else assert.equal(n.Matched, null, `${n.NodeId}: ${job.Type} is a lazy rule, nothing counted`);
+    }
   }
+  return job;
 }
 
 test('fleet basics: a purge_url delete succeeds only once all 3 nodes applied it; then each node misses and fetches unconditionally', async () => {
@@ -99,7 +110,8 @@ for (const type of TYPES) {
       if (method === 'delete') for (const o of c.purged) fleet().origin.bump(...o);
       const mark = fleet().origin.mark();
       const r = await fleet().teo.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: type, Method: method, ...c.params });
-      await expectApplied(r.JobId);
+      const job = await expectApplied(r.JobId);
+      if (type === 'purge_url') assert.deepEqual(job.Tasks[0]!.Nodes.map((n) => n.Matched), [1, 1, 1], 'the one cached copy, on each node');
       const described = await fleet().teo.DescribePurgeTasks({ ZoneId: ACME.zoneId, Filters: [{ Name: 'job-id', Values: [r.JobId] }] });
       for (const task of described.Tasks as Array<{ Type: string; Method: string; Status: string }>) assert.deepEqual([task.Type, task.Method, task.Status], [type, method, 'success']);
 
@@ -193,7 +205,8 @@ test('per-node progress: the admin endpoint and `edgepurge tasks show` list ever
   assert.match(out.stdout, new RegExp(`${r.JobId}\\s+purge_url\\s+delete\\s+success\\s+http://${ACME.host}/progress/a`));
   assert.match(out.stdout, /Per-node progress:/);
   for (const target of [`http://${ACME.host}/progress/a`, `http://${ACME.host2}/progress/b`]) {
-    for (const n of fleet().nodes) assert.match(out.stdout, new RegExp(`${target}\\s+${n.id}\\s+applied\\s+\\d+`), `${target} on ${n.id}`);
+    // Target, Node, Driver, State, ExecutedAs, Matched, AppliedAt, AckedSeq: nothing was cached, so 0 matched.
+    for (const n of fleet().nodes) assert.match(out.stdout, new RegExp(`${target}\\s+${n.id}\\s+builtin\\s+applied\\s+delete\\s+0\\s+\\d{4}-\\d\\d-\\d\\dT\\S+\\s+\\d+`), `${target} on ${n.id}`);
   }
   const json = await fleet().cli(['tasks', 'show', r.JobId, '--json']);
   assert.equal(json.code, 0, json.stderr);

@@ -51,11 +51,11 @@ const c = (type: EdgeCommand['type'], method: EdgeCommand['method'], target: str
 test('purge_url counts every Vary variant it hits; delete removes, invalidate flags', () => {
   const { cache, put } = setup();
   put('/a');
-  assert.deepEqual(cache.apply(c('purge_url', 'invalidate', 'http://a.test/a')), { matched: 1 });
+  assert.deepEqual(cache.apply(c('purge_url', 'invalidate', 'http://a.test/a')), { executedAs: 'invalidate', matched: 1 });
   assert.equal(cache.lookup(H, '/a', {})?.invalidated, true);
-  assert.deepEqual(cache.apply(c('purge_url', 'delete', 'http://A.test:80/a#frag')), { matched: 1 });
+  assert.deepEqual(cache.apply(c('purge_url', 'delete', 'http://A.test:80/a#frag')), { executedAs: 'delete', matched: 1 });
   assert.equal(cache.lookup(H, '/a', {}), undefined);
-  assert.deepEqual(cache.apply(c('purge_url', 'delete', 'http://a.test/a')), { matched: 0 });
+  assert.deepEqual(cache.apply(c('purge_url', 'delete', 'http://a.test/a')), { executedAs: 'delete', matched: 0 });
 });
 
 test('rule purges are lazy: the object is dropped or flagged when next looked up', () => {
@@ -63,7 +63,7 @@ test('rule purges are lazy: the object is dropped or flagged when next looked up
   put('/d/1');
   put('/d/2');
   put('/e/1');
-  assert.deepEqual(cache.apply(c('purge_prefix', 'delete', 'http://a.test/d/')), {});
+  assert.deepEqual(cache.apply(c('purge_prefix', 'delete', 'http://a.test/d/')), { executedAs: 'delete' }, 'rule purges count nothing at apply time: no matched');
   assert.equal(cache.stats().objects, 3, 'nothing walked at apply time');
   assert.equal(cache.lookup(H, '/d/1', {}), undefined);
   assert.equal(cache.stats().objects, 2);
@@ -96,7 +96,7 @@ test('replayed seqs are ignored and do not move the high-water mark back', () =>
   const { cache } = setup();
   const first = c('purge_all', 'delete', '');
   cache.apply(first);
-  assert.deepEqual(cache.apply(first), { matched: 0, alreadyApplied: true });
+  assert.deepEqual(cache.apply(first), { executedAs: 'delete', matched: 0, alreadyApplied: true });
   assert.equal(cache.appliedSeq, first.seq);
   assert.equal(cache.stats().rules, 1);
 });

@@ -4,13 +4,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EdgeAgent, type EdgeTarget, type PrefetchOutcome } from '../../src/fanout/edge-agent.ts';
-import type { WireEntry } from '../../src/fanout/wire.ts';
+import type { ExecutionReport, WireEntry } from '../../src/fanout/wire.ts';
 import { systemClock } from '../../src/shared/clock.ts';
 import { silentLogger } from '../../src/shared/logger.ts';
 import { ACME, baseConfig, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
 import { teoClient } from '../helpers/sdk.ts';
 
 class FakeEdge implements EdgeTarget {
+  readonly driver = 'fake';
   appliedSeq = 0;
   applied: WireEntry[] = [];
   drops: number[] = [];
@@ -29,6 +30,45 @@ class FakeEdge implements EdgeTarget {
   }
   dropAll(seq: number): void {
     this.drops.push(seq);
+    this.appliedSeq = seq;
+  }
+  renewLease(until: number): void {
+    this.leaseUntil = until;
+  }
+}
+
+/** A cache that executes entries later, all at once on release(), and hands its reports over like DriverTarget. */
+class DeferredEdge implements EdgeTarget {
+  readonly driver = 'deferred';
+  appliedSeq = 0;
+  leaseUntil = 0;
+  #queued: WireEntry[] = [];
+  #advance = 0;
+  #done: ExecutionReport[] = [];
+  get queued(): number {
+    return this.#queued.length;
+  }
+  apply(e: WireEntry): void {
+    this.#queued.push(e);
+  }
+  advanceTo(seq: number): void {
+    if (this.#queued.length === 0) this.appliedSeq = Math.max(this.appliedSeq, seq);
+    else this.#advance = Math.max(this.#advance, seq);
+  }
+  release(): void {
+    for (const e of this.#queued) this.#done.push({ seq: e.seq, taskId: e.taskId, executedAs: 'delete', matched: 1 });
+    this.appliedSeq = Math.max(this.appliedSeq, this.#advance, ...this.#queued.map((e) => e.seq));
+    this.#queued = [];
+  }
+  takeReports(): ExecutionReport[] {
+    const out = this.#done;
+    this.#done = [];
+    return out;
+  }
+  async prefetch(): Promise<PrefetchOutcome> {
+    return { ok: true };
+  }
+  dropAll(seq: number): void {
     this.appliedSeq = seq;
   }
   renewLease(until: number): void {
@@ -112,6 +152,33 @@ test('a reconnecting node catches up from its last applied seq, in order', async
   await until('caught up', () => a.applied.length === 4);
   assert.deepEqual(a.applied.map((e) => e.target.split('/').pop()), ['1', '2', '3', '4']);
   assert.deepEqual(a.drops, []);
+});
+
+test('more execution reports than one ack carries ride on the next acks, none lost; the ack never passes a report it has not sent', async (t) => {
+  const server = await setup(t);
+  const a = new DeferredEdge();
+  const ag = agent(t, server, 'edge-a', a);
+  await until('lease', () => a.leaseUntil > 0);
+  const sdk = teoClient(server.endpoint, ACME.secretId, ACME.secretKey);
+  const jobs: string[] = [];
+  // 2,400 reports: three acks' worth. An ack that claimed every seq at once would lose the third batch (an
+  // entry is remembered only until the ack after the one that applied it).
+  for (const part of [0, 1, 2]) {
+    const urls = Array.from({ length: 800 }, (_, i) => `http://${ACME.host}/many/${part}/${i}`);
+    jobs.push((await sdk.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_url', Method: 'delete', Targets: urls })).JobId);
+  }
+  await until('all streamed', () => a.queued === 2400);
+  a.release();
+  ag.nudge();
+  await until('every report recorded', async () => {
+    const counts = await Promise.all(jobs.map((j) => server.store.jobNodeReports(ACME.appId, j)));
+    return counts.every((r) => r.length === 800);
+  });
+  for (const j of jobs) {
+    assert.deepEqual(new Set(await statuses(server, j)), new Set(['success']));
+    const reports = await server.store.jobNodeReports(ACME.appId, j);
+    assert.ok(reports.every((r) => r.driver === 'deferred' && r.executedAs === 'delete' && r.matched === 1 && r.nodeId === 'edge-a'));
+  }
 });
 
 test('a node behind the retained log is told to empty its cache first', async (t) => {

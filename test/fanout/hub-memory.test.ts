@@ -18,13 +18,13 @@ import { RawNode, until } from './raw-node.ts';
 const NODE = { id: 'edge-a', listen: '127.0.0.1:1', token: 'token-edge-a-0123456789' };
 const TIMEOUT_MS = 60_000;
 
-async function setup(t: TestContext, maxSettledOutcomes: number) {
+async function setup(t: TestContext, maxSettledOutcomes: number, maxUnreported?: number) {
   const dir = mkdtempSync(join(tmpdir(), 'edgepurge-hub-'));
   const config = parseConfig({ ...baseConfig(), nodes: [NODE], fanout: { leaseMs: 60_000, taskTimeoutMs: TIMEOUT_MS } });
   const store = new SqliteTaskStore({ path: join(dir, 'hub.db') });
   await store.start();
   const clock = new ManualClock(Date.UTC(2026, 0, 1));
-  const hub = new FanoutHub({ config, store, directory: new Directory(config), clock, logger: silentLogger, heartbeatMs: 20, maxSettledOutcomes });
+  const hub = new FanoutHub({ config, store, directory: new Directory(config), clock, logger: silentLogger, heartbeatMs: 20, maxSettledOutcomes, ...(maxUnreported === undefined ? {} : { maxUnreported }) });
   await hub.start();
   const server = createServer((req, res) => {
     if (!hub.route(req, res)) res.writeHead(404).end();
@@ -39,14 +39,14 @@ async function setup(t: TestContext, maxSettledOutcomes: number) {
   });
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   let jobs = 0;
-  /** One job of `n` prefetch tasks on www.acme.com, fanned out; returns the task ids. */
-  const prefetch = async (n: number): Promise<number[]> => {
+  /** One job of `n` tasks of `type` on www.acme.com, fanned out; returns the task ids. */
+  const fanOut = async (type: 'prefetch_url' | 'purge_url', n: number): Promise<number[]> => {
     const { tasks } = await store.createJob(
       {
         jobId: `job${++jobs}`,
         appId: ACME.appId,
         zoneId: ACME.zoneId,
-        type: 'prefetch_url',
+        type,
         method: 'invalidate',
         createdAt: clock.now(),
         secretId: ACME.secretId,
@@ -54,12 +54,13 @@ async function setup(t: TestContext, maxSettledOutcomes: number) {
         source: 'teo',
         tasks: Array.from({ length: n }, (_, i) => ({ target: `http://${ACME.host}/${jobs}/${i}.jpg`, hosts: [ACME.host], status: 'processing' as const, fanOut: true })),
       },
-      { quotaType: 'prefetch_url', day: '2026-01-01', amount: n, daily: 1_000_000 },
+      { quotaType: type, day: '2026-01-01', amount: n, daily: 1_000_000 },
     );
     hub.notify(await store.lastSeq());
     return tasks.map((x) => x.id);
   };
-  return { hub, store, clock, prefetch, node: new RawNode(url, NODE.id, NODE.token) };
+  const prefetch = (n: number) => fanOut('prefetch_url', n);
+  return { hub, store, clock, prefetch, fanOut, node: new RawNode(url, NODE.id, NODE.token) };
 }
 
 test('outcomes of settled prefetches are kept up to a count and for twice the deadline, not for every prefetch ever made', async (t) => {
@@ -72,7 +73,7 @@ test('outcomes of settled prefetches are kept up to a count and for twice the de
   assert.equal(r.json.ignored, undefined);
   await until('all failed', async () => (await store.jobTasks(ACME.appId, 'job1')).every((x) => x.status === 'failed'));
   const { waitingStreams: _, ...held } = hub.memory();
-  assert.deepEqual(held, { awaitedResults: 0, outcomes: 0, settledOutcomes: 3, nodes: 1, streams: 1 });
+  assert.deepEqual(held, { awaitedResults: 0, awaitedReports: 0, outcomes: 0, settledOutcomes: 3, nodes: 1, streams: 1 });
   // An evicted outcome still shows the node that failed the task, from the task's own FailMessage.
   for (const task of await store.jobTasks(ACME.appId, 'job1')) {
     assert.deepEqual(
@@ -121,4 +122,17 @@ test('an idle stream waits for the next purge with one waiter that it removes, n
   assert.ok(hub.memory().waitingStreams <= 2, `waiters: ${hub.memory().waitingStreams}`);
   await hub.close();
   assert.equal(hub.memory().waitingStreams, 0);
+});
+
+test('purge entries awaiting a report are forgotten an ack after they were applied, and bounded for a node that never reports', async (t) => {
+  const { hub, fanOut, node } = await setup(t, 10, 50);
+  await node.ack({ seq: 0 });
+  await node.stream(t);
+  await fanOut('purge_url', 200);
+  await until('streamed', () => node.entries().length === 200);
+  assert.equal(hub.memory().awaitedReports, 50, 'an older agent that never reports holds at most maxUnreported');
+  await node.ack({ seq: node.seenSeq() });
+  assert.equal(hub.memory().awaitedReports, 50, 'kept for one more ack (a retried ack finds them duplicate)');
+  await node.ack({ seq: node.seenSeq() });
+  assert.equal(hub.memory().awaitedReports, 0);
 });

@@ -34,7 +34,8 @@ async function taskOf(server: TestServer, appId: number, jobId: string) {
   return tasks[0]!;
 }
 
-test("a node's results are ignored for tasks it was never streamed: other hosts, other tenants, purges and ids not yet created", async (t) => {
+/** edge-a (every host) and edge-b (ACME.host2) streaming, each holding a lease, and an SDK client per tenant. */
+async function twoStreamingNodes(t: TestContext) {
   const server = await setup(t);
   const a = rawNode(server, 'edge-a');
   const b = rawNode(server, 'edge-b');
@@ -45,6 +46,11 @@ test("a node's results are ignored for tasks it was never streamed: other hosts,
   assert.equal((await b.ack({ seq: b.seenSeq() })).status, 200);
   const acme = teoClient(server.endpoint, ACME.secretId, ACME.secretKey);
   const globex = teoClient(server.endpoint, GLOBEX.secretId, GLOBEX.secretKey);
+  return { server, a, b, acme, globex };
+}
+
+test("a node's results are ignored for tasks it was never streamed: other hosts, other tenants, purges and ids not yet created", async (t) => {
+  const { server, a, b, acme, globex } = await twoStreamingNodes(t);
   const onA = await taskOf(server, ACME.appId, (await acme.CreatePrefetchTask({ ZoneId: ACME.zoneId, Targets: [`http://${ACME.host}/only-a.jpg`] })).JobId);
   const foreign = await taskOf(server, GLOBEX.appId, (await globex.CreatePrefetchTask({ ZoneId: GLOBEX.zoneId, Targets: [`http://${GLOBEX.host}/g.jpg`] })).JobId);
   const purge = await taskOf(server, ACME.appId, (await acme.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_url', Targets: [`http://${ACME.host2}/p.jpg`] })).JobId);
@@ -76,6 +82,76 @@ test("a node's results are ignored for tasks it was never streamed: other hosts,
   assert.match((await taskOf(server, ACME.appId, shared.jobId)).failMessage ?? '', /^edge-b: forged$/);
 });
 
+/** A job's per-node progress as GET /admin/v1/jobs/JOBID shows it. */
+async function adminNodes(server: TestServer, jobId: string): Promise<Array<Record<string, unknown>>> {
+  const auth = Buffer.from(`${ACME.secretId}:${ACME.secretKey}`).toString('base64');
+  const res = await fetch(`${server.url}/admin/v1/jobs/${jobId}`, { headers: { Authorization: `Basic ${auth}` } });
+  assert.equal(res.status, 200);
+  const job = (await res.json()) as { Tasks: Array<{ Nodes: Array<Record<string, unknown>> }> };
+  return job.Tasks[0]!.Nodes;
+}
+
+test("a node's execution reports are recorded only for purge entries streamed to it, up to its ack, once", async (t) => {
+  const { server, a, b, acme, globex } = await twoStreamingNodes(t);
+  const onA = await taskOf(server, ACME.appId, (await acme.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_url', Targets: [`http://${ACME.host}/a.jpg`] })).JobId);
+  const foreign = await taskOf(server, GLOBEX.appId, (await globex.CreatePurgeTask({ ZoneId: GLOBEX.zoneId, Type: 'purge_url', Targets: [`http://${GLOBEX.host}/g.jpg`] })).JobId);
+  const shared = await taskOf(server, ACME.appId, (await acme.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_prefix', Method: 'invalidate', Targets: [`http://${ACME.host2}/d/`] })).JobId);
+  const prefetch = await taskOf(server, ACME.appId, (await acme.CreatePrefetchTask({ ZoneId: ACME.zoneId, Targets: [`http://${ACME.host2}/p.jpg`] })).JobId);
+  await until('streamed', () => a.entries().length === 4 && b.entries().length === 2);
+  const report = (task: { id: number; seq: number | null }, over: Record<string, unknown> = {}) => ({ seq: task.seq!, taskId: task.id, executedAs: 'delete', matched: 7, ...over });
+  const never = { id: prefetch.id + 1000, seq: prefetch.seq! + 1000 };
+
+  const r = await b.ack({
+    seq: b.seenSeq(),
+    driver: 'varnish',
+    reports: [
+      report(onA), // another host's entry, not streamed to edge-b
+      report(foreign), // another tenant's
+      report(prefetch), // a prefetch: its outcome is a result, not a report
+      report({ id: onA.id, seq: shared.seq }), // a seq it was sent, under another task's id
+      report(never), // nothing yet
+      report(shared, { note: 'Varnish bans are hard' }),
+    ],
+  });
+  assert.equal(r.status, 200, 'a report it may not send does not cost the node its ack or lease');
+  assert.deepEqual(r.json.ignoredReports, [
+    { seq: onA.seq, taskId: onA.id, reason: 'unexpected' },
+    { seq: foreign.seq, taskId: foreign.id, reason: 'unexpected' },
+    { seq: prefetch.seq, taskId: prefetch.id, reason: 'unexpected' },
+    { seq: shared.seq, taskId: onA.id, reason: 'unexpected' },
+    { seq: never.seq, taskId: never.id, reason: 'unexpected' },
+  ]);
+  assert.deepEqual(await server.store.jobNodeReports(GLOBEX.appId, foreign.jobId), [], "nothing was written onto another tenant's task");
+  assert.deepEqual(await server.store.jobNodeReports(ACME.appId, onA.jobId), []);
+
+  // The first report stands: a second one (a retried ack, or a lie) is `duplicate` and changes nothing.
+  const again = await b.ack({ seq: b.seenSeq(), driver: 'varnish', reports: [report(shared, { executedAs: 'invalidate', matched: 0 })] });
+  assert.deepEqual(again.json.ignoredReports, [{ seq: shared.seq, taskId: shared.id, reason: 'duplicate' }]);
+
+  // edge-a reports on the shared entry only with an ack that applies it.
+  const early = await a.ack({ seq: shared.seq! - 1, reports: [report(shared, { executedAs: 'invalidate', matched: null })] });
+  assert.deepEqual(early.json.ignoredReports, [{ seq: shared.seq, taskId: shared.id, reason: 'not_applied' }]);
+  assert.equal((await a.ack({ seq: a.seenSeq(), reports: [report(shared, { executedAs: 'invalidate', matched: null })] })).json.ignoredReports, undefined);
+
+  const nodes = await adminNodes(server, shared.jobId);
+  const view = Object.fromEntries(nodes.map(({ NodeId, Driver, State, ExecutedAs, Matched, Note }) => [NodeId, { Driver, State, ExecutedAs, Matched, Note }]));
+  assert.deepEqual(view, {
+    'edge-a': { Driver: 'builtin', State: 'applied', ExecutedAs: 'invalidate', Matched: null, Note: undefined },
+    'edge-b': { Driver: 'varnish', State: 'applied', ExecutedAs: 'delete', Matched: 7, Note: 'Varnish bans are hard' },
+  });
+  for (const n of nodes) assert.ok(typeof n.AppliedAt === 'string' && Math.abs(Date.parse(n.AppliedAt) - Date.now()) < 60_000, String(n.AppliedAt));
+  const unreported = await adminNodes(server, onA.jobId);
+  assert.deepEqual(unreported.map(({ NodeId, Driver, ExecutedAs, Matched, AppliedAt }) => ({ NodeId, Driver, ExecutedAs, Matched, AppliedAt })), [
+    { NodeId: 'edge-a', Driver: 'builtin', ExecutedAs: null, Matched: null, AppliedAt: null },
+  ], 'no report: nothing pretended, the configured driver shown');
+
+  // An entry is remembered until one ack after the ack that applied it; a report later than that is not taken.
+  assert.equal((await a.ack({ seq: a.seenSeq() })).status, 200);
+  const late = await a.ack({ seq: a.seenSeq(), reports: [report(onA)] });
+  assert.deepEqual(late.json.ignoredReports, [{ seq: onA.seq, taskId: onA.id, reason: 'unexpected' }]);
+  assert.equal(server.controlPlane.hub.memory().awaitedReports, 0, 'nothing left waiting for a report');
+});
+
 test('an ack counts only up to what was streamed to the node', async (t) => {
   const server = await setup(t);
   const a = rawNode(server, 'edge-a');
@@ -91,7 +167,7 @@ test('an ack counts only up to what was streamed to the node', async (t) => {
   assert.equal((await taskOf(server, ACME.appId, job.JobId)).status, 'processing');
   assert.deepEqual(
     server.controlPlane.hub.nodeViews(task).find((v) => v.nodeId === 'edge-a'),
-    { nodeId: 'edge-a', ackedSeq: 0, seenAt: (await server.store.nodeProgress()).find((p) => p.nodeId === 'edge-a')?.seenAt ?? null, state: 'pending' },
+    { nodeId: 'edge-a', driver: 'builtin', ackedSeq: 0, seenAt: (await server.store.nodeProgress()).find((p) => p.nodeId === 'edge-a')?.seenAt ?? null, state: 'pending' },
   );
   // Once the stream has taken it past the entry, the same ack applies it.
   await a.stream(t);
@@ -125,6 +201,7 @@ test('an invalid ack body is refused with a JSON 400 before anything is saved', 
   const a = rawNode(server, 'edge-a');
   await a.stream(t);
   const result = { taskId: 1, ok: false, failType: 'originPullFailed', failMessage: 'x' };
+  const report = { seq: 1, taskId: 1, executedAs: 'delete', matched: 1, note: 'n' };
   const bad: Array<[string, unknown]> = [
     ['a null result (the issue: 500 after saving the seq)', { seq: 0, results: [null] }],
     ['not JSON', '{"seq":'],
@@ -139,6 +216,15 @@ test('an invalid ack body is refused with a JSON 400 before anything is saved', 
     ['an unknown FailType', { seq: 0, results: [{ ...result, failType: 'myOwnType' }] }],
     ['an overlong FailMessage', { seq: 0, results: [{ ...result, failMessage: 'x'.repeat(501) }] }],
     ['more than 1,000 results', { seq: 0, results: Array.from({ length: 1001 }, (_, i) => ({ taskId: i + 1, ok: true })) }],
+    ['a report with an unknown executedAs', { seq: 0, reports: [{ ...report, executedAs: 'ban' }] }],
+    ['a report with a negative matched', { seq: 0, reports: [{ ...report, matched: -1 }] }],
+    ['a report with a fractional matched', { seq: 0, reports: [{ ...report, matched: 1.5 }] }],
+    ['a report with seq 0', { seq: 0, reports: [{ ...report, seq: 0 }] }],
+    ['a report without a task id', { seq: 0, reports: [{ seq: 1, executedAs: 'delete' }] }],
+    ['a report with an overlong note', { seq: 0, reports: [{ ...report, note: 'n'.repeat(301) }] }],
+    ['more than 1,000 reports', { seq: 0, reports: Array.from({ length: 1001 }, (_, i) => ({ ...report, seq: i + 1 })) }],
+    ['a driver name that is not a lower-case word', { seq: 0, driver: 'My Driver' }],
+    ['a driver name of 33 characters', { seq: 0, driver: 'd'.repeat(33) }],
     ['an array body', [0]],
     ['null', null],
   ];
@@ -151,6 +237,9 @@ test('an invalid ack body is refused with a JSON 400 before anything is saved', 
   assert.match(nullResult.json.error ?? '', /results\[0\]/, 'the answer says which part is wrong');
   assert.deepEqual(await server.store.nodeProgress(), [], 'no refused ack was recorded, not even its seq or lease');
   assert.equal((await a.ack({ seq: 0, results: [] })).status, 200, 'a valid ack still goes through');
+  const newer = await a.ack({ seq: 0, driver: 'varnish', reports: [{ ...report, since: 'a newer agent' }], capabilities: ['x'] });
+  assert.equal(newer.status, 200, 'unknown keys are ignored, so a newer agent is not cut off');
+  assert.deepEqual(newer.json.ignoredReports, [{ seq: 1, taskId: 1, reason: 'unexpected' }]);
 });
 
 test('every /edge/ route refuses bad input with a JSON error: after, X-Edge-Node, bearer token, method, size', async (t) => {
@@ -197,6 +286,7 @@ test('every /edge/ route refuses bad input with a JSON error: after, X-Edge-Node
 });
 
 class PrefetchOnlyEdge implements EdgeTarget {
+  readonly driver = 'fake';
   appliedSeq = 0;
   leaseUntil = 0;
   answer: PrefetchOutcome = { ok: true };

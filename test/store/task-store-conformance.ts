@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import type { TaskRecord, TaskStatus, TaskType } from '../../src/purge/types.ts';
 import { DuplicateJobIdError, QuotaExceededError } from '../../src/store/task-store.ts';
-import type { NewJob, NewTask, QuotaCharge, TaskQuery, TaskStore } from '../../src/store/task-store.ts';
+import type { NewJob, NewTask, NodeReport, NodeReportInput, QuotaCharge, TaskQuery, TaskStore } from '../../src/store/task-store.ts';
 
 /** Makes a fresh, empty, not yet started store; the suite starts and closes it. */
 export type MakeStore = (t: TestContext) => TaskStore | Promise<TaskStore>;
@@ -598,6 +598,62 @@ export function describeTaskStoreConformance(name: string, makeStore: MakeStore)
         assert.equal(byNode.get('edge-a')!.seenAt, T0 + 3, 'but it counts as a sign of life');
         assert.equal(byNode.get('edge-b')!.ackedSeq, 9);
         assert.equal(byNode.get('edge-b')!.seenAt, T0 + 4);
+      });
+    });
+
+    describe('node reports (with acks)', () => {
+      const report = (t: TaskRecord, over: Partial<NodeReportInput> = {}): NodeReportInput => ({
+        taskId: t.id, seq: t.seq!, driver: 'varnish', executedAs: 'delete', matched: 3, note: null, ...over,
+      });
+      /** What jobNodeReports returns for `r` acked by `nodeId` at `at`. */
+      const stored = (nodeId: string, r: NodeReportInput, at = T0 + 5): NodeReport => ({ nodeId, ...r, appliedAt: at });
+
+      it('records an ack and its reports together: one report per task and node, the first standing; an outcome per report', async (t) => {
+        const store = await open(t);
+        const [a, b] = (await create(store, job([task('https://a.example.com/1'), task('https://a.example.com/2')]))) as [TaskRecord, TaskRecord];
+        const first = report(a, { executedAs: 'invalidate', matched: 2, note: 'soft' });
+        const outcomes = await store.ackNode('edge-a', b.seq!, T0 + 5, [first, report(a, { executedAs: 'delete', matched: 9 }), report(b, { executedAs: 'drop_all', matched: null })]);
+        assert.deepEqual(outcomes, ['recorded', 'duplicate', 'recorded']);
+        assert.deepEqual(await store.ackNode('edge-b', b.seq!, T0 + 6, [report(a, { driver: null, matched: null })]), ['recorded'], 'another node reports on its own');
+        assert.deepEqual(await store.ackNode('edge-a', b.seq!, T0 + 7, [report(a, { matched: 100 })]), ['duplicate'], 'a later ack changes nothing');
+        assert.deepEqual(await store.ackNode('edge-a', b.seq!, T0 + 8), [], 'an ack without reports');
+        assert.deepEqual(await store.jobNodeReports(APP, a.jobId), [
+          stored('edge-a', first),
+          stored('edge-b', report(a, { driver: null, matched: null }), T0 + 6),
+          stored('edge-a', report(b, { executedAs: 'drop_all', matched: null })),
+        ]);
+        const progress = (await store.nodeProgress()).find((p) => p.nodeId === 'edge-a');
+        assert.deepEqual(progress, { nodeId: 'edge-a', ackedSeq: b.seq, seenAt: T0 + 8 }, 'the ack itself is recorded as without reports');
+      });
+
+      it('records a report only onto the task holding that seq', async (t) => {
+        const store = await open(t);
+        const [a, b] = (await create(store, job([task('https://a.example.com/1'), task('https://a.example.com/2')]))) as [TaskRecord, TaskRecord];
+        const [local] = (await create(store, job([task('https://a.example.com/3', { fanOut: false, status: 'success' })]))) as [TaskRecord];
+        const outcomes = await store.ackNode('edge-a', b.seq!, T0, [report(a, { seq: b.seq! }), report(a, { taskId: 987654321 }), { ...report(a), taskId: local.id }]);
+        assert.deepEqual(outcomes, ['unknown', 'unknown', 'unknown']);
+        assert.deepEqual(await store.jobNodeReports(APP, a.jobId), []);
+      });
+
+      it('are read per job, scoped by app (tenants are walls)', async (t) => {
+        const store = await open(t);
+        const [mine] = (await create(store, job([task('https://a.example.com/1')]))) as [TaskRecord];
+        const [theirs] = (await create(store, job([task('https://b.example.com/1')], { appId: OTHER_APP }))) as [TaskRecord];
+        await store.ackNode('edge-a', theirs.seq!, T0, [report(mine), report(theirs)]);
+        assert.deepEqual((await store.jobNodeReports(APP, mine.jobId)).map((r) => r.taskId), [mine.id]);
+        assert.deepEqual(await store.jobNodeReports(APP, theirs.jobId), [], "another app's job shows nothing");
+        assert.deepEqual(await store.jobNodeReports(APP, 'job-that-does-not-exist'), []);
+      });
+
+      it('are pruned with their tasks', async (t) => {
+        const store = await open(t);
+        const [old] = (await create(store, job([task('https://a.example.com/old')], { createdAt: T0 }))) as [TaskRecord];
+        const [fresh] = (await create(store, job([task('https://a.example.com/new')], { createdAt: T0 + DAY }))) as [TaskRecord];
+        await store.ackNode('edge-a', fresh.seq!, T0, [report(old), report(fresh)]);
+        await store.prune(T0 + 1);
+        assert.deepEqual(await store.jobNodeReports(APP, old.jobId), []);
+        assert.equal((await store.jobNodeReports(APP, fresh.jobId)).length, 1);
+        assert.deepEqual(await store.ackNode('edge-a', fresh.seq!, T0, [report(old)]), ['unknown'], 'a late report of a pruned task is not kept');
       });
     });
 

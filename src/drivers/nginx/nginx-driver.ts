@@ -14,6 +14,7 @@ import { silentLogger, type Logger } from '../../shared/logger.ts';
 import {
   DriverError,
   type DriverCommand,
+  type DriverDropReport,
   type DriverPrefetchOutcome,
   type DriverReport,
   type EdgeDriver,
@@ -85,7 +86,6 @@ export class NginxDriver implements EdgeDriver {
   #timer: NodeJS.Timeout | undefined;
   #recent: RecentRule[] = [];
   #closed = false;
-  #lastDropAll: number | undefined;
 
   constructor(options: NginxDriverOptions) {
     this.#o = options;
@@ -206,14 +206,9 @@ export class NginxDriver implements EdgeDriver {
     return { ok: true };
   }
 
-  /** Deletes every cache file, indexed or not (the count is logged and kept in lastDropAll). */
-  async dropAll(): Promise<void> {
-    this.#lastDropAll = await this.#dropAll();
-  }
-
-  /** Files the last dropAll deleted (EdgeDriver.dropAll reports nothing back). */
-  get lastDropAll(): number | undefined {
-    return this.#lastDropAll;
+  /** Deletes every cache file, indexed or not, and counts them. */
+  async dropAll(): Promise<DriverDropReport> {
+    return { matched: await this.#dropAll() };
   }
 
   async #dropAll(): Promise<number> {

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import type { Logger } from '../../shared/logger.ts';
 import { silentLogger } from '../../shared/logger.ts';
-import { DriverError, type DriverCommand, type DriverPrefetchOutcome, type DriverReport, type EdgeDriver } from '../edge-driver.ts';
+import { DriverError, type DriverCommand, type DriverDropReport, type DriverPrefetchOutcome, type DriverReport, type EdgeDriver } from '../edge-driver.ts';
 import { canonicalHost, parseTargetUrl, purgeHostTargets } from '../purge-target.ts';
 import { EDGEPURGE_VCL_VERSION } from './edgepurge-vcl.ts';
 import { pipeline, type PipelinedAnswer, type PipelinedRequest } from './pipelined-http.ts';
@@ -190,9 +190,10 @@ export class VarnishDriver implements EdgeDriver {
     return { ok: true };
   }
 
-  /** Bans every object (lurker-friendly: it tests only obj.*, so the ban lurker retires it). */
-  async dropAll(): Promise<void> {
+  /** Bans every object (lurker-friendly: it tests only obj.*, so the ban lurker retires it). Varnish does not count what a ban matches. */
+  async dropAll(): Promise<DriverDropReport> {
     await this.#ban('obj.status != 0');
+    return {};
   }
 
   async renewLease(untilMs: number): Promise<void> {

@@ -42,6 +42,10 @@ export interface Migration {
  * position in its job; `record_id` is the record's public id (see RefreshRecord.id); `job_tasks` the
  * job's task count, so that a page is cut to its task budget before any job is read. Records that
  * existed before v2 get ids the same way (the old ids were row ids, the leak v2 closes).
+ *
+ * v3 adds `node_reports`: what each node executed for a task's log entry (driver, executed-as, matched),
+ * at most one row per (task, node), so its size is bounded by tasks × nodes; keyed by task first, so a
+ * job's reports are one range per task and prune deletes them with the task.
  */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -155,6 +159,23 @@ CREATE INDEX refresh_records_app_time ON refresh_records (app_id, created_at, jo
 CREATE INDEX refresh_records_app_host ON refresh_records (app_id, host, created_at, job_id, type);
 `,
     run: backfillRefreshRecords,
+  },
+  {
+    version: 3,
+    name: 'node_reports: per (task, node), what the node executed (issue 8)',
+    sql: `
+CREATE TABLE node_reports (
+  task_id     INTEGER NOT NULL,
+  node_id     TEXT NOT NULL,
+  seq         INTEGER NOT NULL,
+  driver      TEXT,
+  executed_as TEXT NOT NULL,
+  matched     INTEGER,
+  note        TEXT,
+  applied_at  INTEGER NOT NULL,
+  PRIMARY KEY (task_id, node_id)
+) WITHOUT ROWID;
+`,
   },
 ];
 

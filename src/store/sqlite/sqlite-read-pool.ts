@@ -2,7 +2,7 @@
 // the event loop (node:sqlite is synchronous: a long statement there stalls every request and lease).
 import { Worker } from 'node:worker_threads';
 import type { TaskRecord } from '../../purge/types.ts';
-import type { RefreshRecordQuery, RefreshRecord, TaskQuery } from '../task-store.ts';
+import type { NodeReport, RefreshRecordQuery, RefreshRecord, TaskQuery } from '../task-store.ts';
 import type { ReadCall, ReadOp, ReadReply, ReadWorkerData } from './sqlite-read-worker.ts';
 
 export interface SqliteReadPoolOptions {
@@ -20,11 +20,13 @@ export interface SqliteReadPoolOptions {
 /** What each read returns (the values cross the thread boundary as JSON text). */
 interface ReadResults {
   jobTasks: TaskRecord[];
+  jobNodeReports: NodeReport[];
   listTasks: { total: number; tasks: TaskRecord[] };
   listRefreshRecords: { total: number; records: RefreshRecord[] };
 }
 interface ReadArgs {
   jobTasks: [appId: number, jobId: string];
+  jobNodeReports: [appId: number, jobId: string];
   listTasks: [q: TaskQuery];
   listRefreshRecords: [q: RefreshRecordQuery];
 }

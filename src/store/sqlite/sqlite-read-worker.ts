@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteTaskReader } from './sqlite-task-reader.ts';
 
 /** The reads a worker serves: the history queries whose cost grows with a tenant's history. */
-export type ReadOp = 'jobTasks' | 'listTasks' | 'listRefreshRecords';
+export type ReadOp = 'jobTasks' | 'jobNodeReports' | 'listTasks' | 'listRefreshRecords';
 
 export interface ReadWorkerData {
   readonly path: string;
@@ -56,6 +56,7 @@ function serve(port: NonNullable<typeof parentPort>, data: ReadWorkerData): void
   const reader = new SqliteTaskReader(() => db);
   const ops: { readonly [K in ReadOp]: (args: readonly unknown[]) => unknown } = {
     jobTasks: (a) => reader.jobTasks(a[0] as number, a[1] as string),
+    jobNodeReports: (a) => reader.jobNodeReports(a[0] as number, a[1] as string),
     listTasks: (a) => reader.listTasks(a[0] as Parameters<SqliteTaskReader['listTasks']>[0]),
     listRefreshRecords: (a) => reader.listRefreshRecords(a[0] as Parameters<SqliteTaskReader['listRefreshRecords']>[0]),
   };

@@ -2,7 +2,8 @@
 // a bounded statement cache.
 import { createHash, randomInt } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import type { JobRecord, JobSource, Method, TaskRecord, TaskStatus, TaskType } from '../../purge/types.ts';
+import type { ExecutedAs, JobRecord, JobSource, Method, TaskRecord, TaskStatus, TaskType } from '../../purge/types.ts';
+import type { NodeReport } from '../task-store.ts';
 
 export interface JobRow {
   job_id: string;
@@ -32,6 +33,32 @@ export interface TaskRow {
   created_at: number;
   updated_at: number;
   seq: number | null;
+}
+
+export interface NodeReportRow {
+  task_id: number;
+  node_id: string;
+  seq: number;
+  driver: string | null;
+  executed_as: string;
+  matched: number | null;
+  note: string | null;
+  applied_at: number;
+}
+
+export const NODE_REPORT_COLS = 'task_id, node_id, seq, driver, executed_as, matched, note, applied_at';
+
+export function toNodeReport(r: NodeReportRow): NodeReport {
+  return {
+    nodeId: r.node_id,
+    taskId: r.task_id,
+    seq: r.seq,
+    driver: r.driver,
+    executedAs: r.executed_as as ExecutedAs,
+    matched: r.matched,
+    note: r.note,
+    appliedAt: r.applied_at,
+  };
 }
 
 export const TASK_COLS =

@@ -2,8 +2,10 @@
 // the writer's own, or a read-only one in a worker thread (sqlite-read-pool.ts).
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import type { JobRecord, TaskRecord } from '../../purge/types.ts';
-import { REFRESH_TYPES, type RefreshRecord, type RefreshRecordQuery, type TaskQuery } from '../task-store.ts';
-import { marks, StatementCache, TASK_COLS, taskCols, targetHash, toJob, toTask, type JobRow, type TaskRow } from './sqlite-rows.ts';
+import { REFRESH_TYPES, type NodeReport, type RefreshRecord, type RefreshRecordQuery, type TaskQuery } from '../task-store.ts';
+import {
+  marks, NODE_REPORT_COLS, StatementCache, TASK_COLS, taskCols, targetHash, toJob, toNodeReport, toTask, type JobRow, type NodeReportRow, type TaskRow,
+} from './sqlite-rows.ts';
 
 /** A needle's trigrams probed for rarity: all of them up to this many, else this many spread out. */
 const MAX_PROBED_TRIGRAMS = 32;
@@ -117,6 +119,15 @@ export class SqliteTaskReader {
       .get(`SELECT ${TASK_COLS} FROM tasks WHERE job_id = ? AND +app_id = ? ORDER BY id`)
       .all(jobId, appId) as unknown as TaskRow[];
     return rows.map(toTask);
+  }
+
+  /** The job's tasks by the job index, then each task's reports by the primary key. */
+  jobNodeReports(appId: number, jobId: string): NodeReport[] {
+    const cols = NODE_REPORT_COLS.split(', ').map((c) => `r.${c}`).join(', ');
+    const rows = this.#stmts
+      .get(`SELECT ${cols} FROM tasks t JOIN node_reports r ON r.task_id = t.id WHERE t.job_id = ? AND +t.app_id = ? ORDER BY r.task_id, r.node_id`)
+      .all(jobId, appId) as unknown as NodeReportRow[];
+    return rows.map(toNodeReport);
   }
 
   listTasks(q: TaskQuery): { total: number; tasks: TaskRecord[] } {

@@ -7,7 +7,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { JobRecord, Method, PurgeLogEntry, TaskRecord, TaskType } from '../../purge/types.ts';
 import { DuplicateJobIdError, QuotaExceededError, REFRESH_TYPES, type RefreshType } from '../task-store.ts';
 import type {
-  NewJob, NodeProgress, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
+  NewJob, NodeProgress, NodeReport, NodeReportInput, NodeReportOutcome, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
 } from '../task-store.ts';
 import { migrate } from './migrations.ts';
 import { SqliteReadPool } from './sqlite-read-pool.ts';
@@ -274,13 +274,26 @@ export class SqliteTaskStore implements TaskStore {
     return this.#firstSeq();
   }
 
-  async ackNode(nodeId: string, seq: number, at: number): Promise<void> {
-    this.#write(() => {
+  async ackNode(nodeId: string, seq: number, at: number, reports: readonly NodeReportInput[] = []): Promise<NodeReportOutcome[]> {
+    return this.#write(() => {
       this.#stmt(
         `INSERT INTO node_progress (node_id, acked_seq, seen_at) VALUES (?, ?, ?)
          ON CONFLICT (node_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq),
                                              seen_at = max(seen_at, excluded.seen_at)`,
       ).run(nodeId, seq, at);
+      if (reports.length === 0) return [];
+      // Only onto the task that holds this seq: no report outlives its task or names a seq it never had.
+      const insert = this.#stmt(
+        `INSERT INTO node_reports (task_id, node_id, seq, driver, executed_as, matched, note, applied_at)
+         SELECT id, ?, seq, ?, ?, ?, ?, ? FROM tasks WHERE id = ? AND seq = ?
+         ON CONFLICT (task_id, node_id) DO NOTHING`,
+      );
+      const exists = this.#stmt('SELECT 1 FROM tasks WHERE id = ? AND seq = ?');
+      return reports.map((r): NodeReportOutcome => {
+        const done = insert.run(nodeId, r.driver, r.executedAs, r.matched, r.note, at, r.taskId, r.seq);
+        if (done.changes > 0) return 'recorded';
+        return exists.get(r.taskId, r.seq) === undefined ? 'unknown' : 'duplicate';
+      });
     });
   }
 
@@ -291,6 +304,10 @@ export class SqliteTaskStore implements TaskStore {
       seen_at: number;
     }>;
     return rows.map((r) => ({ nodeId: r.node_id, ackedSeq: r.acked_seq, seenAt: r.seen_at }));
+  }
+
+  async jobNodeReports(appId: number, jobId: string): Promise<NodeReport[]> {
+    return this.#pool ? this.#pool.run('jobNodeReports', appId, appId, jobId) : this.#reader.jobNodeReports(appId, jobId);
   }
 
   async updateTasks(updates: readonly TaskUpdate[], at: number): Promise<void> {
@@ -511,6 +528,7 @@ export class SqliteTaskStore implements TaskStore {
       ).get(list) as { s: number | null };
       this.#stmt(`DELETE FROM task_fts WHERE rowid IN (${inJobs})`).run(list);
       this.#stmt(`DELETE FROM task_hosts WHERE task_id IN (${inJobs})`).run(list);
+      this.#stmt(`DELETE FROM node_reports WHERE task_id IN (${inJobs})`).run(list);
       this.#stmt('DELETE FROM refresh_records WHERE job_id IN (SELECT value FROM json_each(?))').run(list);
       const removed = this.#stmt('DELETE FROM tasks WHERE job_id IN (SELECT value FROM json_each(?))').run(list);
       this.#stmt('DELETE FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))').run(list);
