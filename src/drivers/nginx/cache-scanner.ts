@@ -14,7 +14,7 @@
 // whose mtime is within RACY_MS of the sweep's start is therefore read again on the next sweep too.
 import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { join } from 'node:path';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import type { Clock } from '../../shared/clock.ts';
 import { CacheFileError, cacheFileName, cacheTags, headLength, parseCacheFileHead, type CacheFileHead } from './cache-file.ts';
 import { parseCacheKey, type CacheIndex, type IndexedFile } from './cache-index.ts';
@@ -47,6 +47,16 @@ export interface SweepStats {
   /** Files that are not nginx cache files of version 5 or whose key is not in the snippet's format. */
   readonly unreadable: number;
   readonly foreignKeys: number;
+}
+
+/** What a refresh did. */
+export interface RefreshStats {
+  readonly added: IndexedFile[];
+  readonly removed: number;
+  readonly unreadable: number;
+  readonly foreignKeys: number;
+  /** Directories listed (the requested ones and those no sweep had listed yet). */
+  readonly readDirs: number;
 }
 
 export interface ScannerOptions {
@@ -89,6 +99,18 @@ export class CacheScanner {
    */
   sweep(): Promise<SweepStats> {
     const run = this.#chain.then(() => this.#sweep());
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Re-reads the named files (absolute paths of cache files in leaf directories) and lists the named
+   * leaf directories in full, and nothing else: indexes new or replaced files, drops vanished ones.
+   * What a file-system watcher calls with the names its events carried. A leaf directory no sweep has
+   * seen yet is adopted (and listed in full). Chained with sweeps like sweep().
+   */
+  refresh(what: { files: Iterable<string>; dirs?: Iterable<string> }): Promise<RefreshStats> {
+    const run = this.#chain.then(() => this.#refresh(what.files, what.dirs ?? []));
     this.#chain = run.catch(() => undefined);
     return run;
   }
@@ -160,61 +182,86 @@ export class CacheScanner {
           if (!seen.has(n) && index.remove(join(d.path, n))) removed++;
         }
         d.names = seen;
-        for (const n of seen) {
-          const path = join(d.path, n);
-          const known = index.get(path);
-          if (!known) {
-            toRead.push({ path, name: n });
-            continue;
-          }
-          // Same name, new inode: nginx stored a new response for the key (its tags may differ).
-          const st = statSync(path, { throwIfNoEntry: false });
-          if (!st) {
-            if (index.remove(path)) removed++;
-          } else if (known.stamp !== stampOf(st)) {
-            toRead.push({ path, name: n });
-          }
-        }
+        // Known files too: the same name with a new stamp is a new response nginx stored for the key.
+        for (const n of seen) toRead.push({ path: join(d.path, n), name: n });
       }
     }
-    const added: IndexedFile[] = [];
-    let unreadable = 0;
-    let foreignKeys = 0;
+    const files = new FileReads(index);
     for (const { path, name } of toRead) {
       if (slice.due()) await slice.yield();
-      let read: { head: CacheFileHead; stamp: string } | undefined;
-      try {
-        read = readHead(path);
-      } catch (err) {
-        if (code(err) === 'ENOENT') {
-          if (index.remove(path)) removed++;
-          continue;
-        }
-        if (!(err instanceof CacheFileError)) throw err;
-      }
-      if (read === undefined) {
-        unreadable++;
-        index.remove(path);
-        continue;
-      }
-      const { head, stamp } = read;
-      const k = parseCacheKey(head.key);
-      if (!k) foreignKeys++;
-      const file: IndexedFile = {
-        path,
-        key: head.key,
-        host: k?.host ?? '',
-        urlPath: k?.urlPath ?? head.key,
-        tags: cacheTags(head),
-        dateSec: head.dateSec,
-        variant: cacheFileName(head.key) !== name,
-        stamp,
-      };
-      index.add(file);
-      added.push(file);
+      files.read(path, name);
     }
+    removed += files.removed;
+    const { added, unreadable, foreignKeys } = files;
     this.#lastSweepStartMs = start;
     return { dirs, readDirs, added, removed, unreadable, foreignKeys };
+  }
+
+  async #refresh(paths: Iterable<string>, dirs: Iterable<string>): Promise<RefreshStats> {
+    const slice = new Slicer(this.#o.sliceMs ?? SLICE_MS);
+    const files = new FileReads(this.#o.index);
+    let readDirs = 0;
+    const listed = new Set<string>();
+    const list = async (d: DirState): Promise<void> => {
+      listed.add(d.path);
+      let names: string[];
+      try {
+        names = readdirSync(d.path);
+      } catch (err) {
+        if (code(err) !== 'ENOENT' && code(err) !== 'ENOTDIR') throw err;
+        return;
+      }
+      readDirs++;
+      for (const n of names) {
+        if (!NAME.test(n)) continue;
+        if (slice.due()) await slice.yield();
+        if (files.read(join(d.path, n), n) === 'gone') d.names.delete(n);
+        else d.names.add(n);
+      }
+    };
+    for (const dir of dirs) {
+      const leaf = this.#leaf(dir);
+      if (leaf) await list(leaf.d);
+    }
+    for (const path of paths) {
+      if (slice.due()) await slice.yield();
+      const dir = dirname(path);
+      if (listed.has(dir)) continue;
+      const leaf = this.#leaf(dir);
+      if (!leaf) continue;
+      const { d, created } = leaf;
+      if (created) {
+        // A directory neither a sweep nor the caller listed: files in it may have come before any event did.
+        await list(d);
+        continue;
+      }
+      const name = basename(path);
+      if (files.read(path, name) === 'gone') d.names.delete(name);
+      else d.names.add(name);
+    }
+    const { added, removed, unreadable, foreignKeys } = files;
+    return { readDirs, added, removed, unreadable, foreignKeys };
+  }
+
+  /** The leaf directory state for `dir`, created (with its parents) if no sweep has seen it; undefined if `dir` is not a leaf directory of this cache. */
+  #leaf(dir: string): { d: DirState; created: boolean } | undefined {
+    const { root, levels } = this.#o;
+    const rel = relative(root, dir);
+    const parts = rel === '' ? [] : rel.split(sep);
+    if (parts.length !== levels.length || parts.some((p, i) => p.length !== levels[i] || !/^[0-9a-f]+$/.test(p))) return undefined;
+    let d = this.#dirs[0]!.get(root)!;
+    let created = false;
+    for (let i = 0; i < parts.length; i++) {
+      const path = join(d.path, parts[i]!);
+      let next = this.#dirs[i + 1]!.get(path);
+      if (!next) {
+        this.#dirs[i + 1]!.set(path, (next = newDir(path, i + 1)));
+        d.names.add(parts[i]!);
+        created = true;
+      }
+      d = next;
+    }
+    return { d, created };
   }
 
   /** Stops tracking a vanished directory and everything under it; returns the files dropped. */
@@ -228,6 +275,62 @@ export class CacheScanner {
       for (const name of d.names) n += this.#dropDir(this.#dirs[d.depth + 1]!.get(join(d.path, name)));
     }
     return n;
+  }
+}
+
+/** Reads cache files into the index one at a time and counts the outcomes (sweeps and refreshes share it). */
+class FileReads {
+  readonly added: IndexedFile[] = [];
+  removed = 0;
+  unreadable = 0;
+  foreignKeys = 0;
+  readonly #index: CacheIndex;
+  constructor(index: CacheIndex) {
+    this.#index = index;
+  }
+
+  /**
+   * Indexes the file at `path` unless the index already holds this very file (same stamp); drops it
+   * when it is gone or not a cache file nginx would serve.
+   */
+  read(path: string, name: string): 'indexed' | 'unchanged' | 'unreadable' | 'gone' {
+    const index = this.#index;
+    const known = index.get(path);
+    if (known) {
+      const st = statSync(path, { throwIfNoEntry: false });
+      if (st && known.stamp === stampOf(st)) return 'unchanged';
+    }
+    let read: { head: CacheFileHead; stamp: string } | undefined;
+    try {
+      read = readHead(path);
+    } catch (err) {
+      if (code(err) === 'ENOENT') {
+        if (index.remove(path)) this.removed++;
+        return 'gone';
+      }
+      if (!(err instanceof CacheFileError)) throw err;
+    }
+    if (read === undefined) {
+      this.unreadable++;
+      index.remove(path);
+      return 'unreadable';
+    }
+    const { head, stamp } = read;
+    const k = parseCacheKey(head.key);
+    if (!k) this.foreignKeys++;
+    const file: IndexedFile = {
+      path,
+      key: head.key,
+      host: k?.host ?? '',
+      urlPath: k?.urlPath ?? head.key,
+      tags: cacheTags(head),
+      dateSec: head.dateSec,
+      variant: cacheFileName(head.key) !== name,
+      stamp,
+    };
+    index.add(file);
+    this.added.push(file);
+    return 'indexed';
   }
 }
 

@@ -8,6 +8,7 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { systemClock, type Clock } from '../../shared/clock.ts';
 import { canonicalHost } from '../../shared/host-port.ts';
 import { silentLogger, type Logger } from '../../shared/logger.ts';
@@ -20,7 +21,8 @@ import {
 } from '../edge-driver.ts';
 import { EXPIRE_PATCH_OFFSET, expirePatch, parseLevels, CACHE_VERSION } from './cache-file.ts';
 import { CacheIndex, type IndexedFile } from './cache-index.ts';
-import { CacheScanner, pool, type SweepStats } from './cache-scanner.ts';
+import { CacheScanner, pool } from './cache-scanner.ts';
+import { CacheWatcher } from './cache-watcher.ts';
 import { MARKER_HEADER, PURGE_KEY_HEADER, PURGE_PATH, SECRET_HEADER } from './nginx-snippet.ts';
 
 export interface NginxDriverOptions {
@@ -40,7 +42,13 @@ export interface NginxDriverOptions {
   readonly timeoutMs?: number;
   /** Bound of each prefetch (ms, default 30,000). */
   readonly prefetchTimeoutMs?: number;
-  /** Background sweep period (ms, default 1,000; 0: only before each purge). */
+  /**
+   * Follow the cache directory with inotify (fs.watch on every level directory) so a purge needs no
+   * sweep, only a barrier (cache-watcher.ts). Default true; false, or watches unavailable
+   * (fs.inotify.max_user_watches): a sweep before every purge.
+   */
+  readonly watch?: boolean;
+  /** Background catch-up period (ms, default 1,000; 0: only before each purge): a barrier with watches, else a sweep. */
   readonly syncIntervalMs?: number;
   /**
    * How long a purge also applies to files nginx stores afterwards from a response it received before
@@ -80,6 +88,8 @@ export class NginxDriver implements EdgeDriver {
   readonly #log: Logger;
   readonly #index = new CacheIndex();
   readonly #scanner: CacheScanner;
+  /** Undefined when the cache is not watched: then every purge sweeps first. */
+  #watcher: CacheWatcher | undefined;
   readonly #agent: http.Agent;
   readonly #purgeUrl: URL;
   #timer: NodeJS.Timeout | undefined;
@@ -107,9 +117,14 @@ export class NginxDriver implements EdgeDriver {
     return this.#index;
   }
 
+  /** The watcher following the cache directory; undefined when purges sweep instead (tests and the bench look into it). */
+  get watcher(): CacheWatcher | undefined {
+    return this.#watcher;
+  }
+
   /** Brings the index up to date now (what every apply does first). */
-  sync(): Promise<SweepStats> {
-    return this.#sweep();
+  sync(): Promise<{ added: IndexedFile[]; removed: number }> {
+    return this.#sync();
   }
 
   async start(): Promise<void> {
@@ -130,8 +145,17 @@ export class NginxDriver implements EdgeDriver {
     if (probe.status !== 404 && probe.status !== 200) {
       throw new DriverError(`nginx purge probe answered ${probe.status}`, { retryable: true });
     }
+    if ((this.#o.watch ?? true) && this.#watcher === undefined) this.#startWatcher();
+    const t0 = performance.now();
     const stats = await this.#scanner.sweep();
-    this.#log.info('nginx cache indexed', { files: this.#index.size, dirs: stats.dirs, unreadable: stats.unreadable, foreignKeys: stats.foreignKeys });
+    this.#log.info('nginx cache indexed', {
+      files: this.#index.size,
+      dirs: stats.dirs,
+      ms: Math.round(performance.now() - t0),
+      watched: this.#watcher?.watched ?? 0,
+      unreadable: stats.unreadable,
+      foreignKeys: stats.foreignKeys,
+    });
     if (stats.foreignKeys > 0) {
       this.#log.warn('nginx cache files with keys not in the $scheme://$host$request_uri form: prefix, host and tag purges cannot find them', {
         files: stats.foreignKeys,
@@ -141,7 +165,7 @@ export class NginxDriver implements EdgeDriver {
     const every = this.#o.syncIntervalMs ?? 1_000;
     if (every > 0 && !this.#closed && this.#timer === undefined) {
       this.#timer = setInterval(() => {
-        this.#sweep().catch((err: unknown) => this.#log.warn('nginx cache sweep failed', { err }));
+        this.#sync().catch((err: unknown) => this.#log.warn('nginx cache index sync failed', { err }));
       }, every);
       this.#timer.unref();
     }
@@ -152,7 +176,7 @@ export class NginxDriver implements EdgeDriver {
       throw new DriverError('prefetch_url is executed by prefetch(), not apply()', { retryable: false });
     }
     // Every file that exists now gets into the index before the purge is resolved against it.
-    await this.#sweep();
+    await this.#sync();
     const soft = command.method === 'invalidate' && (this.#o.invalidate ?? 'revalidate') === 'revalidate';
     const method = soft ? 'invalidate' : 'delete';
     const target = this.#resolve(command);
@@ -236,7 +260,8 @@ export class NginxDriver implements EdgeDriver {
     };
     await walk(this.#o.cacheDir);
     await this.#scanner.reset();
-    await this.#sweep();
+    await this.#scanner.sweep();
+    await this.#sync();
     this.#log.info('nginx cache dropped', { files: removed });
     return removed;
   }
@@ -245,12 +270,36 @@ export class NginxDriver implements EdgeDriver {
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
+    await this.#watcher?.close();
     await this.#scanner.idle();
     this.#agent.destroy();
   }
 
-  /** A sweep, then the in-flight rule check on the files it found. */
-  async #sweep(): Promise<SweepStats> {
+  /** Watches the cache directory; without watches (limit reached, no inotify) purges sweep instead. */
+  #startWatcher(): void {
+    const w = new CacheWatcher({
+      root: this.#o.cacheDir,
+      levels: parseLevels(this.#o.levels ?? '1:2'),
+      scanner: this.#scanner,
+      logger: this.#log,
+      // Within the watcher's sync: a purge waits for the rules of the purges before it.
+      onIndexed: (files) => (this.#recent.length > 0 ? this.#applyRecent(files) : Promise.resolve()),
+    });
+    try {
+      w.start();
+      this.#watcher = w;
+    } catch (err) {
+      void w.close();
+      this.#log.warn('nginx cache directory cannot be watched: every purge sweeps the cache directories first (slower)', {
+        err: (err as Error).message,
+        fix: 'raise fs.inotify.max_user_watches (one watch per level directory: 4,113 for levels=1:2)',
+      });
+    }
+  }
+
+  /** Brings the index up to date: a barrier on the watcher (or a sweep), then the in-flight rules on the files found. */
+  async #sync(): Promise<{ added: IndexedFile[]; removed: number }> {
+    if (this.#watcher) return this.#watcher.sync();
     const stats = await this.#scanner.sweep();
     if (stats.added.length > 0 && this.#recent.length > 0) await this.#applyRecent(stats.added);
     return stats;
