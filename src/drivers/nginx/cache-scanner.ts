@@ -364,10 +364,10 @@ export function readHead(path: string): { head: CacheFileHead; stamp: string } {
  * between: a sweep of 4,000 directories or a build of 100,000 heads never holds the loop for long,
  * and costs no thread-pool round trip per call (which, for these tiny calls, is most of their cost).
  */
-class Slicer {
+export class Slicer {
   readonly #ms: number;
   #since = performance.now();
-  constructor(ms: number) {
+  constructor(ms: number = SLICE_MS) {
     this.#ms = ms;
   }
   due(): boolean {

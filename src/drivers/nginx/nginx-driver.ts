@@ -2,8 +2,8 @@
 // keys) and its own index of the cache directory (prefix, host, all, tag), and prefetches through nginx.
 // What nginx executes for each type and method: src/drivers/nginx/README.md.
 import { randomBytes } from 'node:crypto';
-import { constants as fsc } from 'node:fs';
-import { access, open, readdir, unlink } from 'node:fs/promises';
+import { closeSync, constants as fsc, openSync, readSync, writeSync } from 'node:fs';
+import { access, readdir, unlink } from 'node:fs/promises';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -21,7 +21,7 @@ import {
 } from '../edge-driver.ts';
 import { EXPIRE_PATCH_OFFSET, expirePatch, parseLevels, CACHE_VERSION } from './cache-file.ts';
 import { CacheIndex, type IndexedFile } from './cache-index.ts';
-import { CacheScanner, pool } from './cache-scanner.ts';
+import { CacheScanner, pool, Slicer } from './cache-scanner.ts';
 import { CacheWatcher } from './cache-watcher.ts';
 import { MARKER_HEADER, PURGE_KEY_HEADER, PURGE_PATH, SECRET_HEADER } from './nginx-snippet.ts';
 
@@ -251,12 +251,14 @@ export class NginxDriver implements EdgeDriver {
         if (code(err) === 'ENOENT') return;
         throw this.#fsError(err, dir);
       }
-      await pool(entries, 16, async (e) => {
-        const p = join(dir, e.name);
-        if (e.isDirectory()) return walk(p);
-        if (!/^[0-9a-f]{32}$/.test(e.name)) return;
-        if (await this.#unlink(p)) removed++;
-      });
+      const files = entries.filter((e) => e.isFile() && /^[0-9a-f]{32}$/.test(e.name)).map((e) => ({ path: join(dir, e.name) }));
+      const n = await this.#unlinkAll(files);
+      removed += n; // not `removed += await …`, which would add to a value read before other walks added theirs
+      await pool(
+        entries.filter((e) => e.isDirectory()),
+        16,
+        (e) => walk(join(dir, e.name)),
+      );
     };
     await walk(this.#o.cacheDir);
     await this.#scanner.reset();
@@ -422,24 +424,27 @@ export class NginxDriver implements EdgeDriver {
     return { status: res.status, body: res.body.toString('latin1') };
   }
 
-  async #unlinkAll(files: IndexedFile[]): Promise<number> {
+  /**
+   * Deletes files, expiring each first: nginx with open_file_cache on keeps serving a cached descriptor
+   * of an unlinked file (open_file_cache_valid, 60 s by default) as a HIT; expired first, that
+   * descriptor yields a revalidation instead (test "open_file_cache"), never the stale copy. The
+   * expiry is synchronous system calls in slices (#expireAll: cheaper than thread-pool round trips);
+   * the unlinks go through the thread pool, several at once, because an unlink can wait on the disk
+   * (the journal), and those waits overlap there.
+   */
+  async #unlinkAll(files: ReadonlyArray<{ readonly path: string }>): Promise<number> {
+    const present: Array<{ readonly path: string }> = [];
+    await this.#expireAll(files, present);
     let n = 0;
-    await pool(files, 32, async (f) => {
+    await pool(present, 32, async (f) => {
       if (await this.#unlink(f.path)) n++;
-      this.#index.remove(f.path);
     });
+    for (const f of files) this.#index.remove(f.path);
     return n;
   }
 
-  /**
-   * Deletes one cache file, expiring it first. nginx with open_file_cache on keeps serving a cached
-   * descriptor of an unlinked file (open_file_cache_valid, 60 s by default) as a HIT; expired first,
-   * that descriptor yields a revalidation instead (test "open_file_cache"), never the stale copy.
-   */
   async #unlink(path: string): Promise<boolean> {
-    const patch = expirePatch(Math.floor(this.#clock.now() / 1000));
     try {
-      await this.#patch(path, patch);
       await unlink(path);
       return true;
     } catch (err) {
@@ -449,31 +454,38 @@ export class NginxDriver implements EdgeDriver {
   }
 
   /** Writes the expire patch into a version-5 cache file; false when it is not one. Throws ENOENT. */
-  async #patch(path: string, patch: Buffer): Promise<boolean> {
-    const fh = await open(path, 'r+');
+  #patch(path: string, patch: Buffer): boolean {
+    const fd = openSync(path, 'r+');
     try {
       const v = Buffer.alloc(8);
-      await fh.read(v, 0, 8, 0);
+      readSync(fd, v, 0, 8, 0);
       if (v.readBigUInt64LE(0) !== BigInt(CACHE_VERSION)) return false;
-      await fh.write(patch, 0, patch.length, EXPIRE_PATCH_OFFSET);
+      writeSync(fd, patch, 0, patch.length, EXPIRE_PATCH_OFFSET);
       return true;
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
 
-  /** Marks files expired in place (cache-file.ts expirePatch); counts the files patched. */
-  async #expireAll(files: IndexedFile[]): Promise<number> {
+  /**
+   * Marks files expired in place (cache-file.ts expirePatch) and counts them; `present` collects the
+   * files that exist. Synchronous system calls in slices of at most 10 ms with the event loop let
+   * through in between, as the scanner reads.
+   */
+  async #expireAll(files: ReadonlyArray<{ readonly path: string }>, present: Array<{ readonly path: string }> = []): Promise<number> {
     const patch = expirePatch(Math.floor(this.#clock.now() / 1000));
+    const slice = new Slicer();
     let n = 0;
-    await pool(files, 32, async (f) => {
+    for (const f of files) {
+      if (slice.due()) await slice.yield();
       try {
-        if (await this.#patch(f.path, patch)) n++;
+        if (this.#patch(f.path, patch)) n++;
+        present.push(f);
       } catch (err) {
         if (code(err) !== 'ENOENT') throw this.#fsError(err, f.path);
         this.#index.remove(f.path);
       }
-    });
+    }
     return n;
   }
 
