@@ -1,13 +1,12 @@
-// Keeps a CacheIndex in step with an nginx cache directory: built by one walk at start, then kept
-// current by comparing directory mtimes (a sweep), never by re-reading the whole cache.
+// Keeps a CacheIndex in step with an nginx cache directory by comparing directory mtimes (a sweep):
+// the build at start, the full rescan after the watcher lost events (cache-watcher.ts), and the way to
+// stay current when the directory cannot be watched (then a sweep runs before every purge). It also
+// re-reads the single files the watcher's events name (refresh).
 //
-// Why directory mtimes and not fs.watch: nginx adds a cache file by rename() into its level directory
-// (ngx_http_file_cache_update) and removes one by unlink(); both change that directory's mtime. A purge
-// must see every file that exists when it is applied, so it cannot trust that an inotify event has
-// already arrived (or was not dropped on queue overflow, which Node does not report); the sweep it runs
-// first is needed anyway, and once it exists a watcher adds nothing to correctness. A sweep stats every
-// leaf directory (4,096 for levels=1:2) and reads only directories whose mtime moved, then only the files
-// in them that are new or replaced (inode/size/mtime), and of those only the head (≤ body_start bytes).
+// nginx adds a cache file by rename() into its level directory (ngx_http_file_cache_update) and removes
+// one by unlink(); both change that directory's mtime. A sweep stats every leaf directory (4,096 for
+// levels=1:2) and reads only directories whose mtime moved, then only the files in them that are new
+// or replaced (inode/size/mtime), and of those only the head (≤ body_start bytes).
 //
 // Racy mtimes (the same trick as git's racy index): the kernel stamps mtimes from a coarse clock, so a
 // file added in the same tick as the stat we compared against leaves the mtime unchanged. A directory
