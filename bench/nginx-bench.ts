@@ -219,6 +219,7 @@ async function main(): Promise<void> {
     rows.push({ what: 'purge module alone, 1,000 keys, 8 connections (for comparison)', matched: ok, ms: performance.now() - t });
     // Most level directories changed since the build by now: the rescan lists them and stats their files.
     await rescan('after the purges (most directories changed)');
+    console.log(`watcher: ${watcher.rescans} rescans (2 forced by the bench), ${watcher.events} events`);
     if (!QUICK) await timed('host, all the rest', cmd('purge_host', 'delete', BIG, [BIG]));
     await driver.close();
   } finally {

@@ -149,6 +149,7 @@ export class CacheWatcher {
       const timer = setTimeout(() => {
         if (!this.#barriers.delete(name)) return;
         this.markLost(`the barrier's inotify event did not arrive within ${timeoutMs} ms`);
+        this.#removeBarrierFile(name);
         resolve();
       }, timeoutMs);
       this.#barriers.set(name, () => {
@@ -169,8 +170,16 @@ export class CacheWatcher {
     this.#barriers.delete(name);
     // Every event queued before the barrier's has been handled; one of them may have ended a loss.
     if (this.#run >= this.#overflowAt) this.markLost(`inotify queue may have overflowed (${this.#run} events in one read)`);
-    unlinkSync(join(this.#barrierDir!, name));
+    this.#removeBarrierFile(name);
     resolve();
+  }
+
+  #removeBarrierFile(name: string): void {
+    try {
+      unlinkSync(join(this.#barrierDir!, name));
+    } catch {
+      // Already gone (close() removed the directory): nothing to clean.
+    }
   }
 
   /** Watches `dir` (depth 0 = the cache root) and every level directory under it; returns the leaf directories newly watched. */
