@@ -266,3 +266,22 @@ test('a level directory removed under the watcher ends in a rescan that drops it
   assert.equal(index.get(p), undefined);
   assert.equal(watcher.rescans, 1);
 });
+
+test('a build with many heads reads them in threads and indexes exactly what a build on one thread does', async (t) => {
+  const root = cacheDir(t);
+  for (let i = 0; i < 2_500; i++) put(root, `http://a.test/many/${i}`, i % 100 === 0 ? [['cache-tag', 'hundreds']] : []);
+  put(root, 'foreign-key-format');
+  // A file with a cache file's name that is not one (nginx would not serve it).
+  const bogus = dirname(put(root, 'http://a.test/bogus-dir'));
+  writeFileSync(join(bogus, 'f'.repeat(32)), 'not a cache file');
+  const build = async (readers: number) => {
+    const index = new CacheIndex();
+    const stats = await new CacheScanner({ root, levels: LEVELS, index, clock: systemClock, readers }).sweep();
+    return { index, stats };
+  };
+  const [one, threaded] = [await build(0), await build(2)];
+  assert.equal(threaded.index.size, 2_502);
+  assert.deepEqual([threaded.stats.unreadable, threaded.stats.foreignKeys], [1, 1]);
+  assert.deepEqual([...threaded.index.files()].sort((a, b) => a.path.localeCompare(b.path)), [...one.index.files()].sort((a, b) => a.path.localeCompare(b.path)));
+  assert.equal(threaded.index.byTag('a.test', 'hundreds').length, 25);
+});

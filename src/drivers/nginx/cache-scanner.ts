@@ -12,11 +12,13 @@
 // file added in the same tick as the stat we compared against leaves the mtime unchanged. A directory
 // whose mtime is within RACY_MS of the sweep's start is therefore read again on the next sweep too.
 import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import type { Clock } from '../../shared/clock.ts';
 import { CacheFileError, cacheFileName, cacheTags, headLength, parseCacheFileHead, type CacheFileHead } from './cache-file.ts';
 import { parseCacheKey, type CacheIndex, type IndexedFile } from './cache-index.ts';
+import { readHeads } from './head-readers.ts';
 
 /** A directory mtime this close to the sweep's start may still change within the same clock tick (a jiffy: ≤ 10 ms). */
 const RACY_MS = 100;
@@ -24,6 +26,9 @@ const RACY_MS = 100;
 const FIRST_READ = 4_096;
 const NAME = /^[0-9a-f]{32}$/;
 const SLICE_MS = 10;
+/** A sweep with fewer heads to read than this reads them itself: a thread costs more to start. */
+const PARALLEL_MIN = 2_000;
+const READERS = Math.min(4, availableParallelism());
 
 interface DirState {
   readonly path: string;
@@ -66,6 +71,8 @@ export interface ScannerOptions {
   readonly clock: Clock;
   /** Longest stretch of synchronous file-system work before the event loop is let through (ms). */
   readonly sliceMs?: number;
+  /** Threads that read heads when a sweep has many to read (default: one per CPU, at most 4; 0: none). */
+  readonly readers?: number;
 }
 
 export class CacheScanner {
@@ -186,9 +193,20 @@ export class CacheScanner {
       }
     }
     const files = new FileReads(index);
-    for (const { path, name } of toRead) {
+    const fresh: string[] = [];
+    for (const { path } of toRead) {
       if (slice.due()) await slice.yield();
-      files.read(path, name);
+      if (!files.unchanged(path)) fresh.push(path);
+    }
+    const readers = this.#o.readers ?? READERS;
+    if (readers > 0 && fresh.length >= PARALLEL_MIN) {
+      // Many heads (the build, a big rescan): read in threads, indexed here as they come.
+      await readHeads(fresh, readers, (path, summary) => void files.take(path, summary));
+    } else {
+      for (const path of fresh) {
+        if (slice.due()) await slice.yield();
+        files.take(path, summarizeHead(path));
+      }
     }
     removed += files.removed;
     const { added, unreadable, foreignKeys } = files;
@@ -214,7 +232,7 @@ export class CacheScanner {
       for (const n of names) {
         if (!NAME.test(n)) continue;
         if (slice.due()) await slice.yield();
-        if (files.read(join(d.path, n), n) === 'gone') d.names.delete(n);
+        if (files.read(join(d.path, n)) === 'gone') d.names.delete(n);
         else d.names.add(n);
       }
     };
@@ -235,7 +253,7 @@ export class CacheScanner {
         continue;
       }
       const name = basename(path);
-      if (files.read(path, name) === 'gone') d.names.delete(name);
+      if (files.read(path) === 'gone') d.names.delete(name);
       else d.names.add(name);
     }
     const { added, removed, unreadable, foreignKeys } = files;
@@ -288,49 +306,67 @@ class FileReads {
     this.#index = index;
   }
 
+  /** Whether the index already holds this very file (same stamp): then it need not be read. */
+  unchanged(path: string): boolean {
+    const known = this.#index.get(path);
+    if (!known) return false;
+    const st = statSync(path, { throwIfNoEntry: false });
+    return st !== undefined && known.stamp === stampOf(st);
+  }
+
   /**
    * Indexes the file at `path` unless the index already holds this very file (same stamp); drops it
    * when it is gone or not a cache file nginx would serve.
    */
-  read(path: string, name: string): 'indexed' | 'unchanged' | 'unreadable' | 'gone' {
+  read(path: string): 'indexed' | 'unchanged' | 'unreadable' | 'gone' {
+    return this.unchanged(path) ? 'unchanged' : this.take(path, summarizeHead(path));
+  }
+
+  /** Indexes (or drops) the file at `path` as `summarizeHead` read it, here or in a reader thread. */
+  take(path: string, s: HeadSummary): 'indexed' | 'unreadable' | 'gone' {
     const index = this.#index;
-    const known = index.get(path);
-    if (known) {
-      const st = statSync(path, { throwIfNoEntry: false });
-      if (st && known.stamp === stampOf(st)) return 'unchanged';
+    if (s === 'gone') {
+      if (index.remove(path)) this.removed++;
+      return 'gone';
     }
-    let read: { head: CacheFileHead; stamp: string } | undefined;
-    try {
-      read = readHead(path);
-    } catch (err) {
-      if (code(err) === 'ENOENT') {
-        if (index.remove(path)) this.removed++;
-        return 'gone';
-      }
-      if (!(err instanceof CacheFileError)) throw err;
-    }
-    if (read === undefined) {
+    if (s === 'unreadable') {
       this.unreadable++;
       index.remove(path);
       return 'unreadable';
     }
-    const { head, stamp } = read;
-    const k = parseCacheKey(head.key);
+    const k = parseCacheKey(s.key);
     if (!k) this.foreignKeys++;
     const file: IndexedFile = {
       path,
-      key: head.key,
+      key: s.key,
       host: k?.host ?? '',
-      urlPath: k?.urlPath ?? head.key,
-      tags: cacheTags(head),
-      dateSec: head.dateSec,
-      variant: cacheFileName(head.key) !== name,
-      stamp,
+      urlPath: k?.urlPath ?? s.key,
+      tags: s.tags,
+      dateSec: s.dateSec,
+      variant: s.variant,
+      stamp: s.stamp,
     };
     index.add(file);
     this.added.push(file);
     return 'indexed';
   }
+}
+
+/** What the index keeps of a cache file's head (plain data: it crosses from reader threads). */
+export type HeadSummary = 'gone' | 'unreadable' | { key: string; tags: string[]; dateSec: number; variant: boolean; stamp: string };
+
+/** Reads the head of the cache file at `path` into what the index keeps. Throws only unexpected errors (EACCES, EIO). */
+export function summarizeHead(path: string): HeadSummary {
+  let read: { head: CacheFileHead; stamp: string };
+  try {
+    read = readHead(path);
+  } catch (err) {
+    if (code(err) === 'ENOENT') return 'gone';
+    if (err instanceof CacheFileError) return 'unreadable';
+    throw err;
+  }
+  const { head, stamp } = read;
+  return { key: head.key, tags: cacheTags(head), dateSec: head.dateSec, variant: cacheFileName(head.key) !== basename(path), stamp };
 }
 
 function newDir(path: string, depth: number): DirState {
