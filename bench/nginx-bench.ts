@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { cacheFileDirs, cacheFileName, encodeCacheFile } from '../src/drivers/nginx/cache-file.ts';
 import type { DriverCommand } from '../src/drivers/edge-driver.ts';
 import { NginxDriver } from '../src/drivers/nginx/nginx-driver.ts';
-import { nginxMissing, request, sleep, startNginx, startRecordingOrigin } from '../test/drivers/nginx-harness.ts';
+import { nginxMissing, request, startNginx, startRecordingOrigin } from '../test/drivers/nginx-harness.ts';
 import { median, quantile } from './stats.ts';
 
 const { values } = parseArgs({ options: { files: { type: 'string', default: '100000' }, quick: { type: 'boolean', default: false } } });
@@ -93,6 +93,8 @@ async function main(): Promise<void> {
   const origin = await startRecordingOrigin();
   const nginx = await startNginx({ originPort: origin.port });
   const rows: Row[] = [];
+  let p50Ms = Number.NaN;
+  let p99Ms = Number.NaN;
   try {
     const genMs = generate(nginx.cacheDir, FILES);
     console.log(`generated ${FILES} cache files in ${(genMs / 1000).toFixed(1)} s`);
@@ -125,31 +127,57 @@ async function main(): Promise<void> {
     });
     if (driver.index.size !== FILES) throw new Error(`indexed ${driver.index.size} of ${FILES}`);
     globalThis.gc?.();
-    const heapMb = (process.memoryUsage().heapUsed - heap0) / 2 ** 20;
-    console.log(`index heap: ${heapMb.toFixed(0)} MiB for ${driver.index.size} files${globalThis.gc ? '' : ' (run with --expose-gc for a settled figure)'}`);
+    const heapBytes = process.memoryUsage().heapUsed - heap0;
+    const watcher = driver.watcher;
+    if (!watcher) throw new Error('the cache is not watched (fs.inotify.max_user_watches?): this bench measures the watched driver');
+    console.log(
+      `index heap: ${(heapBytes / 2 ** 20).toFixed(0)} MiB for ${driver.index.size} files = ${(heapBytes / driver.index.size).toFixed(0)} bytes a file ` +
+        `(with ${watcher.watched} directory watches)${globalThis.gc ? '' : ' (run with --expose-gc for a settled figure)'}`,
+    );
 
-    const sweeps: number[] = [];
-    const sweepCpu: number[] = [];
-    for (let i = 0; i < 20; i++) {
+    const syncs: number[] = [];
+    const syncCpu: number[] = [];
+    for (let i = 0; i < 50; i++) {
       t = performance.now();
       c0 = cpuNow();
       await driver.sync();
-      sweeps.push(performance.now() - t);
-      sweepCpu.push(cpuNow() - c0);
+      syncs.push(performance.now() - t);
+      syncCpu.push(cpuNow() - c0);
     }
-    rows.push({ what: 'sweep, nothing changed (what every purge does first): median', matched: undefined, ms: median(sweeps), cpuMs: median(sweepCpu) });
+    rows.push({ what: 'sync, nothing changed (the barrier every purge passes first): median', matched: undefined, ms: median(syncs), cpuMs: median(syncCpu) });
+    /** The fallback after lost events: a full rescan (the scanner's sweep), forced. */
+    const rescan = async (what: string) => {
+      watcher.markLost('bench');
+      const t0 = performance.now();
+      const cpu0 = cpuNow();
+      await driver.sync();
+      rows.push({ what: `rescan (fallback after lost events), ${what}`, matched: undefined, ms: performance.now() - t0, cpuMs: cpuNow() - cpu0 });
+    };
+    await rescan('right after the build');
 
     const timed = async (what: string, c: DriverCommand) => {
-      // Settle the directories our previous purge touched (and let their mtimes age past the racy
-      // window), so each figure is this purge's own cost.
-      await driver.sync();
-      await sleep(150);
+      // Let the events of our previous purge (unlinks) be drained first, so each figure is this purge's own cost.
       await driver.sync();
       const t0 = performance.now();
       const cpu0 = cpuNow();
       const r = await driver.apply(c);
       rows.push({ what: `${what} ${c.method}`, matched: r.matched, ms: performance.now() - t0, cpuMs: cpuNow() - cpu0 });
     };
+    // The bar's figure: 100 prefix purges of 10 files each (/p/040000 … /p/049999), back to back.
+    const tenFiles: number[] = [];
+    const tenCpu: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      const t0 = performance.now();
+      const cpu0 = cpuNow();
+      const r = await driver.apply(cmd('purge_prefix', i % 2 ? 'invalidate' : 'delete', `http://${BIG}/p/04${String(i * 7).padStart(3, '0')}`, [BIG]));
+      tenFiles.push(performance.now() - t0);
+      tenCpu.push(cpuNow() - cpu0);
+      if (r.matched !== 10) throw new Error(`prefix purge matched ${String(r.matched)}, not 10`);
+    }
+    p50Ms = median(tenFiles);
+    p99Ms = quantile(tenFiles, 0.99);
+    rows.push({ what: 'prefix, 10 files, 100 purges (delete / invalidate alternating): p50', matched: 10, ms: p50Ms, cpuMs: median(tenCpu) });
+    rows.push({ what: 'prefix, 10 files, 100 purges (delete / invalidate alternating): p99', matched: 10, ms: p99Ms, cpuMs: quantile(tenCpu, 0.99) });
     // Disjoint ranges of /p/NNNNNN: delete on 0xxxxx…03xxxx, invalidate on 08xxxx…09xxxx.
     for (const [method, p10, p100, p1000, p10000] of [
       ['delete', '/p/00000', '/p/0001', '/p/002', '/p/03'],
@@ -168,15 +196,14 @@ async function main(): Promise<void> {
     // Exact URLs go through the purge module, one HTTP request per key.
     const urls: number[] = [];
     await driver.sync();
-    await sleep(150);
     for (let i = 60_000; i < (QUICK ? 60_020 : 60_200); i++) {
       t = performance.now();
       const r = await driver.apply(cmd('purge_url', 'delete', `http://${BIG}/p/${String(i).padStart(6, '0')}`, [BIG]));
       urls.push(performance.now() - t);
       if (r.matched !== 1) throw new Error(`URL purge matched ${String(r.matched)}`);
     }
-    rows.push({ what: `URL (purge module, incl. sweep), ${urls.length} URLs: p50`, matched: 1, ms: median(urls) });
-    rows.push({ what: `URL (purge module, incl. sweep), ${urls.length} URLs: p99`, matched: 1, ms: quantile(urls, 0.99) });
+    rows.push({ what: `URL (purge module), ${urls.length} URLs: p50`, matched: 1, ms: median(urls) });
+    rows.push({ what: `URL (purge module), ${urls.length} URLs: p99`, matched: 1, ms: quantile(urls, 0.99) });
     // The module's own rate (what a bulk purge through it would cost), against unlink above.
     const keys = Array.from({ length: 1_000 }, (_, i) => `http://${BIG}/p/${String(70_000 + i).padStart(6, '0')}`);
     t = performance.now();
@@ -190,6 +217,9 @@ async function main(): Promise<void> {
       }),
     );
     rows.push({ what: 'purge module alone, 1,000 keys, 8 connections (for comparison)', matched: ok, ms: performance.now() - t });
+    // Most level directories changed since the build by now: the rescan lists them and stats their files.
+    await rescan('after the purges (most directories changed)');
+    console.log(`watcher: ${watcher.rescans} rescans (2 forced by the bench), ${watcher.events} events`);
     if (!QUICK) await timed('host, all the rest', cmd('purge_host', 'delete', BIG, [BIG]));
     await driver.close();
   } finally {
@@ -205,9 +235,10 @@ async function main(): Promise<void> {
     console.log(`${r.what.padEnd(w)}  ${String(r.matched ?? '').padStart(6)}  ${r.ms.toFixed(1).padStart(9)} ms  ${cpu}`);
   }
   console.log(`\nload average during the run: ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} CPUs`);
-  const prefix = rows.filter((r) => r.what.startsWith('prefix') && !r.what.includes('10,000'));
-  const worst = Math.max(...prefix.map((r) => r.ms));
-  console.log(`\nbar: prefix purge applied ≤ 50 ms (up to 1,000 matches): worst ${worst.toFixed(1)} ms → ${worst <= 50 ? 'met' : 'NOT met'}`);
+  const single = rows.filter((r) => /^prefix, (10|100|1,000) files (delete|invalidate)$/.test(r.what));
+  const worst = Math.max(...single.map((r) => r.ms));
+  console.log(`\nbar: prefix purge applied ≤ 50 ms with ${FILES} cached files: 10 files p50 ${p50Ms.toFixed(1)} ms, p99 ${p99Ms.toFixed(1)} ms → ${p50Ms <= 50 ? 'met' : 'NOT met'} (p50)${p99Ms <= 50 ? ', p99 met too' : ', p99 NOT met'}`);
+  console.log(`     single purges of 10 to 1,000 files: worst ${worst.toFixed(1)} ms → ${worst <= 50 ? 'met' : 'NOT met'}`);
 }
 
 await main();

@@ -3,6 +3,7 @@
 // applied seq on disk so a restart resumes instead of emptying the cache.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { ConfigError } from '../config/load.ts';
 import type { Config, DriverConfig, NodeConfig } from '../config/schema.ts';
 import { DriverTarget } from '../drivers/driver-target.ts';
 import type { EdgeDriver } from '../drivers/edge-driver.ts';
@@ -68,11 +69,20 @@ export async function startAgent(config: Readonly<Config>, nodeId: string, logge
   const node = config.nodes.find((n) => n.id === nodeId);
   if (!node) throw new Error(`no node "${nodeId}" in the config's nodes list (have: ${config.nodes.map((n) => n.id).join(', ') || 'none'})`);
   if (!node.driver) throw new Error(`node "${nodeId}" has no driver: it is a built-in edge, run \`edgepurge edge --node ${nodeId}\``);
+  const statePath = resolve(opts.baseDir, node.stateFile ?? `./data/agent-${node.id}.seq`);
+  let saved = readSeq(statePath);
+  // Written once now, so that an agent that cannot keep its position fails at start, before it touches the cache.
+  try {
+    mkdirSync(dirname(statePath), { recursive: true });
+    writeSeq(statePath, saved);
+  } catch (err) {
+    throw new ConfigError(`for node ${node.id}`, [
+      `stateFile: the agent cannot write ${statePath} (${(err as NodeJS.ErrnoException).code ?? String(err)}); ` +
+        `point it at a directory the user the agent runs as may write, e.g. stateFile: /var/lib/edgepurge/agent-${node.id}.seq`,
+    ]);
+  }
   const driver = await makeDriver(node.driver, logger, opts.baseDir);
   await driver.start();
-  const statePath = resolve(opts.baseDir, node.stateFile ?? `./data/agent-${node.id}.seq`);
-  mkdirSync(dirname(statePath), { recursive: true });
-  let saved = readSeq(statePath);
   let agent: EdgeAgent | undefined;
   let saveTimer: NodeJS.Timeout | undefined;
   const target = new DriverTarget({
@@ -86,7 +96,12 @@ export async function startAgent(config: Readonly<Config>, nodeId: string, logge
       // At most ten writes a second; the file may lag the cache, never lead it.
       saveTimer ??= setTimeout(() => {
         saveTimer = undefined;
-        if (target.appliedSeq > saved) writeSeq(statePath, (saved = target.appliedSeq));
+        try {
+          if (target.appliedSeq > saved) writeSeq(statePath, (saved = target.appliedSeq));
+        } catch (err) {
+          // The file lags the cache (allowed: a restart re-applies, never skips); the next apply tries again.
+          logger.error('agent state file not written', { path: statePath, err: (err as Error).message });
+        }
       }, 100);
     },
   });

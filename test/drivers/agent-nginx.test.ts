@@ -2,12 +2,12 @@
 // nginx driver and the task succeeds once applied; nginx cannot fence itself, so a node whose agent is
 // dead is never counted as fenced: its tasks stay processing until they time out (issue 8).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type TestContext } from 'node:test';
 import { startAgent, type RunningAgent } from '../../src/cli/agent.ts';
-import { parseConfig } from '../../src/config/load.ts';
+import { ConfigError, parseConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/shared/logger.ts';
 import { ACME, baseConfig, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
@@ -139,4 +139,27 @@ test('nginx: a node whose agent died is never fenced — its task stays processi
   assert.equal((await s.h.get(ACME.host, '/c.txt')).xcache, 'HIT');
   await until('the task to time out', async () => (await s.status(JobId)) !== 'processing' || undefined, TASK_TIMEOUT_MS + 5000);
   assert.equal(await s.status(JobId), 'timeout');
+});
+
+test('an agent that cannot write its stateFile refuses to start, naming stateFile and the fix, before it touches the cache', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgepurge-agent-state-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // A path under a regular file cannot be created, whoever runs the test (root too).
+  writeFileSync(join(dir, 'not-a-dir'), '');
+  const config = parseConfig({
+    ...baseConfig('http://127.0.0.1:9'),
+    nodes: [
+      {
+        id: 'nginx-1',
+        token: 'nginx-1-token-0123456789',
+        stateFile: join(dir, 'not-a-dir', 'nginx-1.seq'),
+        driver: { type: 'nginx', url: 'http://127.0.0.1:9', purgeUrl: 'http://127.0.0.1:9', cacheDir: join(dir, 'cache') },
+      },
+    ],
+  });
+  await assert.rejects(startAgent(config, 'nginx-1', silentLogger, { baseDir: dir }), (err: unknown) => {
+    assert.ok(err instanceof ConfigError, String(err));
+    assert.match(err.message, /stateFile: the agent cannot write .*not-a-dir\/nginx-1\.seq \((ENOTDIR|EEXIST)\); point it at a directory/);
+    return true;
+  });
 });

@@ -1,7 +1,10 @@
 // The nginx driver against a real nginx + ngx_cache_purge and a recording origin: every purge type ×
 // method, tags, Vary, files cached after the index was built, prefetch, dropAll, and the failures.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import net from 'node:net';
 import test, { type TestContext } from 'node:test';
 import { DriverError, type DriverCommand } from '../../src/drivers/edge-driver.ts';
@@ -191,8 +194,9 @@ nginxTest('open_file_cache on: a deleted file nginx still holds open is revalida
   assert.deepEqual([changed.originHits, changed.body], [1, 'a.test/ofc2 v2']);
 });
 
-nginxTest('a file cached after the index was built is purged (the purge sweeps first; no background sweep here)', async (t) => {
-  const h = await startNginxHarness(t, { driver: { syncIntervalMs: 0 } });
+nginxTest('without watches, a file cached after the index was built is purged (the purge sweeps first; no background sweep here)', async (t) => {
+  const h = await startNginxHarness(t, { driver: { syncIntervalMs: 0, watch: false } });
+  assert.equal(h.driver.watcher, undefined);
   const built = h.driver.index.size;
   await warm(h, A, ['/late/1', '/late/2']);
   assert.equal(h.driver.index.size, built, 'the index has not seen them yet');
@@ -205,6 +209,77 @@ nginxTest('a file cached after the index was built is purged (the purge sweeps f
     assert.equal(report.matched, type === 'purge_prefix' ? 2 : 1);
   }
   await assertRefetched(h, A, ['/late/1', '/late/2', '/late/3']);
+});
+
+nginxTest('race: every file nginx has cached when a purge is applied is purged, while clients keep filling the cache', async (t) => {
+  const h = await startNginxHarness(t, { driver: { syncIntervalMs: 0 } });
+  assert.ok(h.driver.watcher, 'the cache is watched');
+  let n = 0;
+  let stop = false;
+  const requested: string[] = [];
+  // Eight clients cache new URLs as fast as nginx stores them (each URL once: nothing refetches a purged one).
+  const clients = Array.from({ length: 8 }, async () => {
+    while (!stop) {
+      const path = `/race/${n++}`;
+      requested.push(path);
+      await request(h.nginx.port, path, { host: A });
+    }
+  });
+  let raced = 0;
+  let purged = 0;
+  try {
+    for (let round = 0; round < 15; round++) {
+      await sleep(20 + Math.random() * 60);
+      // What is on disk right now, and at once (no turn of the event loop) the purge.
+      const onDisk = requested.map((p) => h.nginx.pathOf(`http://a.test${p}`)).filter((f) => existsSync(f));
+      raced += onDisk.filter((f) => !h.driver.index.get(f)).length;
+      const applied = h.driver.apply(cmd('purge_prefix', 'delete', 'http://a.test/race/'));
+      await applied;
+      const escaped = onDisk.filter((f) => existsSync(f));
+      assert.deepEqual(escaped, [], `round ${round}: ${escaped.length} of ${onDisk.length} files on disk before the purge survived it`);
+      purged += onDisk.length;
+    }
+  } finally {
+    stop = true;
+    await Promise.all(clients);
+  }
+  t.diagnostic(`${purged} files purged in 15 rounds; ${raced} of them were not yet indexed when their purge was applied`);
+  assert.ok(purged > 50, `the clients cached ${purged} files`);
+  assert.equal(h.driver.watcher?.rescans, 0, 'no rescan needed');
+});
+
+nginxTest('inotify overflow while nginx caches: the purge falls back to a full rescan and still purges everything', async (t) => {
+  const log: string[] = [];
+  // The files cached while this process is blocked come from an origin in another process.
+  const other = spawn(process.execPath, ['-e', `
+    const s = require('node:http').createServer((q, r) => r.setHeader('cache-control', 'max-age=3600').end('other ' + q.url));
+    s.listen(0, '127.0.0.1', () => console.log(s.address().port));`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => other.kill());
+  const [otherPort] = (await once(other.stdout!, 'data')) as [Buffer];
+  const h = await startNginxHarness(t, {
+    location: `if ($uri ~ "^/flood/new") { proxy_pass http://127.0.0.1:${String(otherPort).trim()}; }`,
+    driver: { syncIntervalMs: 0, logger: createLogger('info', (l) => log.push(l)) },
+  });
+  await warm(h, A, ['/flood/0']);
+  const dir = dirname(h.nginx.pathOf('http://a.test/flood/0'));
+  await h.driver.sync();
+  // With the event loop blocked: more events than inotify queues (so the kernel drops events), then
+  // nginx caches new files (curl, synchronously) whose events are among the dropped ones.
+  const queue = Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8'));
+  for (let i = 0; i < queue / 2 + 1_000; i++) {
+    writeFileSync(join(dir, `noise${i}`), '');
+    unlinkSync(join(dir, `noise${i}`));
+  }
+  const urls = Array.from({ length: 5 }, (_, i) => `http://127.0.0.1:${h.nginx.port}/flood/new${i}`);
+  const curl = spawnSync('curl', ['-sf', '-H', 'Host: a.test', ...urls.flatMap((u) => [u, '-o', '/dev/null'])], { timeout: 10_000 });
+  assert.equal(curl.status, 0, String(curl.stderr));
+  const files = Array.from({ length: 5 }, (_, i) => h.nginx.pathOf(`http://a.test/flood/new${i}`));
+  assert.ok(files.every((f) => existsSync(f)), 'nginx cached them');
+  const report = await h.driver.apply(cmd('purge_prefix', 'delete', 'http://a.test/flood/'));
+  assert.equal(report.matched, 6);
+  assert.ok(files.every((f) => !existsSync(f)));
+  assert.equal(h.driver.watcher?.rescans, 1);
+  assert.ok(log.some((l) => /full rescan.*overflowed/.test(l)), 'the rescan is logged with its reason');
 });
 
 nginxTest('a response in flight during a purge (head received before it, stored after) is purged when it lands', async (t) => {

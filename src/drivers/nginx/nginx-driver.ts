@@ -2,12 +2,13 @@
 // keys) and its own index of the cache directory (prefix, host, all, tag), and prefetches through nginx.
 // What nginx executes for each type and method: src/drivers/nginx/README.md.
 import { randomBytes } from 'node:crypto';
-import { constants as fsc } from 'node:fs';
-import { access, open, readdir, unlink } from 'node:fs/promises';
+import { closeSync, constants as fsc, openSync, readSync, writeSync } from 'node:fs';
+import { access, readdir, unlink } from 'node:fs/promises';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { systemClock, type Clock } from '../../shared/clock.ts';
 import { canonicalHost } from '../../shared/host-port.ts';
 import { silentLogger, type Logger } from '../../shared/logger.ts';
@@ -21,7 +22,8 @@ import {
 } from '../edge-driver.ts';
 import { EXPIRE_PATCH_OFFSET, expirePatch, parseLevels, CACHE_VERSION } from './cache-file.ts';
 import { CacheIndex, type IndexedFile } from './cache-index.ts';
-import { CacheScanner, pool, type SweepStats } from './cache-scanner.ts';
+import { CacheScanner, pool, Slicer } from './cache-scanner.ts';
+import { CacheWatcher } from './cache-watcher.ts';
 import { MARKER_HEADER, PURGE_KEY_HEADER, PURGE_PATH, SECRET_HEADER } from './nginx-snippet.ts';
 
 export interface NginxDriverOptions {
@@ -41,7 +43,13 @@ export interface NginxDriverOptions {
   readonly timeoutMs?: number;
   /** Bound of each prefetch (ms, default 30,000). */
   readonly prefetchTimeoutMs?: number;
-  /** Background sweep period (ms, default 1,000; 0: only before each purge). */
+  /**
+   * Follow the cache directory with inotify (fs.watch on every level directory) so a purge needs no
+   * sweep, only a barrier (cache-watcher.ts). Default true; false, or watches unavailable
+   * (fs.inotify.max_user_watches): a sweep before every purge.
+   */
+  readonly watch?: boolean;
+  /** Background catch-up period (ms, default 1,000; 0: only before each purge): a barrier with watches, else a sweep. */
   readonly syncIntervalMs?: number;
   /**
    * How long a purge also applies to files nginx stores afterwards from a response it received before
@@ -81,6 +89,8 @@ export class NginxDriver implements EdgeDriver {
   readonly #log: Logger;
   readonly #index = new CacheIndex();
   readonly #scanner: CacheScanner;
+  /** Undefined when the cache is not watched: then every purge sweeps first. */
+  #watcher: CacheWatcher | undefined;
   readonly #agent: http.Agent;
   readonly #purgeUrl: URL;
   #timer: NodeJS.Timeout | undefined;
@@ -107,9 +117,14 @@ export class NginxDriver implements EdgeDriver {
     return this.#index;
   }
 
+  /** The watcher following the cache directory; undefined when purges sweep instead (tests and the bench look into it). */
+  get watcher(): CacheWatcher | undefined {
+    return this.#watcher;
+  }
+
   /** Brings the index up to date now (what every apply does first). */
-  sync(): Promise<SweepStats> {
-    return this.#sweep();
+  sync(): Promise<{ added: IndexedFile[]; removed: number }> {
+    return this.#sync();
   }
 
   async start(): Promise<void> {
@@ -130,8 +145,17 @@ export class NginxDriver implements EdgeDriver {
     if (probe.status !== 404 && probe.status !== 200) {
       throw new DriverError(`nginx purge probe answered ${probe.status}`, { retryable: true });
     }
+    if ((this.#o.watch ?? true) && this.#watcher === undefined) this.#startWatcher();
+    const t0 = performance.now();
     const stats = await this.#scanner.sweep();
-    this.#log.info('nginx cache indexed', { files: this.#index.size, dirs: stats.dirs, unreadable: stats.unreadable, foreignKeys: stats.foreignKeys });
+    this.#log.info('nginx cache indexed', {
+      files: this.#index.size,
+      dirs: stats.dirs,
+      ms: Math.round(performance.now() - t0),
+      watched: this.#watcher?.watched ?? 0,
+      unreadable: stats.unreadable,
+      foreignKeys: stats.foreignKeys,
+    });
     if (stats.foreignKeys > 0) {
       this.#log.warn('nginx cache files with keys not in the $scheme://$host$request_uri form: prefix, host and tag purges cannot find them', {
         files: stats.foreignKeys,
@@ -141,7 +165,7 @@ export class NginxDriver implements EdgeDriver {
     const every = this.#o.syncIntervalMs ?? 1_000;
     if (every > 0 && !this.#closed && this.#timer === undefined) {
       this.#timer = setInterval(() => {
-        this.#sweep().catch((err: unknown) => this.#log.warn('nginx cache sweep failed', { err }));
+        this.#sync().catch((err: unknown) => this.#log.warn('nginx cache index sync failed', { err }));
       }, every);
       this.#timer.unref();
     }
@@ -152,7 +176,7 @@ export class NginxDriver implements EdgeDriver {
       throw new DriverError('prefetch_url is executed by prefetch(), not apply()', { retryable: false });
     }
     // Every file that exists now gets into the index before the purge is resolved against it.
-    await this.#sweep();
+    await this.#sync();
     const soft = command.method === 'invalidate' && (this.#o.invalidate ?? 'revalidate') === 'revalidate';
     const method = soft ? 'invalidate' : 'delete';
     const target = this.#resolve(command);
@@ -222,16 +246,19 @@ export class NginxDriver implements EdgeDriver {
         if (code(err) === 'ENOENT') return;
         throw this.#fsError(err, dir);
       }
-      await pool(entries, 16, async (e) => {
-        const p = join(dir, e.name);
-        if (e.isDirectory()) return walk(p);
-        if (!/^[0-9a-f]{32}$/.test(e.name)) return;
-        if (await this.#unlink(p)) removed++;
-      });
+      const files = entries.filter((e) => e.isFile() && /^[0-9a-f]{32}$/.test(e.name)).map((e) => ({ path: join(dir, e.name) }));
+      const n = await this.#unlinkAll(files);
+      removed += n; // not `removed += await …`, which would add to a value read before other walks added theirs
+      await pool(
+        entries.filter((e) => e.isDirectory()),
+        16,
+        (e) => walk(join(dir, e.name)),
+      );
     };
     await walk(this.#o.cacheDir);
     await this.#scanner.reset();
-    await this.#sweep();
+    await this.#scanner.sweep();
+    await this.#sync();
     this.#log.info('nginx cache dropped', { files: removed });
     return removed;
   }
@@ -240,12 +267,36 @@ export class NginxDriver implements EdgeDriver {
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
+    await this.#watcher?.close();
     await this.#scanner.idle();
     this.#agent.destroy();
   }
 
-  /** A sweep, then the in-flight rule check on the files it found. */
-  async #sweep(): Promise<SweepStats> {
+  /** Watches the cache directory; without watches (limit reached, no inotify) purges sweep instead. */
+  #startWatcher(): void {
+    const w = new CacheWatcher({
+      root: this.#o.cacheDir,
+      levels: parseLevels(this.#o.levels ?? '1:2'),
+      scanner: this.#scanner,
+      logger: this.#log,
+      // Within the watcher's sync: a purge waits for the rules of the purges before it.
+      onIndexed: (files) => (this.#recent.length > 0 ? this.#applyRecent(files) : Promise.resolve()),
+    });
+    try {
+      w.start();
+      this.#watcher = w;
+    } catch (err) {
+      void w.close();
+      this.#log.warn('nginx cache directory cannot be watched: every purge sweeps the cache directories first (slower)', {
+        err: (err as Error).message,
+        fix: 'raise fs.inotify.max_user_watches (one watch per level directory: 4,113 for levels=1:2)',
+      });
+    }
+  }
+
+  /** Brings the index up to date: a barrier on the watcher (or a sweep), then the in-flight rules on the files found. */
+  async #sync(): Promise<{ added: IndexedFile[]; removed: number }> {
+    if (this.#watcher) return this.#watcher.sync();
     const stats = await this.#scanner.sweep();
     if (stats.added.length > 0 && this.#recent.length > 0) await this.#applyRecent(stats.added);
     return stats;
@@ -368,24 +419,27 @@ export class NginxDriver implements EdgeDriver {
     return { status: res.status, body: res.body.toString('latin1') };
   }
 
-  async #unlinkAll(files: IndexedFile[]): Promise<number> {
+  /**
+   * Deletes files, expiring each first: nginx with open_file_cache on keeps serving a cached descriptor
+   * of an unlinked file (open_file_cache_valid, 60 s by default) as a HIT; expired first, that
+   * descriptor yields a revalidation instead (test "open_file_cache"), never the stale copy. The
+   * expiry is synchronous system calls in slices (#expireAll: cheaper than thread-pool round trips);
+   * the unlinks go through the thread pool, several at once, because an unlink can wait on the disk
+   * (the journal), and those waits overlap there.
+   */
+  async #unlinkAll(files: ReadonlyArray<{ readonly path: string }>): Promise<number> {
+    const present: Array<{ readonly path: string }> = [];
+    await this.#expireAll(files, present);
     let n = 0;
-    await pool(files, 32, async (f) => {
+    await pool(present, 32, async (f) => {
       if (await this.#unlink(f.path)) n++;
-      this.#index.remove(f.path);
     });
+    for (const f of files) this.#index.remove(f.path);
     return n;
   }
 
-  /**
-   * Deletes one cache file, expiring it first. nginx with open_file_cache on keeps serving a cached
-   * descriptor of an unlinked file (open_file_cache_valid, 60 s by default) as a HIT; expired first,
-   * that descriptor yields a revalidation instead (test "open_file_cache"), never the stale copy.
-   */
   async #unlink(path: string): Promise<boolean> {
-    const patch = expirePatch(Math.floor(this.#clock.now() / 1000));
     try {
-      await this.#patch(path, patch);
       await unlink(path);
       return true;
     } catch (err) {
@@ -395,31 +449,38 @@ export class NginxDriver implements EdgeDriver {
   }
 
   /** Writes the expire patch into a version-5 cache file; false when it is not one. Throws ENOENT. */
-  async #patch(path: string, patch: Buffer): Promise<boolean> {
-    const fh = await open(path, 'r+');
+  #patch(path: string, patch: Buffer): boolean {
+    const fd = openSync(path, 'r+');
     try {
       const v = Buffer.alloc(8);
-      await fh.read(v, 0, 8, 0);
+      readSync(fd, v, 0, 8, 0);
       if (v.readBigUInt64LE(0) !== BigInt(CACHE_VERSION)) return false;
-      await fh.write(patch, 0, patch.length, EXPIRE_PATCH_OFFSET);
+      writeSync(fd, patch, 0, patch.length, EXPIRE_PATCH_OFFSET);
       return true;
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
 
-  /** Marks files expired in place (cache-file.ts expirePatch); counts the files patched. */
-  async #expireAll(files: IndexedFile[]): Promise<number> {
+  /**
+   * Marks files expired in place (cache-file.ts expirePatch) and counts them; `present` collects the
+   * files that exist. Synchronous system calls in slices of at most 10 ms with the event loop let
+   * through in between, as the scanner reads.
+   */
+  async #expireAll(files: ReadonlyArray<{ readonly path: string }>, present: Array<{ readonly path: string }> = []): Promise<number> {
     const patch = expirePatch(Math.floor(this.#clock.now() / 1000));
+    const slice = new Slicer();
     let n = 0;
-    await pool(files, 32, async (f) => {
+    for (const f of files) {
+      if (slice.due()) await slice.yield();
       try {
-        if (await this.#patch(f.path, patch)) n++;
+        if (this.#patch(f.path, patch)) n++;
+        present.push(f);
       } catch (err) {
         if (code(err) !== 'ENOENT') throw this.#fsError(err, f.path);
         this.#index.remove(f.path);
       }
-    });
+    }
     return n;
   }
 
