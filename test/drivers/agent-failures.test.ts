@@ -5,7 +5,7 @@
 // success while the node may still serve the purged copy.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { SqliteTaskStore } from '../../src/store/sqlite/sqlite-task-store.ts';
 import { sleep, until, type AdminJobView } from '../e2e/helpers.ts';
 import { ACME, driverSkip, nodeView, sharedDriverFleet, waitApplied, waitServing, warm, type DriverFleet } from './agent-fleet.ts';
@@ -25,6 +25,16 @@ for (const kind of ['varnish', 'nginx'] as const satisfies readonly CacheKind[])
     const df = skip ? () => assert.fail('skipped') : sharedDriverFleet([kind], { leaseMs: LEASE_MS, taskTimeoutMs: 120_000 });
     const cache = () => df().cache(id);
     const fleet = () => df().fleet;
+
+    /** `a` cached and changed at the origin, the agent frozen (SIGSTOP), then a purge of `a` submitted. */
+    async function freezeAgentThenPurge(t: TestContext, a: Obj): Promise<{ JobId: string }> {
+      await waitServing(df(), id);
+      await warm(df(), id, [a]);
+      await fleet().signal(id, 'SIGSTOP');
+      t.after(() => fleet().agents.find((x) => x.id === id)?.proc?.kill('SIGCONT'));
+      fleet().origin.bump(...a);
+      return purgeUrl(df(), a);
+    }
 
     test(`${kind}: the agent SIGKILLed with a purge in flight acked nothing it had not applied; restarted, it resumes from its state file and applies it`, async (t) => {
       const a: Obj = [ACME.host, '/kill/a.txt'];
@@ -128,12 +138,7 @@ for (const kind of ['varnish', 'nginx'] as const satisfies readonly CacheKind[])
     if (kind === 'varnish') {
       test('varnish: the agent frozen past its lease — no purged copy is served once the lease ran out, and only then is the node fenced', async (t) => {
         const a: Obj = [ACME.host, '/frozen/a.txt'];
-        await waitServing(df(), id);
-        await warm(df(), id, [a]);
-        await fleet().signal(id, 'SIGSTOP');
-        t.after(() => fleet().agents.find((x) => x.id === id)?.proc?.kill('SIGCONT'));
-        fleet().origin.bump(...a);
-        const r = await purgeUrl(df(), a);
+        const r = await freezeAgentThenPurge(t, a);
         let leaseEnd = Number.POSITIVE_INFINITY;
         let processingSeen = 0;
         const job = await until('the task to settle', async () => {
@@ -166,12 +171,7 @@ for (const kind of ['varnish', 'nginx'] as const satisfies readonly CacheKind[])
     } else {
       test('nginx: the agent frozen past its lease is never counted fenced — the task stays processing until it is resumed and applies it', async (t) => {
         const a: Obj = [ACME.host, '/frozen/a.txt'];
-        await waitServing(df(), id);
-        await warm(df(), id, [a]);
-        await fleet().signal(id, 'SIGSTOP');
-        t.after(() => fleet().agents.find((x) => x.id === id)?.proc?.kill('SIGCONT'));
-        fleet().origin.bump(...a);
-        const r = await purgeUrl(df(), a);
+        const r = await freezeAgentThenPurge(t, a);
         const until2Leases = Date.now() + 2 * LEASE_MS;
         while (Date.now() < until2Leases) {
           const j = await fleet().adminJob(r.JobId);
