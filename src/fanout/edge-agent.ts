@@ -48,6 +48,8 @@ export class EdgeAgent {
   #acking: Promise<void> | undefined;
   #ackAgain = false;
   #ackedSeq = -1;
+  /** The seq of the last ack sent (answered or not). */
+  #sentSeq = -1;
   #results: TaskResult[] = [];
   #leaseMs = 10_000;
   #lastAckAt = 0;
@@ -155,7 +157,10 @@ export class EdgeAgent {
             buf = buf.slice(nl + 1);
             if (line) changed = this.#handle(JSON.parse(line) as StreamLine, after) || changed;
           }
-          if (changed) this.#scheduleAck();
+          // Only once the applied seq moved past the last ack sent: a target that applies asynchronously (a
+          // cache driver) has not applied an entry yet when it arrives, and an ack sent now would only delay
+          // the one that matters (at most one is in flight); the target nudges when it has applied it.
+          if (changed && this.#o.target.appliedSeq > this.#sentSeq) this.#scheduleAck();
         });
         res.on('end', () => {
           clearTimeout(stall);
@@ -250,11 +255,13 @@ export class EdgeAgent {
     const results = this.#results.splice(0, MAX_ACK_RESULTS);
     // The lease is counted from before the request left: the control plane records the ack later than this.
     const sentAt = clock.now();
+    this.#sentSeq = seq;
     let reply: AckResponse;
     try {
       reply = await postJson<AckResponse>(new URL('/edge/v1/ack', this.#o.controlPlane), this.#headers(), { seq, results } satisfies AckRequest, this.#abort.signal);
     } catch (e) {
       this.#results = [...results, ...this.#results];
+      this.#sentSeq = this.#ackedSeq;
       throw e;
     }
     // Not retried: the control plane will not take them later either (see AckResponse.ignored). A

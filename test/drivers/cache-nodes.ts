@@ -24,6 +24,8 @@ export interface CacheNode {
   readonly driver: Readonly<Record<string, unknown>>;
   /** GET through the cache with this Host; for nginx it resolves once the cache file is in place. */
   get(host: string, path: string): Promise<CacheGet>;
+  /** The body of a GET through the cache, without waiting for nginx to store it (benches poll with it). */
+  peek(host: string, path: string): Promise<string>;
   /** Stops the cache process (Varnish loses its objects, token and lease; nginx keeps its files). */
   stop(): Promise<void>;
   /** Starts it again on the same address; `empty` also removes nginx's cache files first. */
@@ -51,6 +53,7 @@ function varnishNode(v: Varnishd): CacheNode {
       const xcache = String(r.headers['x-cache'] ?? '');
       return { status: r.status, body: r.body, hit: xcache === 'HIT', xcache };
     },
+    peek: async (host, path) => (await plainGet(v.port, host, path)).body,
     stop: () => v.stop(),
     start: () => v.start(),
     freeze: () => signalAll(tree(), 'SIGSTOP'),
@@ -69,6 +72,7 @@ function nginxNode(n: NginxProcess): CacheNode {
       const xcache = r.xcache ?? '';
       return { status: r.status, body: r.body, hit: xcache === 'HIT', xcache };
     },
+    peek: async (host, path) => (await plainGet(n.port, host, path)).body,
     stop: () => n.stop(),
     async start(o = {}) {
       if (o.empty) for (const e of readdirSync(n.cacheDir)) rmSync(join(n.cacheDir, e), { recursive: true, force: true });

@@ -270,6 +270,8 @@ export interface FleetOptions {
   readonly agents?: readonly AgentSpec[];
   /** An origin already started (the caches behind agents need its port first); the fleet leaves it open. */
   readonly origin?: Origin;
+  /** No API rate limit for the account (benches poll DescribePurgeTasks). */
+  readonly unlimited?: boolean;
 }
 
 interface Slot {
@@ -325,8 +327,10 @@ export class Fleet {
     }
     for (const a of o.agents ?? []) fleet.agents.push({ id: a.id, link: await new Relay(fleet.cpPort).start(), proc: undefined });
     const nodeEntry = (n: Slot) => ({ id: n.id, token: `token-${n.id}-0123456789abcdef`, controlPlane: `http://127.0.0.1:${n.link.port}` });
+    const base = baseConfig(fleet.origin.url);
     const config = {
-      ...baseConfig(fleet.origin.url),
+      ...base,
+      ...(o.unlimited ? { accounts: base.accounts?.map((a) => ({ ...a, rateLimit: false as const })) } : {}),
       server: { listen: `127.0.0.1:${fleet.cpPort}` },
       store: { driver: 'sqlite', path: fleet.storePath },
       fanout: { leaseMs: fleet.leaseMs, taskTimeoutMs: fleet.taskTimeoutMs },
