@@ -3,6 +3,7 @@
 // origin. For each purge_url delete (sent one at a time through the official EdgeOne SDK), from the
 // moment CreatePurgeTask's answer arrives:
 //   visible    DescribePurgeTasks says `success` (what a user sees), polled back to back;
+//   acked      the admin endpoint's live per-node view shows every node applied (its ack arrived);
 //   effective  every cache answers the new version of the URL (polled on each cache, 1 ms apart).
 // Part `drivers` of `npm run bench`; alone: npx node bench/driver-fleet-bench.ts [--samples N]
 import { cpus, loadavg } from 'node:os';
@@ -52,7 +53,9 @@ try {
   const visible: number[] = [];
   const effective: number[] = [];
   const byKind = new Map<CacheKind, number[]>(KINDS.map((k) => [k, []]));
+  const ackByKind = new Map<CacheKind, number[]>(KINDS.map((k) => [k, []]));
   const accept: number[] = [];
+  const acked: number[] = [];
   let notEffectiveAtSuccess = 0;
   for (let i = 0; i < WARMUP + SAMPLES; i++) {
     const path = `/bench/${i}.txt`;
@@ -66,6 +69,7 @@ try {
     const r = (await fleet.teo.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_url', Method: 'delete', Targets: [`http://${ACME.host}${path}`] })) as { JobId: string };
     const answered = performance.now();
     const effectiveAt = new Map<string, number>();
+    const ackAt = new Map<string, number>();
     const watchCache = async (id: string, c: CacheNode) => {
       for (;;) {
         if ((await c.peek(ACME.host, path)) === fresh) return void effectiveAt.set(id, performance.now());
@@ -83,14 +87,26 @@ try {
         if (at - answered > 30_000) throw new Error(`${path}: not success within 30 s`);
       }
     };
-    const [successAt] = await Promise.all([watchStatus(), ...[...caches].map(([id, c]) => watchCache(id, c))]);
+    // The hub's live per-node view (admin endpoint): when every agent's ack was in.
+    const watchAcks = async (): Promise<number> => {
+      for (;;) {
+        const job = await fleet.adminJob(r.JobId);
+        const at = performance.now();
+        for (const n of job.Tasks[0]?.Nodes ?? []) if (n.State === 'applied' && !ackAt.has(n.NodeId)) ackAt.set(n.NodeId, at);
+        if (job.Tasks[0]?.Nodes.length === ids.length && job.Tasks[0].Nodes.every((n) => n.State === 'applied')) return at;
+        if (at - answered > 30_000) throw new Error(`${path}: not acked by every node within 30 s`);
+      }
+    };
+    const [successAt, ackedAt] = await Promise.all([watchStatus(), watchAcks(), ...[...caches].map(([id, c]) => watchCache(id, c))]);
     // What success promises: every cache serves the new version now.
     for (const c of caches.values()) if ((await c.peek(ACME.host, path)) !== fresh) notEffectiveAtSuccess++;
     if (i < WARMUP) continue;
     accept.push(answered - t0);
     visible.push(successAt - answered);
+    acked.push(ackedAt - answered);
     const times = ids.map((id) => effectiveAt.get(id)! - answered);
     effective.push(Math.max(...times));
+    for (const k of KINDS) ackByKind.get(k)!.push(Math.max(...ids.filter((id) => caches.get(id)!.kind === k).map((id) => ackAt.get(id)! - answered)));
     for (const k of KINDS) byKind.get(k)!.push(Math.max(...ids.filter((id) => caches.get(id)!.kind === k).map((id) => effectiveAt.get(id)! - answered)));
   }
 
@@ -106,6 +122,8 @@ try {
   printTable(
     [
       row(`accept → DescribePurgeTasks says success (all ${ids.length} nodes applied)`, visible, 'p50 ≤ 20 ms', median(visible) <= 20),
+      row('accept → every agent acked (admin per-node view)', acked),
+      ...KINDS.map((k) => row(`  … every ${k} agent`, ackByKind.get(k)!)),
       row('accept → the new version served by every cache', effective),
       ...KINDS.map((k) => row(`  … by every ${k} cache`, byKind.get(k)!)),
       row('for context: CreatePurgeTask request → answer (SDK)', accept),
