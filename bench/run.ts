@@ -1,4 +1,4 @@
-// `npm run bench [-- --only store,api,query,fanout,edge,hit,varnish,nginx,soak]`: runs the benchmarks of the
+// `npm run bench [-- --only store,api,query,fanout,edge,hit,varnish,nginx,drivers,soak]`: runs the benchmarks of the
 // issues on this machine and prints each figure next to its bar. Parts run in the order listed; `api` needs the
 // database `store` seeds (it seeds one itself when `store` is not selected).
 import { spawnSync } from 'node:child_process';
@@ -16,7 +16,7 @@ import { runQueryLoadBench } from './query-load-bench.ts';
 import { median } from './stats.ts';
 import { runStoreBench } from './store-bench.ts';
 
-const PARTS = ['store', 'api', 'query', 'fanout', 'edge', 'hit', 'varnish', 'nginx', 'soak'] as const;
+const PARTS = ['store', 'api', 'query', 'fanout', 'edge', 'hit', 'varnish', 'nginx', 'drivers', 'soak'] as const;
 type Part = (typeof PARTS)[number];
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });
@@ -260,6 +260,7 @@ if (selected('hit')) {
 for (const [part, file, title] of [
   ['varnish', 'varnish-bench.ts', 'Issue 8: Varnish driver — URL purge rate vs a PURGE loop, prefix purge on 100,000 objects, hit throughput with edgepurge.vcl'],
   ['nginx', 'nginx-bench.ts', 'Issue 8: nginx driver — index build and prefix/host/tag purges on 100,000 cached files'],
+  ['drivers', 'driver-fleet-bench.ts', 'Issue 8: accept → visible on all nodes, 3 Varnish + 3 nginx nodes, each with its agent process'],
 ] as const) {
   if (!selected(part)) continue;
   heading(title);

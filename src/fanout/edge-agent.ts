@@ -74,6 +74,8 @@ export class EdgeAgent {
   #acking: Promise<void> | undefined;
   #ackAgain = false;
   #ackedSeq = -1;
+  /** The seq of the last ack sent (answered or not). */
+  #sentSeq = -1;
   #results: TaskResult[] = [];
   /** Execution reports waiting for an ack; every one has a seq above the last ack's. */
   #reports: ExecutionReport[] = [];
@@ -183,7 +185,10 @@ export class EdgeAgent {
             buf = buf.slice(nl + 1);
             if (line) changed = this.#handle(JSON.parse(line) as StreamLine, after) || changed;
           }
-          if (changed) this.#scheduleAck();
+          // Only once the applied seq moved past the last ack sent: a target that applies asynchronously (a
+          // cache driver) has not applied an entry yet when it arrives, and an ack sent now would only delay
+          // the one that matters (at most one is in flight); the target nudges when it has applied it.
+          if (changed && this.#o.target.appliedSeq > this.#sentSeq) this.#scheduleAck();
         });
         res.on('end', () => {
           clearTimeout(stall);
@@ -284,6 +289,7 @@ export class EdgeAgent {
     const results = this.#results.splice(0, MAX_ACK_RESULTS);
     // The lease is counted from before the request left: the control plane records the ack later than this.
     const sentAt = clock.now();
+    this.#sentSeq = seq;
     let reply: AckResponse;
     try {
       const body: AckRequest = { seq, results, driver: target.driver, ...(reports.length ? { reports } : {}) };
@@ -291,6 +297,7 @@ export class EdgeAgent {
     } catch (e) {
       this.#results = [...results, ...this.#results];
       this.#reports = [...reports, ...this.#reports];
+      this.#sentSeq = this.#ackedSeq;
       throw e;
     }
     // Not retried: the control plane will not take them later either (see AckResponse.ignored). A

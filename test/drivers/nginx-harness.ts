@@ -12,6 +12,7 @@ import type { TestContext } from 'node:test';
 import { cacheFileDirs, cacheFileName } from '../../src/drivers/nginx/cache-file.ts';
 import { NginxDriver, type NginxDriverOptions } from '../../src/drivers/nginx/nginx-driver.ts';
 import { nginxSnippet, type SnippetOptions } from '../../src/drivers/nginx/nginx-snippet.ts';
+import { startConformanceOrigin, type DriverHarness } from './driver-conformance.ts';
 
 export const NGINX_BIN = '/usr/sbin/nginx';
 export const PURGE_MODULE = '/usr/lib/nginx/modules/ngx_http_cache_purge_module.so';
@@ -135,8 +136,12 @@ export interface NginxProcess {
   /** Waits until the main file of `cacheKey` exists (nginx renames it into place after the response). */
   waitForFile(cacheKey: string, timeoutMs?: number): Promise<string>;
   errorLog(): string;
+  /** GET through nginx with `Host: host`; resolves once nginx has logged it (its cache file is in place). */
+  get(host: string, path: string, headers?: Record<string, string>): Promise<{ status: number; body: string; headers: IncomingHttpHeaders; xcache?: string }>;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** stop() and remove the prefix (cache included). */
+  remove(): Promise<void>;
 }
 
 export async function startNginx(options: { originPort: number; snippet?: SnippetOptions; location?: string }): Promise<NginxProcess> {
@@ -182,6 +187,7 @@ http {
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   let stderr = '';
+  let seq = 0;
   const proc: NginxProcess = {
     prefix,
     cacheDir,
@@ -198,6 +204,13 @@ http {
       return p;
     },
     errorLog: () => (existsSync(join(prefix, 'logs/error.log')) ? readFileSync(join(prefix, 'logs/error.log'), 'utf8') : ''),
+    async get(host, path, headers = {}) {
+      const id = `h${++seq}-${port}`;
+      const r = await request(port, path, { ...headers, host, 'x-harness-id': id });
+      await waitForLog(prefix, id);
+      const xcache = r.headers['x-cache-status'];
+      return { ...r, ...(typeof xcache === 'string' ? { xcache } : {}) };
+    },
     async start() {
       const c = spawn(NGINX_BIN, ['-p', prefix, '-c', join(prefix, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
       child = c;
@@ -220,6 +233,10 @@ http {
       await exited;
       clearTimeout(t);
     },
+    async remove() {
+      await proc.stop();
+      rmSync(prefix, { recursive: true, force: true });
+    },
   };
   await proc.start();
   return proc;
@@ -233,13 +250,7 @@ export async function startNginxHarness(
   let nginx: NginxProcess | undefined;
   let driver: NginxDriver | undefined;
   let closed: Promise<void> | undefined;
-  const close = (): Promise<void> =>
-    (closed ??= (async () => {
-      await driver?.close();
-      await nginx?.stop();
-      await origin.close();
-      if (nginx) rmSync(nginx.prefix, { recursive: true, force: true });
-    })());
+  const close = (): Promise<void> => (closed ??= closeAll(driver, nginx, origin));
   t.after(close);
   nginx = await startNginx({ originPort: origin.port, snippet: options.snippet, location: options.location });
   const driverOptions: NginxDriverOptions = {
@@ -255,19 +266,15 @@ export async function startNginxHarness(
   driver = new NginxDriver(driverOptions);
   if (options.startDriver !== false) await driver.start();
   const n = nginx;
-  let seq = 0;
   return {
     driver,
     origin,
     nginx: n,
     driverOptions,
     get: async (host, path, headers = {}) => {
-      const id = `h${++seq}-${process.pid}`;
       const before = origin.seen.length;
-      const r = await request(n.port, path, { ...headers, host, 'x-harness-id': id });
-      await waitForLog(n.prefix, id);
-      const xcache = r.headers['x-cache-status'];
-      return { status: r.status, body: r.body, originHits: origin.seen.length - before, headers: r.headers, ...(typeof xcache === 'string' ? { xcache } : {}) };
+      const r = await n.get(host, path, headers);
+      return { ...r, originHits: origin.seen.length - before };
     },
     restartCache: async () => {
       await n.stop();
@@ -275,6 +282,50 @@ export async function startNginxHarness(
     },
     close,
   };
+}
+
+/**
+ * nginx in front of the conformance origin with a started NginxDriver: the driver-conformance harness.
+ * restartCache keeps the cache directory (nginx reloads it from disk), as a real nginx restart does.
+ */
+export async function startNginxConformanceHarness(): Promise<DriverHarness & { readonly driver: NginxDriver; readonly nginx: NginxProcess }> {
+  const origin = await startConformanceOrigin();
+  let nginx: NginxProcess | undefined;
+  let driver: NginxDriver | undefined;
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => (closed ??= closeAll(driver, nginx, origin));
+  try {
+    nginx = await startNginx({ originPort: origin.port });
+    const n = nginx;
+    driver = new NginxDriver({ cacheUrl: `http://127.0.0.1:${n.port}`, purgeUrl: `http://127.0.0.1:${n.purgePort}`, cacheDir: n.cacheDir, levels: '1:2', syncIntervalMs: 200, timeoutMs: 2_000 });
+    await driver.start();
+    const d = driver;
+    return {
+      driver: d,
+      nginx: n,
+      origin,
+      async get(host, path, headers = {}) {
+        const before = origin.requests.length;
+        const r = await n.get(host, path, headers);
+        return { status: r.status, body: r.body, originHits: origin.requests.length - before, ...(r.xcache === undefined ? {} : { xcache: r.xcache }) };
+      },
+      async restartCache() {
+        await n.stop();
+        await n.start();
+      },
+      stopCache: () => n.stop(),
+      close,
+    };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+async function closeAll(driver: NginxDriver | undefined, nginx: NginxProcess | undefined, origin: { close(): Promise<void> }): Promise<void> {
+  await driver?.close();
+  await nginx?.remove();
+  await origin.close();
 }
 
 /** nginx logs a request after it has renamed the cache file into place (ngx_http_upstream_process_request). */

@@ -1,5 +1,6 @@
-// End-to-end harness: a real origin in the test process, and the control plane and edge nodes as child
-// processes of `src/cli/main.ts` (`serve`, `edge`) on free ports, driven with the official SDKs.
+// End-to-end harness: a real origin in the test process, and the control plane, edge nodes and cache
+// agents as child processes of `src/cli/main.ts` (`serve`, `edge`, `agent`) on free ports, driven with
+// the official SDKs.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
@@ -258,18 +259,35 @@ export interface AdminJobView {
   }>;
 }
 
+/** A node run by `edgepurge agent` beside a cache the test started (Varnish, nginx). */
+export interface AgentSpec {
+  readonly id: string;
+  /** The node's `driver:` entry in the config. */
+  readonly driver: Readonly<Record<string, unknown>>;
+}
+
 export interface FleetOptions {
   readonly leaseMs?: number;
   readonly taskTimeoutMs?: number;
+  /** Built-in edge nodes (default 3). */
   readonly nodeCount?: number;
+  /** Agent nodes, started after the edge nodes. */
+  readonly agents?: readonly AgentSpec[];
+  /** An origin already started (the caches behind agents need its port first); the fleet leaves it open. */
+  readonly origin?: Origin;
+  /** No API rate limit for the account (benches poll DescribePurgeTasks). */
+  readonly unlimited?: boolean;
 }
 
-interface NodeSlot {
+interface Slot {
   readonly id: string;
-  readonly port: number;
   /** The node reaches the control plane through this (see Relay). */
   readonly link: Relay;
   proc: ChildProcess | undefined;
+}
+
+interface NodeSlot extends Slot {
+  readonly port: number;
 }
 
 /**
@@ -284,6 +302,8 @@ export class Fleet {
   readonly taskTimeoutMs: number;
   cpPort = 0;
   readonly nodes: NodeSlot[] = [];
+  readonly agents: Slot[] = [];
+  readonly #ownsOrigin: boolean;
   /** Every line the children printed, prefixed with who printed it (shown when a wait fails). */
   readonly log: string[] = [];
   #cp: ChildProcess | undefined;
@@ -293,6 +313,7 @@ export class Fleet {
 
   private constructor(dir: string, origin: Origin, o: FleetOptions) {
     this.dir = dir;
+    this.#ownsOrigin = o.origin === undefined;
     this.configPath = join(dir, 'edgepurge.yaml');
     this.origin = origin;
     this.leaseMs = o.leaseMs ?? 2000;
@@ -302,29 +323,47 @@ export class Fleet {
   /** Starts origin, control plane and nodes; cleanup is registered on `t` before anything can fail. */
   static async start(t: { after(fn: () => unknown): void }, o: FleetOptions = {}): Promise<Fleet> {
     const dir = mkdtempSync(join(tmpdir(), 'edgepurge-e2e-'));
-    const fleet = new Fleet(dir, new Origin(), o);
+    const fleet = new Fleet(dir, o.origin ?? new Origin(), o);
     t.after(() => fleet.close());
-    await fleet.origin.start();
+    if (o.origin === undefined) await fleet.origin.start();
     fleet.cpPort = await freePort();
     for (let i = 1; i <= (o.nodeCount ?? 3); i++) {
       fleet.nodes.push({ id: `edge-${i}`, port: await freePort(), link: await new Relay(fleet.cpPort).start(), proc: undefined });
     }
+    for (const a of o.agents ?? []) fleet.agents.push({ id: a.id, link: await new Relay(fleet.cpPort).start(), proc: undefined });
+    const nodeEntry = (n: Slot) => ({ id: n.id, token: `token-${n.id}-0123456789abcdef`, controlPlane: `http://127.0.0.1:${n.link.port}` });
+    const base = baseConfig(fleet.origin.url);
     const config = {
-      ...baseConfig(fleet.origin.url),
+      ...base,
+      ...(o.unlimited ? { accounts: base.accounts?.map((a) => ({ ...a, rateLimit: false as const })) } : {}),
       server: { listen: `127.0.0.1:${fleet.cpPort}` },
-      store: { driver: 'sqlite', path: join(dir, 'edgepurge.db') },
+      store: { driver: 'sqlite', path: fleet.storePath },
       fanout: { leaseMs: fleet.leaseMs, taskTimeoutMs: fleet.taskTimeoutMs },
-      nodes: fleet.nodes.map((n) => ({
-        id: n.id,
-        listen: `127.0.0.1:${n.port}`,
-        token: `token-${n.id}-0123456789abcdef`,
-        controlPlane: `http://127.0.0.1:${n.link.port}`,
-      })),
+      nodes: [
+        ...fleet.nodes.map((n) => ({ ...nodeEntry(n), listen: `127.0.0.1:${n.port}` })),
+        ...(o.agents ?? []).map((a, i) => ({ ...nodeEntry(fleet.agents[i]!), driver: a.driver, stateFile: fleet.stateFile(a.id) })),
+      ],
     };
     writeFileSync(fleet.configPath, stringify(config), { mode: 0o600 });
     await fleet.startControlPlane();
     await Promise.all(fleet.nodes.map((n) => fleet.startNode(n.id)));
+    for (const a of fleet.agents) await fleet.startAgent(a.id);
     return fleet;
+  }
+
+  /** Where agent `id` keeps its applied seq. */
+  stateFile(id: string): string {
+    return join(this.dir, `${id}.seq`);
+  }
+
+  /** The control plane's SQLite file. */
+  get storePath(): string {
+    return join(this.dir, 'edgepurge.db');
+  }
+
+  /** Spawns `edgepurge agent --node ID` and waits until it says it runs (its driver checked the cache). */
+  async startAgent(id: string): Promise<void> {
+    this.#slot(id).proc = await this.#spawn(id, ['agent', '--config', this.configPath, '--node', id], /^EdgePurge agent for node /m);
   }
 
   /** Spawns `edgepurge serve` (again, after stopControlPlane: same config, same store). */
@@ -361,6 +400,12 @@ export class Fleet {
     return n;
   }
 
+  #slot(id: string): Slot {
+    const n = this.nodes.find((x) => x.id === id) ?? this.agents.find((x) => x.id === id);
+    if (!n) throw new Error(`no node or agent ${id}`);
+    return n;
+  }
+
   /**
    * Spawns `edgepurge edge --node ID`; waits until it listens, and unless `serving: false`, until it
    * serves cache hits (its lease is fresh).
@@ -374,16 +419,16 @@ export class Fleet {
   /** Waits until `id` answers a HIT for a path of its own: connected, caught up, lease fresh. */
   async waitServing(id: string, ms = 10_000): Promise<void> {
     const port = this.node(id).port;
-    await this.#until(`${id} to serve hits`, async () => (await edgeGet(port, ACME.host, `/__ready/${id}`)).xcache === 'HIT', ms);
+    await this.until(`${id} to serve hits`, async () => (await edgeGet(port, ACME.host, `/__ready/${id}`)).xcache === 'HIT', ms);
   }
 
   get(id: string, host: string, path: string, headers: Record<string, string> = {}): Promise<EdgeResponse> {
     return edgeGet(this.node(id).port, host, path, headers);
   }
 
-  /** Sends `signal`; for SIGKILL/SIGTERM waits until the process is gone. */
+  /** Sends `signal` to a node or agent; for SIGKILL/SIGTERM waits until the process is gone. */
   async signal(id: string, signal: NodeJS.Signals): Promise<void> {
-    const p = this.node(id).proc;
+    const p = this.#slot(id).proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) throw new Error(`${id} is not running`);
     if (signal !== 'SIGKILL' && signal !== 'SIGTERM') {
       p.kill(signal);
@@ -392,7 +437,7 @@ export class Fleet {
     const exited = new Promise<void>((r) => p.once('exit', () => r()));
     p.kill(signal);
     await exited;
-    this.node(id).proc = undefined;
+    this.#slot(id).proc = undefined;
   }
 
   /** The job as GET /admin/v1/jobs/JOBID shows it (HTTP Basic SecretId:SecretKey). */
@@ -402,7 +447,7 @@ export class Fleet {
 
   /** Waits until every task of the job has left `processing`; returns the job's view at that moment. */
   async settled(jobId: string, ms = 10_000): Promise<AdminJobView> {
-    return this.#until(`job ${jobId} to settle`, async () => {
+    return this.until(`job ${jobId} to settle`, async () => {
       const job = await this.adminJob(jobId);
       return job.Tasks.length > 0 && job.Tasks.every((t) => t.Status !== 'processing') ? job : undefined;
     }, ms);
@@ -413,7 +458,8 @@ export class Fleet {
     return runCli(this.url, args);
   }
 
-  async #until<T>(what: string, cond: () => Promise<T> | T, ms: number): Promise<NonNullable<T>> {
+  /** until(), with the children's last output in the error. */
+  async until<T>(what: string, cond: () => Promise<T> | T, ms = 10_000): Promise<NonNullable<T>> {
     try {
       return await until(what, async () => {
         try {
@@ -427,7 +473,8 @@ export class Fleet {
     }
   }
 
-  #spawn(name: string, args: string[]): Promise<ChildProcess> {
+  /** Resolves once the child printed `ready` (default: the " on http://host:port" of serve and edge). */
+  #spawn(name: string, args: string[], ready = / on http:\/\/[^\s]+:\d+/): Promise<ChildProcess> {
     const child = spawn(process.execPath, [MAIN, ...args], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     const record = (stream: NodeJS.ReadableStream, tag: string) => {
       let buf = '';
@@ -451,7 +498,7 @@ export class Fleet {
       child.once('exit', onExit);
       child.once('error', reject);
       const onData = (c: Buffer | string) => {
-        if (/ on http:\/\/[^\s]+:\d+/.test(String(c))) {
+        if (ready.test(String(c))) {
           child.stdout!.off('data', onData);
           child.off('exit', onExit);
           resolve(child);
@@ -464,10 +511,10 @@ export class Fleet {
   /** Stops every child (frozen ones are killed outright), closes the origin, removes the temp dir. */
   close(): Promise<void> {
     return (this.#closed ??= (async () => {
-      const procs = [...this.nodes.map((n) => n.proc), this.#cp].filter((p): p is ChildProcess => p !== undefined);
+      const procs = [...this.nodes.map((n) => n.proc), ...this.agents.map((n) => n.proc), this.#cp].filter((p): p is ChildProcess => p !== undefined);
       await Promise.all(procs.map((p) => stop(p)));
-      await Promise.all(this.nodes.map((n) => n.link.close()));
-      await this.origin.close();
+      await Promise.all([...this.nodes, ...this.agents].map((n) => n.link.close()));
+      if (this.#ownsOrigin) await this.origin.close();
       rmSync(this.dir, { recursive: true, force: true });
     })());
   }
@@ -528,4 +575,41 @@ function childEnv(): NodeJS.ProcessEnv {
   // The SDKs and fetch must reach 127.0.0.1 directly.
   for (const k of ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'NODE_TEST_CONTEXT', 'NODE_OPTIONS']) delete env[k];
   return env;
+}
+
+export const PURGE_TYPES = ['purge_url', 'purge_prefix', 'purge_host', 'purge_all', 'purge_cache_tag'] as const;
+export const PURGE_METHODS = ['invalidate', 'delete'] as const;
+export type PurgeType = (typeof PURGE_TYPES)[number];
+export type PurgeMethod = (typeof PURGE_METHODS)[number];
+type Obj = readonly [host: string, path: string];
+
+/** What one purge (CreatePurgeTask params) names, what it must reach, and what must stay cached; tags set on `origin`. */
+export function purgeCase(origin: Origin, type: PurgeType, method: PurgeMethod): { params: Record<string, unknown>; purged: Obj[]; kept: Obj[] } {
+  const base = `/${type}-${method}`;
+  switch (type) {
+    case 'purge_url':
+      return { params: { Targets: [`http://${ACME.host}${base}/a.txt?x=1`] }, purged: [[ACME.host, `${base}/a.txt?x=1`]], kept: [[ACME.host, `${base}/a.txt?x=2`], [ACME.host, `${base}/b.txt`]] };
+    case 'purge_prefix':
+      return {
+        params: { Targets: [`http://${ACME.host}${base}/dir/`] },
+        purged: [[ACME.host, `${base}/dir/a.txt`], [ACME.host, `${base}/dir/sub/b.txt`]],
+        kept: [[ACME.host, `${base}/other/c.txt`], [ACME.host, `${base}/dirx.txt`], [ACME.host2, `${base}/dir/a.txt`]],
+      };
+    case 'purge_host':
+      return { params: { Targets: [ACME.host2] }, purged: [[ACME.host2, `${base}/a.txt`], [ACME.host2, `${base}/b/c.txt`]], kept: [[ACME.host, `${base}/a.txt`]] };
+    case 'purge_all':
+      // The zone's two domains; the account's other zone keeps its objects.
+      return { params: {}, purged: [[ACME.host, `${base}/a.txt`], [ACME.host2, `${base}/b.txt`]], kept: [[ACME.host3, `${base}/c.txt`]] };
+    case 'purge_cache_tag':
+      origin.setTags(ACME.host, `${base}/a.txt`, 'blue,red');
+      origin.setTags(ACME.host, `${base}/b.txt`, 'red, blue');
+      origin.setTags(ACME.host, `${base}/c.txt`, 'green');
+      // Tagged blue too, but on a domain CacheTag.Domains does not name.
+      origin.setTags(ACME.host2, `${base}/d.txt`, 'blue');
+      return {
+        params: { Targets: ['blue'], CacheTag: { Domains: [ACME.host] } },
+        purged: [[ACME.host, `${base}/a.txt`], [ACME.host, `${base}/b.txt`]],
+        kept: [[ACME.host, `${base}/c.txt`], [ACME.host2, `${base}/d.txt`], [ACME.host, `${base}/untagged.txt`]],
+      };
+  }
 }

@@ -4,10 +4,8 @@
 // and a prefetch that outlives the task deadline.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ACME, sharedFleet, until, type AdminJobView } from './helpers.ts';
+import { ACME, PURGE_METHODS, PURGE_TYPES, purgeCase, sharedFleet, until, type AdminJobView } from './helpers.ts';
 
-const TYPES = ['purge_url', 'purge_prefix', 'purge_host', 'purge_all', 'purge_cache_tag'] as const;
-const METHODS = ['invalidate', 'delete'] as const;
 type Obj = readonly [host: string, path: string];
 
 // Tasks here settle in milliseconds; the short deadline serves the timeout test at the end.
@@ -68,42 +66,11 @@ test('fleet basics: a purge_url delete succeeds only once all 3 nodes applied it
   assert.ok(seen.every((h) => h.ifNoneMatch === undefined && h.status === 200), 'unconditional fetches');
 });
 
-/** What one purge names, what it must reach, and what must stay cached. */
-function purgeCase(type: (typeof TYPES)[number], method: (typeof METHODS)[number]): { params: Record<string, unknown>; purged: Obj[]; kept: Obj[] } {
-  const base = `/${type}-${method}`;
-  switch (type) {
-    case 'purge_url':
-      return { params: { Targets: [`http://${ACME.host}${base}/a.txt`] }, purged: [[ACME.host, `${base}/a.txt`]], kept: [[ACME.host, `${base}/b.txt`]] };
-    case 'purge_prefix':
-      return {
-        params: { Targets: [`http://${ACME.host}${base}/dir/`] },
-        purged: [[ACME.host, `${base}/dir/a.txt`], [ACME.host, `${base}/dir/sub/b.txt`]],
-        kept: [[ACME.host, `${base}/other/c.txt`], [ACME.host, `${base}/dirx.txt`], [ACME.host2, `${base}/dir/a.txt`]],
-      };
-    case 'purge_host':
-      return { params: { Targets: [ACME.host2] }, purged: [[ACME.host2, `${base}/a.txt`], [ACME.host2, `${base}/b/c.txt`]], kept: [[ACME.host, `${base}/a.txt`]] };
-    case 'purge_all':
-      // The zone's two domains; the account's other zone keeps its objects.
-      return { params: {}, purged: [[ACME.host, `${base}/a.txt`], [ACME.host2, `${base}/b.txt`]], kept: [[ACME.host3, `${base}/c.txt`]] };
-    case 'purge_cache_tag':
-      fleet().origin.setTags(ACME.host, `${base}/a.txt`, 'blue,red');
-      fleet().origin.setTags(ACME.host, `${base}/b.txt`, 'red, blue');
-      fleet().origin.setTags(ACME.host, `${base}/c.txt`, 'green');
-      // Tagged blue too, but on a domain CacheTag.Domains does not name.
-      fleet().origin.setTags(ACME.host2, `${base}/d.txt`, 'blue');
-      return {
-        params: { Targets: ['blue'], CacheTag: { Domains: [ACME.host] } },
-        purged: [[ACME.host, `${base}/a.txt`], [ACME.host, `${base}/b.txt`]],
-        kept: [[ACME.host, `${base}/c.txt`], [ACME.host2, `${base}/d.txt`], [ACME.host, `${base}/untagged.txt`]],
-      };
-  }
-}
-
-for (const type of TYPES) {
-  for (const method of METHODS) {
+for (const type of PURGE_TYPES) {
+  for (const method of PURGE_METHODS) {
     const expect = method === 'invalidate' ? 'a conditional request answered 304 → REVALIDATED, old body kept' : 'an unconditional fetch → MISS, new body';
     test(`${type} ${method}: ${expect}; objects it does not name stay HIT`, async () => {
-      const c = purgeCase(type, method);
+      const c = purgeCase(fleet().origin, type, method);
       await warm([...c.purged, ...c.kept]);
       // The origin has moved on for everything except invalidated objects (they must get their 304).
       for (const o of c.kept) fleet().origin.bump(...o);
