@@ -41,8 +41,6 @@ const nodeNumbers = (n: NodeTally) => `${n.applied + n.fenced + n.failed}/${n.to
 export interface ProgressView {
   update(job: AdminJob): void;
   note(message: string): void;
-  /** Leaves the last state on screen. */
-  done(): void;
 }
 
 /** One line per change, for logs and pipes. */
@@ -59,7 +57,6 @@ export function plainProgress(out: NodeJS.WritableStream): ProgressView {
       say('tasks', `tasks: ${statusLine(job)}`);
     },
     note: (message) => void out.write(`${message}\n`),
-    done() {},
   };
 }
 
@@ -96,7 +93,6 @@ export function terminalProgress(out: NodeJS.WritableStream & { columns?: number
       if (last) draw();
       else out.write(`${message}\n`);
     },
-    done() {},
   };
 }
 
@@ -125,13 +121,11 @@ export async function waitForJob(
     });
   } catch (e) {
     if (!signal.aborted) throw e;
-    view?.done();
     const open = last?.Tasks.filter((t) => t.Status === 'processing').length;
     const left = open === undefined ? 'its tasks were not seen yet' : `${open} of ${last!.Tasks.length} tasks still processing`;
     opts.err.write(`gave up waiting after ${formatMs(opts.timeoutMs)}: ${left}. The job goes on; follow it with: edgepurge tasks show ${jobId}\n`);
     return { code: EXIT_WAIT_TIMEOUT, job: last };
   }
-  view?.done();
   if (!settled) throw new Error(`the control plane does not know job ${jobId}`);
   const bad = settled.Tasks.filter((t) => t.Status !== 'success');
   for (const t of bad) opts.err.write(`${t.Status}: ${t.Target}${t.FailMessage ? ` — ${t.FailMessage}` : ''}\n`);

@@ -20,7 +20,7 @@ export function version(): string {
 function overview(): string {
   const line = (c: CommandSpec) => `edgepurge ${c.name}${c.args ? ` ${c.args}` : ''}`;
   const width = Math.max(...COMMANDS.map((c) => line(c).length));
-  const list = (cs: readonly CommandSpec[]) => cs.map((c) => `  ${line(c).padEnd(width)}  ${c.summary.split(/(?<=\.) /)[0]}`);
+  const list = (cs: readonly CommandSpec[]) => cs.map((c) => `  ${line(c).padEnd(width)}  ${c.summary}`);
   return [
     "edgepurge — self-hosted CDN cache purge, speaking Tencent Cloud's CDN and EdgeOne APIs",
     '',

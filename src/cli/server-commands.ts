@@ -7,6 +7,7 @@ import { systemClock } from '../shared/clock.ts';
 import { splitHostPort } from '../shared/host-port.ts';
 import { createLogger, type LogLevel } from '../shared/logger.ts';
 import { UsageError, type CommandSpec, type OptionSpec, type Values } from './args.ts';
+import { normalizeEndpoint } from './client.ts';
 import { demoConfig } from './default-config.ts';
 // The server side (store, protocols, caches, drivers) loads only for the commands that run it, so a
 // client command starts in a fraction of the time.
@@ -21,6 +22,17 @@ function logLevel(): LogLevel {
 }
 
 const str = (v: Values, k: string): string | undefined => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+
+/** --control-plane in any form --endpoint takes (the serve banner's `127.0.0.1:8080` included). */
+function controlPlaneOf(v: Values): { controlPlane?: string } {
+  const given = str(v, 'control-plane');
+  if (given === undefined) return {};
+  try {
+    return { controlPlane: normalizeEndpoint(given) };
+  } catch (e) {
+    throw new UsageError(`--control-plane: ${(e as Error).message}`);
+  }
+}
 
 /** Ends the process cleanly on SIGINT/SIGTERM. */
 function stopOnSignals(close: () => Promise<unknown>): void {
@@ -103,8 +115,8 @@ async function serve(values: Values, writeDemo: boolean): Promise<number> {
 async function edge(values: Values): Promise<number> {
   const [config, node] = [str(values, 'config'), str(values, 'node')];
   if (!config || !node) throw new UsageError('edge needs --config FILE --node ID');
-  const controlPlane = str(values, 'control-plane');
-  const running = await startEdgeNode(loadConfigFile(resolve(config)), node, createLogger(logLevel()), controlPlane ? { controlPlane } : {});
+  const where = controlPlaneOf(values);
+  const running = await startEdgeNode(loadConfigFile(resolve(config)), node, createLogger(logLevel()), where);
   stopOnSignals(() => running.close());
   process.stdout.write(`EdgePurge edge node ${running.node.id} on http://${running.listen.replace(/:\d+$/, '')}:${running.port}\n`);
   return -1;
@@ -114,8 +126,8 @@ async function agent(values: Values): Promise<number> {
   const [config, node] = [str(values, 'config'), str(values, 'node')];
   if (!config || !node) throw new UsageError('agent needs --config FILE --node ID (or: agent vcl | agent nginx-conf)');
   const file = resolve(config);
-  const controlPlane = str(values, 'control-plane');
-  const running = await startAgent(loadConfigFile(file), node, createLogger(logLevel()), { baseDir: dirname(file), ...(controlPlane ? { controlPlane } : {}) });
+  const where = controlPlaneOf(values);
+  const running = await startAgent(loadConfigFile(file), node, createLogger(logLevel()), { baseDir: dirname(file), ...where });
   stopOnSignals(() => running.close());
   process.stdout.write(`EdgePurge agent for node ${running.node.id} (${running.driver.name}), applied seq ${running.target.appliedSeq}\n`);
   return -1;
@@ -125,7 +137,7 @@ const CONFIG_FILE: OptionSpec = { type: 'string', arg: 'FILE', help: 'the config
 const NODE_OPTIONS = {
   config: CONFIG_FILE,
   node: { type: 'string', arg: 'ID', help: 'which entry of the config\'s nodes list this process is' },
-  'control-plane': { type: 'string', arg: 'URL', help: 'where the control plane is (default: the node\'s controlPlane, else http://server.listen)' },
+  'control-plane': { type: 'string', arg: 'URL', help: 'where the control plane is, as --endpoint (default: the node\'s controlPlane, else http://server.listen)' },
 } satisfies Record<string, OptionSpec>;
 
 /** A command that prints a shipped file, loaded only when asked for. */

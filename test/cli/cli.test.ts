@@ -225,6 +225,7 @@ describe('exit codes', () => {
       [['purge', 'url', 'http://x/', '--timeout', '5s'], env, /--timeout needs --wait/],
       [['purge', 'url', 'http://x/', '--wait', '--timeout', 'soon'], env, /--timeout takes a duration/],
       [['purge', 'url', '--help', '--colour'], env, /Unknown option '--colour'/],
+      [['edge', '--config', 'x.yaml', '--node', 'n', '--control-plane', 'ftp://x'], {}, /--control-plane: .*http:\/\/ or https:\/\//],
       [['serve'], {}, /serve needs --config FILE/],
     ];
     const [help, ...runs] = await Promise.all([cli(['help']), ...cases.map(([args, e]) => cli(args, e))]);
