@@ -46,15 +46,17 @@ export interface ProgressView {
 /** One line per change, for logs and pipes. */
 export function plainProgress(out: NodeJS.WritableStream): ProgressView {
   const shown = new Map<string, string>();
-  const say = (key: string, line: string) => {
-    if (shown.get(key) === line) return;
-    shown.set(key, line);
-    out.write(`${line}\n`);
-  };
   return {
     update(job) {
+      const changed: string[] = [];
+      const say = (key: string, line: string) => {
+        if (shown.get(key) !== line) changed.push(line);
+        shown.set(key, line);
+      };
       for (const n of tallyNodes(job)) say(`node ${n.nodeId}`, `${n.nodeId}: ${nodeNumbers(n)}`);
       say('tasks', `tasks: ${statusLine(job)}`);
+      // One write per update: a reader of the pipe never sees half of one.
+      if (changed.length) out.write(`${changed.join('\n')}\n`);
     },
     note: (message) => void out.write(`${message}\n`),
   };
