@@ -51,6 +51,39 @@ export interface NodeView {
   readonly report?: Pick<NodeReport, 'executedAs' | 'matched' | 'note' | 'appliedAt'>;
 }
 
+/** The last task a node failed or let time out, per account (shown only to that account: DESIGN invariant 7). */
+export interface NodeError {
+  readonly at: number;
+  readonly jobId: string;
+  readonly message: string;
+}
+
+/** How one configured node stands with the fleet (GET /admin/v1/nodes, `edgepurge nodes`). */
+export interface NodeStatus {
+  readonly nodeId: string;
+  /** `builtin` for the built-in edge, else the driver type its agent applies the log through. */
+  readonly driver: 'builtin' | 'varnish' | 'nginx';
+  /** The hosts it serves; undefined: every configured domain. */
+  readonly hosts: readonly string[] | undefined;
+  /** A purge-log stream to it is open now. */
+  readonly connected: boolean;
+  readonly ackedSeq: number;
+  /** When its last ack arrived (null: never). */
+  readonly seenAt: number | null;
+  /** Log entries it has not acked yet (the log's end minus ackedSeq). */
+  readonly lagEntries: number;
+  /** How long the oldest entry it has not acked has waited (0 when it is up to date). */
+  readonly lagMs: number;
+  /**
+   * `held`: its last ack is within the lease, it may serve hits; `lapsed`: it serves no hits (built-in,
+   * Varnish) so it counts as fenced; `never`: it never acked; `unfenced`: a cache that serves without
+   * its agent (nginx) — never counted as fenced whatever its lease.
+   */
+  readonly lease: 'held' | 'lapsed' | 'never' | 'unfenced';
+  /** The last failure or timeout of one of its tasks, by account (AppId). */
+  readonly lastErrors: ReadonlyMap<number, NodeError>;
+}
+
 interface PrefetchOutcome {
   readonly ok: Set<string>;
   /** Nodes that could not fetch it, in the order they said so: the first decides FailType/FailMessage. */
@@ -133,6 +166,9 @@ export class FanoutHub {
   /** Open streams and the node each one serves. */
   readonly #streams = new Map<ServerResponse, string>();
   readonly #settledListeners = new Set<(tasks: readonly TaskUpdate[], at: number) => void>();
+  readonly #ackListeners = new Set<(nodeId: string, ackedSeq: number) => void>();
+  /** Per node, per account: the last task the node failed or did not apply in time (bounded: nodes × accounts). */
+  readonly #lastErrors = new Map<string, Map<number, NodeError>>();
   /** Bumped by notify(): a stream that sees it change while it read the log reads again instead of waiting. */
   #generation = 0;
   /**
@@ -168,6 +204,7 @@ export class FanoutHub {
         this.#awaiting.delete(id);
         this.#unreported.delete(id);
         this.#reportGrace.delete(id);
+        this.#lastErrors.delete(id);
       }
       this.#sent.delete(id);
       for (const [res, nodeId] of this.#streams) if (nodeId === id) res.end();
@@ -253,6 +290,53 @@ export class FanoutHub {
   onSettled(listener: (tasks: readonly TaskUpdate[], at: number) => void): () => void {
     this.#settledListeners.add(listener);
     return () => this.#settledListeners.delete(listener);
+  }
+
+  /** Called after every recorded ack, with the node's acked seq (live job views follow per-node progress with it). */
+  onAck(listener: (nodeId: string, ackedSeq: number) => void): () => void {
+    this.#ackListeners.add(listener);
+    return () => this.#ackListeners.delete(listener);
+  }
+
+  /** Every configured node: connection, progress and lag against the log's end, lease, last errors. */
+  async nodeStatuses(): Promise<NodeStatus[]> {
+    const { store, clock } = this.#o;
+    const lastSeq = await store.lastSeq();
+    const now = clock.now();
+    const connected = new Set(this.#streams.values());
+    // Nodes at the same seq wait on the same entry: one read per distinct seq.
+    const waitedSince = new Map<number, number>();
+    const statuses: NodeStatus[] = [];
+    for (const node of this.#nodes.values()) {
+      const p = this.#progress.get(node.id);
+      const ackedSeq = p?.ackedSeq ?? 0;
+      let lagMs = 0;
+      if (ackedSeq < lastSeq) {
+        let since = waitedSince.get(ackedSeq);
+        if (since === undefined) waitedSince.set(ackedSeq, (since = (await store.readLog(ackedSeq, 1))[0]?.createdAt ?? now));
+        lagMs = Math.max(0, now - since);
+      }
+      const lease = !fencesItself(node) ? 'unfenced' : !p ? 'never' : now - p.seenAt > this.#leaseMs ? 'lapsed' : 'held';
+      statuses.push({
+        nodeId: node.id,
+        driver: node.driver?.type ?? 'builtin',
+        hosts: node.hosts,
+        connected: connected.has(node.id),
+        ackedSeq,
+        seenAt: p?.seenAt ?? null,
+        lagEntries: Math.max(0, lastSeq - ackedSeq),
+        lagMs,
+        lease,
+        lastErrors: this.#lastErrors.get(node.id) ?? new Map(),
+      });
+    }
+    return statuses;
+  }
+
+  #noteError(nodeId: string, t: TaskRecord, at: number, message: string): void {
+    let m = this.#lastErrors.get(nodeId);
+    if (!m) this.#lastErrors.set(nodeId, (m = new Map()));
+    m.set(t.appId, { at, jobId: t.jobId, message });
   }
 
   /**
@@ -421,6 +505,7 @@ export class FanoutHub {
     // not think a lease ended earlier than it did.
     const ignoredReports = await this.#ackWithReports(node.id, body, seq, now);
     this.#progress.set(node.id, { ackedSeq: Math.max(known, seq), seenAt: now });
+    for (const l of this.#ackListeners) l(node.id, Math.max(known, seq));
     // Outcomes are only recorded here; settling turns them into a status, and only for tasks still
     // processing: a late result (a node that was fenced, or answered after the deadline) changes no final
     // status. A failure is settled before the ack is answered: the node will not report it again.
@@ -608,7 +693,11 @@ export class FanoutHub {
     let pending: string[];
     if (t.type === 'prefetch_url') {
       const failed = outcome?.failed.values().next().value;
-      if (failed) return { taskId: t.id, status: 'failed', failType: failed.failType, failMessage: failed.failMessage };
+      if (failed) {
+        // FailMessage reads "NODE: why"; the node's own record needs only the why.
+        for (const [nodeId, f] of outcome!.failed) this.#noteError(nodeId, t, now, `${t.target}: ${f.failMessage.slice(nodeId.length + 2)}`);
+        return { taskId: t.id, status: 'failed', failType: failed.failType, failMessage: failed.failMessage };
+      }
       // A prefetch is done when every reachable node has the object; a fenced node cannot fetch it.
       pending = nodes.filter((n) => !outcome?.ok.has(n) && !this.#fenced(n, now));
       if (pending.length === 0 && (outcome?.ok.size ?? 0) > 0) return { taskId: t.id, status: 'success' };
@@ -618,6 +707,7 @@ export class FanoutHub {
       if (pending.length === 0) return { taskId: t.id, status: 'success' };
     }
     if (now - t.createdAt > this.#o.config.fanout.taskTimeoutMs) {
+      for (const nodeId of pending) this.#noteError(nodeId, t, now, `${t.target}: not applied within ${Math.round(this.#o.config.fanout.taskTimeoutMs / 1000)} s`);
       return {
         taskId: t.id,
         status: 'timeout',

@@ -26,7 +26,7 @@ import type { Logger } from '../shared/logger.ts';
 import { TokenBuckets } from '../shared/token-bucket.ts';
 import type { TaskStore } from '../store/task-store.ts';
 import { FanoutHub } from '../fanout/fanout-hub.ts';
-import { adminRoutes } from './admin-routes.ts';
+import { adminRoutes, type AdminRoutes } from './admin-routes.ts';
 import { overflowedHead, overflowedProtocol } from './overflow-protocol.ts';
 
 export interface ControlPlaneOptions {
@@ -64,7 +64,7 @@ export class ControlPlane {
   #purge: PurgeService;
   /** Streams the purge log to edge nodes and derives task status from their acks. */
   readonly hub: FanoutHub;
-  readonly #admin: (req: IncomingMessage, res: ServerResponse) => boolean;
+  readonly #admin: AdminRoutes;
   #o: ControlPlaneOptions;
   readonly #server: Server;
   readonly #buckets: TokenBuckets;
@@ -164,7 +164,8 @@ export class ControlPlane {
     this.#closing = true;
     this.#closed ??= (async () => {
       const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-      // Edge streams are long-lived responses: end them so close() can finish.
+      // Edge streams and job event streams are long-lived responses: end them so close() can finish.
+      this.#admin.close();
       await this.hub.close();
       // Keep-alive sockets that go idle while we drain would hold close() for keepAliveTimeout.
       const idle = setInterval(() => this.#server.closeIdleConnections(), 50);

@@ -2,17 +2,31 @@
 // purge each type, tasks list/show, quota; exit codes 0 ok, 1 API refusal, 2 usage error, 3 unreachable
 // or unusable (STYLE 18).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ACME, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
+import { normalizeEndpoint } from '../../src/cli/client.ts';
+import { COMMANDS } from '../../src/cli/main.ts';
+import { ACME, GLOBEX, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
+import { runNodeAsEdge } from '../helpers/edge-node.ts';
 import { config, JOB_ID } from '../api3/fixtures.ts';
+import { until } from '../e2e/helpers.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/edgepurge.js', import.meta.url));
+
+/** This process's environment without our own variables: each run says what it uses. */
+function cleanEnv(): Record<string, string> {
+  const base: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !/^(TENCENTCLOUD_|EDGEPURGE_)/.test(k)) base[k] = v;
+  }
+  return base;
+}
 
 interface Run {
   readonly code: number;
@@ -22,14 +36,11 @@ interface Run {
 
 /** Runs the CLI asynchronously (the server lives in this process: a sync spawn would deadlock it). */
 function cli(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
-  const base: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !/^(TENCENTCLOUD_|EDGEPURGE_)/.test(k)) base[k] = v;
-  }
+  const base = cleanEnv();
   return inSlot(
     () =>
       new Promise((resolve) => {
-        execFile(process.execPath, [MAIN, ...args], { env: { ...base, ...env }, encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
+        execFile(process.execPath, [MAIN, ...args], { env: { ...base, ...env }, encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
           const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
           resolve({ code, stdout, stderr });
         });
@@ -59,6 +70,11 @@ const envFor = (s: TestServer, who: { secretId: string; secretKey: string } = AC
 
 const jobIdOf = (r: Run): string => {
   assert.equal(r.code, 0, r.stderr);
+  return jobIdOfAny(r);
+};
+
+/** The JobId printed, whatever the exit code. */
+const jobIdOfAny = (r: Run): string => {
   const m = /^JobId ([0-9a-z]{12,24})$/m.exec(r.stdout);
   assert.ok(m, r.stdout);
   return m[1]!;
@@ -98,15 +114,19 @@ describe('purge', () => {
     assert.equal(job?.secretId, ACME.secretId);
   });
 
-  test('flags instead of the environment; refused targets are printed; --json prints the response', async (t) => {
+  test('flags instead of the environment; refused targets exit 1, listed on stderr; --json prints the response', async (t) => {
     const s = await server(t);
     const flags = ['--endpoint', s.url, '--secret-id', ACME.secretId, '--secret-key', ACME.secretKey];
     const [r, j] = await Promise.all([
       cli(['purge', 'url', `http://${ACME.host}/ok`, 'http://www.globex.com/theirs', ...flags, '--zone', ACME.zoneId]),
       cli(['purge', 'url', `http://${ACME.host}/json`, ...flags, '--json']),
     ]);
-    jobIdOf(r);
-    assert.match(r.stdout, /^refused \(domain not valid\): http:\/\/www\.globex\.com\/theirs$/m);
+    // Regression: a partly refused purge used to exit 0 with the refusal on stdout.
+    assert.equal(r.code, 1, r.stderr);
+    const jobId = /^JobId (\w+)$/m.exec(r.stdout)?.[1];
+    assert.ok(jobId && (await s.store.getJob(ACME.appId, jobId)), 'the accepted part was still submitted');
+    assert.match(r.stderr, /^refused \(domain not valid\): http:\/\/www\.globex\.com\/theirs$/m);
+    assert.doesNotMatch(r.stdout, /refused/);
     assert.equal(j.code, 0);
     const body = JSON.parse(j.stdout) as { JobId: string; FailedList: unknown[]; RequestId: string };
     assert.match(body.JobId, JOB_ID);
@@ -200,7 +220,12 @@ describe('exit codes', () => {
       [['tasks', 'list', '--limit', 'lots'], env, /--limit takes a number/],
       [['tasks', 'list', '--limit', '5000'], env, /--limit takes a number/],
       [['quota'], { EDGEPURGE_ENDPOINT: s.url }, /credentials missing/],
-      [['quota', '--endpoint', '127.0.0.1:8080'], env, /--endpoint must be a URL/],
+      [['quota', '--endpoint', `${s.url}/v2/index.php`], env, /--endpoint: .*without a path/],
+      [['quota', '--endpoint', 'ftp://127.0.0.1:8080'], env, /--endpoint: .*http:\/\/ or https:\/\//],
+      [['purge', 'url', 'http://x/', '--timeout', '5s'], env, /--timeout needs --wait/],
+      [['purge', 'url', 'http://x/', '--wait', '--timeout', 'soon'], env, /--timeout takes a duration/],
+      [['purge', 'url', '--help', '--colour'], env, /Unknown option '--colour'/],
+      [['edge', '--config', 'x.yaml', '--node', 'n', '--control-plane', 'ftp://x'], {}, /--control-plane: .*http:\/\/ or https:\/\//],
       [['serve'], {}, /serve needs --config FILE/],
     ];
     const [help, ...runs] = await Promise.all([cli(['help']), ...cases.map(([args, e]) => cli(args, e))]);
@@ -236,5 +261,194 @@ describe('exit codes', () => {
     assert.equal(r.code, 3);
     assert.match(r.stderr, new RegExp(`invalid configuration ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:`));
     for (const p of ['server.timezone', 'server: Unrecognized key: "colour"', 'accounts.0.appId', 'accounts.0.credentials']) assert.ok(r.stderr.includes(p), p);
+  });
+});
+
+describe('help and version', () => {
+  test('--help on every command and subcommand lists every option it accepts', async () => {
+    const runs = await Promise.all(COMMANDS.map((c) => cli([...c.name.split(' '), '--help'])));
+    for (const [i, c] of COMMANDS.entries()) {
+      const r = runs[i]!;
+      assert.equal(r.code, 0, `${c.name} --help: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`^usage: edgepurge ${c.name}\\b`), c.name);
+      for (const option of Object.keys(c.options)) assert.match(r.stdout, new RegExp(`^  --${option}\\b`, 'm'), `${c.name} --help lacks --${option}`);
+    }
+    // Regression (issue 10): options that were accepted but never listed, and `purge url --help` refused.
+    const help = (name: string) => runs[COMMANDS.findIndex((c) => c.name === name)]!.stdout;
+    for (const [name, option] of [['purge url', 'encode-url'], ['purge url', 'method'], ['purge tag', 'method'], ['tasks list', 'prefetch'], ['edge', 'control-plane'], ['purge prefix', 'wait']]) {
+      assert.match(help(name!), new RegExp(`--${option}`), `${name} --help lacks --${option}`);
+    }
+  });
+
+  test('help COMMAND, a group\'s --help, --version', async () => {
+    const [helpUrl, urlHelp, group, short, version, bare] = await Promise.all([
+      cli(['help', 'purge', 'url']),
+      cli(['purge', 'url', '-h']),
+      cli(['purge', '--help']),
+      cli(['help']),
+      cli(['--version']),
+      cli(['version']),
+    ]);
+    assert.equal(helpUrl.code, 0);
+    assert.equal(helpUrl.stdout, urlHelp.stdout);
+    assert.equal(group.code, 0);
+    for (const kind of ['url', 'prefix', 'host', 'all', 'tag']) assert.match(group.stdout, new RegExp(`^usage: edgepurge purge ${kind}\\b`, 'm'));
+    for (const c of COMMANDS) assert.ok(short.stdout.includes(`edgepurge ${c.name}`), `help lacks ${c.name}`);
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, new RegExp(`^edgepurge ${pkg.version.replace(/\./g, '\\.')} \\(Node v\\d+`));
+    assert.equal(bare.stdout, version.stdout);
+  });
+
+  test('package.json engines, the README and bin/edgepurge.js agree: an older node runs the CLI on the pinned Node 24', async (t) => {
+    // Regression (issue 10): the README said "any version" while engines ">=24" made npm warn EBADENGINE.
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { engines: { node: string } };
+    const min = Number(/^>=(\d+)$/.exec(pkg.engines.node)?.[1]);
+    assert.ok(min >= 18 && min < 24, `engines.node is ${pkg.engines.node}`);
+    assert.ok(readFileSync(new URL('../../README.md', import.meta.url), 'utf8').includes(`Needs Node.js ${min} or newer`), 'README names the same minimum');
+    const system = ['/usr/bin/node', '/usr/local/bin/node'].find((p) => existsSync(p));
+    const major = system ? Number(execFileSync(system, ['-p', 'process.versions.node.split(".")[0]'], { encoding: 'utf8' }).trim()) : undefined;
+    if (!system || major === undefined || major >= 24 || major < min) {
+      if (process.env.CI === 'true' && !system) assert.fail('no system node to run bin/edgepurge.js with');
+      t.skip(`no system node older than 24 here (${system ?? 'none'} ${major ?? ''}): the re-exec path is not exercised`);
+      return;
+    }
+    const r = await new Promise<Run>((resolve) =>
+      execFile(system, [BIN, '--version'], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr })),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^edgepurge \S+ \(Node v24\./);
+  });
+});
+
+/** The CLI with its output readable while it runs (execFile only hands it over at the end). */
+function cliLive(argv: readonly string[], env: Record<string, string>, command: (args: string[]) => [string, string[]] = (a) => [process.execPath, a]) {
+  const [file, args] = command([MAIN, ...argv]);
+  const child = spawn(file, args, { env: { ...cleanEnv(), ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const done = new Promise<Run>((resolve) => child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr })));
+  const timer = setTimeout(() => child.kill(), 60_000);
+  void done.then(() => clearTimeout(timer));
+  return { output: () => stdout, done };
+}
+
+const NODE_TOKEN = 'node-token-0000000000000000';
+/** One nginx node on ACME's www with no agent: nginx is never fenced, so its tasks wait until it applies them. */
+const waitingFleet = (taskTimeoutMs: number) =>
+  config(undefined, {
+    fanout: { leaseMs: 2000, taskTimeoutMs },
+    nodes: [{ id: 'nginx-a', token: NODE_TOKEN, hosts: [ACME.host], driver: { type: 'nginx', url: 'http://127.0.0.1:9', purgeUrl: 'http://127.0.0.1:9', cacheDir: '/nonexistent/edgepurge' } }],
+  });
+
+describe('--wait', () => {
+  test('piped: plain progress lines until every task succeeded, exit 0', async (t) => {
+    const input = waitingFleet(120_000);
+    const s = await startControlPlane(t, input, { heartbeatMs: 100 });
+    const run = cliLive(['purge', 'url', `http://${ACME.host}/w.js`, `http://${ACME.host2}/other.js`, '--wait', '--timeout', '60s'], envFor(s));
+    // www's task waits for nginx-a; img's has no node, so it succeeds at once.
+    await until('the CLI shows the node waiting', () => /^nginx-a: 0\/1 /m.test(run.output()) && /^tasks: (1 success, 1 processing|1 processing, 1 success)$/m.test(run.output()), 30_000);
+    await runNodeAsEdge(t, input, 'nginx-a', s.url);
+    const r = await run.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^JobId \w+\nnginx-a: 0\/1 /);
+    assert.match(r.stdout, /^nginx-a: 1\/1 {2}\(applied 1, fenced 0, failed 0\)$/m);
+    assert.match(r.stdout, /^tasks: 2 success$/m);
+    assert.doesNotMatch(r.stdout, /\x1b\[/, 'no terminal codes in a pipe');
+  });
+
+  test('on a terminal: a bar per node, redrawn in place', async (t) => {
+    if (!existsSync('/usr/bin/script')) {
+      if (process.env.CI === 'true') assert.fail('util-linux `script` is needed to give the CLI a terminal');
+      return t.skip('no /usr/bin/script (util-linux) to give the CLI a terminal');
+    }
+    const input = waitingFleet(120_000);
+    const s = await startControlPlane(t, input, { heartbeatMs: 100 });
+    const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+    // script(1) runs the command on a new pseudo-terminal, so stdout.isTTY is true.
+    const run = cliLive(['purge', 'prefix', `http://${ACME.host}/tty/`, '--wait'], { ...envFor(s), COLUMNS: '100' }, (a) => ['/usr/bin/script', ['-qec', [process.execPath, ...a].map(quote).join(' '), '/dev/null']]);
+    await until('the bar shows the node waiting', () => /nginx-a \[-+\] 0\/1/.test(run.output()), 30_000);
+    await runNodeAsEdge(t, input, 'nginx-a', s.url);
+    const r = await run.done;
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /nginx-a \[#+\] 1\/1 {2}\(applied 1, fenced 0, failed 0\)\x1b\[K/);
+    assert.match(r.stdout, /\x1b\[\d+F/, 'the block is redrawn from its first line');
+  });
+
+  test('a task that times out: exit 1 with the task on stderr; --json prints the settled job', async (t) => {
+    const s = await startControlPlane(t, waitingFleet(1000), { heartbeatMs: 100 });
+    const [r, j] = await Promise.all([
+      cli(['purge', 'url', `http://${ACME.host}/slow.js`, '--wait'], envFor(s)),
+      cli(['prefetch', `http://${ACME.host}/slow.bin`, '--wait', '--json'], envFor(s)),
+    ]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /^timeout: http:\/\/www\.acme\.com\/slow\.js — not applied within 1 s by: nginx-a$/m);
+    assert.equal(j.code, 1, j.stderr);
+    const body = JSON.parse(j.stdout) as { JobId: string; Job: { JobId: string; Tasks: Array<{ Status: string }> } };
+    assert.equal(body.Job.JobId, body.JobId);
+    assert.deepEqual(body.Job.Tasks.map((x) => x.Status), ['timeout']);
+  });
+
+  test('its own --timeout: exit 4, says the job goes on; tasks show --wait likewise', async (t) => {
+    const s = await startControlPlane(t, waitingFleet(120_000), { heartbeatMs: 100 });
+    // 5 s: time enough on a loaded machine for the first view to arrive before giving up.
+    const r = await cli(['purge', 'host', ACME.host, '--wait', '--timeout', '5s'], envFor(s));
+    assert.equal(r.code, 4, r.stdout + r.stderr);
+    const jobId = jobIdOfAny(r);
+    assert.match(r.stderr, new RegExp(`^gave up waiting after 5 s: 1 of 1 tasks still processing\\. The job goes on; follow it with: edgepurge tasks show ${jobId}`, 'm'));
+    assert.equal((await s.store.jobTasks(ACME.appId, jobId))[0]?.status, 'processing');
+    const show = await cli(['tasks', 'show', jobId, '--wait', '--timeout', '5s'], envFor(s));
+    assert.equal(show.code, 4, show.stderr);
+    assert.match(show.stdout, /^nginx-a: 0\/1 /m);
+    assert.match(show.stdout, /^Per-node progress:$/m);
+  });
+});
+
+describe('nodes', () => {
+  test('the fleet table and --json', async (t) => {
+    const s = await startControlPlane(t, waitingFleet(120_000), { heartbeatMs: 100 });
+    jobIdOf(await cli(['purge', 'url', `http://${ACME.host}/n.js`], envFor(s)));
+    const [table, json, globex] = await Promise.all([cli(['nodes'], envFor(s)), cli(['nodes', '--json'], envFor(s)), cli(['nodes'], envFor(s, GLOBEX))]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /^Node\s+Driver\s+Connected\s+AckedSeq\s+Lag\s+LagSeconds\s+Lease\s+LastSeen$/m);
+    assert.match(table.stdout, /^nginx-a\s+nginx\s+no\s+0\s+1\s+[\d.]+\s+unfenced\s+never$/m);
+    assert.match(table.stdout, /^log end: seq 1$/m);
+    const body = JSON.parse(json.stdout) as { LastSeq: number; Nodes: Array<{ NodeId: string; Hosts: string[] }> };
+    assert.deepEqual(body.Nodes.map((n) => [n.NodeId, n.Hosts]), [['nginx-a', [ACME.host]]]);
+    assert.equal(globex.code, 0);
+    assert.match(globex.stdout, /^no edge node serves this account's hosts$/m);
+  });
+});
+
+describe('endpoint and start-up errors', () => {
+  test('--endpoint takes what the banner prints: with or without http://, with a trailing slash', async (t) => {
+    const s = await server(t);
+    const env = envFor(s);
+    const runs = await Promise.all([s.endpoint, `${s.url}/`, ` ${s.url} `].map((e) => cli(['quota', '--endpoint', e], env)));
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    assert.equal(normalizeEndpoint('127.0.0.1:8080'), 'http://127.0.0.1:8080');
+    assert.equal(normalizeEndpoint('HTTPS://Example.com/'), 'https://example.com');
+    assert.equal(normalizeEndpoint('[::1]:8080'), 'http://[::1]:8080');
+    for (const bad of ['http://u:p@127.0.0.1:8080', 'http://127.0.0.1:8080/?x=1', 'mailto:x', '']) assert.throws(() => normalizeEndpoint(bad), Error, bad);
+  });
+
+  test('a process that cannot start says why, not "is the control plane running"', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgepurge-cli-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const busy = createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => busy.once('listening', r));
+    t.after(() => busy.close());
+    const port = (busy.address() as { port: number }).port;
+    const path = join(dir, 'edgepurge.yaml');
+    writeFileSync(path, `server: { listen: "127.0.0.1:${port}" }\nstore: { driver: sqlite, path: ${join(dir, 'db')} }\nnodes: [{ id: edge-1, listen: "127.0.0.1:1", token: tokentokentokentoken }]\n`);
+    const [inUse, noNode] = await Promise.all([cli(['serve', '--config', path]), cli(['edge', '--config', path, '--node', 'edge-9'])]);
+    assert.equal(inUse.code, 3);
+    assert.match(inUse.stderr, /^error: could not start: .*EADDRINUSE/m);
+    assert.match(inUse.stderr, /another process listens on that address/);
+    assert.equal(noNode.code, 3);
+    assert.match(noNode.stderr, /^error: could not start: no node "edge-9" in the config's nodes list \(have: edge-1\)/m);
+    for (const r of [inUse, noNode]) assert.doesNotMatch(r.stderr, /reachable/);
   });
 });
