@@ -67,7 +67,6 @@ export class ControlPlaneObservability {
         accounts: () => this.#config.accounts.map((a) => ({ appId: a.appId, daily: Object.fromEntries(TASK_TYPES.map((t) => [t, quotaFor(a.quotas, t).daily])) })),
         perAccount: () => this.#config.metrics.token !== undefined,
         today: () => this.#today(),
-        quotaTypes: TASK_TYPES,
         serves: (nodeId, hosts) => {
           const served = this.#nodes.get(nodeId)?.hosts;
           return served === undefined || hosts.some((h) => served.includes(h));

@@ -139,6 +139,7 @@ export class ControlPlane {
     const old = this.#o.config;
     if (config.server.listen !== old.server.listen) notes.push(`server.listen stays ${old.server.listen} until a restart`);
     if (JSON.stringify(config.store) !== JSON.stringify(old.store)) notes.push('store changes need a restart');
+    if (config.metrics.enabled !== old.metrics.enabled) notes.push(`metrics.enabled stays ${old.metrics.enabled} until a restart`);
     const effective: Readonly<Config> = { ...config, server: { ...config.server, listen: old.server.listen }, store: old.store };
     const directory = new Directory(effective);
     this.#o = { ...this.#o, config: effective };

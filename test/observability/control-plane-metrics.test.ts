@@ -119,7 +119,10 @@ test('/metrics: a bearer token when configured; without one, no per-account seri
     assert.equal(res.status, 401, `Authorization: ${auth}`);
     assert.doesNotMatch(await res.text(), /edgepurge_/);
   }
-  assert.ok((await scrape(guarded.url, TOKEN)).all('edgepurge_quota_used', { account: String(ACME.appId) }).length === 6);
+  await teo(guarded).CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_host', Targets: [ACME.host] });
+  const withToken = await scrape(guarded.url, TOKEN);
+  assert.deepEqual(withToken.all('edgepurge_quota_used').map((x) => [x.labels.account, x.labels.type, x.value]), [[String(ACME.appId), 'purge_host', 1]]);
+  assert.equal(withToken.value('edgepurge_quota_daily_limit', { account: String(ACME.appId), type: 'purge_host' }), 10_000);
 
   const off = await startControlPlane(t, { ...baseConfig(), metrics: { enabled: false } });
   assert.equal((await fetch(`${off.url}/metrics`)).status, 404);
