@@ -130,7 +130,7 @@ export class ControlPlaneObservability {
     const r = this.api.begin('admin');
     r.action = /^\/admin\/v1\/jobs\/[^/]+$/.test((req.url ?? '').split('?', 1)[0] ?? '') && req.method === 'GET' ? 'GetJob' : undefined;
     res.once('finish', () => {
-      const code = res.statusCode === 200 ? 'Success' : res.statusCode === 401 ? 'AuthFailure' : res.statusCode === 404 ? 'ResourceNotFound' : 'InternalError';
+      const code = res.statusCode === 200 ? 'Success' : res.statusCode === 401 ? 'AuthFailure.SignatureFailure' : res.statusCode === 404 ? 'ResourceNotFound' : 'InternalError';
       // The account, once the answer shows its key was good.
       if (res.statusCode !== 401) {
         const cred = parseBasicAuth(req.headers.authorization);

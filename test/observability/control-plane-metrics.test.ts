@@ -49,7 +49,7 @@ test('/metrics values move with purges made through the official SDKs', async (t
   const created = (m: Scrape) => m.value('edgepurge_tasks_created_total', { type: 'purge_url' });
   const success = (m: Scrape) => m.value('edgepurge_tasks_settled_total', { status: 'success' });
 
-  await teo(server).CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_url', Targets: [`https://${ACME.host}/a.js`, `https://${ACME.host}/b.js`] });
+  const { JobId } = await teo(server).CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_url', Targets: [`https://${ACME.host}/a.js`, `https://${ACME.host}/b.js`] });
   await cdnClient(server.endpoint, ACME.secretId, ACME.secretKey).PurgeUrlsCache({ Urls: [`https://${ACME.host}/c.js`] });
   const refused = await sdkError(teo(server).CreatePurgeTask({ ZoneId: 'zone-nosuch01', Type: 'purge_url', Targets: [`https://${ACME.host}/d.js`] }));
   assert.equal(refused.code, 'InvalidParameter.ZoneNotFound');
@@ -69,6 +69,14 @@ test('/metrics values move with purges made through the official SDKs', async (t
   assert.equal(after.value('edgepurge_api_request_duration_seconds_count', { api: 'teo', action: 'CreatePurgeTask' }), 2);
   assert.equal(after.value('edgepurge_store_commit_seconds_count', { op: 'create_job' }) - before.value('edgepurge_store_commit_seconds_count', { op: 'create_job' }), 2);
   assert.ok(after.value('edgepurge_store_commit_seconds_count', { op: 'ack_node' }) > before.value('edgepurge_store_commit_seconds_count', { op: 'ack_node' }));
+
+  // The admin endpoint is counted too, with the code its answer means.
+  const basic = (key: string) => ({ headers: { Authorization: `Basic ${Buffer.from(`${ACME.secretId}:${key}`).toString('base64')}` } });
+  assert.equal((await fetch(`${server.url}/admin/v1/jobs/${JobId}`, basic(ACME.secretKey))).status, 200);
+  assert.equal((await fetch(`${server.url}/admin/v1/jobs/${JobId}`, basic('wrong'))).status, 401);
+  const admin = await scrape(server.url, TOKEN);
+  assert.equal(admin.value('edgepurge_api_requests_total', { api: 'admin', action: 'GetJob', code: 'Success' }), 1);
+  assert.equal(admin.value('edgepurge_api_requests_total', { api: 'admin', action: 'GetJob', code: 'AuthFailure.SignatureFailure' }), 1);
 
   // The quota gauge is the account's usage today, as DescribeContentQuota reports it.
   assert.equal(after.value('edgepurge_quota_used', { account: String(ACME.appId), type: 'purge_url' }), 3);
