@@ -2,7 +2,7 @@
 // is measured never shares an event loop with the load or with the other side of the fan-out.
 // The parent talks to them over the fork IPC channel; this file is also the children's entry point.
 import { fork, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { startControlPlane, type RunningControlPlane } from '../src/cli/serve.ts';
 import { parseConfig } from '../src/config/load.ts';
@@ -10,7 +10,7 @@ import type { ConfigInput } from '../src/config/schema.ts';
 import { EdgeProxy, type EdgeDomain } from '../src/edge/edge-proxy.ts';
 import { EdgeAgent } from '../src/fanout/edge-agent.ts';
 import { systemClock } from '../src/shared/clock.ts';
-import { silentLogger } from '../src/shared/logger.ts';
+import { createLogger, silentLogger } from '../src/shared/logger.ts';
 import { pinToCpu } from './load.ts';
 
 export interface AgentNode {
@@ -19,7 +19,7 @@ export interface AgentNode {
 }
 
 type Init =
-  | { readonly role: 'control-plane'; readonly config: ConfigInput }
+  | { readonly role: 'control-plane'; readonly config: ConfigInput; /** Log (access log included) at level info into this file; default: silent. */ readonly logFile?: string }
   | { readonly role: 'agents'; readonly controlPlane: string; readonly nodes: readonly AgentNode[]; readonly domains: readonly EdgeDomain[] }
   | { readonly role: 'edge'; readonly domains: readonly EdgeDomain[] };
 
@@ -191,7 +191,9 @@ async function runChild(init: Init): Promise<Running> {
   switch (init.role) {
     case 'control-plane': {
       const t0 = performance.now();
-      const running: RunningControlPlane = await startControlPlane(parseConfig(init.config), silentLogger, '127.0.0.1:0');
+      const fd = init.logFile === undefined ? undefined : openSync(init.logFile, 'a');
+      const logger = fd === undefined ? silentLogger : createLogger('info', (l) => writeSync(fd, l));
+      const running: RunningControlPlane = await startControlPlane(parseConfig(init.config), logger, '127.0.0.1:0');
       // The hub settles what the store holds as `processing` when it starts (store-bench seeds 2 % of
       // its tasks so): measure from a server that is done with that, and say how long it took.
       let settled = 0;

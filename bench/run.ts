@@ -1,4 +1,4 @@
-// `npm run bench [-- --only store,api,query,fanout,edge,hit,varnish,nginx,drivers,soak]`: runs the benchmarks of the
+// `npm run bench [-- --only store,api,query,fanout,edge,hit,varnish,nginx,drivers,soak,metrics]`: runs the benchmarks of the
 // issues on this machine and prints each figure next to its bar. Parts run in the order listed; `api` needs the
 // database `store` seeds (it seeds one itself when `store` is not selected).
 import { spawnSync } from 'node:child_process';
@@ -12,11 +12,12 @@ import { probeFsync, readSeededTenant, runApiBench, type ApiBenchResult, type Th
 import { benchHttpLookup, benchLookup, benchPrefixApply } from './edge-bench.ts';
 import { runFanoutBench, type FanoutBenchResult } from './fanout-bench.ts';
 import { runHitBench, varnishMissing } from './hit-bench.ts';
+import { benchOnOff, benchScrape } from './metrics-bench.ts';
 import { runQueryLoadBench } from './query-load-bench.ts';
 import { median } from './stats.ts';
 import { runStoreBench } from './store-bench.ts';
 
-const PARTS = ['store', 'api', 'query', 'fanout', 'edge', 'hit', 'varnish', 'nginx', 'drivers', 'soak'] as const;
+const PARTS = ['store', 'api', 'query', 'fanout', 'edge', 'hit', 'varnish', 'nginx', 'drivers', 'soak', 'metrics'] as const;
 type Part = (typeof PARTS)[number];
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });
@@ -269,6 +270,32 @@ for (const [part, file, title] of [
 }
 
 if (selected('soak')) summary.push(...(await (await import('./soak-bench.ts')).soakSection(heading, table)));
+
+if (selected('metrics')) {
+  heading('Issue 10: /metrics scrape cost, and API throughput with metrics on vs off (bench/metrics-bench.ts)');
+  const sc = await benchScrape({ ...(canPin ? { serverCpu: 0, agentsCpu: 1 } : {}) });
+  console.log(
+    `  control plane (child process${canPin ? ', CPU 0' : ''}), ${sc.nodes} nodes (EdgeAgents in another, ${sc.connectedNodes} connected), ${sc.accounts} accounts that` +
+      ` each purged and had a request refused;\n  ${sc.scrapes} sequential GET /metrics with the token (per-account series included): ${int(sc.series)} series, ${int(sc.bytes)} bytes.`,
+  );
+  const oo = await benchOnOff({ ...pin });
+  console.log(
+    `  two control planes (child processes${canPin ? ', CPU 0' : ''}) differing only in metrics.enabled and server.accessLog (log to /dev/null);` +
+      ` CreatePurgeTask, 1 URL, ${oo.connections} connections to each,\n  both loaded at once (sharing the CPU) in ${oo.on.length} rounds of ${oo.roundMs / 1000} s.`,
+  );
+  const rows: Row[] = [
+    { figure: `/metrics scrape, ${sc.nodes} nodes and ${sc.accounts} accounts: p50 / p99`, measured: `${ms(sc.p50Ms)} / ${ms(sc.p99Ms)} ms`, bar: 'p50 ≤ 20 ms', verdict: verdict(sc.p50Ms <= 20) },
+    { figure: '  server CPU per scrape (less the same stretch idle)', measured: `${ms(sc.cpuMsPerScrape)} ms` },
+    {
+      figure: 'API throughput, metrics + access log on / off (median of round ratios)',
+      measured: `${oo.ratio.toFixed(3)}; on ${oo.on.map(int).join(' / ')} req/s, off ${oo.off.map(int).join(' / ')} req/s${oo.errors ? `; ${oo.errors} ERRORS: ${oo.errorSample}` : ''}`,
+      bar: '≥ 0.95',
+      verdict: verdict(oo.ratio >= 0.95 && oo.errors === 0),
+    },
+  ];
+  table(rows);
+  summary.push(...rows);
+}
 
 if (summary.length) {
   heading('Summary of the figures with a bar');

@@ -8,14 +8,18 @@ import type { Config, DriverConfig, NodeConfig } from '../config/schema.ts';
 import { DriverTarget } from '../drivers/driver-target.ts';
 import type { EdgeDriver } from '../drivers/edge-driver.ts';
 import { EdgeAgent } from '../fanout/edge-agent.ts';
+import { agentRegistry } from '../observability/node-metrics.ts';
 import { systemClock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
+import { startNodeEndpoints } from './node-endpoints.ts';
 
 export interface RunningAgent {
   readonly node: NodeConfig;
   readonly driver: EdgeDriver;
   readonly target: DriverTarget;
   readonly agent: EdgeAgent;
+  /** Port of /metrics, /healthz and /readyz (`metrics.listen`), when the node has one. */
+  readonly metricsPort: number | undefined;
   close(): Promise<void>;
 }
 
@@ -65,7 +69,7 @@ function writeSeq(path: string, seq: number): void {
 }
 
 /** Starts the agent of node `nodeId`; `baseDir` is the config file's folder. */
-export async function startAgent(config: Readonly<Config>, nodeId: string, logger: Logger, opts: { baseDir: string; controlPlane?: string }): Promise<RunningAgent> {
+export async function startAgent(config: Readonly<Config>, nodeId: string, logger: Logger, opts: { baseDir: string; controlPlane?: string; metricsListen?: string }): Promise<RunningAgent> {
   const node = config.nodes.find((n) => n.id === nodeId);
   if (!node) throw new Error(`no node "${nodeId}" in the config's nodes list (have: ${config.nodes.map((n) => n.id).join(', ') || 'none'})`);
   if (!node.driver) throw new Error(`node "${nodeId}" has no driver: it is a built-in edge, run \`edgepurge edge --node ${nodeId}\``);
@@ -114,14 +118,28 @@ export async function startAgent(config: Readonly<Config>, nodeId: string, logge
     logger,
   });
   agent.start();
+  const endpoints = await startNodeEndpoints(
+    config,
+    node,
+    () => agentRegistry(node.id, () => ({ ...target.status(), connected: agent.connected })),
+    () => ({ connected: agent.connected, leaseFresh: systemClock.now() <= target.status().leaseUntil }),
+    opts.metricsListen,
+  ).catch(async (e: unknown) => {
+    await agent.close();
+    await target.close();
+    await driver.close();
+    throw e;
+  });
   let closing: Promise<void> | undefined;
   return {
     node,
     driver,
     target,
     agent,
+    metricsPort: endpoints?.port,
     close: () =>
       (closing ??= (async () => {
+        await endpoints?.close();
         await agent.close();
         await target.close();
         clearTimeout(saveTimer);

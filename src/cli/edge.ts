@@ -2,10 +2,12 @@
 import type { Config, NodeConfig } from '../config/schema.ts';
 import { EdgeProxy } from '../edge/edge-proxy.ts';
 import { EdgeAgent } from '../fanout/edge-agent.ts';
+import { edgeRegistry } from '../observability/node-metrics.ts';
 import { Directory } from '../purge/directory.ts';
 import { systemClock } from '../shared/clock.ts';
 import { splitHostPort } from '../shared/host-port.ts';
 import type { Logger } from '../shared/logger.ts';
+import { startNodeEndpoints } from './node-endpoints.ts';
 
 export interface RunningEdge {
   readonly node: NodeConfig;
@@ -14,11 +16,13 @@ export interface RunningEdge {
   readonly port: number;
   readonly proxy: EdgeProxy;
   readonly agent: EdgeAgent;
+  /** Port of /metrics, /healthz and /readyz (`metrics.listen`), when the node has one. */
+  readonly metricsPort: number | undefined;
   close(): Promise<void>;
 }
 
 /** Starts node `nodeId` of `config`; `controlPlane` overrides where it finds the control plane. */
-export async function startEdgeNode(config: Readonly<Config>, nodeId: string, logger: Logger, opts: { controlPlane?: string; listen?: string } = {}): Promise<RunningEdge> {
+export async function startEdgeNode(config: Readonly<Config>, nodeId: string, logger: Logger, opts: { controlPlane?: string; listen?: string; metricsListen?: string } = {}): Promise<RunningEdge> {
   const node = config.nodes.find((n) => n.id === nodeId);
   if (!node) throw new Error(`no node "${nodeId}" in the config's nodes list (have: ${config.nodes.map((n) => n.id).join(', ') || 'none'})`);
   const listen = opts.listen ?? node.listen;
@@ -43,6 +47,17 @@ export async function startEdgeNode(config: Readonly<Config>, nodeId: string, lo
     logger,
   });
   agent.start();
+  const endpoints = await startNodeEndpoints(
+    config,
+    node,
+    () => edgeRegistry(node.id, () => ({ ...proxy.stats(), connected: agent.connected })),
+    () => ({ connected: agent.connected, leaseFresh: proxy.leaseFresh() }),
+    opts.metricsListen,
+  ).catch(async (e: unknown) => {
+    await agent.close();
+    await proxy.close();
+    throw e;
+  });
   let closing: Promise<void> | undefined;
   return {
     node,
@@ -50,8 +65,10 @@ export async function startEdgeNode(config: Readonly<Config>, nodeId: string, lo
     port,
     proxy,
     agent,
+    metricsPort: endpoints?.port,
     close: () =>
       (closing ??= (async () => {
+        await endpoints?.close();
         await agent.close();
         await proxy.close();
       })()),

@@ -69,7 +69,9 @@ function crossCheck(input: unknown): string[] {
   const zoneIds = seen('zoneId');
   const hosts = seen('domain host');
   const nodeIds = seen('node id');
-  const listens = seen('listen address');
+  const listenAddresses = seen('listen address');
+  // Port 0 picks a free port at start: two of them never collide.
+  const listens = (value: unknown, where: string) => (/:0$/.test(key(value) ?? '') ? undefined : listenAddresses(value, where));
   const config = obj(input);
   listens(obj(config.server).listen, 'server.listen');
   const allHosts = new Set<string>();
@@ -97,6 +99,7 @@ function crossCheck(input: unknown): string[] {
     const n = obj(raw);
     nodeIds(n.id, `nodes.${ni}.id`);
     listens(n.listen, `nodes.${ni}.listen`);
+    listens(obj(n.metrics).listen, `nodes.${ni}.metrics.listen`);
     // A node is either the built-in edge (it listens) or a cache driven by an agent (it has a driver).
     if (n.listen === undefined && n.driver === undefined) problems.push(`nodes.${ni}: needs "listen" (the built-in edge) or "driver" (a cache purged by \`edgepurge agent\`)`);
     if (n.listen !== undefined && n.driver !== undefined) problems.push(`nodes.${ni}: has both "listen" and "driver"; a node is the built-in edge or an agent's cache, not both`);

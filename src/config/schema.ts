@@ -108,6 +108,11 @@ const node = z.strictObject({
   /** Bytes of memory for cached objects. */
   cacheBytes: z.int().positive().default(256 * 1024 * 1024),
   connections,
+  /**
+   * Where this node's process (`edgepurge edge` or `agent`) serves /metrics, /healthz and /readyz: a
+   * listener of its own, because the edge proxies every path of its `listen` address to the origin.
+   */
+  metrics: z.strictObject({ listen: hostPort }).optional(),
 });
 
 const store = z.discriminatedUnion('driver', [
@@ -127,6 +132,8 @@ export const configSchema = z.strictObject({
       maxBodyBytes: z.int().positive().default(1024 * 1024),
       retentionDays: z.int().positive().default(30),
       connections,
+      /** One JSON line per API request (action, account, code, duration) through the logger, at level info. */
+      accessLog: z.boolean().default(true),
     })
     .prefault({}),
   store: store.default({ driver: 'sqlite', path: './data/edgepurge.db' }),
@@ -136,6 +143,18 @@ export const configSchema = z.strictObject({
       leaseMs: z.int().positive().max(60_000).default(10_000),
       /** A task still processing after this long becomes `timeout`. */
       taskTimeoutMs: z.int().positive().default(300_000),
+    })
+    .prefault({}),
+  /** Prometheus /metrics of every process (docs/metrics.md); /healthz and /readyz are always served. */
+  metrics: z
+    .strictObject({
+      /** false: the control plane keeps no metrics and /metrics answers 404 (nodes: omit their `metrics.listen`). */
+      enabled: z.boolean().default(true),
+      /**
+       * Bearer token every /metrics asks for (control plane, edges, agents). Without it /metrics is open
+       * and leaves out the per-account series, so it tells nobody how much each tenant purges (docs/security.md).
+       */
+      token: z.string().min(16).optional(),
     })
     .prefault({}),
   accounts: z.array(account).default([]),

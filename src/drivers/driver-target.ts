@@ -48,6 +48,14 @@ export interface DriverTargetStatus {
   readonly lastReport?: DriverReport & { readonly seq: number };
   readonly lastError?: string;
   readonly applied: number;
+  /** Purges the cache executed, by type (prefetches run beside the log and are not counted). */
+  readonly appliedByType: Readonly<Record<string, number>>;
+  /** Failed driver calls: `retryable` ones, and ones the cache `refused` (retried at the slowest pace). */
+  readonly errors: { readonly retryable: number; readonly refused: number };
+  /** Driver calls that repeated a failed step. */
+  readonly retries: number;
+  /** The lease the agent last granted (ms since epoch); -Infinity before the first. */
+  readonly leaseUntil: number;
 }
 
 /**
@@ -69,6 +77,10 @@ export class DriverTarget {
   #count = 0;
   /** Executions not yet handed to the agent (takeReports): at most the entries executed between two acks. */
   #executions: DriverExecution[] = [];
+  readonly #byType: Record<string, number> = {};
+  readonly #errors = { retryable: 0, refused: 0 };
+  #retries = 0;
+  #leaseUntil = Number.NEGATIVE_INFINITY;
   #leaseChain: Promise<void> = Promise.resolve();
 
   constructor(options: DriverTargetOptions) {
@@ -102,6 +114,10 @@ export class DriverTarget {
       appliedSeq: this.#applied,
       queued: this.#queue.length,
       applied: this.#count,
+      appliedByType: { ...this.#byType },
+      errors: { ...this.#errors },
+      retries: this.#retries,
+      leaseUntil: this.#leaseUntil,
       ...(this.#lastReport ? { lastReport: this.#lastReport } : {}),
       ...(this.#lastError ? { lastError: this.#lastError } : {}),
     };
@@ -142,6 +158,7 @@ export class DriverTarget {
 
   /** Passes the lease to a cache that fences itself; in order, the latest value last. */
   renewLease(untilMs: number): void {
+    this.#leaseUntil = Math.max(this.#leaseUntil, untilMs);
     const renew = this.#o.driver.renewLease?.bind(this.#o.driver);
     if (renew === undefined) return;
     this.#leaseChain = this.#leaseChain.then(() =>
@@ -177,16 +194,21 @@ export class DriverTarget {
 
   async #loop(): Promise<void> {
     let backoff = this.#o.retryMinMs ?? 100;
+    let failedBefore = false;
     while (this.#queue.length > 0 && !this.#closed) {
       const batch = this.#takeBatch();
       try {
+        if (failedBefore) this.#retries++;
         await this.#execute(batch);
+        failedBefore = false;
         this.#lastError = undefined;
         backoff = this.#o.retryMinMs ?? 100;
       } catch (e) {
         // Put the batch back in front, unchanged, and try again after a pause.
         this.#queue.unshift(...batch);
         const retryable = !(e instanceof DriverError) || e.retryable;
+        this.#errors[retryable ? 'retryable' : 'refused']++;
+        failedBefore = true;
         this.#lastError = e instanceof Error ? e.message : String(e);
         const max = this.#o.retryMaxMs ?? 5000;
         const wait = retryable ? backoff + Math.random() * backoff : max;
@@ -246,6 +268,7 @@ export class DriverTarget {
       this.#report(c, r);
     });
     this.#count += commands.length;
+    for (const c of commands) this.#byType[c.type] = (this.#byType[c.type] ?? 0) + 1;
     this.#done(last.seq);
   }
 

@@ -85,6 +85,8 @@ export interface EdgeCacheStats {
   readonly lazyInvalidations: number;
   /** Times the rule cap forced a coalesce. */
   readonly coalesced: number;
+  /** Purge-log entries applied (replays not counted), by type. */
+  readonly appliedByType: Readonly<Record<string, number>>;
 }
 
 /** Accounted per-object overhead beyond body and headers (policy, maps, bookkeeping). */
@@ -128,6 +130,7 @@ export class EdgeCache {
   #evictions = 0;
   #lazyDeletes = 0;
   #lazyInvalidations = 0;
+  readonly #appliedByType: Record<string, number> = {};
 
   constructor(options: EdgeCacheOptions) {
     this.clock = options.clock;
@@ -193,6 +196,7 @@ export class EdgeCache {
         break;
     }
     this.#appliedSeq = seq;
+    this.#appliedByType[cmd.type] = (this.#appliedByType[cmd.type] ?? 0) + 1;
     return result;
   }
 
@@ -370,6 +374,7 @@ export class EdgeCache {
       lazyDeletes: this.#lazyDeletes,
       lazyInvalidations: this.#lazyInvalidations,
       coalesced: this.#index.coalesced,
+      appliedByType: { ...this.#appliedByType },
     };
   }
 

@@ -84,6 +84,23 @@ export interface NodeStatus {
   readonly lastErrors: ReadonlyMap<number, NodeError>;
 }
 
+/** How a configured node stands with the control plane now (metrics, the fleet view). */
+export interface NodeGauge {
+  readonly nodeId: string;
+  /** `edge` (built-in), or the driver of an agent's cache. */
+  readonly kind: 'edge' | 'varnish' | 'nginx';
+  /** A purge-log stream to it is open. */
+  readonly connected: boolean;
+  /** Highest seq it acked (0 when it never did). */
+  readonly ackedSeq: number;
+  /** When its last ack arrived (ms), null when it never acked. */
+  readonly seenAt: number | null;
+  /** Its lease (renewed by every ack) has not run out. */
+  readonly leaseFresh: boolean;
+  /** The hosts it serves; undefined: every configured domain. */
+  readonly hosts: readonly string[] | undefined;
+}
+
 interface PrefetchOutcome {
   readonly ok: Set<string>;
   /** Nodes that could not fetch it, in the order they said so: the first decides FailType/FailMessage. */
@@ -716,6 +733,24 @@ export class FanoutHub {
       };
     }
     return undefined;
+  }
+
+  /** Every configured node, now (the metrics' gauges). Cost: one pass over the nodes and the open streams, no store access. */
+  nodeGauges(): NodeGauge[] {
+    const connected = new Set(this.#streams.values());
+    const now = this.#o.clock.now();
+    return [...this.#nodes.values()].map((n) => {
+      const p = this.#progress.get(n.id);
+      return {
+        nodeId: n.id,
+        kind: n.driver?.type ?? 'edge',
+        connected: connected.has(n.id),
+        ackedSeq: p?.ackedSeq ?? 0,
+        seenAt: p?.seenAt ?? null,
+        leaseFresh: p !== undefined && now - p.seenAt <= this.#leaseMs,
+        hosts: n.hosts,
+      };
+    });
   }
 
   #responsible(hosts: readonly string[]): string[] {

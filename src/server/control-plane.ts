@@ -27,6 +27,7 @@ import { TokenBuckets } from '../shared/token-bucket.ts';
 import type { TaskStore } from '../store/task-store.ts';
 import { FanoutHub } from '../fanout/fanout-hub.ts';
 import { adminRoutes, type AdminRoutes } from './admin-routes.ts';
+import { api3Name, ControlPlaneObservability, errorCode } from './control-plane-observability.ts';
 import { overflowedHead, overflowedProtocol } from './overflow-protocol.ts';
 
 export interface ControlPlaneOptions {
@@ -75,20 +76,23 @@ export class ControlPlane {
   readonly #api3Nonces = new NonceCache({ windowSeconds: API3_TIMESTAMP_WINDOW_SECONDS });
   #closing = false;
   #closed: Promise<void> | undefined;
+  /** /metrics, /healthz, /readyz, request metrics and the access log; it also hands out the (observed) store. */
+  readonly #obs: ControlPlaneObservability;
 
   constructor(options: ControlPlaneOptions) {
-    this.#o = options;
+    this.#obs = new ControlPlaneObservability({ ...options, hub: () => this.hub, closing: () => this.#closing });
+    this.#o = { ...options, store: this.#obs.store };
     this.#directory = new Directory(options.config);
     this.hub = new FanoutHub({
       config: options.config,
-      store: options.store,
+      store: this.#o.store,
       directory: this.#directory,
       clock: options.clock,
       logger: options.logger,
       ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
     });
     this.#purge = this.#purgeService(options.config, this.#directory);
-    this.#admin = adminRoutes({ directory: () => this.#directory, store: options.store, hub: this.hub });
+    this.#admin = adminRoutes({ directory: () => this.#directory, store: this.#o.store, hub: this.hub });
     this.#buckets = new TokenBuckets(options.clock);
     // TENCENT-API §2.2: a GET may carry up to 32 KB of query; Node's default header limit is 16 KB.
     // Timeouts are enforced on node's connection sweep: run it every second, not every 30 s.
@@ -135,12 +139,14 @@ export class ControlPlane {
     const old = this.#o.config;
     if (config.server.listen !== old.server.listen) notes.push(`server.listen stays ${old.server.listen} until a restart`);
     if (JSON.stringify(config.store) !== JSON.stringify(old.store)) notes.push('store changes need a restart');
+    if (config.metrics.enabled !== old.metrics.enabled) notes.push(`metrics.enabled stays ${old.metrics.enabled} until a restart`);
     const effective: Readonly<Config> = { ...config, server: { ...config.server, listen: old.server.listen }, store: old.store };
     const directory = new Directory(effective);
     this.#o = { ...this.#o, config: effective };
     this.#directory = directory;
     this.#purge = this.#purgeService(effective, directory);
     this.hub.reconfigure(effective, directory);
+    this.#obs.reconfigure(effective);
     return notes;
   }
 
@@ -155,6 +161,7 @@ export class ControlPlane {
       });
     });
     await this.hub.start();
+    await this.#obs.start();
     const addr = this.#server.address() as AddressInfo;
     return { host, port: addr.port };
   }
@@ -191,7 +198,11 @@ export class ControlPlane {
     }
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path?.startsWith('/edge/') && this.hub.route(req, res)) return;
-    if (path?.startsWith('/admin/') && this.#admin(req, res)) return;
+    if (path?.startsWith('/admin/')) {
+      this.#obs.observeAdmin(req, res);
+      if (this.#admin(req, res)) return;
+    }
+    if (this.#obs.route(req, res)) return;
     if (path === '/v2/index.php') return this.#legacy(req, res);
     if (path === '/') return this.#api3(req, res);
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: API 3.0 is served at "/", legacy v2 at "/v2/index.php"\n');
@@ -248,10 +259,13 @@ export class ControlPlane {
 
   async #api3(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = newRequestId();
+    const seen = this.#obs.begin(api3Name(headerOf(req, 'x-tc-version')), requestId);
+    seen.action = headerOf(req, 'x-tc-action');
     let reply: JsonReply;
     try {
       const raw = await this.#raw(req);
       const call = decodeApi3Request(raw, { clock: this.#o.clock, lookupSecret: (id) => this.#lookup(id) });
+      Object.assign(seen, { api: api3Name(call.version), action: call.action, appId: call.appId });
       const actions = API3_ACTIONS.get(call.version);
       if (!actions) throw new ApiError('NoSuchVersion', `The API version \`${call.version}\` does not exist; use 2022-09-01 (EdgeOne) or 2018-06-06 (CDN).`);
       const handler = actions.get(call.action);
@@ -259,26 +273,32 @@ export class ControlPlane {
       const ctx = this.#context(call.appId, call.secretId, call.clientIp);
       this.#admit(ctx, call.version, call.action, call.nonce && { claim: call.nonce, cache: this.#api3Nonces, buckets: API3_BUCKETS });
       reply = renderApi3Success(await handler(ctx, call.params), requestId);
+      this.#obs.api.finish(seen, 'Success');
     } catch (e) {
       reply = renderApi3Error(e, requestId, (msg, err) => this.#o.logger.error(msg, { error: err, requestId }));
+      this.#obs.api.finish(seen, errorCode(e));
       this.#afterError(req, res, e);
     }
     this.#send(res, reply, requestId);
   }
 
   async #legacy(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const seen = this.#obs.begin('v2');
     let reply: JsonReply;
     try {
       const raw = await this.#raw(req);
       const call = decodeV2Request(raw, { clock: this.#o.clock, lookupSecret: (id) => this.#lookup(id) });
+      Object.assign(seen, { action: call.action, appId: call.appId });
       const handler: ActionHandler | undefined = V2_ACTIONS.get(call.action);
       if (!handler) throw new ApiError('InvalidAction', `The action ${call.action} does not exist in CDN API v2.`);
       const ctx = this.#context(call.appId, call.secretId, call.clientIp);
       this.#admit(ctx, 'v2', call.action, { claim: call.nonce, cache: this.#v2Nonces, buckets: V2_ACTIONS.size });
       const data = await handler(ctx, call.params);
       reply = renderV2Success(Object.keys(data).length ? data : undefined);
+      this.#obs.api.finish(seen, 'Success');
     } catch (e) {
       reply = renderV2Error(e, (msg, err) => this.#o.logger.error(msg, { error: err }));
+      this.#obs.api.finish(seen, errorCode(e));
       this.#afterError(req, res, e);
     }
     this.#send(res, reply);
@@ -334,5 +354,11 @@ export class ControlPlane {
     res.writeHead(reply.status, headers).end(reply.body);
   }
 }
+
+/** A request header given once, else undefined. */
+const headerOf = (req: IncomingMessage, name: string): string | undefined => {
+  const v = req.headers[name];
+  return typeof v === 'string' ? v : undefined;
+};
 
 export { clientIp };

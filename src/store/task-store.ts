@@ -173,6 +173,11 @@ export interface TaskStore {
   start(): Promise<void>;
   /** Closes the store; idempotent. */
   close(): Promise<void>;
+  /**
+   * Optional: the schema version the database holds and the one this build needs (/readyz: migrations
+   * applied). Rejects when the store is closed or unreachable. Cost: one small query.
+   */
+  schemaVersion?(): Promise<{ readonly applied: number; readonly expected: number }>;
 
   /**
    * Atomically charges the quota, inserts the job, its tasks and their purge-log entries

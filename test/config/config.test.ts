@@ -51,7 +51,8 @@ describe('loading', () => {
 `,
     );
     const c = loadConfigFile(path);
-    assert.deepEqual(c.server, { listen: '127.0.0.1:8080', timezone: '+08:00', maxBodyBytes: 1024 * 1024, retentionDays: 30, connections: { perAddress: 1024, total: 16_384, firstByteTimeoutMs: 10_000 } });
+    assert.deepEqual(c.server, { listen: '127.0.0.1:8080', timezone: '+08:00', maxBodyBytes: 1024 * 1024, retentionDays: 30, connections: { perAddress: 1024, total: 16_384, firstByteTimeoutMs: 10_000 }, accessLog: true });
+    assert.deepEqual(c.metrics, { enabled: true });
     assert.deepEqual(c.store, { driver: 'sqlite', path: './data/edgepurge.db' });
     assert.deepEqual(c.fanout, { leaseMs: 10_000, taskTimeoutMs: 300_000 });
     const a = c.accounts[0]!;
@@ -160,7 +161,9 @@ describe('refusals', () => {
       accounts: [account(), account({ name: 'copy' })],
       nodes: [
         { id: 'edge-1', listen: '127.0.0.1:8081', token: 'tok-0000000000000001' },
-        { id: 'edge-1', listen: '127.0.0.1:8082', token: 'tok-0000000000000002' },
+        { id: 'edge-1', listen: '127.0.0.1:8082', token: 'tok-0000000000000002', metrics: { listen: '127.0.0.1:8082' } },
+        // Port 0 picks a free port: never a duplicate.
+        { id: 'edge-3', listen: '127.0.0.1:0', token: 'tok-0000000000000003', metrics: { listen: '127.0.0.1:0' } },
       ],
     });
     assert.deepEqual(found, [
@@ -170,6 +173,7 @@ describe('refusals', () => {
       'accounts.1.zones.0.domains.0.host: duplicate domain host "www.acme.com" (also at accounts.0.zones.0.domains.0.host)',
       'nodes.0.listen: duplicate listen address "127.0.0.1:8081" (also at server.listen)',
       'nodes.1.id: duplicate node id "edge-1" (also at nodes.0.id)',
+      'nodes.1.metrics.listen: duplicate listen address "127.0.0.1:8082" (also at nodes.1.listen)',
     ]);
   });
 

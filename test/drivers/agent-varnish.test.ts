@@ -12,6 +12,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/shared/logger.ts';
 import { ACME, baseConfig, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
+import { scrape } from '../helpers/prometheus.ts';
 import { teoClient } from '../helpers/sdk.ts';
 import { adminJob, runCli, until, type AdminJobView } from '../e2e/helpers.ts';
 import { startConformanceOrigin, type ConformanceOrigin } from './driver-conformance.ts';
@@ -48,7 +49,13 @@ async function setup(t: TestContext): Promise<Setup> {
     ...base,
     fanout: { leaseMs: LEASE_MS },
     accounts: base.accounts?.map((a) => ({ ...a, rateLimit: false as const })),
-    nodes: [{ id: 'varnish-1', token: TOKEN, hosts: [ACME.host], stateFile: join(dir, 'varnish-1.seq'), driver: { type: 'varnish', url: varnishd.url, admin: varnishd.admin, secretFile: varnishd.secretFile } }],
+    nodes: [
+      {
+        id: 'varnish-1', token: TOKEN, hosts: [ACME.host], stateFile: join(dir, 'varnish-1.seq'),
+        driver: { type: 'varnish', url: varnishd.url, admin: varnishd.admin, secretFile: varnishd.secretFile },
+        metrics: { listen: '127.0.0.1:0' },
+      },
+    ],
   };
   const server = await startControlPlane(t, input, { heartbeatMs: 100 });
   const config = () => parseConfig({ ...input, server: { listen: server.endpoint }, store: { driver: 'sqlite', path: join(dir, 'unused.db') } });
@@ -186,4 +193,36 @@ test('a dead agent: Varnish stops serving hits once the lease lapses, and only t
   const after = await s.get('/c.txt');
   assert.match(after.body, / v2$/);
   assert.ok(Date.now() - submitted >= 0);
+});
+
+test('the agent\'s /metrics and /readyz: purges applied by type, applied seq, lease; driver errors and retries while Varnish is down', { skip }, async (t) => {
+  const s = await setup(t);
+  const teo = teoClient(s.server.endpoint, ACME.secretId, ACME.secretKey);
+  const base = `http://127.0.0.1:${s.agent.metricsPort}`;
+  for (const [type, target] of [['purge_url', `http://${ACME.host}/m/1.txt`], ['purge_prefix', `http://${ACME.host}/m/`]] as const) {
+    const { JobId } = await teo.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: type, Targets: [target] });
+    await until(`${type} to succeed`, async () => (await taskStatus(s, JobId)) === 'success');
+  }
+  const m = await scrape(base);
+  const node = { node: 'varnish-1' };
+  assert.equal(m.value('edgepurge_agent_purges_applied_total', { ...node, type: 'purge_url' }), 1);
+  assert.equal(m.value('edgepurge_agent_purges_applied_total', { ...node, type: 'purge_prefix' }), 1);
+  assert.equal(m.value('edgepurge_agent_applied_seq', node), await s.server.store.lastSeq());
+  assert.equal(m.value('edgepurge_agent_stream_connected', node), 1);
+  assert.ok(m.value('edgepurge_agent_lease_expiry_timestamp_seconds', node) > Date.now() / 1000 - 1);
+  assert.equal(m.value('edgepurge_agent_driver_errors_total', { ...node, kind: 'retryable' }), 0);
+  assert.equal((await fetch(`${base}/readyz`)).status, 200);
+  assert.equal((await fetch(`${base}/healthz`)).status, 200);
+
+  // Varnish gone: the purge cannot be applied, the agent counts errors and retries, and stops being ready.
+  await s.varnishd.close();
+  await teo.CreatePurgeTask({ ZoneId: ACME.zoneId, Type: 'purge_url', Targets: [`http://${ACME.host}/m/2.txt`] });
+  const failing = await until('driver errors and retries', async () => {
+    const x = await scrape(base);
+    return x.value('edgepurge_agent_retries_total', node) >= 1 && x.value('edgepurge_agent_driver_errors_total', { ...node, kind: 'retryable' }) >= 2 ? x : undefined;
+  });
+  assert.equal(failing.value('edgepurge_agent_queued_entries', node), 1);
+  assert.equal(failing.value('edgepurge_agent_purges_applied_total', { ...node, type: 'purge_url' }), 1);
+  await until('/readyz to say not caught up', async () => (await fetch(`${base}/readyz`)).status === 503, 10_000);
+  assert.match(await (await fetch(`${base}/readyz`)).text(), /FAIL caught up with the purge log/);
 });

@@ -7,7 +7,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { ControlPlane } from '../../src/server/control-plane.ts';
 import { systemClock, type Clock } from '../../src/shared/clock.ts';
-import { silentLogger } from '../../src/shared/logger.ts';
+import { silentLogger, type Logger } from '../../src/shared/logger.ts';
 import { SqliteTaskStore } from '../../src/store/sqlite/sqlite-task-store.ts';
 
 // The SDKs route every request through a proxy when http_proxy is set (TENCENT-API §5.1).
@@ -69,13 +69,13 @@ export interface TestServer {
 export async function startControlPlane(
   t: Pick<TestContext, 'after'> | undefined,
   input: ConfigInput = baseConfig(),
-  opts: { clock?: Clock; dir?: string; heartbeatMs?: number } = {},
+  opts: { clock?: Clock; dir?: string; heartbeatMs?: number; logger?: Logger } = {},
 ): Promise<TestServer> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'edgepurge-test-'));
   const config = parseConfig({ ...input, store: { driver: 'sqlite', path: join(dir, 'edgepurge.db') } });
   const store = new SqliteTaskStore({ path: join(dir, 'edgepurge.db') });
   await store.start();
-  const controlPlane = new ControlPlane({ config, store, clock: opts.clock ?? systemClock, logger: silentLogger, ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}) });
+  const controlPlane = new ControlPlane({ config, store, clock: opts.clock ?? systemClock, logger: opts.logger ?? silentLogger, ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}) });
   const { port } = await controlPlane.start();
   let closed: Promise<void> | undefined;
   const server: TestServer = {

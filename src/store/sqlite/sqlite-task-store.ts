@@ -9,7 +9,7 @@ import { DuplicateJobIdError, QuotaExceededError, REFRESH_TYPES, type RefreshTyp
 import type {
   NewJob, NodeProgress, NodeReport, NodeReportInput, NodeReportOutcome, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
 } from '../task-store.ts';
-import { migrate } from './migrations.ts';
+import { LATEST_VERSION, migrate } from './migrations.ts';
 import { SqliteReadPool } from './sqlite-read-pool.ts';
 import { insertRefreshRecords, StatementCache, TASK_COLS, targetHash, toTask, type TaskRow } from './sqlite-rows.ts';
 import { HOUR_MS, SqliteTaskReader } from './sqlite-task-reader.ts';
@@ -201,6 +201,11 @@ export class SqliteTaskStore implements TaskStore {
     } finally {
       db.exec('PRAGMA synchronous = FULL');
     }
+  }
+
+  async schemaVersion(): Promise<{ applied: number; expected: number }> {
+    const row = this.#open().prepare('PRAGMA user_version').get() as { user_version: number };
+    return { applied: Number(row.user_version), expected: LATEST_VERSION };
   }
 
   async getJob(appId: number, jobId: string): Promise<JobRecord | null> {
