@@ -40,6 +40,23 @@ export interface NodeView {
   readonly failMessage?: string;
 }
 
+/** How one node stands with the control plane (the console's fleet page). */
+export interface NodeStatus {
+  readonly nodeId: string;
+  readonly node: NodeConfig;
+  /** Streams open to it right now. */
+  readonly streams: number;
+  readonly ackedSeq: number;
+  /** ms of its last ack; null when it never acked. */
+  readonly seenAt: number | null;
+  /** `fresh` until seenAt + leaseMs, then `expired`; `none` before any ack; `unfenced` for caches that cannot fence themselves (nginx). */
+  readonly lease: 'fresh' | 'expired' | 'none' | 'unfenced';
+  /** ms left on a fresh lease, else 0. */
+  readonly leaseLeftMs: number;
+  /** The last thing that went wrong between it and us (a refused ack, a failed or dropped stream). */
+  readonly lastError: { readonly at: number; readonly message: string } | null;
+}
+
 interface PrefetchOutcome {
   readonly ok: Set<string>;
   /** Nodes that could not fetch it, in the order they said so: the first decides FailType/FailMessage. */
@@ -112,6 +129,8 @@ export class FanoutHub {
   readonly #sent = new Map<string, number>();
   /** Open streams and the node each one serves. */
   readonly #streams = new Map<ServerResponse, string>();
+  /** Per node: the last refused ack or broken stream (NodeStatus.lastError). */
+  readonly #lastError = new Map<string, { at: number; message: string }>();
   readonly #settledListeners = new Set<(tasks: readonly TaskUpdate[], at: number) => void>();
   /** Bumped by notify(): a stream that sees it change while it read the log reads again instead of waiting. */
   #generation = 0;
@@ -146,6 +165,7 @@ export class FanoutHub {
       if (!now) {
         this.#progress.delete(id);
         this.#awaiting.delete(id);
+        this.#lastError.delete(id);
       }
       this.#sent.delete(id);
       for (const [res, nodeId] of this.#streams) if (nodeId === id) res.end();
@@ -267,6 +287,7 @@ export class FanoutHub {
       }
       this.#stream(node, after.data, res).catch((e: unknown) => {
         this.#o.logger.error('edge stream failed', { node: node.id, error: e });
+        this.#noteError(node.id, `stream failed: ${(e as Error).message}`);
         res.destroy();
       });
       return true;
@@ -303,6 +324,7 @@ export class FanoutHub {
     res.on('close', () => {
       open = false;
       this.#streams.delete(res);
+      if (!res.writableFinished && !this.#closed) this.#noteError(node.id, 'stream dropped (connection closed)');
     });
     const write = async (line: StreamLine) => {
       if (res.write(`${JSON.stringify(line)}\n`)) return;
@@ -356,6 +378,9 @@ export class FanoutHub {
   }
 
   async #ack(node: NodeConfig, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    res.on('finish', () => {
+      if (res.statusCode >= 400) this.#noteError(node.id, `ack refused (HTTP ${res.statusCode})`);
+    });
     if (Number(req.headers['content-length'] ?? 0) > MAX_ACK_BYTES) {
       refuse(res, 413, `ack body over ${MAX_ACK_BYTES} bytes`, { Connection: 'close' });
       return;
@@ -560,6 +585,32 @@ export class FanoutHub {
     const ids = new Set<string>();
     for (const h of hosts) for (const n of this.#o.directory.nodesFor(h)) ids.add(n.id);
     return [...ids];
+  }
+
+  #noteError(nodeId: string, message: string): void {
+    this.#lastError.set(nodeId, { at: this.#o.clock.now(), message });
+  }
+
+  /** Every configured node's connection, applied sequence, lease and last error, in config order. */
+  fleet(): NodeStatus[] {
+    const now = this.#o.clock.now();
+    const streams = new Map<string, number>();
+    for (const id of this.#streams.values()) streams.set(id, (streams.get(id) ?? 0) + 1);
+    return [...this.#nodes.values()].map((node) => {
+      const p = this.#progress.get(node.id);
+      const left = p ? Math.max(0, p.seenAt + this.#leaseMs - now) : 0;
+      const lease = !fencesItself(node) ? 'unfenced' : !p ? 'none' : left > 0 ? 'fresh' : 'expired';
+      return {
+        nodeId: node.id,
+        node,
+        streams: streams.get(node.id) ?? 0,
+        ackedSeq: p?.ackedSeq ?? 0,
+        seenAt: p?.seenAt ?? null,
+        lease,
+        leaseLeftMs: left,
+        lastError: this.#lastError.get(node.id) ?? null,
+      };
+    });
   }
 
   /** Per-node progress of one task (DESIGN invariant 3: "per-node progress is kept and shown"). */

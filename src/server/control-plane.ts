@@ -27,6 +27,7 @@ import { TokenBuckets } from '../shared/token-bucket.ts';
 import type { TaskStore } from '../store/task-store.ts';
 import { FanoutHub } from '../fanout/fanout-hub.ts';
 import { adminRoutes } from './admin-routes.ts';
+import { WebConsole } from '../console/web-console.ts';
 import { overflowedHead, overflowedProtocol } from './overflow-protocol.ts';
 
 export interface ControlPlaneOptions {
@@ -65,6 +66,7 @@ export class ControlPlane {
   /** Streams the purge log to edge nodes and derives task status from their acks. */
   readonly hub: FanoutHub;
   readonly #admin: (req: IncomingMessage, res: ServerResponse) => boolean;
+  readonly #console: WebConsole;
   #o: ControlPlaneOptions;
   readonly #server: Server;
   readonly #buckets: TokenBuckets;
@@ -89,6 +91,7 @@ export class ControlPlane {
     });
     this.#purge = this.#purgeService(options.config, this.#directory);
     this.#admin = adminRoutes({ directory: () => this.#directory, store: options.store, hub: this.hub });
+    this.#console = new WebConsole({ ...options, directory: () => this.#directory, purge: () => this.#purge, config: () => this.#o.config, hub: this.hub });
     this.#buckets = new TokenBuckets(options.clock);
     // TENCENT-API §2.2: a GET may carry up to 32 KB of query; Node's default header limit is 16 KB.
     // Timeouts are enforced on node's connection sweep: run it every second, not every 30 s.
@@ -164,7 +167,8 @@ export class ControlPlane {
     this.#closing = true;
     this.#closed ??= (async () => {
       const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-      // Edge streams are long-lived responses: end them so close() can finish.
+      // Edge streams and the console's live views are long-lived responses: end them so close() can finish.
+      this.#console.close();
       await this.hub.close();
       // Keep-alive sockets that go idle while we drain would hold close() for keepAliveTimeout.
       const idle = setInterval(() => this.#server.closeIdleConnections(), 50);
@@ -191,6 +195,7 @@ export class ControlPlane {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path?.startsWith('/edge/') && this.hub.route(req, res)) return;
     if (path?.startsWith('/admin/') && this.#admin(req, res)) return;
+    if (path?.startsWith('/console') && this.#console.handle(req, res)) return;
     if (path === '/v2/index.php') return this.#legacy(req, res);
     if (path === '/') return this.#api3(req, res);
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: API 3.0 is served at "/", legacy v2 at "/v2/index.php"\n');
