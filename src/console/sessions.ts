@@ -87,11 +87,6 @@ export class SessionStore {
     if (cookie) this.#byKey.delete(digestSecret(cookie));
   }
 
-  /** Ends every session of `appId` that `keep` rejects (a SIGHUP removed or rotated its key). */
-  prune(keep: (s: Session) => boolean): void {
-    for (const [key, s] of this.#byKey) if (!keep(s)) this.#byKey.delete(key);
-  }
-
   #expired(s: Session, now: number): boolean {
     return now - s.lastSeenAt > this.#limits.idleMs || now - s.createdAt > this.#limits.maxAgeMs;
   }

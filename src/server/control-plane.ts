@@ -27,7 +27,7 @@ import { TokenBuckets } from '../shared/token-bucket.ts';
 import type { TaskStore } from '../store/task-store.ts';
 import { FanoutHub } from '../fanout/fanout-hub.ts';
 import { adminRoutes } from './admin-routes.ts';
-import { WebConsole } from '../console/web-console.ts';
+import { WebConsole, type WebConsoleDeps } from '../console/web-console.ts';
 import { overflowedHead, overflowedProtocol } from './overflow-protocol.ts';
 
 export interface ControlPlaneOptions {
@@ -37,6 +37,8 @@ export interface ControlPlaneOptions {
   readonly logger: Logger;
   /** Heartbeat/settle period of the fan-out (tests shorten it). */
   readonly heartbeatMs?: number;
+  /** Web console session and sign-in limits (tests shorten them). */
+  readonly console?: Pick<WebConsoleDeps, 'sessions' | 'signIn'>;
 }
 
 /** Rate-limit buckets of API 3.0, one per (version, action) (see #throttle): they size an account's Nonce share. */
@@ -91,7 +93,7 @@ export class ControlPlane {
     });
     this.#purge = this.#purgeService(options.config, this.#directory);
     this.#admin = adminRoutes({ directory: () => this.#directory, store: options.store, hub: this.hub });
-    this.#console = new WebConsole({ ...options, directory: () => this.#directory, purge: () => this.#purge, config: () => this.#o.config, hub: this.hub });
+    this.#console = new WebConsole({ ...options, ...options.console, directory: () => this.#directory, purge: () => this.#purge, config: () => this.#o.config, hub: this.hub });
     this.#buckets = new TokenBuckets(options.clock);
     // TENCENT-API §2.2: a GET may carry up to 32 KB of query; Node's default header limit is 16 KB.
     // Timeouts are enforced on node's connection sweep: run it every second, not every 30 s.
