@@ -100,15 +100,15 @@ export function historyPage(viewer: Viewer, account: AccountConfig, f: HistoryFi
     (r) => html`<a class="chip" href="${href('/console/history', { ...filterParams(f), from: undefined, to: undefined, range: r })}">last ${r}</a>`,
   );
   const form = html`<form class="filters" method="get" action="/console/history" role="search" aria-label="Filter the history">
-  <label>From <input type="datetime-local" name="from" value="${f.from}"></label>
-  <label>To <input type="datetime-local" name="to" value="${f.to}"></label>
-  <label>Zone <select name="zone">${options(account.zones.map((z) => z.zoneId), f.zone, 'every zone')}</select></label>
-  <label>Status <select name="status">${options(TASK_STATUSES, f.status, 'any')}</select></label>
-  <label>Type <select name="type">${options(TASK_TYPES, f.type, 'any purge')}</select></label>
-  <label>Domain <select name="domain">${options(hosts, f.domain, 'any')}</select></label>
-  <label class="grow">Target <input type="search" name="target" value="${f.target}" placeholder="URL, prefix, host or tag" autocomplete="off"></label>
+  <div class="field"><label for="h-from">From</label><input id="h-from" type="datetime-local" name="from" value="${f.from}"></div>
+  <div class="field"><label for="h-to">To</label><input id="h-to" type="datetime-local" name="to" value="${f.to}"></div>
+  <div class="field"><label for="h-zone">Zone</label><select id="h-zone" name="zone">${options(account.zones.map((z) => z.zoneId), f.zone, 'every zone')}</select></div>
+  <div class="field"><label for="h-status">Status</label><select id="h-status" name="status">${options(TASK_STATUSES, f.status, 'any')}</select></div>
+  <div class="field"><label for="h-type">Type</label><select id="h-type" name="type">${options(TASK_TYPES, f.type, 'any purge')}</select></div>
+  <div class="field"><label for="h-domain">Domain</label><select id="h-domain" name="domain">${options(hosts, f.domain, 'any')}</select></div>
+  <div class="field grow"><label for="h-target">Target</label><input id="h-target" type="search" name="target" value="${f.target}" placeholder="URL, prefix, host or tag" autocomplete="off"></div>
   <label class="check"><input type="checkbox" name="fuzzy"${f.fuzzy ? html` checked` : ''}> contains</label>
-  <button type="submit">Filter</button>
+  <button type="submit" class="primary">Filter</button>
   <span class="presets">${presets}</span>
 </form>`;
   return page(viewer, 'history', 'History', html`<h1>Purge history</h1>

@@ -90,23 +90,23 @@ ${csrfField(viewer)}
   )}
 </fieldset>
 <div class="row">
-  <label>Zone <select name="zone">
+  <div class="field"><label for="p-zone">Zone</label><select id="p-zone" name="zone">
     ${account.zones.map((z) => html`<option value="${z.zoneId}"${selected(f.zone === z.zoneId)}>${z.zoneId} (${z.name})</option>`)}
     <option value="*"${selected(f.zone === '*')}>* every zone</option>
-  </select></label>
-  <label class="not-prefetch">Method <select name="method">
+  </select></div>
+  <div class="field not-prefetch"><label for="p-method">Method</label><select id="p-method" name="method">
     <option value=""${selected(f.method === '')}>default for the type</option>
     <option value="invalidate"${selected(f.method === 'invalidate')}>invalidate (revalidate before serving)</option>
     <option value="delete"${selected(f.method === 'delete')}>delete</option>
-  </select></label>
+  </select></div>
   <label class="check not-all"><input type="checkbox" name="encodeUrl"${checked(f.encodeUrl)}> percent-encode non-ASCII URLs</label>
 </div>
-<label class="block not-all">Targets <span class="muted">one per line</span>
-<textarea name="targets" rows="6" spellcheck="false" placeholder="${`https://${hosts[0] ?? 'www.example.com'}/path`}">${f.targets}</textarea></label>
-<label class="block only-tag">Tag domains <span class="muted">one per line; empty = every domain of the zone</span>
-<textarea name="tagDomains" rows="2" spellcheck="false" placeholder="${hosts.slice(0, 2).join('\n')}">${f.tagDomains}</textarea></label>
-<label class="block only-prefetch">Headers sent to the origin <span class="muted">Name: Value, one per line</span>
-<textarea name="headers" rows="2" spellcheck="false">${f.headers}</textarea></label>
+<div class="field block not-all"><label for="p-targets">Targets</label><span class="hint">one per line</span>
+<textarea id="p-targets" name="targets" rows="6" spellcheck="false" placeholder="${`https://${hosts[0] ?? 'www.example.com'}/path`}">${f.targets}</textarea></div>
+<div class="field block only-tag"><label for="p-tag-domains">Tag domains</label><span class="hint">one per line; empty = every domain of the zone</span>
+<textarea id="p-tag-domains" name="tagDomains" rows="2" spellcheck="false" placeholder="${hosts.slice(0, 2).join('\n')}">${f.tagDomains}</textarea></div>
+<div class="field block only-prefetch"><label for="p-headers">Headers sent to the origin</label><span class="hint">Name: Value, one per line</span>
+<textarea id="p-headers" name="headers" rows="2" spellcheck="false">${f.headers}</textarea></div>
 <p class="actions"><button type="submit" class="primary">Submit</button> <span class="muted">Checked and counted against your quota exactly as the API does.</span></p>
 </form>`);
 }

@@ -10,8 +10,8 @@ ${o.error ? html`<div class="alert error" role="alert">${o.error}</div>` : ''}
 ${o.notice ? html`<div class="alert" role="status">${o.notice}</div>` : ''}
 <form method="post" action="/console/sign-in">
 ${o.next ? html`<input type="hidden" name="next" value="${o.next}">` : ''}
-<label class="block">SecretId <input name="secretId" value="${o.secretId ?? ''}" autocomplete="username" spellcheck="false" required autofocus></label>
-<label class="block">SecretKey <input name="secretKey" type="password" autocomplete="current-password" required></label>
+<div class="field block"><label for="s-id">SecretId</label><input id="s-id" name="secretId" value="${o.secretId ?? ''}" autocomplete="username" spellcheck="false" required autofocus></div>
+<div class="field block"><label for="s-key">SecretKey</label><input id="s-key" name="secretKey" type="password" autocomplete="current-password" required></div>
 <p class="actions"><button type="submit" class="primary">Sign in</button></p>
 </form>
 </main>`);
