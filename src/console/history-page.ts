@@ -34,7 +34,9 @@ export function readHistoryFilters(q: URLSearchParams, now: number, tz: string):
   let from = get('from');
   let to = get('to');
   if (!from && !to) {
-    from = localInput(now - RANGES[range], tz);
+    // Whole minutes: `to` covers the current one to its end, so `from` starts a minute later than
+    // now − range, keeping "last 7d" inside DescribePurgeTasks' 7-day limit.
+    from = localInput(now - RANGES[range] + 60_000, tz);
     to = localInput(now, tz);
   }
   const page = Number(get('page'));

@@ -1,6 +1,7 @@
 // The console's page shell (head, top bar, navigation, sign-out) and the small pieces every page shares.
 import { formatCdnTime } from '../actions/times.ts';
 import type { TaskStatus } from '../purge/types.ts';
+import { assetUrl } from './assets.ts';
 import { html, type HtmlValue, type SafeHtml } from './html.ts';
 
 /** What every signed-in page knows about its viewer. */
@@ -32,9 +33,9 @@ export function document(title: string, body: HtmlValue): SafeHtml {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title} · EdgePurge</title>
-<link rel="stylesheet" href="/console/assets/console.css">
-<link rel="icon" href="/console/assets/favicon.svg" type="image/svg+xml">
-<script src="/console/assets/console.js" defer></script>
+<link rel="stylesheet" href="${assetUrl('console.css')}">
+<link rel="icon" href="${assetUrl('favicon.svg')}" type="image/svg+xml">
+<script src="${assetUrl('console.js')}" defer></script>
 </head>
 <body>
 ${body}

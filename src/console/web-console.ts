@@ -1,10 +1,7 @@
 // The web console at /console/: routing, sessions, CSRF and origin checks, security headers, static
 // assets. Every purge and history read goes through the EdgeOne action handlers the API runs, with an
 // ActionContext for the signed-in account, so validation messages, quotas and tenant walls are the API's.
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import type { ActionContext, ActionHandler } from '../actions/context.ts';
 import { createPrefetchTask } from '../actions/teo/create-prefetch-task.ts';
@@ -26,6 +23,7 @@ import { ApiError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { TokenBuckets } from '../shared/token-bucket.ts';
 import type { TaskStore } from '../store/task-store.ts';
+import { ASSETS } from './assets.ts';
 import { fleetPage, type FleetRow } from './fleet-page.ts';
 import { historyPage, historyParams, readHistoryFilters, type ApiTask } from './history-page.ts';
 import type { SafeHtml } from './html.ts';
@@ -68,29 +66,6 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'Cross-Origin-Resource-Policy': 'same-origin',
 };
 
-const ASSET_TYPES: Readonly<Record<string, string>> = {
-  'console.css': 'text/css; charset=utf-8',
-  'console.js': 'text/javascript; charset=utf-8',
-  'favicon.svg': 'image/svg+xml',
-};
-
-interface Asset {
-  readonly body: Buffer;
-  readonly type: string;
-  readonly etag: string;
-}
-
-/** Read once at start: the assets ship with the code (no build step, nothing from a CDN). */
-function loadAssets(): ReadonlyMap<string, Asset> {
-  const dir = join(import.meta.dirname, 'assets');
-  return new Map(
-    Object.entries(ASSET_TYPES).map(([name, type]) => {
-      const body = readFileSync(join(dir, name));
-      return [name, { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` }];
-    }),
-  );
-}
-
 /** Where sign-in may send the browser back to: console pages only (no open redirect). */
 const safeNext = (v: string | null | undefined): string | undefined => (v && /^\/console\/[A-Za-z0-9/_-]{0,200}$/.test(v) && !v.includes('//') ? v : undefined);
 
@@ -109,7 +84,6 @@ type ApiFailure = { code: string; message: string };
 
 export class WebConsole {
   readonly #d: WebConsoleDeps;
-  readonly #assets = loadAssets();
   readonly #sessions: SessionStore;
   readonly #throttle: SignInThrottle;
   readonly #buckets: TokenBuckets;
@@ -147,7 +121,7 @@ export class WebConsole {
   async #route(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): Promise<void> {
     const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
     const asset = /^\/console\/assets\/([a-z.-]+)$/.exec(path);
-    if (asset) return this.#asset(req, res, asset[1]!);
+    if (asset) return this.#asset(req, res, asset[1]!, query.get('v'));
     if (path === '/console/sign-in') {
       if (method === 'POST') return this.#signIn(req, res);
       return this.#only(res, method, 'GET', () => {
@@ -384,11 +358,14 @@ export class WebConsole {
 
   // ---- answers ----
 
-  #asset(req: IncomingMessage, res: ServerResponse, name: string): void {
-    const a = this.#assets.get(name);
+  #asset(req: IncomingMessage, res: ServerResponse, name: string, version: string | null): void {
+    const a = ASSETS.get(name);
     if (!a) return this.#text(res, 404, 'no such asset');
-    const headers = { ...SECURITY_HEADERS, 'Content-Type': a.type, ETag: a.etag, 'Cache-Control': 'no-cache' };
-    if (req.headers['if-none-match'] === a.etag) return void res.writeHead(304, headers).end();
+    const etag = `"${a.version}"`;
+    // A hashed URL never changes content: cache it for good. Anything else is revalidated.
+    const cache = version === a.version ? 'public, max-age=31536000, immutable' : 'no-cache';
+    const headers = { ...SECURITY_HEADERS, 'Content-Type': a.type, ETag: etag, 'Cache-Control': cache };
+    if (req.headers['if-none-match'] === etag) return void res.writeHead(304, headers).end();
     res.writeHead(200, { ...headers, 'Content-Length': String(a.body.length) }).end(a.body);
   }
 
