@@ -251,3 +251,37 @@ describe('console: live job stream', () => {
     assert.match(fragment, /Settled/);
   });
 });
+
+describe('console: fleet and escaping', () => {
+  test('fleet page: a node that never connected, and a refused ack as its last error', async (t) => {
+    const token = 'token-edge-fleet-0123456789';
+    const s = await startControlPlane(t, config(() => ({}), { nodes: [{ id: 'edge-f', listen: '127.0.0.1:1', token }] }), FAST_SIGN_IN);
+    const c = new ConsoleClient(s);
+    await c.signIn(ACME);
+    const row = async () => /<tr>\s*<th scope="row"><span class="mono">edge-f<\/span>[\s\S]*?<\/tr>/.exec(await (await c.get('/console/fleet')).text())?.[0] ?? '';
+    const first = await row();
+    assert.match(first, /disconnected/);
+    assert.match(first, /never acked/);
+    assert.match(first, /<span class="muted">none<\/span>/, 'no error yet');
+    const ack = await fetch(`${s.url}/edge/v1/ack`, { method: 'POST', headers: { 'x-edge-node': 'edge-f', authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"seq":"x"}' });
+    assert.equal(ack.status, 400);
+    assert.match(await row(), /ack refused \(HTTP 400\)/);
+  });
+
+  test('markup in a target is shown as text on every page', async (t) => {
+    const s = await startControlPlane(t, config(), FAST_SIGN_IN);
+    const c = new ConsoleClient(s);
+    await c.signIn(ACME);
+    const evil = '<script>alert(1)</script>';
+    const tag = await c.submit({ type: 'purge_cache_tag', zone: ACME.zoneId, targets: evil });
+    const pages = [tag.status === 303 ? await (await c.get(tag.headers.get('location')!)).text() : await tag.text()];
+    const refused = await c.submit({ type: 'purge_host', zone: ACME.zoneId, targets: `${evil}.example` });
+    pages.push(await refused.text());
+    pages.push(await (await c.get(`/console/history?target=${encodeURIComponent(evil)}`)).text());
+    pages.push(await (await c.get(`/console/jobs/${encodeURIComponent(evil)}`)).text());
+    for (const page of pages) {
+      assert.doesNotMatch(page, /<script>alert/);
+    }
+    assert.ok(pages.some((p) => p.includes('&lt;script&gt;alert(1)&lt;/script&gt;')), 'the text itself is shown');
+  });
+});
