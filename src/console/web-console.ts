@@ -149,7 +149,8 @@ export class WebConsole {
       return this.#only(res, method, 'GET', () => this.#html(res, 200, purgePage(me.viewer, me.account, emptyPurgeForm(me.account))));
     }
     const jobId = job![1]!;
-    if (job![2]) return this.#only(res, method, 'GET', () => this.#jobEvents(res, me, jobId));
+    // A stream has no end to send a HEAD answer at: GET only.
+    if (job![2]) return this.#only(res, req.method ?? 'GET', 'GET', () => this.#jobEvents(res, me, jobId));
     return this.#only(res, method, 'GET', () => this.#job(res, me, jobId));
   }
 
