@@ -130,7 +130,7 @@ export async function runConsoleBench(o: { requests?: number; loads?: number; lo
           }
           const f = { name: p.name, query: p.query, total, serverP50Ms: median(times), serverP99Ms: quantile(times, 0.99), requests: times.length, fcpMedianMs: fcps.length ? median(fcps) : Number.NaN, fcpSamples: fcps.length };
           figures.push(f);
-          o.log(`${p.name}: ${total.toLocaleString('en')} tasks match; server p50 ${f.serverP50Ms.toFixed(1)} ms, p99 ${f.serverP99Ms.toFixed(1)} ms; first paint median ${f.fcpMedianMs.toFixed(0)} ms (${fcps.length} loads)`);
+          o.log(`${p.name}: ${Number.isFinite(total) ? `${total.toLocaleString('en')} tasks match; ` : ''}server p50 ${f.serverP50Ms.toFixed(1)} ms, p99 ${f.serverP99Ms.toFixed(1)} ms; first paint median ${f.fcpMedianMs.toFixed(0)} ms (${fcps.length} loads)`);
         }
       } finally {
         await browser?.close();
