@@ -101,6 +101,23 @@ export interface NodeGauge {
   readonly hosts: readonly string[] | undefined;
 }
 
+/** How one node stands with the control plane (the console's fleet page). */
+export interface FleetEntry {
+  readonly nodeId: string;
+  readonly node: NodeConfig;
+  /** Streams open to it right now. */
+  readonly streams: number;
+  readonly ackedSeq: number;
+  /** ms of its last ack; null when it never acked. */
+  readonly seenAt: number | null;
+  /** `fresh` until seenAt + leaseMs, then `expired`; `none` before any ack; `unfenced` for caches that cannot fence themselves (nginx). */
+  readonly lease: 'fresh' | 'expired' | 'none' | 'unfenced';
+  /** ms left on a fresh lease, else 0. */
+  readonly leaseLeftMs: number;
+  /** The last thing that went wrong between it and us (a refused ack, a failed or dropped stream). */
+  readonly lastError: { readonly at: number; readonly message: string } | null;
+}
+
 interface PrefetchOutcome {
   readonly ok: Set<string>;
   /** Nodes that could not fetch it, in the order they said so: the first decides FailType/FailMessage. */
@@ -182,6 +199,8 @@ export class FanoutHub {
   readonly #sent = new Map<string, number>();
   /** Open streams and the node each one serves. */
   readonly #streams = new Map<ServerResponse, string>();
+  /** Per node: the last refused ack or broken stream (NodeStatus.lastError). */
+  readonly #lastError = new Map<string, { at: number; message: string }>();
   readonly #settledListeners = new Set<(tasks: readonly TaskUpdate[], at: number) => void>();
   readonly #ackListeners = new Set<(nodeId: string, ackedSeq: number) => void>();
   /** Per node, per account: the last task the node failed or did not apply in time (bounded: nodes × accounts). */
@@ -222,6 +241,7 @@ export class FanoutHub {
         this.#unreported.delete(id);
         this.#reportGrace.delete(id);
         this.#lastErrors.delete(id);
+        this.#lastError.delete(id);
       }
       this.#sent.delete(id);
       for (const [res, nodeId] of this.#streams) if (nodeId === id) res.end();
@@ -392,6 +412,7 @@ export class FanoutHub {
       }
       this.#stream(node, after.data, res).catch((e: unknown) => {
         this.#o.logger.error('edge stream failed', { node: node.id, error: e });
+        this.#noteLinkError(node.id, `stream failed: ${(e as Error).message}`);
         res.destroy();
       });
       return true;
@@ -428,6 +449,7 @@ export class FanoutHub {
     res.on('close', () => {
       open = false;
       this.#streams.delete(res);
+      if (!res.writableFinished && !this.#closed) this.#noteLinkError(node.id, 'stream dropped (connection closed)');
     });
     const write = async (line: StreamLine) => {
       if (res.write(`${JSON.stringify(line)}\n`)) return;
@@ -482,6 +504,9 @@ export class FanoutHub {
   }
 
   async #ack(node: NodeConfig, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    res.on('finish', () => {
+      if (res.statusCode >= 400) this.#noteLinkError(node.id, `ack refused (HTTP ${res.statusCode})`);
+    });
     if (Number(req.headers['content-length'] ?? 0) > MAX_ACK_BYTES) {
       refuse(res, 413, `ack body over ${MAX_ACK_BYTES} bytes`, { Connection: 'close' });
       return;
@@ -757,6 +782,32 @@ export class FanoutHub {
     const ids = new Set<string>();
     for (const h of hosts) for (const n of this.#o.directory.nodesFor(h)) ids.add(n.id);
     return [...ids];
+  }
+
+  #noteLinkError(nodeId: string, message: string): void {
+    this.#lastError.set(nodeId, { at: this.#o.clock.now(), message });
+  }
+
+  /** Every configured node's connection, applied sequence, lease and last error, in config order. */
+  fleet(): FleetEntry[] {
+    const now = this.#o.clock.now();
+    const streams = new Map<string, number>();
+    for (const id of this.#streams.values()) streams.set(id, (streams.get(id) ?? 0) + 1);
+    return [...this.#nodes.values()].map((node) => {
+      const p = this.#progress.get(node.id);
+      const left = p ? Math.max(0, p.seenAt + this.#leaseMs - now) : 0;
+      const lease = !fencesItself(node) ? 'unfenced' : !p ? 'none' : left > 0 ? 'fresh' : 'expired';
+      return {
+        nodeId: node.id,
+        node,
+        streams: streams.get(node.id) ?? 0,
+        ackedSeq: p?.ackedSeq ?? 0,
+        seenAt: p?.seenAt ?? null,
+        lease,
+        leaseLeftMs: left,
+        lastError: this.#lastError.get(node.id) ?? null,
+      };
+    });
   }
 
   /**

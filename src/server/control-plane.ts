@@ -28,6 +28,7 @@ import type { TaskStore } from '../store/task-store.ts';
 import { FanoutHub } from '../fanout/fanout-hub.ts';
 import { adminRoutes, type AdminRoutes } from './admin-routes.ts';
 import { api3Name, ControlPlaneObservability, errorCode } from './control-plane-observability.ts';
+import { WebConsole, type WebConsoleDeps } from '../console/web-console.ts';
 import { overflowedHead, overflowedProtocol } from './overflow-protocol.ts';
 
 export interface ControlPlaneOptions {
@@ -37,6 +38,8 @@ export interface ControlPlaneOptions {
   readonly logger: Logger;
   /** Heartbeat/settle period of the fan-out (tests shorten it). */
   readonly heartbeatMs?: number;
+  /** Web console session and sign-in limits (tests shorten them). */
+  readonly console?: Pick<WebConsoleDeps, 'sessions' | 'signIn'>;
 }
 
 /** Rate-limit buckets of API 3.0, one per (version, action) (see #throttle): they size an account's Nonce share. */
@@ -66,6 +69,7 @@ export class ControlPlane {
   /** Streams the purge log to edge nodes and derives task status from their acks. */
   readonly hub: FanoutHub;
   readonly #admin: AdminRoutes;
+  readonly #console: WebConsole;
   #o: ControlPlaneOptions;
   readonly #server: Server;
   readonly #buckets: TokenBuckets;
@@ -93,6 +97,7 @@ export class ControlPlane {
     });
     this.#purge = this.#purgeService(options.config, this.#directory);
     this.#admin = adminRoutes({ directory: () => this.#directory, store: this.#o.store, hub: this.hub });
+    this.#console = new WebConsole({ ...options, ...options.console, directory: () => this.#directory, purge: () => this.#purge, config: () => this.#o.config, hub: this.hub });
     this.#buckets = new TokenBuckets(options.clock);
     // TENCENT-API §2.2: a GET may carry up to 32 KB of query; Node's default header limit is 16 KB.
     // Timeouts are enforced on node's connection sweep: run it every second, not every 30 s.
@@ -171,8 +176,9 @@ export class ControlPlane {
     this.#closing = true;
     this.#closed ??= (async () => {
       const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-      // Edge streams and job event streams are long-lived responses: end them so close() can finish.
+      // Edge streams, job event streams and the console's live views are long-lived responses: end them so close() can finish.
       this.#admin.close();
+      this.#console.close();
       await this.hub.close();
       // Keep-alive sockets that go idle while we drain would hold close() for keepAliveTimeout.
       const idle = setInterval(() => this.#server.closeIdleConnections(), 50);
@@ -203,6 +209,7 @@ export class ControlPlane {
       if (this.#admin(req, res)) return;
     }
     if (this.#obs.route(req, res)) return;
+    if (path?.startsWith('/console') && this.#console.handle(req, res)) return;
     if (path === '/v2/index.php') return this.#legacy(req, res);
     if (path === '/') return this.#api3(req, res);
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: API 3.0 is served at "/", legacy v2 at "/v2/index.php"\n');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
-import { ControlPlane } from '../../src/server/control-plane.ts';
+import { ControlPlane, type ControlPlaneOptions } from '../../src/server/control-plane.ts';
 import { systemClock, type Clock } from '../../src/shared/clock.ts';
 import { silentLogger, type Logger } from '../../src/shared/logger.ts';
 import { SqliteTaskStore } from '../../src/store/sqlite/sqlite-task-store.ts';
@@ -69,13 +69,13 @@ export interface TestServer {
 export async function startControlPlane(
   t: Pick<TestContext, 'after'> | undefined,
   input: ConfigInput = baseConfig(),
-  opts: { clock?: Clock; dir?: string; heartbeatMs?: number; logger?: Logger } = {},
+  opts: { clock?: Clock; dir?: string; heartbeatMs?: number; logger?: Logger; console?: ControlPlaneOptions['console'] } = {},
 ): Promise<TestServer> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'edgepurge-test-'));
   const config = parseConfig({ ...input, store: { driver: 'sqlite', path: join(dir, 'edgepurge.db') } });
   const store = new SqliteTaskStore({ path: join(dir, 'edgepurge.db') });
   await store.start();
-  const controlPlane = new ControlPlane({ config, store, clock: opts.clock ?? systemClock, logger: opts.logger ?? silentLogger, ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}) });
+  const controlPlane = new ControlPlane({ config, store, clock: opts.clock ?? systemClock, logger: opts.logger ?? silentLogger, ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}), ...(opts.console ? { console: opts.console } : {}) });
   const { port } = await controlPlane.start();
   let closed: Promise<void> | undefined;
   const server: TestServer = {
