@@ -75,6 +75,8 @@ export class ControlPlane {
   readonly #api3Nonces = new NonceCache({ windowSeconds: API3_TIMESTAMP_WINDOW_SECONDS });
   #closing = false;
   #closed: Promise<void> | undefined;
+  /** Unsubscribes from the store's log wake-ups (stores shared by replicas: commits of the others). */
+  #unsubscribeAppend: (() => void) | undefined;
 
   constructor(options: ControlPlaneOptions) {
     this.#o = options;
@@ -155,6 +157,8 @@ export class ControlPlane {
       });
     });
     await this.hub.start();
+    // A shared store (PostgreSQL) tells of entries other replicas commit: their streams wake here too.
+    this.#unsubscribeAppend = this.#o.store.onAppend?.((seq) => this.hub.notify(seq));
     const addr = this.#server.address() as AddressInfo;
     return { host, port: addr.port };
   }
@@ -164,6 +168,7 @@ export class ControlPlane {
     this.#closing = true;
     this.#closed ??= (async () => {
       const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      this.#unsubscribeAppend?.();
       // Edge streams are long-lived responses: end them so close() can finish.
       await this.hub.close();
       // Keep-alive sockets that go idle while we drain would hold close() for keepAliveTimeout.
