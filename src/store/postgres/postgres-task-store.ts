@@ -120,7 +120,8 @@ export class PostgresTaskStore implements TaskStore {
       idleTimeoutMillis: p.idleTimeoutMs ?? 30_000,
       connectionTimeoutMillis: p.connectionTimeoutMs ?? 10_000,
       // public stays on the path: pg_trgm's operators live there when the extension was created before.
-      options: `-c search_path=${quoteIdent(this.#schema)},public`,
+      // Generic plans for prepared statements: see `prepared` in postgres-task-reader.ts.
+      options: `-c search_path=${quoteIdent(this.#schema)},public -c plan_cache_mode=force_generic_plan`,
       types: pgTypes,
       application_name: 'edgepurge',
     };
