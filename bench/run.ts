@@ -1,4 +1,4 @@
-// `npm run bench [-- --only store,api,query,fanout,edge,hit,varnish,nginx,drivers,soak,metrics,console]`: runs the benchmarks of the
+// `npm run bench [-- --only store,api,query,pg,fanout,edge,hit,varnish,nginx,drivers,soak,metrics,console]`: runs the benchmarks of the
 // issues on this machine and prints each figure next to its bar. Parts run in the order listed; `api` needs the
 // database `store` seeds (it seeds one itself when `store` is not selected).
 import { spawnSync } from 'node:child_process';
@@ -14,10 +14,11 @@ import { runFanoutBench, type FanoutBenchResult } from './fanout-bench.ts';
 import { runHitBench, varnishMissing } from './hit-bench.ts';
 import { benchOnOff, benchScrape } from './metrics-bench.ts';
 import { runQueryLoadBench } from './query-load-bench.ts';
+import { runPgBench } from './pg-bench.ts';
 import { median } from './stats.ts';
 import { runStoreBench } from './store-bench.ts';
 
-const PARTS = ['store', 'api', 'query', 'fanout', 'edge', 'hit', 'varnish', 'nginx', 'drivers', 'soak', 'metrics', 'console'] as const;
+const PARTS = ['store', 'api', 'query', 'pg', 'fanout', 'edge', 'hit', 'varnish', 'nginx', 'drivers', 'soak', 'metrics', 'console'] as const;
 type Part = (typeof PARTS)[number];
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });
@@ -145,6 +146,29 @@ if (selected('query')) {
   });
   if (errors.length) rows.push({ figure: 'queries with errors', measured: errors.map((q) => q.name).join('; '), verdict: 'FAIL' });
   rows.push({ figure: 'server start-up on the seeded store; WAL file at the end', measured: `${ms(r.startupMs)} ms; ${mib(r.walBytes)}` });
+  table(rows);
+  summary.push(...rows.filter((x) => x.bar));
+}
+
+if (selected('pg')) {
+  heading('Issue 9: PostgreSQL store (bench/pg-bench.ts; server EDGEPURGE_TEST_PG or 127.0.0.1:5432, a fresh database dropped after)');
+  const r = await runPgBench({ log: (l) => console.log(`  ${l}`) });
+  const fuzzy = r.scenarios.find((x) => x.name.startsWith('(b)'));
+  const domain = r.scenarios.find((x) => x.name.startsWith('(a)'));
+  const size = `${int(r.tasks)} tasks${r.days < 30 ? `, seeding budget reached at ${r.days} of 30 days` : ''}`;
+  const rows: Row[] = [
+    ...[domain, fuzzy].filter((x) => x !== undefined).map((x) => ({
+      figure: `PostgreSQL listTasks ${x.name} (${size})`,
+      measured: `p50 ${ms(x.p50)} ms, p99 ${ms(x.p99)} ms`,
+      bar: 'p99 ≤ 50 ms',
+      verdict: verdict(x.p99 <= 50),
+    })),
+    { figure: `PostgreSQL prune of one day (${int(r.dropDayTasks)} tasks, DROP of its partitions)`, measured: `${ms(r.dropDayMs)} ms` },
+    {
+      figure: 'createJob/s, 1 URL, 64 in flight: SQLite | PostgreSQL 1 pool | 2 pools (one process)',
+      measured: `${int(r.throughput.sqlite)} | ${int(r.throughput.pg1)} | ${int(r.throughput.pg2)} (PG/SQLite ${(r.throughput.pg1 / r.throughput.sqlite).toFixed(2)}, 2 pools/1 ${(r.throughput.pg2 / r.throughput.pg1).toFixed(2)})`,
+    },
+  ];
   table(rows);
   summary.push(...rows.filter((x) => x.bar));
 }

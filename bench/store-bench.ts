@@ -40,8 +40,8 @@ const APP = 1250000001;
 const DAY = 86_400_000;
 const END = Date.UTC(2026, 1, 1);
 const SPAN_DAYS = 30;
-const ZONES = ['zone-2o0i0mz3jd0j', 'zone-39quuimqg8r6'] as const;
-const DOMAINS = [
+export const ZONES = ['zone-2o0i0mz3jd0j', 'zone-39quuimqg8r6'] as const;
+export const DOMAINS = [
   'www.shop-example.com', 'img.shop-example.com', 'static.shop-example.com', 'm.shop-example.com',
   'api.shop-example.com', 'cdn.newsdaily.cn', 'img.newsdaily.cn', 'video.newsdaily.cn',
   'dl.gamehub.net', 'patch.gamehub.net', 'assets.gamehub.net', 'www.gamehub.net',
@@ -49,14 +49,14 @@ const DOMAINS = [
   'cdn.devtools.io', 'media.streamly.tv', 'thumbs.streamly.tv', 'www.streamly.tv',
 ] as const;
 /** First 12 domains in the first zone, the rest in the second. */
-const zoneOf = (domainIndex: number): string => (domainIndex < 12 ? ZONES[0] : ZONES[1]);
-const SECTIONS = ['static', 'img', 'assets', 'video', 'news', 'product', 'js', 'css', 'download', 'api/v1', 'uploads', 'm'];
-const WORDS = [
+export const zoneOf = (domainIndex: number): string => (domainIndex < 12 ? ZONES[0] : ZONES[1]);
+export const SECTIONS = ['static', 'img', 'assets', 'video', 'news', 'product', 'js', 'css', 'download', 'api/v1', 'uploads', 'm'];
+export const WORDS = [
   'banner', 'logo', 'hero', 'thumb', 'avatar', 'cover', 'detail', 'list', 'index', 'main', 'vendor', 'chunk',
   'article', 'gallery', 'promo', 'sale', 'summer', 'winter', 'spring', 'autumn', 'season', 'patch', 'client',
   'setup', 'manifest', 'playlist', 'segment', 'poster', 'icon', 'sprite', 'font', 'theme', 'app', 'runtime',
 ];
-const EXTS = ['jpg', 'png', 'webp', 'js', 'css', 'html', 'mp4', 'm3u8', 'ts', 'json', 'zip', 'svg'];
+export const EXTS = ['jpg', 'png', 'webp', 'js', 'css', 'html', 'mp4', 'm3u8', 'ts', 'json', 'zip', 'svg'];
 
 
 function pick<T>(r: () => number, list: readonly T[]): T {

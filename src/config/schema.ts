@@ -117,7 +117,21 @@ const node = z.strictObject({
 
 const store = z.discriminatedUnion('driver', [
   z.strictObject({ driver: z.literal('sqlite'), path: z.string().min(1).default('./data/edgepurge.db') }),
-  z.strictObject({ driver: z.literal('postgres'), url: z.string().min(1) }),
+  z.strictObject({
+    driver: z.literal('postgres'),
+    /** Several replicas share one database (README "Scale-out"); credentials may sit in the URL. */
+    url: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a "postgres://user:password@host:port/database" URL' }),
+    /** Schema of the tables (created if missing). */
+    schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL name (letters, digits, _)').default('public'),
+    pool: z
+      .strictObject({
+        /** Connections per replica at most; replicas × max must stay under the server's max_connections. */
+        max: z.int().min(2).max(1000).default(10),
+        idleTimeoutMs: z.int().positive().default(30_000),
+        connectionTimeoutMs: z.int().positive().default(10_000),
+      })
+      .prefault({}),
+  }),
 ]);
 
 export const configSchema = z.strictObject({

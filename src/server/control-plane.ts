@@ -82,6 +82,8 @@ export class ControlPlane {
   #closed: Promise<void> | undefined;
   /** /metrics, /healthz, /readyz, request metrics and the access log; it also hands out the (observed) store. */
   readonly #obs: ControlPlaneObservability;
+  /** Unsubscribes from the store's log wake-ups (stores shared by replicas: commits of the others). */
+  #unsubscribeAppend: (() => void) | undefined;
 
   constructor(options: ControlPlaneOptions) {
     this.#obs = new ControlPlaneObservability({ ...options, hub: () => this.hub, closing: () => this.#closing });
@@ -167,6 +169,8 @@ export class ControlPlane {
     });
     await this.hub.start();
     await this.#obs.start();
+    // A shared store (PostgreSQL) tells of entries other replicas commit: their streams wake here too.
+    this.#unsubscribeAppend = this.#o.store.onAppend?.((seq) => this.hub.notify(seq));
     const addr = this.#server.address() as AddressInfo;
     return { host, port: addr.port };
   }
@@ -176,6 +180,7 @@ export class ControlPlane {
     this.#closing = true;
     this.#closed ??= (async () => {
       const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      this.#unsubscribeAppend?.();
       // Edge streams, job event streams and the console's live views are long-lived responses: end them so close() can finish.
       this.#admin.close();
       this.#console.close();

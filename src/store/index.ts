@@ -5,11 +5,17 @@ import type { TaskStore } from './task-store.ts';
 export type { TaskStore } from './task-store.ts';
 export { DuplicateJobIdError, QuotaExceededError } from './task-store.ts';
 export { SqliteTaskStore } from './sqlite/sqlite-task-store.ts';
+export type { PostgresTaskStore } from './postgres/postgres-task-store.ts';
 
 /** The `store` section of edgepurge.yaml (see src/config/schema.ts). */
 export type StoreConfig =
   | { readonly driver: 'sqlite'; readonly path: string }
-  | { readonly driver: 'postgres'; readonly url: string };
+  | {
+      readonly driver: 'postgres';
+      readonly url: string;
+      readonly schema?: string;
+      readonly pool?: { readonly max?: number; readonly idleTimeoutMs?: number; readonly connectionTimeoutMs?: number };
+    };
 
 export type StoreDriver = StoreConfig['driver'];
 
@@ -21,12 +27,18 @@ type Factory<C extends StoreConfig> = (config: C) => Promise<TaskStore>;
  */
 export const STORE_DRIVERS: { readonly [D in StoreDriver]: Factory<Extract<StoreConfig, { driver: D }>> } = {
   sqlite: async (config) => new SqliteTaskStore({ path: config.path }),
-  postgres: async () => {
-    throw new Error(
-      'the PostgreSQL task store is not available in this build of EdgePurge; ' +
-        'set `store: { driver: sqlite, path: ./data/edgepurge.db }` in edgepurge.yaml ' +
-        '(one control plane on SQLite), or run a build that includes src/store/postgres',
-    );
+  postgres: async (config) => {
+    let mod: typeof import('./postgres/postgres-task-store.ts');
+    try {
+      mod = await import('./postgres/postgres-task-store.ts');
+    } catch (e) {
+      throw new Error(
+        `the PostgreSQL task store cannot load (${(e as Error).message}); install the \`pg\` package (npm install pg), ` +
+          'or set `store: { driver: sqlite, path: ./data/edgepurge.db }` in edgepurge.yaml (one control plane on SQLite)',
+        { cause: e },
+      );
+    }
+    return new mod.PostgresTaskStore(config);
   },
 };
 

@@ -214,6 +214,14 @@ export interface TaskStore {
   /** Highest seq written so far (0 when empty). */
   lastSeq(): Promise<number>;
   /**
+   * Optional capability of stores that several processes share (PostgreSQL): calls `listener(lastSeq)`
+   * soon after purge-log entries commit, whichever process committed them, so that log streams on every
+   * replica wake within milliseconds. Every entry up to `lastSeq` is readable when it is called; calls
+   * come in increasing `lastSeq` order, and one call may stand for several commits. Returns a function
+   * that unsubscribes. Stores without it leave waking to their caller (PurgeServiceOptions.onCommitted).
+   */
+  onAppend?(listener: (lastSeq: number) => void): () => void;
+  /**
    * Lowest seq from which the retained log is complete: every seq from it to lastSeq() is still
    * readable (lastSeq()+1 when the log is empty). A node whose next seq is below it fell behind.
    */

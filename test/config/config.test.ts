@@ -212,3 +212,26 @@ describe('refusals', () => {
     assert.equal(err.message.split('\n').length, err.problems.length + 1);
   });
 });
+
+describe('store: postgres (issue 9)', () => {
+  test('takes a postgres:// URL, a schema and pool settings, with defaults', () => {
+    const c = parseConfig({ accounts: [account()], store: { driver: 'postgres', url: 'postgres://edgepurge:pw@db:5432/edgepurge' } });
+    assert.deepEqual(c.store, {
+      driver: 'postgres', url: 'postgres://edgepurge:pw@db:5432/edgepurge', schema: 'public',
+      pool: { max: 10, idleTimeoutMs: 30_000, connectionTimeoutMs: 10_000 },
+    });
+    const d = parseConfig({ accounts: [account()], store: { driver: 'postgres', url: 'postgresql://db/x', schema: 'edge_a', pool: { max: 4 } } });
+    assert.deepEqual(d.store, { driver: 'postgres', url: 'postgresql://db/x', schema: 'edge_a', pool: { max: 4, idleTimeoutMs: 30_000, connectionTimeoutMs: 10_000 } });
+  });
+
+  test('refuses every bad postgres setting in one message', () => {
+    const found = problems({
+      accounts: [account()],
+      store: { driver: 'postgres', url: 'mysql://db/x', schema: 'Bad-Name', pool: { max: 1, idle: 5 } },
+    });
+    for (const expected of ['store.url: must be a "postgres://', 'store.schema', 'store.pool.max', 'store.pool: Unrecognized key: "idle"']) {
+      assert.ok(found.some((p) => p.startsWith(expected)), `${expected} not in ${JSON.stringify(found)}`);
+    }
+    assert.ok(problems({ accounts: [account()], store: { driver: 'postgres' } }).some((p) => p.startsWith('store.url')));
+  });
+});

@@ -58,8 +58,9 @@ const q = (over: Partial<TaskQuery> = {}): TaskQuery => ({ appId: APP, offset: 0
 
 const targets = (tasks: readonly TaskRecord[]): string[] => tasks.map((t) => t.target);
 
-export function describeTaskStoreConformance(name: string, makeStore: MakeStore): void {
-  describe(`TaskStore conformance: ${name}`, () => {
+/** `skip`: a reason to skip the whole suite (its backend's server is absent outside CI). */
+export function describeTaskStoreConformance(name: string, makeStore: MakeStore, options: { skip?: string | false } = {}): void {
+  describe(`TaskStore conformance: ${name}`, { skip: options.skip ?? false }, () => {
     /** A started store, closed after the test. */
     async function open(t: TestContext): Promise<TaskStore> {
       const store = await makeStore(t);

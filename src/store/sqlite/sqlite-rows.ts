@@ -1,39 +1,12 @@
-// What the SQLite writer and readers share: row shapes, their mapping to records, the target hash and
-// a bounded statement cache.
+// What the SQLite writer and readers share: row shapes (store-rows.ts), the target hash, refresh-record
+// rows and a bounded statement cache.
 import { createHash, randomInt } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import type { ExecutedAs, JobRecord, JobSource, Method, TaskRecord, TaskStatus, TaskType } from '../../purge/types.ts';
+import type { ExecutedAs } from '../../purge/types.ts';
 import type { NodeReport } from '../task-store.ts';
+import { jobRecordId, RANDOM_RECORD_ID_LIMIT } from '../refresh-record-ids.ts';
 
-export interface JobRow {
-  job_id: string;
-  app_id: number;
-  zone_id: string;
-  type: string;
-  method: string;
-  created_at: number;
-  secret_id: string;
-  client_ip: string;
-  source: string;
-  task_count: number;
-}
-
-export interface TaskRow {
-  id: number;
-  job_id: string;
-  app_id: number;
-  zone_id: string;
-  type: string;
-  method: string;
-  target: string;
-  hosts: string;
-  status: string;
-  fail_type: string | null;
-  fail_message: string | null;
-  created_at: number;
-  updated_at: number;
-  seq: number | null;
-}
+export { TASK_COLS, taskCols, toJob, toTask, type JobRow, type TaskRow } from '../store-rows.ts';
 
 export interface NodeReportRow {
   task_id: number;
@@ -61,26 +34,9 @@ export function toNodeReport(r: NodeReportRow): NodeReport {
   };
 }
 
-export const TASK_COLS =
-  'id, job_id, app_id, zone_id, type, method, target, hosts, status, fail_type, fail_message, created_at, updated_at, seq';
-export const taskCols = (alias: string): string =>
-  TASK_COLS.split(', ').map((c) => `${alias}.${c}`).join(', ');
 
 /** 48 bits of SHA-256: the key of the exact-target index (rows are re-checked, collisions are harmless). */
 export const targetHash = (target: string): number => createHash('sha256').update(target).digest().readUIntBE(0, 6);
-
-/** Record ids other than job ids are drawn below this: 2^48 < 10^15, and every job id has 16 digits. */
-const RANDOM_RECORD_ID_LIMIT = 2 ** 48;
-
-/**
- * The public id of a job's first record: the job id itself when it is a 16-digit number that a JSON
- * client reads exactly (newJobId's shape), else null (a random one is drawn).
- */
-function jobRecordId(jobId: string): number | null {
-  if (!/^[1-9]\d{15}$/.test(jobId)) return null;
-  const n = Number(jobId);
-  return Number.isSafeInteger(n) ? n : null;
-}
 
 /**
  * Writes a URL or directory refresh job's legacy refresh-log records (refresh_records): one per
@@ -109,40 +65,6 @@ export function insertRefreshRecords(
 }
 
 export const marks = (n: number): string => Array.from({ length: n }, () => '?').join(', ');
-
-export function toJob(r: JobRow): JobRecord {
-  return {
-    jobId: r.job_id,
-    appId: r.app_id,
-    zoneId: r.zone_id,
-    type: r.type as TaskType,
-    method: r.method as Method,
-    createdAt: r.created_at,
-    secretId: r.secret_id,
-    clientIp: r.client_ip,
-    source: r.source as JobSource,
-    taskCount: r.task_count,
-  };
-}
-
-export function toTask(r: TaskRow): TaskRecord {
-  return {
-    id: r.id,
-    jobId: r.job_id,
-    appId: r.app_id,
-    zoneId: r.zone_id,
-    type: r.type as TaskType,
-    method: r.method as Method,
-    target: r.target,
-    hosts: JSON.parse(r.hosts) as string[],
-    status: r.status as TaskStatus,
-    failType: r.fail_type,
-    failMessage: r.fail_message,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    seq: r.seq,
-  };
-}
 
 /** Statements are cached by SQL text; dynamic filter shapes are bounded, but cap the cache anyway. */
 const STATEMENT_CACHE_SIZE = 256;

@@ -2,6 +2,7 @@
 // the writer's own, or a read-only one in a worker thread (sqlite-read-pool.ts).
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import type { JobRecord, TaskRecord } from '../../purge/types.ts';
+import { asciiLower } from '../refresh-record-ids.ts';
 import { REFRESH_TYPES, type NodeReport, type RefreshRecord, type RefreshRecordQuery, type TaskQuery } from '../task-store.ts';
 import {
   marks, NODE_REPORT_COLS, StatementCache, TASK_COLS, taskCols, targetHash, toJob, toNodeReport, toTask, type JobRow, type NodeReportRow, type TaskRow,
@@ -23,9 +24,6 @@ export const HOUR_MS = 3_600_000;
 /** Rowid bounds for task_fts. BigInt: FTS5 ignores a rowid bound bound as REAL, and node:sqlite binds numbers as REAL. */
 const NO_LOWER_ID = 0n;
 const NO_UPPER_ID = 9_223_372_036_854_775_807n;
-
-/** ASCII-only lower case, the same folding as SQLite's built-in lower(). */
-const asciiLower = (s: string): string => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 
 /**
  * The distinct trigrams (of code points) of `s`, in order; at most `max`, spread over the string.

@@ -5,7 +5,10 @@ import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { JobRecord, Method, PurgeLogEntry, TaskRecord, TaskType } from '../../purge/types.ts';
-import { DuplicateJobIdError, QuotaExceededError, REFRESH_TYPES, type RefreshType } from '../task-store.ts';
+import { settleBatch, type JobOutcome, type PendingJob } from '../group-commit.ts';
+import { PRUNE_BATCH_JOBS, pruneBatchJobs } from '../prune-batches.ts';
+import { isRefreshType } from '../refresh-record-ids.ts';
+import { DuplicateJobIdError, QuotaExceededError } from '../task-store.ts';
 import type {
   NewJob, NodeProgress, NodeReport, NodeReportInput, NodeReportOutcome, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
 } from '../task-store.ts';
@@ -44,22 +47,13 @@ interface LogRow {
   created_at: number;
 }
 
-/** Prune works in transactions of about this many tasks so that writers are never held up long. */
-const PRUNE_BATCH_TASKS = 2_000;
-const PRUNE_BATCH_JOBS = 500;
 const DAY_MS = 86_400_000;
-const isRefreshType = (t: TaskType): t is RefreshType => (REFRESH_TYPES as readonly TaskType[]).includes(t);
 
 const defaultReaders = (): number => Math.min(4, Math.max(2, availableParallelism() - 1));
 
 export class SqliteTaskStore implements TaskStore {
   /** createJob calls waiting for the next group commit. */
-  #pendingJobs: Array<{
-    job: NewJob;
-    charge: QuotaCharge;
-    resolve: (r: { tasks: TaskRecord[] }) => void;
-    reject: (e: unknown) => void;
-  }> = [];
+  #pendingJobs: PendingJob[] = [];
   readonly #path: string;
   readonly #busyTimeoutMs: number;
   readonly #readers: number;
@@ -152,8 +146,9 @@ export class SqliteTaskStore implements TaskStore {
     const batch = this.#pendingJobs;
     this.#pendingJobs = [];
     if (batch.length === 0) return;
-    const outcomes: Array<{ ok: true; tasks: TaskRecord[] } | { ok: false; error: unknown }> = [];
-    try {
+    // settleBatch answers synchronously here: the commit callback does not await.
+    void settleBatch(batch, () => {
+      const outcomes: JobOutcome[] = [];
       const db = this.#open();
       this.#write(() => {
         for (const { job, charge } of batch) {
@@ -175,15 +170,8 @@ export class SqliteTaskStore implements TaskStore {
           }
         }
       });
-    } catch (error) {
-      // The COMMIT itself failed: nothing of the batch is durable, so nothing is acknowledged.
-      for (const p of batch) p.reject(error);
-      return;
-    }
-    batch.forEach((p, i) => {
-      const o = outcomes[i]!;
-      if (o.ok) p.resolve({ tasks: o.tasks });
-      else p.reject(o.error);
+      // Had the COMMIT itself failed, #write threw: nothing of the batch is durable, so nothing is acknowledged.
+      return outcomes;
     });
   }
 
@@ -518,13 +506,7 @@ export class SqliteTaskStore implements TaskStore {
       const candidates = this.#stmt(
         'SELECT job_id, task_count FROM jobs WHERE created_at < ? ORDER BY created_at LIMIT ?',
       ).all(before, PRUNE_BATCH_JOBS) as unknown as Array<{ job_id: string; task_count: number }>;
-      const ids: string[] = [];
-      let tasks = 0;
-      for (const c of candidates) {
-        if (ids.length > 0 && tasks + c.task_count > PRUNE_BATCH_TASKS) break;
-        ids.push(c.job_id);
-        tasks += c.task_count;
-      }
+      const ids = pruneBatchJobs(candidates);
       if (ids.length === 0) return { jobs: 0, tasks: 0 };
       const list = JSON.stringify(ids);
       const inJobs = 'SELECT id FROM tasks WHERE job_id IN (SELECT value FROM json_each(?))';

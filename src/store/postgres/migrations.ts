@@ -1,0 +1,220 @@
+// The PostgreSQL schema as an ordered list of migrations, tracked in `schema_migrations` and applied
+// under a session advisory lock so that replicas starting together apply each one exactly once.
+import type { PoolClient } from 'pg';
+
+export interface PgMigration {
+  /** 1, 2, 3… in order; `schema_migrations` holds one row per version applied. */
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+/**
+ * Append only: never edit a migration that has shipped, add the next one.
+ *
+ * Layout (v1), and why:
+ * - `store_meta` holds `last_seq` (the purge-log counter, see postgres-task-store.ts "Log order") and
+ *   `pruned_through_seq`, in separate rows so that pruning never takes the counter's row lock.
+ * - `jobs` and `refresh_records` need ids unique across all time (a job id, a public record id), which
+ *   a partitioned table cannot enforce, and hold one row per job (host): plain tables, pruned by an
+ *   index range on created_at.
+ * - `tasks` and `task_hosts` are the bulk of the history: partitioned by day of created_at (UTC), so
+ *   that retention drops whole days (postgres-partitions.ts) and a time-bounded query reads only the
+ *   partitions of its range. Each partition gets the parent's indexes:
+ *   - `tasks (app_id, created_at, id) INCLUDE (status, type, zone_id)`: a query without a host or
+ *     text filter counts from the index alone (index-only scan).
+ *   - `task_hosts (app_id, host, created_at, task_id) INCLUDE (status, type, zone_id)`: the same for
+ *     domain-filtered queries (DescribePurgeTasks `domains`, §4.2).
+ *   - `tasks (app_id, hashtextextended(target, 0))`: exact target; a hash keeps long URLs out of the
+ *     b-tree (whose entries are capped at ~2.7 kB).
+ *   - `tasks USING gin (target gin_trgm_ops)`: fuzzy target (pg_trgm serves ILIKE '%needle%').
+ *   - `tasks (seq) WHERE status = 'processing'`: the timeout scan.
+ * - `purge_log` is the ordered log edges stream (one row per fanned-out task, immutable, denormalised):
+ *   readLog is one primary-key range, whatever the size of the history.
+ * - Ids and host names compare byte by byte (COLLATE "C"): the page order is the same as SQLite's
+ *   whatever the database's locale.
+ * - `quota_usage` is charged in the createJob transaction; `node_progress` holds each node's ack.
+ */
+export const PG_MIGRATIONS: readonly PgMigration[] = [
+  {
+    version: 1,
+    name: 'jobs, day-partitioned tasks and hosts, purge log, refresh records, quota, node progress',
+    sql: `
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+
+CREATE TABLE store_meta (
+  key   text PRIMARY KEY,
+  value bigint NOT NULL
+);
+INSERT INTO store_meta (key, value) VALUES ('last_seq', 0), ('pruned_through_seq', 0);
+
+CREATE TABLE jobs (
+  job_id     text COLLATE "C" PRIMARY KEY,
+  app_id     bigint NOT NULL,
+  zone_id    text NOT NULL,
+  type       text NOT NULL,
+  method     text NOT NULL,
+  created_at bigint NOT NULL,
+  secret_id  text NOT NULL,
+  client_ip  text NOT NULL,
+  source     text NOT NULL,
+  task_count integer NOT NULL
+);
+CREATE INDEX jobs_time ON jobs (created_at);
+
+CREATE SEQUENCE tasks_id_seq AS bigint;
+CREATE TABLE tasks (
+  id           bigint NOT NULL,
+  job_id       text COLLATE "C" NOT NULL,
+  app_id       bigint NOT NULL,
+  zone_id      text NOT NULL,
+  type         text NOT NULL,
+  method       text NOT NULL,
+  target       text NOT NULL,
+  hosts        text[] NOT NULL,
+  status       text NOT NULL,
+  fail_type    text,
+  fail_message text,
+  created_at   bigint NOT NULL,
+  updated_at   bigint NOT NULL,
+  seq          bigint
+) PARTITION BY RANGE (created_at);
+CREATE INDEX tasks_id ON tasks (id);
+CREATE INDEX tasks_job ON tasks (job_id);
+CREATE INDEX tasks_app_time ON tasks (app_id, created_at, id) INCLUDE (status, type, zone_id);
+CREATE INDEX tasks_target ON tasks (app_id, hashtextextended(target, 0));
+CREATE INDEX tasks_target_trgm ON tasks USING gin (target gin_trgm_ops);
+CREATE INDEX tasks_processing ON tasks (seq) WHERE status = 'processing';
+
+CREATE TABLE task_hosts (
+  task_id    bigint NOT NULL,
+  host       text COLLATE "C" NOT NULL,
+  app_id     bigint NOT NULL,
+  created_at bigint NOT NULL,
+  status     text NOT NULL,
+  type       text NOT NULL,
+  zone_id    text NOT NULL
+) PARTITION BY RANGE (created_at);
+CREATE INDEX task_hosts_lookup ON task_hosts (app_id, host, created_at, task_id) INCLUDE (status, type, zone_id);
+CREATE INDEX task_hosts_task ON task_hosts (task_id);
+
+CREATE TABLE purge_log (
+  seq        bigint PRIMARY KEY,
+  task_id    bigint NOT NULL,
+  job_id     text NOT NULL,
+  app_id     bigint NOT NULL,
+  type       text NOT NULL,
+  method     text NOT NULL,
+  hosts      text[] NOT NULL,
+  target     text NOT NULL,
+  headers    jsonb,
+  created_at bigint NOT NULL
+);
+
+CREATE TABLE refresh_records (
+  job_id     text COLLATE "C" NOT NULL,
+  host       text COLLATE "C" NOT NULL,
+  ord        integer NOT NULL,
+  record_id  bigint NOT NULL UNIQUE,
+  app_id     bigint NOT NULL,
+  created_at bigint NOT NULL,
+  type       text NOT NULL,
+  job_tasks  integer NOT NULL,
+  PRIMARY KEY (job_id, host)
+);
+CREATE INDEX refresh_records_app_time ON refresh_records (app_id, created_at, job_id, ord) INCLUDE (type, host);
+CREATE INDEX refresh_records_app_host ON refresh_records (app_id, host, created_at, job_id) INCLUDE (type);
+CREATE INDEX refresh_records_time ON refresh_records (created_at);
+
+CREATE TABLE quota_usage (
+  app_id     bigint NOT NULL,
+  quota_type text NOT NULL,
+  day        text NOT NULL,
+  used       bigint NOT NULL,
+  PRIMARY KEY (app_id, quota_type, day)
+);
+
+CREATE TABLE node_progress (
+  node_id   text COLLATE "C" PRIMARY KEY,
+  acked_seq bigint NOT NULL,
+  seen_at   bigint NOT NULL
+);
+`,
+  },
+  {
+    version: 2,
+    name: 'node_reports: per (task, node), what the node executed (issue 8)',
+    // Keyed like SQLite's; created_at is the task's, so retention deletes by one index range.
+    sql: `
+CREATE TABLE node_reports (
+  task_id     bigint NOT NULL,
+  node_id     text COLLATE "C" NOT NULL,
+  seq         bigint NOT NULL,
+  driver      text,
+  executed_as text NOT NULL,
+  matched     bigint,
+  note        text,
+  applied_at  bigint NOT NULL,
+  job_id      text COLLATE "C" NOT NULL,
+  app_id      bigint NOT NULL,
+  created_at  bigint NOT NULL,
+  PRIMARY KEY (task_id, node_id)
+);
+CREATE INDEX node_reports_job ON node_reports (job_id, app_id);
+CREATE INDEX node_reports_time ON node_reports (created_at);
+`,
+  },
+];
+
+export const PG_LATEST_VERSION: number = PG_MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);
+
+/** Advisory-lock key of the migrations of one schema (two schemas on one server migrate independently). */
+export const migrationLockKey = (schema: string): string => `edgepurge.migrate.${schema}`;
+
+/**
+ * Applies every migration newer than the last one recorded, each in its own transaction, while holding a
+ * session advisory lock on the schema: replicas starting together queue on the lock, and the later ones
+ * find nothing left to do. A process killed mid-migration leaves that migration rolled back and its
+ * lock released (the session ends). Returns the versions applied; refuses a schema from a newer build.
+ */
+export async function migrate(client: PoolClient, schema: string, migrations: readonly PgMigration[] = PG_MIGRATIONS): Promise<number[]> {
+  const key = migrationLockKey(schema);
+  await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [key]);
+  try {
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    integer PRIMARY KEY,
+      name       text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`);
+    const done = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+    const current = Math.max(0, ...done);
+    const latest = migrations.reduce((v, m) => Math.max(v, m.version), 0);
+    if (current > latest) {
+      throw new Error(
+        `the task database is at schema version ${current} but this build only knows up to ${latest}; ` +
+          'run a newer EdgePurge build against it (downgrades are not supported)',
+      );
+    }
+    const applied: number[] = [];
+    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (done.has(m.version)) continue;
+      await client.query('BEGIN');
+      try {
+        await client.query(m.sql);
+        await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+        await client.query('COMMIT');
+      } catch (e) {
+        await client.query('ROLLBACK');
+        throw new Error(`store migration ${m.version} (${m.name}) failed: ${(e as Error).message}`, { cause: e });
+      }
+      applied.push(m.version);
+    }
+    return applied;
+  } finally {
+    await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]);
+  }
+}
+
+/** A PostgreSQL identifier, quoted (schema names come from the configuration). */
+export const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;

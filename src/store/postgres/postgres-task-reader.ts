@@ -1,0 +1,345 @@
+// The PostgreSQL store's history queries (jobTasks, listTasks, listRefreshRecords): each answered from the
+// index of its most selective filter, a count and its page in one statement (one snapshot).
+import { createHash } from 'node:crypto';
+import type { Pool } from 'pg';
+import type { TaskRecord } from '../../purge/types.ts';
+import { asciiLower } from '../refresh-record-ids.ts';
+import { DAY_MS, dayOf } from './postgres-partitions.ts';
+import { TASK_COLS, taskCols, toJob, toTask, type JobRow, type TaskRow } from '../store-rows.ts';
+import { REFRESH_TYPES, type RefreshRecord, type RefreshRecordQuery, type TaskQuery } from '../task-store.ts';
+
+/** Positional parameters of one statement: `add` returns the placeholder of a new value. */
+class Params {
+  readonly values: unknown[] = [];
+  add(v: unknown): string {
+    this.values.push(v);
+    return `$${this.values.length}`;
+  }
+}
+
+/** One SELECT's FROM/WHERE, built for one access path. */
+interface Source {
+  from: string;
+  where: string[];
+  /** Task id and creation time of the matching task, as expressions over `from`. */
+  id: string;
+  ts: string;
+  /** A task can match once per host (several `hosts` asked for): count and page distinct ids. */
+  distinct: boolean;
+  /** Candidates cost a row visit each (text filters): gather them once for both the count and the page. */
+  onePass: boolean;
+}
+
+const UPPER = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+const LOWER = 'abcdefghijklmnopqrstuvwxyz';
+
+/**
+ * pg_trgm turns a LIKE pattern into the trigrams of its words (runs of letters and digits); a needle
+ * without a run of 3 has none, and the GIN index would then be read whole. Such needles are checked row
+ * by row within the app's time range instead (EdgeOne caps that range at 7 days, §4.2).
+ */
+export const trigramSearchable = (needle: string): boolean => /[\p{L}\p{N}]{3}/u.test(needle);
+
+/** `%needle%` with LIKE's wildcards and escape character taken literally. */
+const containsPattern = (needle: string): string => `%${needle.replace(/[\\%_]/g, '\\$&')}%`;
+
+/**
+ * A named (prepared) statement: planning a query over a month of day partitions costs tens of ms, more
+ * than running it. Prepared per connection and planned once as a generic plan (the pool sets
+ * plan_cache_mode), whose partitions are pruned when it runs. Names are hashes of the text: the filter
+ * shapes, hence the names, are a bounded set.
+ */
+const prepared = (text: string, values: unknown[]): { name: string; text: string; values: unknown[] } => ({
+  name: `ep_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`,
+  text,
+  values,
+});
+
+const isEmptyList = (l: readonly unknown[] | undefined): boolean => l !== undefined && l.length === 0;
+
+const page = (limit: number, offset: number): { limit: number; offset: number } => ({
+  limit: Math.max(0, Math.trunc(limit)),
+  offset: Math.max(0, Math.trunc(offset)),
+});
+
+export class PostgresTaskReader {
+  readonly #pool: Pool;
+
+  constructor(pool: Pool) {
+    this.#pool = pool;
+  }
+
+  async jobTasks(appId: number, jobId: string): Promise<TaskRecord[]> {
+    // The job's createdAt names the one partition holding its tasks.
+    const { rows } = await this.#pool.query<TaskRow>(
+      `SELECT ${TASK_COLS} FROM tasks t
+       WHERE t.job_id = $1 AND t.app_id = $2 AND t.created_at = (SELECT created_at FROM jobs WHERE job_id = $1 AND app_id = $2)
+       ORDER BY t.id`,
+      [jobId, appId],
+    );
+    return rows.map(toTask);
+  }
+
+  async listTasks(q: TaskQuery): Promise<{ total: number; tasks: TaskRecord[] }> {
+    const stmt = this.#taskStatement(q);
+    if (stmt === null) return { total: 0, tasks: [] };
+    const { rows } = await this.#pool.query<TaskRow & { total: number }>(prepared(stmt.sql, stmt.params));
+    const total = rows[0]?.total ?? 0;
+    return { total, tasks: rows.filter((r) => r.id !== null).map(toTask) };
+  }
+
+  /** PostgreSQL's plan (EXPLAIN lines) of listTasks' statement; [] when it would answer without one. */
+  async explainListTasks(q: TaskQuery, options: { forbidSeqScan?: boolean } = {}): Promise<string[]> {
+    const stmt = this.#taskStatement(q);
+    if (stmt === null) return [];
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      if (options.forbidSeqScan) await client.query('SET LOCAL enable_seqscan = off');
+      const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS OFF) ${stmt.sql}`, stmt.params);
+      await client.query('ROLLBACK');
+      return rows.map((r) => r['QUERY PLAN']);
+    } finally {
+      client.release();
+    }
+  }
+
+  async listRefreshRecords(q: RefreshRecordQuery): Promise<{ total: number; records: RefreshRecord[] }> {
+    const stmt = this.#refreshStatement(q);
+    if (stmt === null) return { total: 0, records: [] };
+    const client = await this.#pool.connect();
+    let broken = false;
+    try {
+      // One snapshot for the records, their jobs and their tasks.
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      try {
+        const { rows: keys } = await client.query<{ total: number; job_id: string | null; host: string; record_id: number; job_tasks: number }>(
+          prepared(stmt.sql, stmt.params),
+        );
+        const total = keys[0]?.total ?? 0;
+        // The task budget, from the records alone: whole jobs are read, so each job's tasks count once.
+        const kept: typeof keys = [];
+        const jobIds = new Set<string>();
+        let tasks = 0;
+        for (const k of keys) {
+          if (k.job_id === null) continue;
+          const more = jobIds.has(k.job_id) ? 0 : k.job_tasks;
+          if (kept.length > 0 && tasks + more > stmt.budget) break;
+          kept.push(k);
+          jobIds.add(k.job_id);
+          tasks += more;
+        }
+        if (kept.length === 0) {
+          await client.query('COMMIT');
+          return { total, records: [] };
+        }
+        const ids = [...jobIds];
+        const jobs = new Map(
+          (await client.query<JobRow>('SELECT * FROM jobs WHERE job_id = ANY($1::text[])', [ids])).rows.map((r) => [r.job_id, toJob(r)]),
+        );
+        const { rows } = await client.query<TaskRow>(
+          `SELECT ${taskCols('t')} FROM jobs j JOIN tasks t ON t.job_id = j.job_id AND t.created_at = j.created_at
+           WHERE j.job_id = ANY($1::text[]) AND t.app_id = $2 ORDER BY t.id`,
+          [ids, q.appId],
+        );
+        await client.query('COMMIT');
+        const byJob = new Map<string, TaskRecord[]>();
+        for (const r of rows) {
+          const t = toTask(r);
+          const list = byJob.get(t.jobId);
+          if (list) list.push(t);
+          else byJob.set(t.jobId, [t]);
+        }
+        const records: RefreshRecord[] = [];
+        for (const k of kept) {
+          const job = jobs.get(k.job_id!);
+          if (job) records.push({ id: k.record_id, job, host: k.host, tasks: (byJob.get(job.jobId) ?? []).filter((t) => t.hosts.includes(k.host)) });
+        }
+        return { total, records };
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => (broken = true));
+        throw e;
+      }
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  // --- internals ---
+
+  /** The one statement answering a task query (rows: the page, each with `total`; one all-null row when the page is empty). */
+  #taskStatement(q: TaskQuery): { sql: string; params: unknown[] } | null {
+    if (isEmptyList(q.hosts) || isEmptyList(q.statuses) || isEmptyList(q.types)) return null;
+    if (q.from !== undefined && q.to !== undefined && q.from > q.to) return null;
+    const p = new Params();
+    const src = this.#taskSource(q, p);
+    const { limit, offset } = page(q.limit, q.offset);
+    const where = src.where.join(' AND ');
+    const ids = `SELECT ${src.distinct ? 'DISTINCT ' : ''}${src.id} AS id, ${src.ts} AS ts FROM ${src.from} WHERE ${where}`;
+    const pageOf = (from: string): string =>
+      `SELECT ${taskCols('r')} FROM (SELECT id, ts FROM (${from}) i ORDER BY ts DESC, id DESC LIMIT ${p.add(limit)} OFFSET ${p.add(offset)}) k` +
+      ' JOIN tasks r ON r.id = k.id AND r.created_at = k.ts';
+    const tail = ' ORDER BY p.created_at DESC, p.id DESC';
+    if (src.onePass) {
+      const sql =
+        `WITH m AS MATERIALIZED (${ids}) SELECT c.total, p.* FROM (SELECT count(*) AS total FROM m) c` +
+        (limit === 0 ? ' CROSS JOIN (SELECT NULL::bigint AS id, NULL::bigint AS created_at) p' : ` LEFT JOIN LATERAL (${pageOf('SELECT id, ts FROM m')}) p ON true`) +
+        tail;
+      return { sql, params: p.values };
+    }
+    // Index paths: the count stays inside one index; the page walks it newest first and stops.
+    const count = `SELECT count(${src.distinct ? `DISTINCT ${src.id}` : '*'}) AS total FROM ${src.from} WHERE ${where}`;
+    const sql =
+      `SELECT c.total, p.* FROM (${count}) c` +
+      (limit === 0 ? ' CROSS JOIN (SELECT NULL::bigint AS id, NULL::bigint AS created_at) p' : ` LEFT JOIN LATERAL (${pageOf(ids)}) p ON true`) +
+      tail;
+    return { sql, params: p.values };
+  }
+
+  /**
+   * The access path of a task query, most selective first: the job, the exact target, the trigram
+   * index (fuzzy target), the host index, then the app's time index. Every one is an index range of the
+   * app (and of the day partitions of the time range); only a needle with no trigram is checked row by
+   * row, within the app's time range (and hosts).
+   */
+  #taskSource(q: TaskQuery, p: Params): Source {
+    const onTasks = (where: string[], pinned = false): Source => {
+      const src: Source = { from: 'tasks t', where, id: 't.id', ts: 't.created_at', distinct: false, onePass: true };
+      columnFilters(src, q, p, pinned ? 't.+' : 't.');
+      if (q.hosts !== undefined) {
+        src.where.push(`EXISTS (SELECT 1 FROM task_hosts x WHERE x.task_id = t.id AND x.created_at = t.created_at AND x.host = ANY(${p.add(q.hosts)}::text[]))`);
+      }
+      textFilters(src, q, p);
+      return src;
+    };
+    if (q.jobId !== undefined) {
+      // The job's createdAt names the one partition holding its tasks.
+      const [job, app] = [p.add(q.jobId), p.add(q.appId)];
+      return onTasks([`t.job_id = ${job}`, `t.app_id = ${app}`, `t.created_at = (SELECT created_at FROM jobs WHERE job_id = ${job} AND app_id = ${app})`]);
+    }
+    if (q.target !== undefined) {
+      const target = p.add(q.target);
+      return onTasks([`t.app_id = ${p.add(q.appId)}`, `hashtextextended(t.target, 0) = hashtextextended(${target}::text, 0)`]);
+    }
+    if (q.targetContains !== undefined && trigramSearchable(q.targetContains)) {
+      // `+ 0` on the app and times pins the trigram index (as `+` does in SQLite): on its own the planner
+      // often prefers an app or time index range (every row of the range checked) on thin statistics.
+      // Day-aligned bounds on the bare column keep the partitions of other days out.
+      return onTasks([`t.app_id + 0 = ${p.add(q.appId)}`, `t.target ILIKE ${p.add(containsPattern(q.targetContains))}`], true);
+    }
+    if (q.hosts !== undefined) {
+      const src: Source = {
+        from: 'task_hosts h',
+        where: [`h.app_id = ${p.add(q.appId)}`, `h.host = ANY(${p.add(q.hosts)}::text[])`],
+        id: 'h.task_id',
+        ts: 'h.created_at',
+        distinct: q.hosts.length > 1,
+        onePass: false,
+      };
+      columnFilters(src, q, p, 'h.');
+      if (q.targetContains !== undefined) {
+        // Only then is the task row needed; the count otherwise stays inside the host index.
+        src.from += ' JOIN tasks t ON t.id = h.task_id AND t.created_at = h.created_at';
+        src.onePass = true;
+        textFilters(src, q, p);
+      }
+      return src;
+    }
+    const src: Source = { from: 'tasks t', where: [`t.app_id = ${p.add(q.appId)}`], id: 't.id', ts: 't.created_at', distinct: false, onePass: false };
+    columnFilters(src, q, p, 't.');
+    src.onePass = q.targetContains !== undefined;
+    textFilters(src, q, p);
+    return src;
+  }
+
+  /**
+   * The statement listing a page of record keys with `total` (one row with null keys when the page is
+   * empty); null when nothing can match. One access path each, most selective first: the exact target,
+   * the job, the host, then the app's time range.
+   */
+  #refreshStatement(q: RefreshRecordQuery): { sql: string; params: unknown[]; budget: number } | null {
+    if (isEmptyList(q.types)) return null;
+    if (q.from !== undefined && q.to !== undefined && q.from > q.to) return null;
+    const budget = q.maxTasks === undefined ? Number.POSITIVE_INFINITY : Math.max(1, Math.trunc(q.maxTasks));
+    // Every record holds a task, so a page never needs more records than the budget has tasks.
+    const { limit, offset } = page(Math.min(q.limit, budget), q.offset);
+    // Every record is of a refresh type: a filter naming all of them filters nothing, and is skipped.
+    const types = q.types && REFRESH_TYPES.some((t) => !q.types!.includes(t)) ? [...new Set(q.types)] : undefined;
+    const p = new Params();
+    const where: string[] = [];
+    const filters = (col: string, skip: { host?: boolean } = {}): void => {
+      if (q.from !== undefined) where.push(`${col}created_at >= ${p.add(q.from)}`);
+      if (q.to !== undefined) where.push(`${col}created_at <= ${p.add(q.to)}`);
+      if (types) where.push(`${col}type = ANY(${p.add(types)}::text[])`);
+      if (!skip.host && q.host !== undefined) where.push(`${col}host = ${p.add(q.host)}`);
+    };
+    let from: string;
+    if (q.target !== undefined) {
+      // The records holding the target: its tasks (few, through the hash), their hosts, their records.
+      const target = p.add(q.target);
+      const sub = [
+        `t.app_id = ${p.add(q.appId)}`,
+        `hashtextextended(t.target, 0) = hashtextextended(${target}::text, 0)`,
+        `t.target = ${target}`,
+        `t.type = ANY(${p.add(types ?? REFRESH_TYPES)}::text[])`,
+      ];
+      if (q.jobId !== undefined) sub.push(`t.job_id = ${p.add(q.jobId)}`);
+      if (q.from !== undefined) sub.push(`t.created_at >= ${p.add(q.from)}`);
+      if (q.to !== undefined) sub.push(`t.created_at <= ${p.add(q.to)}`);
+      if (q.host !== undefined) sub.push(`x.host = ${p.add(q.host)}`);
+      from =
+        `(SELECT DISTINCT t.job_id, x.host FROM tasks t JOIN task_hosts x ON x.task_id = t.id AND x.created_at = t.created_at` +
+        ` WHERE ${sub.join(' AND ')}) m JOIN refresh_records r ON r.job_id = m.job_id AND r.host = m.host`;
+      where.push('true');
+    } else if (q.jobId !== undefined) {
+      from = 'refresh_records r';
+      where.push(`r.job_id = ${p.add(q.jobId)}`, `r.app_id = ${p.add(q.appId)}`);
+      filters('r.');
+    } else if (q.host !== undefined) {
+      from = 'refresh_records r';
+      where.push(`r.app_id = ${p.add(q.appId)}`, `r.host = ${p.add(q.host)}`);
+      filters('r.', { host: true });
+    } else {
+      from = 'refresh_records r';
+      where.push(`r.app_id = ${p.add(q.appId)}`);
+      filters('r.');
+    }
+    const w = where.join(' AND ');
+    const sql =
+      `SELECT c.total, k.job_id, k.host, k.record_id, k.job_tasks FROM (SELECT count(*) AS total FROM ${from} WHERE ${w}) c` +
+      (limit === 0
+        ? ' CROSS JOIN (SELECT NULL::text AS job_id, NULL::text AS host, NULL::bigint AS record_id, NULL::integer AS job_tasks, NULL::bigint AS created_at, NULL::integer AS ord) k'
+        : ` LEFT JOIN LATERAL (SELECT r.job_id, r.host, r.record_id, r.job_tasks, r.created_at, r.ord FROM ${from} WHERE ${w}` +
+          ` ORDER BY r.created_at DESC, r.job_id DESC, r.ord LIMIT ${p.add(limit)} OFFSET ${p.add(offset)}) k ON true`) +
+      ' ORDER BY k.created_at DESC, k.job_id DESC, k.ord';
+    return { sql, params: p.values, budget };
+  }
+}
+
+/**
+ * Time, status, type and zone filters on the columns behind `col` (`h.` task_hosts, `t.` tasks). `t.+`:
+ * the times as expressions no index serves (another index drives), plus whole-day bounds on the column
+ * itself, which prune partitions but select every row of the days they keep.
+ */
+function columnFilters(src: Source, q: TaskQuery, p: Params, col: 'h.' | 't.' | 't.+'): void {
+  if (col === 't.+') {
+    if (q.from !== undefined) src.where.push(`t.created_at >= ${p.add(dayOf(q.from) * DAY_MS)}`, `t.created_at + 0 >= ${p.add(q.from)}`);
+    if (q.to !== undefined) src.where.push(`t.created_at < ${p.add((dayOf(q.to) + 1) * DAY_MS)}`, `t.created_at + 0 <= ${p.add(q.to)}`);
+    col = 't.';
+  } else {
+    if (q.from !== undefined) src.where.push(`${col}created_at >= ${p.add(q.from)}`);
+    if (q.to !== undefined) src.where.push(`${col}created_at <= ${p.add(q.to)}`);
+  }
+  if (q.statuses) src.where.push(`${col}status = ANY(${p.add(q.statuses)}::text[])`);
+  if (q.types) src.where.push(`${col}type = ANY(${p.add(q.types)}::text[])`);
+  if (q.zoneId !== undefined) src.where.push(`${col}zone_id = ${p.add(q.zoneId)}`);
+}
+
+/** Exact and substring target checks on the row (the hash and trigram indexes only narrow). */
+function textFilters(src: Source, q: TaskQuery, p: Params): void {
+  if (q.target !== undefined) src.where.push(`t.target = ${p.add(q.target)}`);
+  if (q.targetContains !== undefined) {
+    // Substring match, ASCII case-insensitive exactly (ILIKE, which the trigram index serves, folds more).
+    src.where.push(`strpos(translate(t.target, '${UPPER}', '${LOWER}'), ${p.add(asciiLower(q.targetContains))}) > 0`);
+  }
+}

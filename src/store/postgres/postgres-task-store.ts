@@ -1,0 +1,725 @@
+// The PostgreSQL TaskStore (node-postgres): the TaskStore that several control-plane replicas share.
+//
+// Log order (DESIGN "Scale-out", invariant 2 across replicas). Seqs come from one counter row,
+// `store_meta.last_seq`, advanced by `UPDATE … SET value = value + n` inside the transaction that writes
+// the entries, as its last statement before COMMIT. The UPDATE takes the row's lock, held until the
+// transaction ends, so writers pass through it one at a time: the next writer's UPDATE returns only
+// after the previous holder committed (and is visible to every new snapshot: PostgreSQL releases a
+// transaction's locks after it leaves the running set) or rolled back (its seqs are given back, as its
+// UPDATE is undone). Hence seq order == commit order, and any snapshot sees a prefix of the log: a reader
+// that sees seq n sees every seq below it, so `readLog(after)` can never skip an entry that commits later.
+// The counter is taken after everything else the transaction locks (quota rows, in key order), so the
+// lock order is the same everywhere and writers cannot deadlock. The serialized part is one statement
+// (counter, tasks, hosts, log entries, NOTIFY) and the COMMIT; each process batches the jobs submitted
+// meanwhile into one transaction (group commit), so the lock is passed once per batch, not per job.
+import { createHash, randomInt } from 'node:crypto';
+import pg from 'pg';
+import type { PoolClient, PoolConfig } from 'pg';
+import type { JobRecord, Method, PurgeLogEntry, TaskRecord, TaskType } from '../../purge/types.ts';
+import { settleBatch, type JobOutcome, type PendingJob } from '../group-commit.ts';
+import { PRUNE_BATCH_JOBS, pruneBatchJobs } from '../prune-batches.ts';
+import { isRefreshType, jobRecordId, RANDOM_RECORD_ID_LIMIT } from '../refresh-record-ids.ts';
+import { TASK_COLS, toJob, toTask, type JobRow, type TaskRow } from '../store-rows.ts';
+import { DuplicateJobIdError, QuotaExceededError } from '../task-store.ts';
+import type {
+  NewJob, NodeProgress, NodeReport, NodeReportInput, NodeReportOutcome, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
+} from '../task-store.ts';
+import { migrate, quoteIdent } from './migrations.ts';
+import { DAY_MS, dayOf, ensurePartitions, partitionDays, partitionName } from './postgres-partitions.ts';
+import { PostgresTaskReader } from './postgres-task-reader.ts';
+
+export interface PostgresPoolOptions {
+  /** Connections at most (default 10). Each replica has its own pool; mind the server's max_connections. */
+  readonly max?: number;
+  /** An idle connection is closed after this long (ms, default 30000). */
+  readonly idleTimeoutMs?: number;
+  /** Waiting for a connection (new or from the pool) fails after this long (ms, default 10000). */
+  readonly connectionTimeoutMs?: number;
+}
+
+export interface PostgresTaskStoreOptions {
+  /** `postgres://user:password@host:port/database` (any libpq-style URL node-postgres accepts). */
+  readonly url: string;
+  /** Schema holding the tables (created if missing; default `public`). One schema, one EdgePurge store. */
+  readonly schema?: string;
+  readonly pool?: PostgresPoolOptions;
+}
+
+
+/** A batch never holds more jobs than this (bounds the statement sizes). */
+const MAX_BATCH_JOBS = 500;
+/** Whole-transaction retries on a serialization failure, deadlock or a duplicate id that raced in. */
+const MAX_ATTEMPTS = 5;
+const PRUNE_BATCH_LOG = 10_000;
+/** Pruning waits at most this long for the table locks a partition drop needs, then tries again later. */
+const DROP_LOCK_TIMEOUT = '500ms';
+
+/** Raised inside a batch transaction to roll it back and run it again. */
+class RetryBatch extends Error {}
+
+/** int8 (counts, ids, seqs, ms) as JS numbers: every value the store keeps is below 2^53. */
+const INT8_OID = 20;
+const pgTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
+};
+
+/** PostgreSQL error codes the store reacts to. */
+const PG = { serializationFailure: '40001', deadlock: '40P01', noPartition: '23514' } as const;
+const pgCode = (e: unknown): string | undefined => (e as { code?: string } | null)?.code;
+
+interface LogRow {
+  seq: number;
+  task_id: number;
+  job_id: string;
+  app_id: number;
+  type: string;
+  method: string;
+  hosts: string[];
+  target: string;
+  headers: Record<string, string> | null;
+  created_at: number;
+}
+
+export class PostgresTaskStore implements TaskStore {
+  readonly #o: PostgresTaskStoreOptions;
+  readonly #schema: string;
+  /** NOTIFY channel of this schema's log (a hash: channel names are capped at 63 bytes). */
+  readonly #channel: string;
+  #pool: pg.Pool | null = null;
+  #reader: PostgresTaskReader | null = null;
+  #starting: Promise<void> | null = null;
+  #pending: PendingJob[] = [];
+  #flushing: Promise<void> | null = null;
+  /** Days whose partitions are known to exist. */
+  readonly #days = new Set<number>();
+  readonly #appendListeners = new Set<(lastSeq: number) => void>();
+  /** Highest seq announced to the listeners. */
+  #announced = 0;
+  #listener: pg.Client | null = null;
+  #listenerRetry: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(options: PostgresTaskStoreOptions) {
+    this.#o = options;
+    this.#schema = options.schema ?? 'public';
+    this.#channel = `edgepurge_log_${createHash('sha256').update(this.#schema).digest('hex').slice(0, 16)}`;
+  }
+
+  /** The schema holding this store's tables. */
+  get schema(): string {
+    return this.#schema;
+  }
+
+  /** node-postgres settings of this store's connections: the schema first on the search path. */
+  #poolConfig(): PoolConfig {
+    const p = this.#o.pool ?? {};
+    return {
+      connectionString: this.#o.url,
+      max: p.max ?? 10,
+      idleTimeoutMillis: p.idleTimeoutMs ?? 30_000,
+      connectionTimeoutMillis: p.connectionTimeoutMs ?? 10_000,
+      // public stays on the path: pg_trgm's operators live there when the extension was created before.
+      // Generic plans for prepared statements: see `prepared` in postgres-task-reader.ts.
+      options: `-c search_path=${quoteIdent(this.#schema)},public -c plan_cache_mode=force_generic_plan`,
+      types: pgTypes,
+      application_name: 'edgepurge',
+    };
+  }
+
+  async start(): Promise<void> {
+    if (this.#closed) throw new Error('PostgresTaskStore was closed; make a new one');
+    this.#starting ??= this.#start().catch(async (e: unknown) => {
+      this.#starting = null;
+      const pool = this.#pool;
+      this.#pool = null;
+      await pool?.end();
+      throw e;
+    });
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    const pool = new pg.Pool(this.#poolConfig());
+    // An idle connection that the server drops must not crash the process: the pool replaces it.
+    pool.on('error', () => {});
+    this.#pool = pool;
+    const client = await pool.connect();
+    try {
+      await migrate(client, this.#schema);
+    } finally {
+      client.release();
+    }
+    for (const d of await partitionDays(pool)) this.#days.add(d);
+    this.#reader = new PostgresTaskReader(pool);
+    this.#announced = await this.lastSeq();
+    if (this.#appendListeners.size > 0) await this.#listen();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Jobs already handed to createJob are committed (and answered) before the pool closes.
+    await this.#starting?.catch(() => {});
+    while (this.#flushing) await this.#flushing;
+    clearTimeout(this.#listenerRetry);
+    const listener = this.#listener;
+    this.#listener = null;
+    await listener?.end().catch(() => {});
+    const pool = this.#pool;
+    this.#pool = null;
+    this.#reader = null;
+    await pool?.end();
+  }
+
+  // --- createJob: group commit ---
+
+  createJob(job: NewJob, charge: QuotaCharge): Promise<{ tasks: TaskRecord[] }> {
+    return new Promise((resolve, reject) => {
+      if (!this.#pool || this.#closed) {
+        reject(new Error('PostgresTaskStore is not started (call start() first) or was closed'));
+        return;
+      }
+      this.#pending.push({ job, charge, resolve, reject });
+      // Jobs submitted while a batch commits form the next batch.
+      this.#flushing ??= new Promise<void>((r) => setImmediate(r)).then(() => this.#flush());
+    });
+  }
+
+  async #flush(): Promise<void> {
+    try {
+      while (this.#pending.length > 0) {
+        const batch = this.#pending.splice(0, MAX_BATCH_JOBS);
+        await this.#commitBatch(batch);
+      }
+    } finally {
+      this.#flushing = null;
+    }
+  }
+
+  async #commitBatch(batch: readonly PendingJob[]): Promise<void> {
+    // A batch not committed (or not known to be) is refused whole: nothing of it is acknowledged.
+    const outcomes = await settleBatch(batch, () => this.#runBatch(batch));
+    const last = outcomes.reduce((m, o) => (o.ok ? Math.max(m, ...o.tasks.map((t) => t.seq ?? 0)) : m), 0);
+    if (last > 0) this.#announce(last);
+  }
+
+  async #runBatch(batch: readonly PendingJob[]): Promise<JobOutcome[]> {
+    for (let attempt = 1; ; attempt++) {
+      const days = batch.map((p) => dayOf(p.job.createdAt)).filter((d) => !this.#days.has(d));
+      if (days.length > 0) await this.#ensureDays(days);
+      const client = await this.#open().connect();
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        try {
+          const outcomes = await this.#writeBatch(client, batch);
+          await client.query('COMMIT');
+          return outcomes;
+        } catch (e) {
+          await client.query('ROLLBACK').catch(() => (broken = true));
+          throw e;
+        }
+      } catch (e) {
+        const code = pgCode(e);
+        if (code === PG.noPartition) this.#days.clear(); // another replica pruned a day this one still knew
+        const retry = e instanceof RetryBatch || code === PG.serializationFailure || code === PG.deadlock || code === PG.noPartition;
+        if (!retry || attempt >= MAX_ATTEMPTS) throw e;
+      } finally {
+        client.release(broken);
+      }
+    }
+  }
+
+  async #ensureDays(days: readonly number[]): Promise<void> {
+    // A day ahead too, so that midnight does not wait for DDL.
+    const wanted = [...new Set(days.flatMap((d) => [d, d + 1]))];
+    await ensurePartitions(this.#open(), this.#schema, wanted);
+    for (const d of wanted) this.#days.add(d);
+  }
+
+  /**
+   * The batch's statements, inside its transaction. Quota rows are locked first, all in one statement
+   * in key order; the log counter last (see "Log order" at the top of this file).
+   */
+  async #writeBatch(client: PoolClient, batch: readonly PendingJob[]): Promise<JobOutcome[]> {
+    // 1. Lock (creating when missing) every quota row the batch charges, in key order.
+    const keyOf = (appId: number, type: string, day: string): string => JSON.stringify([appId, type, day]);
+    const keys = [...new Map(batch.map(({ job, charge }) => [keyOf(job.appId, charge.quotaType, charge.day), { appId: job.appId, type: charge.quotaType, day: charge.day }])).values()];
+    const locked = await client.query<{ app_id: number; quota_type: string; day: string; used: number }>(
+      `INSERT INTO quota_usage (app_id, quota_type, day, used)
+       SELECT a, t, d, 0 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k(a, t, d) ORDER BY a, t, d
+       ON CONFLICT (app_id, quota_type, day) DO UPDATE SET used = quota_usage.used
+       RETURNING app_id, quota_type, day, used`,
+      [keys.map((k) => k.appId), keys.map((k) => k.type), keys.map((k) => k.day)],
+    );
+    const used = new Map(locked.rows.map((r) => [keyOf(r.app_id, r.quota_type, r.day), r.used]));
+
+    // 2. Admission, in submission order: duplicates, then quota (as SQLite: a refused job charges nothing).
+    const taken = new Set(
+      (await client.query<{ job_id: string }>('SELECT job_id FROM jobs WHERE job_id = ANY($1::text[])', [batch.map((p) => p.job.jobId)])).rows.map(
+        (r) => r.job_id,
+      ),
+    );
+    const outcomes: Array<JobOutcome | null> = [];
+    const admitted: PendingJob[] = [];
+    for (const p of batch) {
+      const key = keyOf(p.job.appId, p.charge.quotaType, p.charge.day);
+      const u = used.get(key) ?? 0;
+      if (taken.has(p.job.jobId)) outcomes.push({ ok: false, error: new DuplicateJobIdError() });
+      else if (u + p.charge.amount > p.charge.daily) outcomes.push({ ok: false, error: new QuotaExceededError(u) });
+      else {
+        taken.add(p.job.jobId);
+        used.set(key, u + p.charge.amount);
+        admitted.push(p);
+        outcomes.push(null);
+      }
+    }
+    if (admitted.length === 0) return outcomes as JobOutcome[];
+
+    // 3. Jobs, quota, refresh records, task ids: nothing here is ordered across writers.
+    const inserted = await client.query(
+      `INSERT INTO jobs (job_id, app_id, zone_id, type, method, created_at, secret_id, client_ip, source, task_count)
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(job_id text, app_id bigint, zone_id text, type text, method text,
+         created_at bigint, secret_id text, client_ip text, source text, task_count integer)
+       ON CONFLICT (job_id) DO NOTHING`,
+      [JSON.stringify(admitted.map(({ job: j }) => ({
+        job_id: j.jobId, app_id: j.appId, zone_id: j.zoneId, type: j.type, method: j.method, created_at: j.createdAt,
+        secret_id: j.secretId, client_ip: j.clientIp, source: j.source, task_count: j.tasks.length,
+      })))],
+    );
+    // A job with the same id committed since the check above: start over (the check then refuses it).
+    if (inserted.rowCount !== admitted.length) throw new RetryBatch('a job id was taken concurrently');
+    const charged = new Map<string, { appId: number; type: string; day: string; amount: number }>();
+    for (const { job, charge } of admitted) {
+      const key = keyOf(job.appId, charge.quotaType, charge.day);
+      const c = charged.get(key) ?? { appId: job.appId, type: charge.quotaType, day: charge.day, amount: 0 };
+      c.amount += charge.amount;
+      charged.set(key, c);
+    }
+    const charges = [...charged.values()];
+    await client.query(
+      `UPDATE quota_usage q SET used = q.used + d.amount
+       FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS d(a, t, day, amount)
+       WHERE q.app_id = d.a AND q.quota_type = d.t AND q.day = d.day`,
+      [charges.map((c) => c.appId), charges.map((c) => c.type), charges.map((c) => c.day), charges.map((c) => c.amount)],
+    );
+    const taskCount = admitted.reduce((n, p) => n + p.job.tasks.length, 0);
+    const ids = (await client.query<{ id: number }>("SELECT nextval('tasks_id_seq') AS id FROM generate_series(1, $1::int)", [taskCount])).rows
+      .map((r) => r.id)
+      .sort((a, b) => a - b);
+
+    // Records and rows, computed here; seqs are counted from the base the counter hands out below.
+    let nextId = 0;
+    let fanned = 0;
+    const rows: Array<Record<string, unknown>> = [];
+    const made: Array<{ tasks: Array<Omit<TaskRecord, 'seq'> & { fan: number | null }> }> = [];
+    const records: Array<Record<string, unknown>> = [];
+    for (const { job } of admitted) {
+      const tasks = job.tasks.map((t) => {
+        const hosts = [...new Set(t.hosts)];
+        const fan = t.fanOut ? ++fanned : null;
+        const id = ids[nextId++]!;
+        rows.push({
+          id, job_id: job.jobId, app_id: job.appId, zone_id: job.zoneId, type: job.type, method: job.method, target: t.target,
+          log_target: t.logTarget ?? t.target, hosts, headers: t.headers ?? null, status: t.status, created_at: job.createdAt, fan,
+        });
+        return {
+          id, jobId: job.jobId, appId: job.appId, zoneId: job.zoneId, type: job.type, method: job.method, target: t.target, hosts,
+          status: t.status, failType: null, failMessage: null, createdAt: job.createdAt, updatedAt: job.createdAt, fan,
+        };
+      });
+      made.push({ tasks });
+      if (isRefreshType(job.type)) {
+        [...new Set(tasks.flatMap((t) => t.hosts))].forEach((host, ord) => {
+          records.push({
+            job_id: job.jobId, host, ord, record_id: (ord === 0 ? jobRecordId(job.jobId) : null) ?? randomInt(1, RANDOM_RECORD_ID_LIMIT),
+            app_id: job.appId, created_at: job.createdAt, type: job.type, job_tasks: tasks.length,
+          });
+        });
+      }
+    }
+    await this.#insertRefreshRecords(client, records);
+
+    // 4. The serialized part: counter, tasks, hosts, log entries and the NOTIFY, in one statement.
+    const base = (
+      await client.query<{ base: number }>(
+        `WITH c AS (
+           UPDATE store_meta SET value = value + $2::bigint WHERE key = 'last_seq' AND $2::bigint > 0 RETURNING value - $2::bigint AS base
+         ), x AS (
+           SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, job_id text, app_id bigint, zone_id text, type text, method text,
+             target text, log_target text, hosts text[], headers jsonb, status text, created_at bigint, fan bigint)
+         ), t AS (
+           INSERT INTO tasks (id, job_id, app_id, zone_id, type, method, target, hosts, status, created_at, updated_at, seq)
+           SELECT x.id, x.job_id, x.app_id, x.zone_id, x.type, x.method, x.target, x.hosts, x.status, x.created_at, x.created_at,
+                  (SELECT c.base FROM c) + x.fan
+           FROM x
+         ), h AS (
+           INSERT INTO task_hosts (task_id, host, app_id, created_at, status, type, zone_id)
+           SELECT x.id, h.host, x.app_id, x.created_at, x.status, x.type, x.zone_id FROM x CROSS JOIN unnest(x.hosts) AS h(host)
+         ), l AS (
+           INSERT INTO purge_log (seq, task_id, job_id, app_id, type, method, hosts, target, headers, created_at)
+           SELECT c.base + x.fan, x.id, x.job_id, x.app_id, x.type, x.method, x.hosts, x.log_target, x.headers, x.created_at
+           FROM x CROSS JOIN c WHERE x.fan IS NOT NULL
+         )
+         SELECT c.base, pg_notify($3, (c.base + $2::bigint)::text) FROM c`,
+        [JSON.stringify(rows), fanned, this.#channel],
+      )
+    ).rows[0]?.base ?? 0;
+
+    let k = 0;
+    return outcomes.map((o) => {
+      if (o !== null) return o;
+      const tasks = made[k++]!.tasks.map(({ fan, ...t }) => ({ ...t, seq: fan === null ? null : base + fan }));
+      return { ok: true, tasks };
+    });
+  }
+
+  /** Inserts refresh records, drawing a new random id for any that clashes with an existing one. */
+  async #insertRefreshRecords(client: PoolClient, records: Array<Record<string, unknown>>): Promise<void> {
+    let todo = records;
+    while (todo.length > 0) {
+      const { rows } = await client.query<{ job_id: string; host: string }>(
+        `INSERT INTO refresh_records (job_id, host, ord, record_id, app_id, created_at, type, job_tasks)
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(job_id text, host text, ord integer, record_id bigint, app_id bigint,
+           created_at bigint, type text, job_tasks integer)
+         ON CONFLICT (record_id) DO NOTHING RETURNING job_id, host`,
+        [JSON.stringify(todo)],
+      );
+      const done = new Set(rows.map((r) => JSON.stringify([r.job_id, r.host])));
+      todo = todo
+        .filter((r) => !done.has(JSON.stringify([r.job_id, r.host])))
+        .map((r) => ({ ...r, record_id: randomInt(1, RANDOM_RECORD_ID_LIMIT) }));
+    }
+  }
+
+  // --- LISTEN/NOTIFY ---
+
+  onAppend(listener: (lastSeq: number) => void): () => void {
+    this.#appendListeners.add(listener);
+    if (this.#pool && !this.#listener && !this.#closed) void this.#listen().catch(() => this.#relisten());
+    return () => void this.#appendListeners.delete(listener);
+  }
+
+  /** Calls the listeners when `lastSeq` is news (local commits announce at once, their NOTIFY comes after). */
+  #announce(lastSeq: number): void {
+    if (lastSeq <= this.#announced) return;
+    this.#announced = lastSeq;
+    for (const l of [...this.#appendListeners]) l(lastSeq);
+  }
+
+  /** One connection that LISTENs to the log's channel; on loss it reconnects and announces what it missed. */
+  async #listen(): Promise<void> {
+    if (this.#listener || this.#closed) return;
+    const client = new pg.Client({ ...this.#poolConfig(), types: pgTypes });
+    this.#listener = client;
+    client.on('notification', (n) => {
+      const seq = Number(n.payload);
+      if (Number.isSafeInteger(seq)) this.#announce(seq);
+    });
+    client.on('error', () => this.#relisten());
+    client.on('end', () => this.#relisten());
+    await client.connect();
+    await client.query(`LISTEN ${quoteIdent(this.#channel)}`);
+    // Entries committed while no one listened.
+    this.#announce(await this.lastSeq());
+  }
+
+  #relisten(): void {
+    const old = this.#listener;
+    this.#listener = null;
+    old?.removeAllListeners('end');
+    void old?.end().catch(() => {});
+    if (this.#closed || this.#listenerRetry) return;
+    this.#listenerRetry = setTimeout(() => {
+      this.#listenerRetry = undefined;
+      void this.#listen().catch(() => this.#relisten());
+    }, 500);
+    this.#listenerRetry.unref();
+  }
+
+  // --- reads ---
+
+  async getJob(appId: number, jobId: string): Promise<JobRecord | null> {
+    const { rows } = await this.#open().query<JobRow>('SELECT * FROM jobs WHERE job_id = $1 AND app_id = $2', [jobId, appId]);
+    return rows[0] ? toJob(rows[0]) : null;
+  }
+
+  async jobTasks(appId: number, jobId: string): Promise<TaskRecord[]> {
+    return this.#read().jobTasks(appId, jobId);
+  }
+
+  async listTasks(q: TaskQuery): Promise<{ total: number; tasks: TaskRecord[] }> {
+    return this.#read().listTasks(q);
+  }
+
+  async listRefreshRecords(q: RefreshRecordQuery): Promise<{ total: number; records: RefreshRecord[] }> {
+    return this.#read().listRefreshRecords(q);
+  }
+
+  /**
+   * Diagnostics and tests: PostgreSQL's plan (EXPLAIN lines) of the statement listTasks would run.
+   * `forbidSeqScan` shows the index a query would use once the tables are big (on a small one a
+   * sequential scan is cheapest).
+   */
+  async explainListTasks(q: TaskQuery, options: { forbidSeqScan?: boolean } = {}): Promise<string[]> {
+    return this.#read().explainListTasks(q, options);
+  }
+
+  async quotaUsage(appId: number, day: string): Promise<ReadonlyMap<TaskType, number>> {
+    const { rows } = await this.#open().query<{ quota_type: string; used: number }>(
+      'SELECT quota_type, used FROM quota_usage WHERE app_id = $1 AND day = $2 AND used > 0',
+      [appId, day],
+    );
+    return new Map(rows.map((r) => [r.quota_type as TaskType, r.used]));
+  }
+
+  async readLog(afterSeq: number, limit: number): Promise<PurgeLogEntry[]> {
+    const n = Math.max(0, Math.trunc(limit));
+    if (n === 0) return [];
+    const { rows } = await this.#open().query<LogRow>(
+      `SELECT seq, task_id, job_id, app_id, type, method, hosts, target, headers, created_at
+       FROM purge_log WHERE seq > $1 ORDER BY seq LIMIT $2`,
+      [afterSeq, n],
+    );
+    return rows.map((r) => {
+      const entry: PurgeLogEntry = {
+        seq: r.seq, taskId: r.task_id, jobId: r.job_id, appId: r.app_id, type: r.type as TaskType, method: r.method as Method,
+        hosts: r.hosts, target: r.target, createdAt: r.created_at,
+      };
+      return r.headers === null ? entry : { ...entry, headers: r.headers };
+    });
+  }
+
+  async lastSeq(): Promise<number> {
+    const { rows } = await this.#open().query<{ value: number }>("SELECT value FROM store_meta WHERE key = 'last_seq'");
+    return rows[0]?.value ?? 0;
+  }
+
+  async firstSeq(): Promise<number> {
+    // Entries at or below pruned_through_seq are not part of the retained log, even if one survived (a
+    // job stamped earlier but committed later): a node that missed a pruned entry must see it fell behind.
+    const { rows } = await this.#open().query<{ first: number }>(
+      `SELECT coalesce((SELECT min(seq) FROM purge_log WHERE seq > p.value), l.value + 1) AS first
+       FROM store_meta p, store_meta l WHERE p.key = 'pruned_through_seq' AND l.key = 'last_seq'`,
+    );
+    return rows[0]?.first ?? 1;
+  }
+
+  // --- node progress and statuses ---
+
+  async ackNode(nodeId: string, seq: number, at: number, reports: readonly NodeReportInput[] = []): Promise<NodeReportOutcome[]> {
+    const progressSql =
+      `INSERT INTO node_progress (node_id, acked_seq, seen_at) VALUES ($1, $2, $3)
+       ON CONFLICT (node_id) DO UPDATE SET acked_seq = greatest(node_progress.acked_seq, excluded.acked_seq),
+                                           seen_at = greatest(node_progress.seen_at, excluded.seen_at)`;
+    if (reports.length === 0) {
+      await this.#open().query(progressSql, [nodeId, seq, at]);
+      return [];
+    }
+    // The ack and its reports in one transaction, as on SQLite; a report lands only on the task that holds
+    // its seq, so none outlives its task or names a seq it never had.
+    const client = await this.#open().connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(progressSql, [nodeId, seq, at]);
+      const outcomes: NodeReportOutcome[] = [];
+      for (const r of reports) {
+        const done = await client.query(
+          `INSERT INTO node_reports (task_id, node_id, seq, driver, executed_as, matched, note, applied_at, job_id, app_id, created_at)
+           SELECT id, $1, seq, $2, $3, $4, $5, $6, job_id, app_id, created_at FROM tasks WHERE id = $7 AND seq = $8
+           ON CONFLICT (task_id, node_id) DO NOTHING`,
+          [nodeId, r.driver, r.executedAs, r.matched, r.note, at, r.taskId, r.seq],
+        );
+        if ((done.rowCount ?? 0) > 0) outcomes.push('recorded');
+        else outcomes.push((await client.query('SELECT 1 FROM tasks WHERE id = $1 AND seq = $2', [r.taskId, r.seq])).rowCount ? 'duplicate' : 'unknown');
+      }
+      await client.query('COMMIT');
+      return outcomes;
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw e;
+    } finally {
+      client.release();
+    }
+  }
+
+  async jobNodeReports(appId: number, jobId: string): Promise<NodeReport[]> {
+    const { rows } = await this.#open().query<{
+      task_id: string; node_id: string; seq: string; driver: string | null; executed_as: string; matched: string | null; note: string | null; applied_at: string;
+    }>(
+      `SELECT task_id, node_id, seq, driver, executed_as, matched, note, applied_at FROM node_reports
+       WHERE job_id = $1 AND app_id = $2 ORDER BY task_id, node_id`,
+      [jobId, appId],
+    );
+    return rows.map((r) => ({
+      nodeId: r.node_id, taskId: Number(r.task_id), seq: Number(r.seq), driver: r.driver, executedAs: r.executed_as as NodeReport['executedAs'],
+      matched: r.matched === null ? null : Number(r.matched), note: r.note, appliedAt: Number(r.applied_at),
+    }));
+  }
+
+  async nodeProgress(): Promise<NodeProgress[]> {
+    const { rows } = await this.#open().query<{ node_id: string; acked_seq: number; seen_at: number }>(
+      'SELECT node_id, acked_seq, seen_at FROM node_progress ORDER BY node_id',
+    );
+    return rows.map((r) => ({ nodeId: r.node_id, ackedSeq: r.acked_seq, seenAt: r.seen_at }));
+  }
+
+  async updateTasks(updates: readonly TaskUpdate[], at: number): Promise<void> {
+    // The first update of a task wins (it is final; later ones would be ignored anyway).
+    const first = [...new Map([...updates].reverse().map((u) => [u.taskId, u])).values()];
+    if (first.length === 0) return;
+    const doc = JSON.stringify(first.map((u) => ({
+      task_id: u.taskId, status: u.status,
+      set_ft: u.failType !== undefined, ft: u.failType ?? null, set_fm: u.failMessage !== undefined, fm: u.failMessage ?? null,
+    })));
+    // tasks.id = ANY(...) lets every day partition answer from its id index.
+    await this.#open().query(
+      `WITH u AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS u(task_id bigint, status text, set_ft boolean, ft text, set_fm boolean, fm text)
+       ), t AS (
+         UPDATE tasks t SET status = u.status,
+                            fail_type = CASE WHEN u.set_ft THEN u.ft ELSE t.fail_type END,
+                            fail_message = CASE WHEN u.set_fm THEN u.fm ELSE t.fail_message END,
+                            updated_at = $2
+         FROM u WHERE t.id = u.task_id AND t.id = ANY($3::bigint[]) AND t.status = 'processing'
+         RETURNING t.id, t.created_at, t.status
+       )
+       UPDATE task_hosts h SET status = t.status FROM t
+       WHERE h.task_id = t.id AND h.created_at = t.created_at AND h.task_id = ANY($3::bigint[])`,
+      [doc, at, first.map((u) => u.taskId)],
+    );
+  }
+
+  async processingTasks(maxSeq: number, limit: number, afterSeq = 0): Promise<TaskRecord[]> {
+    const n = Math.max(0, Math.trunc(limit));
+    if (n === 0) return [];
+    const { rows } = await this.#open().query<TaskRow>(
+      `SELECT ${TASK_COLS} FROM tasks WHERE status = 'processing' AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3`,
+      [afterSeq, maxSeq, n],
+    );
+    return rows.map(toTask);
+  }
+
+  // --- retention ---
+
+  /**
+   * Whole days before `before` go by DROP of their partitions (cost independent of their size); what is
+   * left of the day holding `before` goes job by job in bounded transactions, as in SQLite. Then the log
+   * entries up to the highest seq pruned, and the quota days over everywhere.
+   */
+  async prune(before: number): Promise<number> {
+    const pool = this.#open();
+    let removed = 0;
+    const days = [...(await partitionDays(pool))].filter((d) => (d + 1) * DAY_MS <= before).sort((a, b) => a - b);
+    for (const day of days) removed += await this.#dropDay(day);
+    for (;;) {
+      const batch = await this.#pruneBatch(before);
+      removed += batch.tasks;
+      if (batch.jobs === 0) break;
+    }
+    // Log entries of pruned tasks (and any older one: they are outside the retained log, see firstSeq).
+    for (;;) {
+      const r = await pool.query(
+        `DELETE FROM purge_log WHERE seq IN (
+           SELECT seq FROM purge_log WHERE seq <= (SELECT value FROM store_meta WHERE key = 'pruned_through_seq') ORDER BY seq LIMIT $1)`,
+        [PRUNE_BATCH_LOG],
+      );
+      if ((r.rowCount ?? 0) < PRUNE_BATCH_LOG) break;
+    }
+    await pool.query('DELETE FROM node_reports WHERE created_at < $1', [before]);
+    // Quota days are zone-local dates; a day string more than a day older than `before` is over in every zone.
+    await pool.query('DELETE FROM quota_usage WHERE day < $1', [new Date(before - DAY_MS).toISOString().slice(0, 10)]);
+    return removed;
+  }
+
+  /** Drops one day's partitions with its jobs and records, in one transaction; returns its task count. */
+  async #dropDay(day: number): Promise<number> {
+    const client = await this.#open().connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      try {
+        // Dropping a partition locks its parent. Parents first, in one order, and never waiting long: a
+        // reader that holds one parent and wants the other must not be the one deadlock detection kills.
+        await client.query(`SET LOCAL lock_timeout = '${DROP_LOCK_TIMEOUT}'`);
+        await client.query('LOCK TABLE tasks, task_hosts IN ACCESS EXCLUSIVE MODE');
+        const t = partitionName('tasks', day);
+        const { rows } = await client.query<{ n: number; s: number | null }>(`SELECT count(*) AS n, max(seq) AS s FROM ${t}`);
+        const from = day * DAY_MS;
+        const to = from + DAY_MS;
+        await client.query('DELETE FROM refresh_records WHERE created_at >= $1 AND created_at < $2', [from, to]);
+        await client.query('DELETE FROM jobs WHERE created_at >= $1 AND created_at < $2', [from, to]);
+        await client.query(`DROP TABLE ${t}, ${partitionName('task_hosts', day)}`);
+        await this.#raisePrunedThrough(client, rows[0]?.s ?? null);
+        await client.query('COMMIT');
+        this.#days.delete(day);
+        return rows[0]?.n ?? 0;
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => (broken = true));
+        throw e;
+      }
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** Deletes one bounded batch of whole jobs created before `before`, in one transaction. */
+  async #pruneBatch(before: number): Promise<{ jobs: number; tasks: number }> {
+    const client = await this.#open().connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      try {
+        const { rows: candidates } = await client.query<{ job_id: string; task_count: number }>(
+          'SELECT job_id, task_count FROM jobs WHERE created_at < $1 ORDER BY created_at LIMIT $2',
+          [before, PRUNE_BATCH_JOBS],
+        );
+        const ids = pruneBatchJobs(candidates);
+        if (ids.length === 0) {
+          await client.query('COMMIT');
+          return { jobs: 0, tasks: 0 };
+        }
+        const { rows } = await client.query<{ n: number; s: number | null }>(
+          `WITH d AS (
+             DELETE FROM tasks t USING jobs j
+             WHERE j.job_id = ANY($1::text[]) AND t.job_id = j.job_id AND t.created_at = j.created_at
+             RETURNING t.id, t.created_at, t.seq
+           ), h AS (
+             DELETE FROM task_hosts h USING d WHERE h.task_id = d.id AND h.created_at = d.created_at
+           )
+           SELECT count(*) AS n, max(seq) AS s FROM d`,
+          [ids],
+        );
+        await client.query('DELETE FROM refresh_records WHERE job_id = ANY($1::text[])', [ids]);
+        await client.query('DELETE FROM jobs WHERE job_id = ANY($1::text[])', [ids]);
+        await this.#raisePrunedThrough(client, rows[0]?.s ?? null);
+        await client.query('COMMIT');
+        return { jobs: ids.length, tasks: rows[0]?.n ?? 0 };
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => (broken = true));
+        throw e;
+      }
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async #raisePrunedThrough(client: PoolClient, seq: number | null): Promise<void> {
+    if (seq === null) return;
+    await client.query("UPDATE store_meta SET value = greatest(value, $1) WHERE key = 'pruned_through_seq'", [seq]);
+  }
+
+  // --- internals ---
+
+  #open(): pg.Pool {
+    // Not #closed: close() lets the batches already accepted commit before the pool goes.
+    if (!this.#pool) throw new Error('PostgresTaskStore is not started (call start() first) or was closed');
+    return this.#pool;
+  }
+
+  #read(): PostgresTaskReader {
+    this.#open();
+    return this.#reader!;
+  }
+}
