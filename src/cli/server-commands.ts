@@ -57,7 +57,7 @@ async function serve(values: Values, writeDemo: boolean): Promise<number> {
   const running = await startControlPlane(config, logger);
   closers.push(() => running.close());
   const base = `http://${running.host}:${running.port}`;
-  const out: string[] = [`EdgePurge control plane on ${base}  (API 3.0 at /, legacy v2 at /v2/index.php)`, `config: ${path}`];
+  const out: string[] = [`EdgePurge control plane on ${base}  (API 3.0 at /, legacy v2 at /v2/index.php, web console at /console/)`, `config: ${path}`];
   if (writeDemo) {
     // The embedded default: every node of the config in this process, and the demo origin.
     if (config.demo) {

@@ -17,7 +17,11 @@ const SOURCES: Readonly<Record<string, string>> = { teo: 'EdgeOne API 3.0', cdn:
 
 function nodeChip(n: NodeView, tz: string): SafeHtml {
   const seen = n.seenAt === null ? 'never acked' : `last ack ${time(n.seenAt, tz)}`;
-  return html`<li class="node n-${n.state}" title="${`applied up to seq ${n.ackedSeq}; ${seen}${n.failMessage ? `; ${n.failMessage}` : ''}`}"><span class="dot" aria-hidden="true"></span>${n.nodeId} <span class="state">${n.state}</span></li>`;
+  // What the node's cache executed (issue 8): a Varnish ban is a delete even for an invalidate, and says so.
+  const r = n.report;
+  const executed = r ? ` ${r.executedAs}${r.matched === null ? '' : `, ${r.matched} matched`}` : '';
+  const note = r?.note ? `; ${r.note}` : '';
+  return html`<li class="node n-${n.state}" title="${`${n.driver}; applied up to seq ${n.ackedSeq}; ${seen}${note}${n.failMessage ? `; ${n.failMessage}` : ''}`}"><span class="dot" aria-hidden="true"></span>${n.nodeId} <span class="state">${n.state}</span><span class="executed">${executed}</span></li>`;
 }
 
 /** The live part of the job page. */

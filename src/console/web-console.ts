@@ -330,8 +330,9 @@ export class WebConsole {
   async #snapshot(appId: number, jobId: string): Promise<JobSnapshot | null> {
     const job = await this.#d.store.getJob(appId, jobId);
     if (!job) return null;
-    const tasks = await this.#d.store.jobTasks(appId, jobId);
-    return { job, tasks: tasks.map((task) => ({ task, nodes: this.#d.hub.nodeViews(task) })) };
+    const [tasks, reports] = await Promise.all([this.#d.store.jobTasks(appId, jobId), this.#d.store.jobNodeReports(appId, jobId)]);
+    const reportsOf = Map.groupBy(reports, (r) => r.taskId);
+    return { job, tasks: tasks.map((task) => ({ task, nodes: this.#d.hub.nodeViews(task, reportsOf.get(task.id)) })) };
   }
 
   async #job(res: ServerResponse, me: SignedIn, jobId: string): Promise<void> {

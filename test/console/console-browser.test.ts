@@ -76,6 +76,8 @@ test('console in chromium: sign in, purge a prefix and watch it settle live, fil
     fleet.node('edge-1').link.resume();
     await page.getByRole('status').filter({ hasText: 'Settled' }).waitFor(WAIT);
     await page.locator('tr[data-status="success"] .node.n-applied', { hasText: 'edge-1' }).waitFor(WAIT);
+    // What the node's cache executed, as it reported it (issue 8): the built-in edge ran the invalidate.
+    await page.locator('.node.n-applied .executed', { hasText: 'invalidate' }).waitFor(WAIT);
     assert.equal(await page.evaluate(() => (globalThis as unknown as { stayedPut?: boolean }).stayedPut), true, 'the job page updated without reloading');
     assert.ok(streams.some((u) => u.endsWith(`/console/jobs/${jobId}/events`)), `the page listened to its event stream: ${streams.join(', ')}`);
     assert.equal((await fleet.adminJob(jobId)).Tasks[0]?.Nodes[0]?.State, 'applied');
