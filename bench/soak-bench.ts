@@ -69,6 +69,8 @@ export interface LoadStats {
   readonly kinds: Readonly<Record<string, { sent: number; ok: number; failed: number; p50Ms: number; p99Ms: number }>>;
   /** Requests not sent because too many were in flight (the system fell behind the offered rate). */
   readonly skipped: number;
+  /** GETs sent again after a reset on a reused keep-alive socket (each counted once, by its outcome). */
+  readonly retries: number;
   readonly xcache: Readonly<Record<string, number>>;
   readonly errorSamples: readonly string[];
 }
@@ -355,7 +357,7 @@ export async function soakSection(heading: (title: string) => void, table: (rows
   log(`  at the end, resident memory by kind (MB, anon / file / shmem): ${r.breakdown.map((b) => `${b.name} ${fmtMb(b.anon)} / ${fmtMb(b.file)} / ${fmtMb(b.shmem)}`).join('; ')}`);
   const l = r.load;
   const total = Object.values(l.kinds).reduce((a, k) => a + k.sent, 0);
-  log(`  offered ${(total / l.seconds).toFixed(0)} req/s for ${(l.seconds / 60).toFixed(1)} min; skipped (too many in flight) ${l.skipped}; origin requests ${r.originRequests}`);
+  log(`  offered ${(total / l.seconds).toFixed(0)} req/s for ${(l.seconds / 60).toFixed(1)} min; skipped (too many in flight) ${l.skipped}; GETs retried after a reset on a reused socket ${l.retries}; origin requests ${r.originRequests}`);
   for (const [kind, k] of Object.entries(l.kinds)) {
     log(`    ${kind.padEnd(18)} ${(k.sent / l.seconds).toFixed(1).padStart(6)}/s  ok ${k.ok}  failed ${k.failed}  p50 ${k.p50Ms.toFixed(1)} ms  p99 ${k.p99Ms.toFixed(1)} ms`);
   }
@@ -535,7 +537,9 @@ class Mix {
 
 /** Open-loop load at `rps` (requests go out on schedule whether or not earlier ones were answered). */
 function runLoadGen(spec: LoadGenSpec): { stop: () => Promise<LoadStats> } {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  // Idle sockets are closed well before the servers' keep-alive timeouts (edge 5 s, control plane 65 s),
+  // so the generator does not send on a socket the server is closing (a reset counted as the system's).
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 32, timeout: 2000 });
   const mix = new Mix(spec);
   const kinds = new Map<string, { sent: number; answered: number; ok: number; failed: number; lat: number[] }>();
   const xcache: Record<string, number> = {};
@@ -543,6 +547,7 @@ function runLoadGen(spec: LoadGenSpec): { stop: () => Promise<LoadStats> } {
   const MAX_IN_FLIGHT = 256;
   let inFlight = 0;
   let skipped = 0;
+  let retries = 0;
   let issued = 0;
   const t0 = performance.now();
   const send = (kind: string, r: Req) => {
@@ -551,6 +556,7 @@ function runLoadGen(spec: LoadGenSpec): { stop: () => Promise<LoadStats> } {
     k.sent++;
     inFlight++;
     const started = performance.now();
+    let retried = false;
     const done = (err: string | undefined) => {
       inFlight--;
       // A fixed-size uniform sample of latencies (reservoir): the load generator's own RSS is measured too.
@@ -565,22 +571,33 @@ function runLoadGen(spec: LoadGenSpec): { stop: () => Promise<LoadStats> } {
       }
     };
     const body = r.body === undefined ? undefined : Buffer.from(r.body);
-    const req = http.request(
-      { host: '127.0.0.1', port: r.port, method: r.method, path: r.path, agent, headers: body ? { ...r.headers, 'Content-Length': body.length } : r.headers },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => r.readBody && chunks.push(c));
-        res.on('end', () => {
-          const x = res.headers['x-cache'];
-          if (typeof x === 'string') xcache[x] = (xcache[x] ?? 0) + 1;
-          done(r.check(res.statusCode ?? 0, res.headers, Buffer.concat(chunks).toString('utf8')));
-        });
-        res.on('error', (e) => done(`response: ${e.message}`));
-      },
-    );
-    req.setTimeout(30_000, () => req.destroy(new Error('timed out after 30 s')));
-    req.on('error', (e) => done(`request: ${e.message}`));
-    req.end(body);
+    const attempt = (): void => {
+      const req = http.request(
+        { host: '127.0.0.1', port: r.port, method: r.method, path: r.path, agent, headers: body ? { ...r.headers, 'Content-Length': body.length } : r.headers },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => r.readBody && chunks.push(c));
+          res.on('end', () => {
+            const x = res.headers['x-cache'];
+            if (typeof x === 'string') xcache[x] = (xcache[x] ?? 0) + 1;
+            done(r.check(res.statusCode ?? 0, res.headers, Buffer.concat(chunks).toString('utf8')));
+          });
+          res.on('error', (e) => done(`response: ${e.message}`));
+        },
+      );
+      req.setTimeout(30_000, () => req.destroy(new Error('timed out after 30 s')));
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        // A GET on a kept-alive socket the server closed as it went out: sent again once, as a browser does.
+        if (req.reusedSocket && e.code === 'ECONNRESET' && r.method === 'GET' && !retried) {
+          retried = true;
+          retries++;
+          return attempt();
+        }
+        done(`request: ${e.message}`);
+      });
+      req.end(body);
+    };
+    attempt();
   };
   const timer = setInterval(() => {
     const due = Math.floor(((performance.now() - t0) / 1000) * spec.rps);
@@ -601,7 +618,7 @@ function runLoadGen(spec: LoadGenSpec): { stop: () => Promise<LoadStats> } {
       agent.destroy();
       const out: Record<string, { sent: number; ok: number; failed: number; p50Ms: number; p99Ms: number }> = {};
       for (const [name, k] of kinds) out[name] = { sent: k.sent, ok: k.ok, failed: k.failed, p50Ms: quantile(k.lat, 0.5), p99Ms: quantile(k.lat, 0.99) };
-      return { seconds, kinds: out, skipped, xcache, errorSamples };
+      return { seconds, kinds: out, skipped, retries, xcache, errorSamples };
     },
   };
 }

@@ -49,6 +49,11 @@ export interface EdgeProxyOptions {
   readonly drainTimeoutMs?: number;
   /** Socket idle timeout towards origins. Default 30 000 ms. */
   readonly originTimeoutMs?: number;
+  /**
+   * How long an idle origin connection is kept for reuse. Default 4000 ms: under the shortest common
+   * origin keep-alive timeout (Apache's and Node's 5 s), so the edge, not the origin, closes it.
+   */
+  readonly originKeepAliveMs?: number;
   /** Client connection caps. Default: 256 per address, 8192 in all, 10 s to the first byte. */
   readonly connections?: ConnectionLimits;
   /** Longest a client may take to send a whole request (headers and body). Default 120 000 ms. */
@@ -140,6 +145,19 @@ function countHeader(raw: readonly string[], name: string): number {
   return n;
 }
 
+const DEFAULT_ORIGIN_KEEP_ALIVE_MS = 4000;
+
+/** How a kept-alive socket the peer has closed fails a request sent on it, before any response byte. */
+const isStaleSocket = (err: unknown): boolean =>
+  err instanceof Error && 'code' in err && (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ECONNABORTED');
+
+/** A request that failed on a reused socket the origin had closed; `cause` is the socket's error. */
+class StaleSocketError extends Error {
+  constructor(cause: Error) {
+    super(cause.message, { cause });
+  }
+}
+
 /** Client went away, or the origin broke mid-body: nothing to answer any more. */
 const isStreamAbort = (err: unknown): boolean =>
   err instanceof Error &&
@@ -158,8 +176,8 @@ export class EdgeProxy {
   readonly #options: EdgeProxyOptions;
   readonly #clock: Clock;
   readonly #domains = new Map<string, Origin>();
-  readonly #httpAgent = new http.Agent({ keepAlive: true });
-  readonly #httpsAgent = new https.Agent({ keepAlive: true });
+  readonly #httpAgent: http.Agent;
+  readonly #httpsAgent: https.Agent;
   #server: http.Server | undefined;
   #connections: ConnectionGuard | undefined;
   #port = 0;
@@ -176,6 +194,11 @@ export class EdgeProxy {
   constructor(options: EdgeProxyOptions) {
     this.#options = options;
     this.#clock = options.clock;
+    // The agent's timeout applies to idle pooled sockets (each request sets its own, originTimeoutMs);
+    // an origin's `Keep-Alive: timeout=N` hint shortens it further (node subtracts 1 s).
+    const pool = { keepAlive: true, timeout: options.originKeepAliveMs ?? DEFAULT_ORIGIN_KEEP_ALIVE_MS };
+    this.#httpAgent = new http.Agent(pool);
+    this.#httpsAgent = new https.Agent(pool);
     for (const d of options.domains) {
       const url = new URL(d.origin);
       if (url.protocol !== 'http:' && url.protocol !== 'https:') {
@@ -528,16 +551,40 @@ export class EdgeProxy {
     return out;
   }
 
-  #originRequest(
+  /**
+   * One request to the origin. A GET or HEAD without a body that fails on a reused keep-alive socket
+   * before any response byte is sent again once, on a new connection: the origin closed that socket
+   * just as the request went out (its keep-alive timeout won the race), so the request never reached
+   * it, and repeating an idempotent one is safe (RFC 9110 §9.2.2; the node docs' `reusedSocket` advice).
+   */
+  async #originRequest(
     origin: Origin,
     method: string,
     path: string,
     headers: HeaderMap,
     body?: IncomingMessage,
   ): Promise<IncomingMessage> {
+    const retriable = body === undefined && (method === 'GET' || method === 'HEAD');
+    try {
+      return await this.#originAttempt(origin, method, path, headers, body, true);
+    } catch (err) {
+      if (!(retriable && err instanceof StaleSocketError)) throw err instanceof StaleSocketError ? err.cause : err;
+      return await this.#originAttempt(origin, method, path, headers, body, false);
+    }
+  }
+
+  #originAttempt(
+    origin: Origin,
+    method: string,
+    path: string,
+    headers: HeaderMap,
+    body: IncomingMessage | undefined,
+    pooled: boolean,
+  ): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const u = origin.url;
       const secure = u.protocol === 'https:';
+      const pool = secure ? this.#httpsAgent : this.#httpAgent;
       const request = (secure ? https : http).request({
         protocol: u.protocol,
         hostname: u.hostname.replace(/^\[(.*)\]$/, '$1'),
@@ -545,11 +592,13 @@ export class EdgeProxy {
         method,
         path: origin.basePath + path,
         headers,
-        agent: secure ? this.#httpsAgent : this.#httpAgent,
+        // The retry takes a connection of its own (`Connection: close`): another pooled socket may be
+        // just as stale, having idled as long.
+        agent: pooled ? pool : false,
         timeout: this.#options.originTimeoutMs ?? 30_000,
       });
       request.once('response', resolve);
-      request.once('error', reject);
+      request.once('error', (err) => reject(request.reusedSocket && isStaleSocket(err) ? new StaleSocketError(err) : err));
       request.once('timeout', () => request.destroy(new Error('origin timed out')));
       if (body === undefined) request.end();
       else pipeline(body, request).catch((err: unknown) => request.destroy(err instanceof Error ? err : undefined));
