@@ -36,6 +36,13 @@ describe('SqliteTaskStore specifics', () => {
     assert.equal((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, LATEST_VERSION);
   });
 
+  it('regression: the writer\'s and the read workers\' page caches are bounded at 16 MiB (64 MiB was most of the soak\'s control-plane RSS growth)', async (t) => {
+    const store = new SqliteTaskStore({ path: join(tempDir(t), 'tasks.db'), readers: 1 });
+    t.after(() => store.close());
+    await store.start();
+    assert.deepEqual(await store.pageCacheKiB(), { writer: 16 * 1024, reader: 16 * 1024 });
+  });
+
   it('applies migrations once and refuses a database from a newer build', async (t) => {
     const db = new DatabaseSync(':memory:');
     t.after(() => db.close());

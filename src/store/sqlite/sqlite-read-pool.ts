@@ -3,6 +3,7 @@
 import { Worker } from 'node:worker_threads';
 import type { TaskRecord } from '../../purge/types.ts';
 import type { NodeReport, RefreshRecordQuery, RefreshRecord, TaskQuery } from '../task-store.ts';
+import { PAGE_CACHE_KIB } from './sqlite-rows.ts';
 import type { ReadCall, ReadOp, ReadReply, ReadWorkerData } from './sqlite-read-worker.ts';
 
 export interface SqliteReadPoolOptions {
@@ -11,7 +12,7 @@ export interface SqliteReadPoolOptions {
   /** At most this many worker threads, each with its own read-only connection. */
   readonly size: number;
   readonly busyTimeoutMs: number;
-  /** Page cache per connection, KiB (default 32 MiB). */
+  /** Page cache per connection, KiB (default PAGE_CACHE_KIB, 16 MiB). */
   readonly cacheKiB?: number;
   /** Nice value added to the workers' threads (Linux); 0 keeps the process's. */
   readonly niceness?: number;
@@ -23,12 +24,14 @@ interface ReadResults {
   jobNodeReports: NodeReport[];
   listTasks: { total: number; tasks: TaskRecord[] };
   listRefreshRecords: { total: number; records: RefreshRecord[] };
+  pageCacheKiB: number;
 }
 interface ReadArgs {
   jobTasks: [appId: number, jobId: string];
   jobNodeReports: [appId: number, jobId: string];
   listTasks: [q: TaskQuery];
   listRefreshRecords: [q: RefreshRecordQuery];
+  pageCacheKiB: [];
 }
 
 interface Job {
@@ -150,7 +153,7 @@ export class SqliteReadPool {
     const data: ReadWorkerData = {
       path: this.#o.path,
       busyTimeoutMs: this.#o.busyTimeoutMs,
-      cacheKiB: this.#o.cacheKiB ?? 32 * 1024,
+      cacheKiB: this.#o.cacheKiB ?? PAGE_CACHE_KIB,
       niceness: this.#o.niceness ?? 0,
     };
     const worker = new Worker(new URL('./sqlite-read-worker.ts', import.meta.url), { workerData: data });

@@ -4,10 +4,11 @@ import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { DatabaseSync } from 'node:sqlite';
 import { parentPort, workerData } from 'node:worker_threads';
+import { pageCacheKiB } from './sqlite-rows.ts';
 import { SqliteTaskReader } from './sqlite-task-reader.ts';
 
-/** The reads a worker serves: the history queries whose cost grows with a tenant's history. */
-export type ReadOp = 'jobTasks' | 'jobNodeReports' | 'listTasks' | 'listRefreshRecords';
+/** The reads a worker serves: the history queries whose cost grows with a tenant's history (and a diagnostic). */
+export type ReadOp = 'jobTasks' | 'jobNodeReports' | 'listTasks' | 'listRefreshRecords' | 'pageCacheKiB';
 
 export interface ReadWorkerData {
   readonly path: string;
@@ -59,6 +60,7 @@ function serve(port: NonNullable<typeof parentPort>, data: ReadWorkerData): void
     jobNodeReports: (a) => reader.jobNodeReports(a[0] as number, a[1] as string),
     listTasks: (a) => reader.listTasks(a[0] as Parameters<SqliteTaskReader['listTasks']>[0]),
     listRefreshRecords: (a) => reader.listRefreshRecords(a[0] as Parameters<SqliteTaskReader['listRefreshRecords']>[0]),
+    pageCacheKiB: () => pageCacheKiB(db),
   };
   port.on('message', (call: ReadCall) => {
     let reply: ReadReply;

@@ -8,6 +8,21 @@ import { jobRecordId, RANDOM_RECORD_ID_LIMIT } from '../refresh-record-ids.ts';
 
 export { TASK_COLS, taskCols, toJob, toTask, type JobRow, type TaskRow } from '../store-rows.ts';
 
+/**
+ * SQLite page cache of each connection, KiB (the writer's and every read worker's). It fills up to
+ * its bound and stays there, so it is resident memory: at 64 MiB it was most of the control plane's
+ * RSS growth in the soak (issue 7). 16 MiB holds the hot indexes; the OS page cache keeps the rest of
+ * the file a read() away.
+ */
+export const PAGE_CACHE_KIB = 16 * 1024;
+
+/** The connection's page cache bound, KiB (`PRAGMA cache_size`: negative values are KiB, positive pages). */
+export function pageCacheKiB(db: DatabaseSync): number {
+  const size = Number((db.prepare('PRAGMA cache_size').get() as { cache_size: number }).cache_size);
+  const pageSize = Number((db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size);
+  return size < 0 ? -size : (size * pageSize) / 1024;
+}
+
 export interface NodeReportRow {
   task_id: number;
   node_id: string;

@@ -14,7 +14,7 @@ import type {
 } from '../task-store.ts';
 import { LATEST_VERSION, migrate } from './migrations.ts';
 import { SqliteReadPool } from './sqlite-read-pool.ts';
-import { insertRefreshRecords, StatementCache, TASK_COLS, targetHash, toTask, type TaskRow } from './sqlite-rows.ts';
+import { insertRefreshRecords, PAGE_CACHE_KIB, pageCacheKiB, StatementCache, TASK_COLS, targetHash, toTask, type TaskRow } from './sqlite-rows.ts';
 import { HOUR_MS, SqliteTaskReader } from './sqlite-task-reader.ts';
 
 export { ftsTerm, trigramsOf } from './sqlite-task-reader.ts';
@@ -83,7 +83,7 @@ export class SqliteTaskStore implements TaskStore {
       db.exec('PRAGMA journal_mode = WAL');
       db.exec('PRAGMA synchronous = FULL');
       db.exec('PRAGMA journal_size_limit = 67108864');
-      db.exec('PRAGMA cache_size = -65536');
+      db.exec(`PRAGMA cache_size = ${-PAGE_CACHE_KIB}`);
       db.exec('PRAGMA temp_store = MEMORY');
       migrate(db);
     } catch (e) {
@@ -224,6 +224,14 @@ export class SqliteTaskStore implements TaskStore {
   /** Diagnostics and tests: as explainListTasks, for listRefreshRecords' count and record page. */
   explainListRefreshRecords(q: RefreshRecordQuery): string[] {
     return this.#reader.explainListRefreshRecords(q);
+  }
+
+  /**
+   * Diagnostics and tests: the page cache bound (KiB) of the writer's connection and of a read
+   * worker's (undefined without a pool).
+   */
+  async pageCacheKiB(): Promise<{ writer: number; reader: number | undefined }> {
+    return { writer: pageCacheKiB(this.#open()), reader: this.#pool ? await this.#pool.run('pageCacheKiB', 0) : undefined };
   }
 
   async quotaUsage(appId: number, day: string): Promise<ReadonlyMap<TaskType, number>> {
