@@ -69,7 +69,7 @@ function writeSeq(path: string, seq: number): void {
 }
 
 /** Starts the agent of node `nodeId`; `baseDir` is the config file's folder. */
-export async function startAgent(config: Readonly<Config>, nodeId: string, logger: Logger, opts: { baseDir: string; controlPlane?: string; metricsListen?: string }): Promise<RunningAgent> {
+export async function startAgent(config: Readonly<Config>, nodeId: string, logger: Logger, opts: { baseDir: string; controlPlane?: string | readonly string[]; metricsListen?: string }): Promise<RunningAgent> {
   const node = config.nodes.find((n) => n.id === nodeId);
   if (!node) throw new Error(`no node "${nodeId}" in the config's nodes list (have: ${config.nodes.map((n) => n.id).join(', ') || 'none'})`);
   if (!node.driver) throw new Error(`node "${nodeId}" has no driver: it is a built-in edge, run \`edgepurge edge --node ${nodeId}\``);
@@ -121,7 +121,7 @@ export async function startAgent(config: Readonly<Config>, nodeId: string, logge
   const endpoints = await startNodeEndpoints(
     config,
     node,
-    () => agentRegistry(node.id, () => ({ ...target.status(), connected: agent.connected })),
+    () => agentRegistry(node.id, () => ({ ...target.status(), connected: agent.connected, failovers: agent.failovers })),
     () => ({ connected: agent.connected, leaseFresh: systemClock.now() <= target.status().leaseUntil }),
     opts.metricsListen,
   ).catch(async (e: unknown) => {

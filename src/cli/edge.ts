@@ -22,7 +22,7 @@ export interface RunningEdge {
 }
 
 /** Starts node `nodeId` of `config`; `controlPlane` overrides where it finds the control plane. */
-export async function startEdgeNode(config: Readonly<Config>, nodeId: string, logger: Logger, opts: { controlPlane?: string; listen?: string; metricsListen?: string } = {}): Promise<RunningEdge> {
+export async function startEdgeNode(config: Readonly<Config>, nodeId: string, logger: Logger, opts: { controlPlane?: string | readonly string[]; listen?: string; metricsListen?: string } = {}): Promise<RunningEdge> {
   const node = config.nodes.find((n) => n.id === nodeId);
   if (!node) throw new Error(`no node "${nodeId}" in the config's nodes list (have: ${config.nodes.map((n) => n.id).join(', ') || 'none'})`);
   const listen = opts.listen ?? node.listen;
@@ -50,7 +50,7 @@ export async function startEdgeNode(config: Readonly<Config>, nodeId: string, lo
   const endpoints = await startNodeEndpoints(
     config,
     node,
-    () => edgeRegistry(node.id, () => ({ ...proxy.stats(), connected: agent.connected })),
+    () => edgeRegistry(node.id, () => ({ ...proxy.stats(), connected: agent.connected, failovers: agent.failovers })),
     () => ({ connected: agent.connected, leaseFresh: proxy.leaseFresh() }),
     opts.metricsListen,
   ).catch(async (e: unknown) => {

@@ -23,12 +23,17 @@ function logLevel(): LogLevel {
 
 const str = (v: Values, k: string): string | undefined => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
 
-/** --control-plane in any form --endpoint takes (the serve banner's `127.0.0.1:8080` included). */
-function controlPlaneOf(v: Values): { controlPlane?: string } {
+/**
+ * --control-plane: one URL or several replicas' comma-separated, each in any form --endpoint takes (the
+ * serve banner's `127.0.0.1:8080` included).
+ */
+function controlPlaneOf(v: Values): { controlPlane?: string[] } {
   const given = str(v, 'control-plane');
   if (given === undefined) return {};
+  const parts = given.split(',').map((p) => p.trim());
+  if (parts.some((p) => p === '')) throw new UsageError(`--control-plane: an empty URL in "${given}" (separate several with commas, no empty entries)`);
   try {
-    return { controlPlane: normalizeEndpoint(given) };
+    return { controlPlane: parts.map((p) => normalizeEndpoint(p)) };
   } catch (e) {
     throw new UsageError(`--control-plane: ${(e as Error).message}`);
   }
@@ -137,7 +142,7 @@ const CONFIG_FILE: OptionSpec = { type: 'string', arg: 'FILE', help: 'the config
 const NODE_OPTIONS = {
   config: CONFIG_FILE,
   node: { type: 'string', arg: 'ID', help: 'which entry of the config\'s nodes list this process is' },
-  'control-plane': { type: 'string', arg: 'URL', help: 'where the control plane is, as --endpoint (default: the node\'s controlPlane, else http://server.listen)' },
+  'control-plane': { type: 'string', arg: 'URL[,URL…]', help: 'where the control plane is, as --endpoint; several replicas comma-separated, the node fails over between them (default: the node\'s controlPlane, else http://server.listen)' },
 } satisfies Record<string, OptionSpec>;
 
 /** A command that prints a shipped file, loaded only when asked for. */

@@ -92,6 +92,8 @@ const nginxDriver = z.strictObject({
   timeoutMs: z.int().positive().optional(),
 });
 
+const controlPlaneUrl = z.url({ protocol: /^https?$/ });
+
 const node = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
   /** The built-in edge's listen address; absent for a node whose cache is driven by `edgepurge agent`. */
@@ -101,8 +103,11 @@ const node = z.strictObject({
   /** Where `edgepurge agent` keeps the seq it applied (default ./data/agent-ID.seq). */
   stateFile: z.string().min(1).optional(),
   token: z.string().min(16),
-  /** Where the node finds the control plane; defaults to http://server.listen. */
-  controlPlane: z.url({ protocol: /^https?$/ }).optional(),
+  /**
+   * Where the node finds the control plane; defaults to http://server.listen. A list: replicas on one
+   * store, the node streams from one and fails over to the others (README "Scale-out").
+   */
+  controlPlane: z.union([controlPlaneUrl, z.array(controlPlaneUrl).min(1).max(64)]).optional(),
   /** Hosts this node serves; all configured domains when absent. */
   hosts: z.array(hostname).optional(),
   /** Bytes of memory for cached objects. */

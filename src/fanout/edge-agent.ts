@@ -53,8 +53,11 @@ export interface EdgeTarget {
 }
 
 export interface EdgeAgentOptions {
-  /** Control plane base URL, e.g. http://127.0.0.1:8080 */
-  readonly controlPlane: string;
+  /**
+   * Control plane base URL, e.g. http://127.0.0.1:8080, or several replicas' URLs on one store: the agent
+   * streams from one at a time and moves to the next when its stream fails or goes silent.
+   */
+  readonly controlPlane: string | readonly string[];
   readonly nodeId: string;
   readonly token: string;
   readonly target: EdgeTarget;
@@ -90,9 +93,21 @@ export class EdgeAgent {
    */
   #positioned = false;
   #waiters = new Set<() => void>();
+  /** The replicas in this node's own order (shuffled, so that nodes spread over them and fail over apart). */
+  readonly #urls: readonly string[];
+  /** Index in #urls of the replica streamed from (or tried next); acks go to it too. */
+  #current = 0;
+  /** The replica the last stream was opened on; -1 before the first. */
+  #lastConnected = -1;
+  #failovers = 0;
+  /** Aborted when the stream ends: an ack stuck on a dead replica must not hold back acks to the next one. */
+  #ackAbort = new AbortController();
 
   constructor(options: EdgeAgentOptions) {
     this.#o = options;
+    const urls = typeof options.controlPlane === 'string' ? [options.controlPlane] : [...options.controlPlane];
+    if (urls.length === 0) throw new Error('EdgeAgent: no control-plane URL');
+    this.#urls = shuffle(urls);
   }
 
   /** Connects and keeps reconnecting (exponential backoff with jitter) until close(). */
@@ -125,6 +140,16 @@ export class EdgeAgent {
     return this.#connected;
   }
 
+  /** The control-plane URL the node streams from (or tries next). */
+  get controlPlane(): string {
+    return this.#urls[this.#current]!;
+  }
+
+  /** Streams opened on another replica than the one before (the `*_failovers_total` metrics). */
+  get failovers(): number {
+    return this.#failovers;
+  }
+
   /** Resolves once the stream is connected and the node has applied and acked everything up to `seq`. */
   async waitForAck(seq: number): Promise<void> {
     while (this.#ackedSeq < seq && !this.#closed) await new Promise<void>((r) => this.#waiters.add(r));
@@ -132,16 +157,35 @@ export class EdgeAgent {
 
   async #run(): Promise<void> {
     let backoff = 100;
+    // Attempts since the last stream opened: while some replica is still untried, the next one is tried
+    // at once (a dead replica must not cost a backoff per replica); a whole round failed backs off.
+    let failed = 0;
     while (!this.#closed) {
+      const url = this.controlPlane;
       try {
-        await this.#streamOnce(() => {
+        await this.#streamOnce(url, () => {
           backoff = 100;
+          failed = 0;
+          if (this.#lastConnected !== -1 && this.#lastConnected !== this.#current) {
+            this.#failovers++;
+            this.#o.logger.warn('streaming from another control-plane replica', { node: this.#o.nodeId, controlPlane: url, appliedSeq: this.#o.target.appliedSeq });
+          }
+          this.#lastConnected = this.#current;
         });
       } catch (e) {
-        if (!this.#closed) this.#o.logger.warn('purge stream lost; reconnecting', { node: this.#o.nodeId, error: e, inMs: backoff });
+        if (!this.#closed) this.#o.logger.warn('purge stream lost; reconnecting', { node: this.#o.nodeId, controlPlane: url, error: e, inMs: backoff });
       }
       this.#connected = false;
+      this.#ackAbort.abort();
+      this.#ackAbort = new AbortController();
       if (this.#closed) break;
+      failed++;
+      this.#current = (this.#current + 1) % this.#urls.length;
+      if (failed < this.#urls.length) {
+        await sleep(Math.random() * 50, this.#abort.signal);
+        continue;
+      }
+      failed = 0;
       await sleep(backoff + Math.random() * backoff, this.#abort.signal);
       backoff = Math.min(backoff * 2, 5000);
     }
@@ -151,13 +195,19 @@ export class EdgeAgent {
     return { Authorization: `Bearer ${this.#o.token}`, 'X-Edge-Node': this.#o.nodeId };
   }
 
-  #streamOnce(onConnected: () => void): Promise<void> {
+  #streamOnce(base: string, onConnected: () => void): Promise<void> {
     const { target } = this.#o;
     // A node without a place in the log need not replay history: it starts at the log's end (see 'hello').
+    // After a failover too: the replicas share one log, so the node resumes after its applied seq.
     const after = this.#positioned || target.appliedSeq > 0 ? target.appliedSeq : -1;
-    const url = new URL(`/edge/v1/stream?after=${after}`, this.#o.controlPlane);
+    const url = new URL(`/edge/v1/stream?after=${after}`, base);
     return new Promise<void>((resolve, reject) => {
+      // A replica that accepts the connection and never answers (a black-holed host, a hung process) is
+      // as dead as one that refuses it: no answer within stallMs moves the node on.
+      const noAnswer = setTimeout(() => req.destroy(new Error('no answer from the control plane')), this.#o.stallMs ?? 5000);
+      noAnswer.unref();
       const req = request(url, { headers: this.#headers(), signal: this.#abort.signal }, (res) => {
+        clearTimeout(noAnswer);
         if (res.statusCode !== 200) {
           res.resume();
           reject(new Error(`stream answered HTTP ${res.statusCode}`));
@@ -203,7 +253,10 @@ export class EdgeAgent {
           resolve();
         });
       });
-      req.on('error', reject);
+      req.on('error', (e) => {
+        clearTimeout(noAnswer);
+        reject(e);
+      });
       req.end();
     });
   }
@@ -293,7 +346,8 @@ export class EdgeAgent {
     let reply: AckResponse;
     try {
       const body: AckRequest = { seq, results, driver: target.driver, ...(reports.length ? { reports } : {}) };
-      reply = await postJson<AckResponse>(new URL('/edge/v1/ack', this.#o.controlPlane), this.#headers(), body, this.#abort.signal);
+      // To the replica streamed from: it knows what it streamed (reports, prefetch results).
+      reply = await postJson<AckResponse>(new URL('/edge/v1/ack', this.controlPlane), this.#headers(), body, AbortSignal.any([this.#abort.signal, this.#ackAbort.signal]));
     } catch (e) {
       this.#results = [...results, ...this.#results];
       this.#reports = [...reports, ...this.#reports];
@@ -371,6 +425,16 @@ function postJson<T>(url: URL, headers: Record<string, string>, body: unknown, s
     req.on('error', reject);
     req.end(data);
   });
+}
+
+/** A copy of `xs` in random order (Fisher–Yates). */
+function shuffle<T>(xs: readonly T[]): T[] {
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts (close() must not wait out a 10 s backoff). */

@@ -12,6 +12,8 @@ interface StreamSnapshot {
   readonly leaseUntil: number;
   /** Purges applied, by type. */
   readonly appliedByType: Readonly<Record<string, number>>;
+  /** Streams opened on another control-plane replica than the one before. */
+  readonly failovers: number;
 }
 
 export interface EdgeSnapshot extends StreamSnapshot {
@@ -95,6 +97,7 @@ class SnapshotMetrics<S> {
       const until = s(x).leaseUntil;
       return Number.isFinite(until) ? until / 1000 : 0;
     });
+    this.counter(`${prefix}_failovers_total`, 'Purge-log streams opened on another control-plane replica than the one before (the node failed over).', (x) => s(x).failovers);
     this.counterBy(`${prefix}_purges_applied_total`, 'Purge-log entries applied to the cache, by type.', 'type', (x) => s(x).appliedByType);
   }
 }

@@ -226,6 +226,8 @@ describe('exit codes', () => {
       [['purge', 'url', 'http://x/', '--wait', '--timeout', 'soon'], env, /--timeout takes a duration/],
       [['purge', 'url', '--help', '--colour'], env, /Unknown option '--colour'/],
       [['edge', '--config', 'x.yaml', '--node', 'n', '--control-plane', 'ftp://x'], {}, /--control-plane: .*http:\/\/ or https:\/\//],
+      [['agent', '--config', 'x.yaml', '--node', 'n', '--control-plane', '127.0.0.1:8080,ftp://x'], {}, /--control-plane: .*http:\/\/ or https:\/\//],
+      [['edge', '--config', 'x.yaml', '--node', 'n', '--control-plane', '127.0.0.1:8080,,127.0.0.1:8081'], {}, /--control-plane: an empty URL/],
       [['serve'], {}, /serve needs --config FILE/],
     ];
     const [help, ...runs] = await Promise.all([cli(['help']), ...cases.map(([args, e]) => cli(args, e))]);

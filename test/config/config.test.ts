@@ -235,3 +235,15 @@ describe('store: postgres (issue 9)', () => {
     assert.ok(problems({ accounts: [account()], store: { driver: 'postgres' } }).some((p) => p.startsWith('store.url')));
   });
 });
+
+describe('nodes[].controlPlane', () => {
+  const node = (controlPlane: unknown) => ({ accounts: [account()], nodes: [{ id: 'edge-1', listen: '127.0.0.1:8081', token: 'token-edge-1-0123456789', controlPlane }] });
+  test('one URL or a list of replicas', () => {
+    assert.equal(parseConfig(node('http://10.0.0.1:8080')).nodes[0]!.controlPlane, 'http://10.0.0.1:8080');
+    assert.deepEqual(parseConfig(node(['http://10.0.0.1:8080', 'https://10.0.0.2:8443'])).nodes[0]!.controlPlane, ['http://10.0.0.1:8080', 'https://10.0.0.2:8443']);
+  });
+  test('an empty list or a bad URL in it is refused', () => {
+    assert.match(problems(node([])).join('\n'), /nodes\.0\.controlPlane/);
+    assert.match(problems(node(['http://10.0.0.1:8080', 'ftp://10.0.0.2'])).join('\n'), /nodes\.0\.controlPlane/);
+  });
+});
