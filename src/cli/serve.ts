@@ -1,6 +1,7 @@
 // `edgepurge serve`: the control plane on the configured store, until SIGINT/SIGTERM.
 import type { Config } from '../config/schema.ts';
 import { ControlPlane } from '../server/control-plane.ts';
+import { periodicDuty } from '../server/duties.ts';
 import { systemClock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import { openStore } from '../store/index.ts';
@@ -20,18 +21,14 @@ export async function startControlPlane(config: Readonly<Config>, logger: Logger
   const store = await openStore(config.store);
   const controlPlane = new ControlPlane({ config, store, clock: systemClock, logger });
   const { host, port } = await controlPlane.start(listen);
-  // Retention (30 days by default): prune in the background, in bounded batches inside the store.
-  const prune = async () => {
-    try {
+  // Retention (30 days by default): pruned in the background, in bounded batches inside the store, by the
+  // leading replica only (a duty).
+  controlPlane.duties.register(
+    periodicDuty('pruning', 10 * 60_000, async () => {
       const removed = await store.prune(systemClock.now() - config.server.retentionDays * DAY);
       if (removed) logger.info('pruned old tasks', { removed });
-    } catch (e) {
-      logger.error('pruning failed', { error: e });
-    }
-  };
-  const timer = setInterval(() => void prune(), 10 * 60_000);
-  timer.unref();
-  void prune();
+    }, logger),
+  );
   let closing: Promise<void> | undefined;
   return {
     host,
@@ -40,7 +37,6 @@ export async function startControlPlane(config: Readonly<Config>, logger: Logger
     store,
     close: () =>
       (closing ??= (async () => {
-        clearInterval(timer);
         await controlPlane.close();
         await store.close();
       })()),

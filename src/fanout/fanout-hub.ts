@@ -217,9 +217,17 @@ export class FanoutHub {
   #settling: Promise<void> | undefined;
   #settleAgain = false;
   #closed = false;
+  /**
+   * This process runs the full settle pass (the `settle` duty, issue 9): fenced nodes count as done and
+   * deadlines end tasks as `timeout`. A replica that does not lead settles only what every responsible
+   * node has applied (store-read progress): never on an assumption about a node it may not stream to.
+   * Alone on its store (SQLite) a process always leads.
+   */
+  #leader: boolean;
 
   constructor(options: FanoutHubOptions) {
     this.#o = options;
+    this.#leader = options.store.replicas === undefined;
     for (const n of options.config.nodes) this.#nodes.set(n.id, n);
   }
 
@@ -288,6 +296,18 @@ export class FanoutHub {
     this.#wakeStreams();
     for (const res of this.#streams.keys()) res.end();
     await this.#settling;
+  }
+
+  /** Takes up (true) or leaves (false) the full settle pass; see #leader. */
+  lead(leader: boolean): void {
+    if (this.#leader === leader) return;
+    this.#leader = leader;
+    if (leader) this.settle();
+  }
+
+  /** Whether this hub runs the full settle pass now. */
+  get leading(): boolean {
+    return this.#leader;
   }
 
   /** Wakes the streams: new entries up to `lastSeq` are committed. */
@@ -639,6 +659,11 @@ export class FanoutHub {
     return { failed, ignored };
   }
 
+  /** Fenced, as the verdict may assume it: only the leader assumes anything (see #leader). */
+  #countsFenced(nodeId: string, now: number): boolean {
+    return this.#leader && this.#fenced(nodeId, now);
+  }
+
   #fenced(nodeId: string, now: number): boolean {
     const node = this.#nodes.get(nodeId);
     // A cache that keeps serving without its agent (nginx) may still hold the purged copy: never fenced.
@@ -676,6 +701,8 @@ export class FanoutHub {
 
   async #settleOnce(): Promise<void> {
     const { store, clock } = this.#o;
+    // Replicas record the acks of the nodes that stream from them: their progress and leases are in the store.
+    if (store.replicas) await this.#loadProgress();
     const now = clock.now();
     const last = await store.lastSeq();
     // Page through every processing task; settle each page on its own and yield between pages, so a
@@ -712,6 +739,16 @@ export class FanoutHub {
     }
   }
 
+  /** Merges the store's node progress (acks taken by other replicas) into this process's view. */
+  async #loadProgress(): Promise<void> {
+    for (const p of await this.#o.store.nodeProgress()) {
+      if (!this.#nodes.has(p.nodeId)) continue;
+      const mine = this.#progress.get(p.nodeId);
+      if (mine && mine.ackedSeq >= p.ackedSeq && mine.seenAt >= p.seenAt) continue;
+      this.#progress.set(p.nodeId, { ackedSeq: Math.max(p.ackedSeq, mine?.ackedSeq ?? 0), seenAt: Math.max(p.seenAt, mine?.seenAt ?? 0) });
+    }
+  }
+
   async #finish(updates: TaskUpdate[], at: number): Promise<void> {
     await this.#o.store.updateTasks(updates, at);
     for (const u of updates) {
@@ -741,13 +778,15 @@ export class FanoutHub {
         return { taskId: t.id, status: 'failed', failType: failed.failType, failMessage: failed.failMessage };
       }
       // A prefetch is done when every reachable node has the object; a fenced node cannot fetch it.
-      pending = nodes.filter((n) => !outcome?.ok.has(n) && !this.#fenced(n, now));
+      pending = nodes.filter((n) => !outcome?.ok.has(n) && !this.#countsFenced(n, now));
       if (pending.length === 0 && (outcome?.ok.size ?? 0) > 0) return { taskId: t.id, status: 'success' };
       if (pending.length === 0) pending = nodes;
     } else {
-      pending = nodes.filter((n) => (this.#progress.get(n)?.ackedSeq ?? 0) < seq && !this.#fenced(n, now));
+      pending = nodes.filter((n) => (this.#progress.get(n)?.ackedSeq ?? 0) < seq && !this.#countsFenced(n, now));
       if (pending.length === 0) return { taskId: t.id, status: 'success' };
     }
+    // Deadlines are the leader's to call (a replica's clock or view may lag).
+    if (!this.#leader) return undefined;
     if (now - t.createdAt > this.#o.config.fanout.taskTimeoutMs) {
       for (const nodeId of pending) this.#noteError(nodeId, t, now, `${t.target}: not applied within ${Math.round(this.#o.config.fanout.taskTimeoutMs / 1000)} s`);
       return {

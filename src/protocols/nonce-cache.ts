@@ -31,7 +31,8 @@ interface Entry {
  * An entry lives until its Timestamp falls out of the window; after that the timestamp check refuses
  * the request anyway. Each account has its own bound, passed with every check (it follows the
  * account's rate limit, which a reload may change): when an account's share is full only that
- * account is refused, never by forgetting live entries. Per process: replicas each keep their own.
+ * account is refused, never by forgetting live entries. Per process: replicas on one store also share
+ * a replay memory in it (ReplicaCoordination.claimNonce), checked after this one.
  */
 export class NonceCache {
   readonly #windowSeconds: number;
@@ -76,8 +77,7 @@ export class NonceCache {
    */
   record(account: number, claim: NonceClaim, nowMs: number): void {
     const key = keyOf(claim);
-    // Accepted while |now - ts| <= window (in whole seconds), i.e. until the start of second ts + window + 1.
-    const expiresAt = (claim.timestamp + this.#windowSeconds + 1) * 1000;
+    const expiresAt = nonceExpiresAt(claim, this.#windowSeconds);
     if (expiresAt <= nowMs || this.#live.has(key)) return;
     this.#push({ expiresAt, key, account });
     this.#live.add(key);
@@ -130,6 +130,19 @@ export class NonceCache {
  */
 const keyOf = (c: NonceClaim): string => c.signature;
 
+/** Accepted while |now - ts| <= window (in whole seconds), i.e. until the start of second ts + window + 1. */
+export const nonceExpiresAt = (claim: NonceClaim, windowSeconds: number): number => (claim.timestamp + windowSeconds + 1) * 1000;
+
+/** The replay memory's key of a claim, shared by replicas (see keyOf). */
+export const nonceKey = (claim: NonceClaim): string => keyOf(claim);
+
+/** AuthFailure.ReplayAttack for `claim`. */
+export const replayAttack = (claim: NonceClaim): ApiError =>
+  new ApiError(
+    'AuthFailure.ReplayAttack',
+    `Nonce ${claim.nonce} with Timestamp ${claim.timestamp} was already used for this very request; every request needs a fresh Nonce.`,
+  );
+
 /** The bound for an account whose rate limit is off (`rateLimit: false`): nothing to derive it from. */
 export const UNTHROTTLED_NONCE_CAPACITY = 1_000_000;
 
@@ -155,10 +168,7 @@ export function nonceCapacity(rateLimit: { readonly perSecond: number; readonly 
 export function reserveNonce(cache: NonceCache, account: number, claim: NonceClaim, capacity: number, nowMs: number): () => void {
   switch (cache.check(account, claim, capacity, nowMs)) {
     case 'replayed':
-      throw new ApiError(
-        'AuthFailure.ReplayAttack',
-        `Nonce ${claim.nonce} with Timestamp ${claim.timestamp} was already used for this very request; every request needs a fresh Nonce.`,
-      );
+      throw replayAttack(claim);
     case 'full':
       throw new ApiError(
         'RequestLimitExceeded',

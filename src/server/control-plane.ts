@@ -12,7 +12,7 @@ import { PurgeService } from '../purge/purge-service.ts';
 import { readBody } from '../protocols/http-body.ts';
 import type { JsonReply } from '../protocols/json-reply.ts';
 import { clientIp, type RawRequest } from '../protocols/request-parts.ts';
-import { NonceCache, nonceCapacity, reserveNonce, type NonceClaim } from '../protocols/nonce-cache.ts';
+import { NonceCache, nonceCapacity, nonceExpiresAt, nonceKey, replayAttack, reserveNonce, type NonceClaim } from '../protocols/nonce-cache.ts';
 import { API3_TIMESTAMP_WINDOW_SECONDS, decodeApi3Request } from '../protocols/tc3/api3-request.ts';
 import { renderApi3Error, renderApi3Success } from '../protocols/tc3/api3-envelope.ts';
 import { decodeV2Request, V2_TIMESTAMP_WINDOW_SECONDS } from '../protocols/v2/v2-request.ts';
@@ -23,10 +23,12 @@ import { ApiError } from '../shared/errors.ts';
 import { splitHostPort } from '../shared/host-port.ts';
 import { newRequestId } from '../shared/ids.ts';
 import type { Logger } from '../shared/logger.ts';
-import { TokenBuckets } from '../shared/token-bucket.ts';
 import type { TaskStore } from '../store/task-store.ts';
+import type { ReplicaCoordination } from '../store/replica-coordination.ts';
 import { FanoutHub } from '../fanout/fanout-hub.ts';
 import { adminRoutes, type AdminRoutes } from './admin-routes.ts';
+import { Duties, periodicDuty } from './duties.ts';
+import { RateLimits } from './rate-limits.ts';
 import { api3Name, ControlPlaneObservability, errorCode } from './control-plane-observability.ts';
 import { WebConsole, type WebConsoleDeps } from '../console/web-console.ts';
 import { overflowedHead, overflowedProtocol } from './overflow-protocol.ts';
@@ -72,7 +74,14 @@ export class ControlPlane {
   readonly #console: WebConsole;
   #o: ControlPlaneOptions;
   readonly #server: Server;
-  readonly #buckets: TokenBuckets;
+  readonly #rates: RateLimits;
+  /** Replicas sharing the store (PostgreSQL): their election, rate limit and replay memory; undefined alone. */
+  readonly #replicas: ReplicaCoordination | undefined;
+  /**
+   * The duties that must run on one replica at a time (settling and timeouts here, nonce expiry, pruning and
+   * webhook delivery registered by their owners): they run while this process leads.
+   */
+  readonly duties: Duties;
   /** Per-address and total connection caps (issue 7: slow clients exhausted the descriptors). */
   readonly connections: ConnectionGuard;
   /** Accepted Nonces of legacy v2 and of API 3.0 v1-signed requests, per account (one window each). */
@@ -100,7 +109,14 @@ export class ControlPlane {
     this.#purge = this.#purgeService(options.config, this.#directory);
     this.#admin = adminRoutes({ directory: () => this.#directory, store: this.#o.store, hub: this.hub });
     this.#console = new WebConsole({ ...options, ...options.console, directory: () => this.#directory, purge: () => this.#purge, config: () => this.#o.config, hub: this.hub });
-    this.#buckets = new TokenBuckets(options.clock);
+    this.#replicas = options.store.replicas?.();
+    this.#rates = new RateLimits(options.clock, this.#replicas);
+    this.duties = new Duties({ logger: options.logger, ...(this.#replicas ? { lease: this.#replicas.leaderLock('duties') } : {}) });
+    this.duties.register({ name: 'settle', start: () => this.hub.lead(true), stop: () => this.hub.lead(false) });
+    if (this.#replicas) {
+      const replicas = this.#replicas;
+      this.duties.register(periodicDuty('nonce expiry', 60_000, async () => void (await replicas.expireNonces(options.clock.now())), options.logger));
+    }
     // TENCENT-API §2.2: a GET may carry up to 32 KB of query; Node's default header limit is 16 KB.
     // Timeouts are enforced on node's connection sweep: run it every second, not every 30 s.
     const timeouts = { requestTimeout: 30_000, headersTimeout: 10_000, connectionsCheckingInterval: 1_000 };
@@ -168,6 +184,7 @@ export class ControlPlane {
       });
     });
     await this.hub.start();
+    this.duties.start();
     await this.#obs.start();
     // A shared store (PostgreSQL) tells of entries other replicas commit: their streams wake here too.
     this.#unsubscribeAppend = this.#o.store.onAppend?.((seq) => this.hub.notify(seq));
@@ -184,6 +201,7 @@ export class ControlPlane {
       // Edge streams, job event streams and the console's live views are long-lived responses: end them so close() can finish.
       this.#admin.close();
       this.#console.close();
+      await this.duties.close();
       await this.hub.close();
       // Keep-alive sockets that go idle while we drain would hold close() for keepAliveTimeout.
       const idle = setInterval(() => this.#server.closeIdleConnections(), 50);
@@ -248,13 +266,19 @@ export class ControlPlane {
    * nobody's refused requests fill the cache; an account's share (its rate limit's worth of requests
    * inside the window, see nonceCapacity) bounds only that account.
    */
-  #admit(ctx: ActionContext, scope: string, action: string, replay?: { claim: NonceClaim; cache: NonceCache; buckets: number }): void {
+  async #admit(ctx: ActionContext, scope: string, action: string, replay?: { claim: NonceClaim; cache: NonceCache; buckets: number }): Promise<void> {
     let record: (() => void) | undefined;
     if (replay) {
       const capacity = nonceCapacity(ctx.account.rateLimit, replay.buckets, replay.cache.windowSeconds);
       record = reserveNonce(replay.cache, ctx.account.appId, replay.claim, capacity, this.#o.clock.now());
     }
-    this.#throttle(ctx, scope, action);
+    const throttled = this.#throttle(ctx, scope, action);
+    if (throttled) await throttled;
+    // Replicas: the store's memory is the one that counts (a copy may have gone to another replica); its
+    // INSERT is atomic, so of two copies racing through this process or two, one is refused.
+    if (replay && this.#replicas && !(await this.#replicas.claimNonce(`${scope} ${nonceKey(replay.claim)}`, nonceExpiresAt(replay.claim, replay.cache.windowSeconds)))) {
+      throw replayAttack(replay.claim);
+    }
     record?.();
   }
 
@@ -262,11 +286,19 @@ export class ControlPlane {
    * Per account and action (TENCENT-API §7.8: 20 requests/s is Tencent's default). `scope` keeps the
    * products apart: CDN's and EdgeOne's DescribePurgeTasks are two actions with their own limits.
    */
-  #throttle(ctx: ActionContext, scope: string, action: string): void {
+  #throttle(ctx: ActionContext, scope: string, action: string): Promise<void> | undefined {
     const rl = ctx.account.rateLimit;
-    if (rl !== false && !this.#buckets.take(`${ctx.account.appId} ${scope}:${action}`, rl.perSecond, rl.burst)) {
-      throw new ApiError('RequestLimitExceeded', `Requests to ${action} exceed ${rl.perSecond} per second for this account; wait and retry.`);
+    if (rl === false) return undefined;
+    const refused = () => new ApiError('RequestLimitExceeded', `Requests to ${action} exceed ${rl.perSecond} per second for this account; wait and retry.`);
+    const taken = this.#rates.take(`${ctx.account.appId} ${scope}:${action}`, rl.perSecond, rl.burst);
+    // In memory the answer is immediate: no await between the Nonce check and its record (see reserveNonce).
+    if (typeof taken === 'boolean') {
+      if (!taken) throw refused();
+      return undefined;
     }
+    return taken.then((ok) => {
+      if (!ok) throw refused();
+    });
   }
 
   async #api3(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -283,7 +315,7 @@ export class ControlPlane {
       const handler = actions.get(call.action);
       if (!handler) throw new ApiError('InvalidAction', `The action \`${call.action}\` does not exist in version ${call.version}.`);
       const ctx = this.#context(call.appId, call.secretId, call.clientIp);
-      this.#admit(ctx, call.version, call.action, call.nonce && { claim: call.nonce, cache: this.#api3Nonces, buckets: API3_BUCKETS });
+      await this.#admit(ctx, call.version, call.action, call.nonce && { claim: call.nonce, cache: this.#api3Nonces, buckets: API3_BUCKETS });
       reply = renderApi3Success(await handler(ctx, call.params), requestId);
       this.#obs.api.finish(seen, 'Success');
     } catch (e) {
@@ -304,7 +336,7 @@ export class ControlPlane {
       const handler: ActionHandler | undefined = V2_ACTIONS.get(call.action);
       if (!handler) throw new ApiError('InvalidAction', `The action ${call.action} does not exist in CDN API v2.`);
       const ctx = this.#context(call.appId, call.secretId, call.clientIp);
-      this.#admit(ctx, 'v2', call.action, { claim: call.nonce, cache: this.#v2Nonces, buckets: V2_ACTIONS.size });
+      await this.#admit(ctx, 'v2', call.action, { claim: call.nonce, cache: this.#v2Nonces, buckets: V2_ACTIONS.size });
       const data = await handler(ctx, call.params);
       reply = renderV2Success(Object.keys(data).length ? data : undefined);
       this.#obs.api.finish(seen, 'Success');

@@ -1,4 +1,5 @@
 // The TaskStore contract: durable jobs, tasks, the purge log, quota counters and node progress.
+import type { ReplicaCoordination } from './replica-coordination.ts';
 import type {
   ExecutedAs, JobRecord, JobSource, Method, PurgeLogEntry, TaskRecord, TaskStatus, TaskType,
 } from '../purge/types.ts';
@@ -221,6 +222,12 @@ export interface TaskStore {
    * that unsubscribes. Stores without it leave waking to their caller (PurgeServiceOptions.onCommitted).
    */
   onAppend?(listener: (lastSeq: number) => void): () => void;
+  /**
+   * Optional capability of stores that several processes share (PostgreSQL): leader election, the shared
+   * rate limit and replay memory (replica-coordination.ts). Absent: the process is alone on its store, is
+   * always the leader and keeps rate limits and Nonces in memory. The same object on every call.
+   */
+  replicas?(): ReplicaCoordination;
   /**
    * Lowest seq from which the retained log is complete: every seq from it to lastSeq() is still
    * readable (lastSeq()+1 when the log is empty). A node whose next seq is below it fell behind.

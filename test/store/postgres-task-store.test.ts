@@ -46,7 +46,8 @@ describe('PostgresTaskStore specifics', { skip }, () => {
     await c.connect();
     t.after(() => c.end());
     const { rows } = await c.query(`SELECT version FROM "${schema}".schema_migrations ORDER BY version`);
-    assert.deepEqual(rows.map((r) => r.version), Array.from({ length: PG_LATEST_VERSION }, (_, i) => i + 1));
+    assert.deepEqual(rows.map((r) => r.version), [1, 2, 3]);
+    assert.equal(PG_LATEST_VERSION, 3);
     assert.equal(await replicas[3]!.lastSeq(), 0);
   });
 

@@ -164,6 +164,28 @@ CREATE INDEX node_reports_job ON node_reports (job_id, app_id);
 CREATE INDEX node_reports_time ON node_reports (created_at);
 `,
   },
+  {
+    // What replicas share besides the data (postgres-replicas.ts). Both tables are written on a pool with
+    // synchronous_commit=off: an admission costs no WAL flush wait.
+    // - `rate_buckets`: one token bucket per (account, action); UNLOGGED (no WAL at all): a PostgreSQL crash
+    //   empties it, which only refills every bucket. Bounded by accounts × actions.
+    // - `replay_nonces`: accepted signed requests while their Timestamp is inside the window; logged, so a
+    //   crash forgets at most the last few hundred ms of them. Expired by the nonce-expiry duty.
+    version: 3,
+    name: 'replica rate buckets and replay nonces',
+    sql: `
+CREATE UNLOGGED TABLE rate_buckets (
+  key    text COLLATE "C" PRIMARY KEY,
+  tokens double precision NOT NULL,
+  at     bigint NOT NULL
+);
+CREATE TABLE replay_nonces (
+  key        text COLLATE "C" PRIMARY KEY,
+  expires_at bigint NOT NULL
+);
+CREATE INDEX replay_nonces_expiry ON replay_nonces (expires_at);
+`,
+  },
 ];
 
 export const PG_LATEST_VERSION: number = PG_MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);

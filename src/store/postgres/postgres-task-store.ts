@@ -26,6 +26,7 @@ import type {
 } from '../task-store.ts';
 import { migrate, quoteIdent } from './migrations.ts';
 import { DAY_MS, dayOf, ensurePartitions, partitionDays, partitionName } from './postgres-partitions.ts';
+import { PostgresReplicas } from './postgres-replicas.ts';
 import { PostgresTaskReader } from './postgres-task-reader.ts';
 
 export interface PostgresPoolOptions {
@@ -98,6 +99,7 @@ export class PostgresTaskStore implements TaskStore {
   #announced = 0;
   #listener: pg.Client | null = null;
   #listenerRetry: NodeJS.Timeout | undefined;
+  #replicas: PostgresReplicas | null = null;
   #closed = false;
 
   constructor(options: PostgresTaskStoreOptions) {
@@ -156,9 +158,16 @@ export class PostgresTaskStore implements TaskStore {
     if (this.#appendListeners.size > 0) await this.#listen();
   }
 
+  /** Leader election, the shared rate limit and replay guard of the replicas on this schema. */
+  replicas(): PostgresReplicas {
+    return (this.#replicas ??= new PostgresReplicas(this.#poolConfig(), this.#schema));
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Leadership first: another replica takes the duties while this one drains.
+    await this.#replicas?.close();
     // Jobs already handed to createJob are committed (and answered) before the pool closes.
     await this.#starting?.catch(() => {});
     while (this.#flushing) await this.#flushing;
