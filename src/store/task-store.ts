@@ -196,7 +196,8 @@ export interface TaskStore {
   /** Tasks of one job in submission order. Cost: the job's tasks (at most one request's batch). */
   jobTasks(appId: number, jobId: string): Promise<TaskRecord[]>;
   /**
-   * Tasks newest first, one page, and `total`: the exact number of matching tasks. Cost: the matching
+   * Tasks newest first, one page, and `total`: the number of matching tasks, exact on SQLite; PostgreSQL
+   * stops counting at offset + limit + COUNT_AHEAD (postgres-task-reader.ts, README "Limits"). Cost: the matching
    * index entries of the app's time range (counted, and walked up to offset + limit), plus one row per
    * candidate for text filters that the trigram index only narrows.
    */

@@ -28,7 +28,20 @@ interface Source {
   distinct: boolean;
   /** Candidates cost a row visit each (text filters): gather them once for both the count and the page. */
   onePass: boolean;
+  /**
+   * Index paths: the page as a merge of one newest-first index range per listed value (each host, each
+   * status), `probeWhere` naming the value as `u.<col>`; a range over `col = ANY(list)` is not in time order.
+   */
+  probes?: { lists: Array<{ col: string; param: string }>; where: string[] };
+  /** Placeholder of the statuses list, when filtered. */
+  statusesParam?: string;
 }
+
+/**
+ * PostgreSQL counts at most this many matches past the page (`total` = offset + limit + COUNT_AHEAD when
+ * more match): an exact count of a busy week walks millions of index entries (README "Limits").
+ */
+export const COUNT_AHEAD = 1000;
 
 const UPPER = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 const LOWER = 'abcdefghijklmnopqrstuvwxyz';
@@ -54,6 +67,12 @@ const prepared = (text: string, values: unknown[]): { name: string; text: string
   text,
   values,
 });
+
+/** The first window of a fuzzy-target query (#listByWindows); each next one is twice as long. */
+const WINDOW_MS = 3_600_000;
+
+/** A fuzzy-target query, answered window by window (#listByWindows). */
+const windowed = (q: TaskQuery): boolean => q.targetContains !== undefined && q.jobId === undefined && q.target === undefined;
 
 const isEmptyList = (l: readonly unknown[] | undefined): boolean => l !== undefined && l.length === 0;
 
@@ -81,6 +100,7 @@ export class PostgresTaskReader {
   }
 
   async listTasks(q: TaskQuery): Promise<{ total: number; tasks: TaskRecord[] }> {
+    if (windowed(q)) return this.#listByWindows(q);
     const stmt = this.#taskStatement(q);
     if (stmt === null) return { total: 0, tasks: [] };
     const { rows } = await this.#pool.query<TaskRow & { total: number }>(prepared(stmt.sql, stmt.params));
@@ -88,13 +108,66 @@ export class PostgresTaskReader {
     return { total, tasks: rows.filter((r) => r.id !== null).map(toTask) };
   }
 
+  /**
+   * A fuzzy target: the time range in windows, newest first, 1 hour then twice the last, each answered
+   * from the trigram index (or row by row for a needle without a trigram) with its exact count, until
+   * offset + limit + COUNT_AHEAD matches are seen or the range is done. A needle matching thousands an
+   * hour stops in the first windows; a rare one reads its candidates once. One snapshot for all windows.
+   */
+  async #listByWindows(q: TaskQuery): Promise<{ total: number; tasks: TaskRecord[] }> {
+    if (isEmptyList(q.hosts) || isEmptyList(q.statuses) || isEmptyList(q.types)) return { total: 0, tasks: [] };
+    const { limit, offset } = page(q.limit, q.offset);
+    const cap = offset + limit + COUNT_AHEAD;
+    const client = await this.#pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      try {
+        // Each window's bounds prune the partitions when it is planned (a generic plan would keep them all).
+        await client.query('SET LOCAL plan_cache_mode = force_custom_plan');
+        // An open end: the app's oldest or newest task (one index probe each).
+        const edge = async (fn: 'min' | 'max'): Promise<number | null> =>
+          (await client.query<{ v: number | null }>(`SELECT ${fn}(created_at) AS v FROM tasks WHERE app_id = $1`, [q.appId])).rows[0]?.v ?? null;
+        const from = q.from ?? (await edge('min'));
+        const to = q.to ?? (await edge('max'));
+        if (from === null || to === null) {
+          await client.query('COMMIT');
+          return { total: 0, tasks: [] };
+        }
+        let seen = 0;
+        const tasks: TaskRecord[] = [];
+        for (let hi = to, width = WINDOW_MS; hi >= from && seen < cap; width *= 2) {
+          const lo = Math.max(from, hi - width + 1);
+          // This window's part of the page: positions [offset, offset + limit) less those seen before.
+          const localOffset = Math.max(0, offset - seen);
+          const localLimit = Math.max(0, offset + limit - Math.max(seen, offset));
+          const stmt = this.#taskStatement({ ...q, from: lo, to: hi, offset: localOffset, limit: localLimit }, true)!;
+          const { rows } = await client.query<TaskRow & { total: number }>(stmt.sql, stmt.params);
+          seen += rows[0]?.total ?? 0;
+          for (const r of rows) if (r.id !== null) tasks.push(toTask(r));
+          hi = lo - 1;
+        }
+        await client.query('COMMIT');
+        return { total: Math.min(seen, cap), tasks };
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => (broken = true));
+        throw e;
+      }
+    } finally {
+      client.release(broken);
+    }
+  }
+
   /** PostgreSQL's plan (EXPLAIN lines) of listTasks' statement; [] when it would answer without one. */
   async explainListTasks(q: TaskQuery, options: { forbidSeqScan?: boolean } = {}): Promise<string[]> {
-    const stmt = this.#taskStatement(q);
+    // A windowed query: the plan of its first window (the last hour of the range).
+    const window = windowed(q) && q.to !== undefined;
+    const stmt = window ? this.#taskStatement({ ...q, from: Math.max(q.from ?? q.to!, q.to! - WINDOW_MS + 1) }, true) : this.#taskStatement(q);
     if (stmt === null) return [];
     const client = await this.#pool.connect();
     try {
       await client.query('BEGIN');
+      if (window) await client.query('SET LOCAL plan_cache_mode = force_custom_plan');
       if (options.forbidSeqScan) await client.query('SET LOCAL enable_seqscan = off');
       const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS OFF) ${stmt.sql}`, stmt.params);
       await client.query('ROLLBACK');
@@ -168,13 +241,14 @@ export class PostgresTaskReader {
   // --- internals ---
 
   /** The one statement answering a task query (rows: the page, each with `total`; one all-null row when the page is empty). */
-  #taskStatement(q: TaskQuery): { sql: string; params: unknown[] } | null {
+  #taskStatement(q: TaskQuery, window = false): { sql: string; params: unknown[] } | null {
     if (isEmptyList(q.hosts) || isEmptyList(q.statuses) || isEmptyList(q.types)) return null;
     if (q.from !== undefined && q.to !== undefined && q.from > q.to) return null;
     const p = new Params();
-    const src = this.#taskSource(q, p);
+    const src = this.#taskSource(q, p, window);
     const { limit, offset } = page(q.limit, q.offset);
     const where = src.where.join(' AND ');
+    const cap = offset + limit + COUNT_AHEAD;
     const ids = `SELECT ${src.distinct ? 'DISTINCT ' : ''}${src.id} AS id, ${src.ts} AS ts FROM ${src.from} WHERE ${where}`;
     const pageOf = (from: string): string =>
       `SELECT ${taskCols('r')} FROM (SELECT id, ts FROM (${from}) i ORDER BY ts DESC, id DESC LIMIT ${p.add(limit)} OFFSET ${p.add(offset)}) k` +
@@ -187,11 +261,20 @@ export class PostgresTaskReader {
         tail;
       return { sql, params: p.values };
     }
-    // Index paths: the count stays inside one index; the page walks it newest first and stops.
-    const count = `SELECT count(${src.distinct ? `DISTINCT ${src.id}` : '*'}) AS total FROM ${src.from} WHERE ${where}`;
+    // Index paths: the count stays inside one index, up to the cap; the page walks it newest first and
+    // stops, or merges one such walk per probed value (each stops after offset + limit).
+    const count = `SELECT count(*) AS total FROM (SELECT ${src.distinct ? `DISTINCT ${src.id}` : '1'} FROM ${src.from} WHERE ${where} LIMIT ${p.add(cap)}) n`;
+    let pageIds = ids;
+    if (src.probes && limit > 0) {
+      const lists = src.probes.lists.map((l, i) => `unnest(${l.param}::text[]) u${i}(${l.col})`);
+      const u = `(SELECT ${src.probes.lists.map((l, i) => `u${i}.${l.col}`).join(', ')} FROM ${lists.join(' CROSS JOIN ')}) u`;
+      pageIds =
+        `SELECT ${src.distinct ? 'DISTINCT ' : ''}x.id, x.ts FROM ${u} CROSS JOIN LATERAL (SELECT ${src.id} AS id, ${src.ts} AS ts FROM ${src.from}` +
+        ` WHERE ${src.probes.where.join(' AND ')} ORDER BY ${src.ts} DESC, ${src.id} DESC LIMIT ${p.add(offset + limit)}) x`;
+    }
     const sql =
       `SELECT c.total, p.* FROM (${count}) c` +
-      (limit === 0 ? ' CROSS JOIN (SELECT NULL::bigint AS id, NULL::bigint AS created_at) p' : ` LEFT JOIN LATERAL (${pageOf(ids)}) p ON true`) +
+      (limit === 0 ? ' CROSS JOIN (SELECT NULL::bigint AS id, NULL::bigint AS created_at) p' : ` LEFT JOIN LATERAL (${pageOf(pageIds)}) p ON true`) +
       tail;
     return { sql, params: p.values };
   }
@@ -202,7 +285,7 @@ export class PostgresTaskReader {
    * app (and of the day partitions of the time range); only a needle with no trigram is checked row by
    * row, within the app's time range (and hosts).
    */
-  #taskSource(q: TaskQuery, p: Params): Source {
+  #taskSource(q: TaskQuery, p: Params, window = false): Source {
     const onTasks = (where: string[], pinned = false): Source => {
       const src: Source = { from: 'tasks t', where, id: 't.id', ts: 't.created_at', distinct: false, onePass: true };
       columnFilters(src, q, p, pinned ? 't.+' : 't.');
@@ -225,23 +308,28 @@ export class PostgresTaskReader {
       // `+ 0` on the app and times pins the trigram index (as `+` does in SQLite): on its own the planner
       // often prefers an app or time index range (every row of the range checked) on thin statistics.
       // Day-aligned bounds on the bare column keep the partitions of other days out.
+      // A window (see #listByWindows) is planned with its bounds: the planner weighs the window's rows.
+      if (window) return onTasks([`t.app_id = ${p.add(q.appId)}`, `t.target ILIKE ${p.add(containsPattern(q.targetContains))}`]);
       return onTasks([`t.app_id + 0 = ${p.add(q.appId)}`, `t.target ILIKE ${p.add(containsPattern(q.targetContains))}`], true);
     }
     if (q.hosts !== undefined) {
+      const hosts = p.add(q.hosts);
       const src: Source = {
         from: 'task_hosts h',
-        where: [`h.app_id = ${p.add(q.appId)}`, `h.host = ANY(${p.add(q.hosts)}::text[])`],
+        where: [`h.app_id = ${p.add(q.appId)}`, `h.host = ANY(${hosts}::text[])`],
         id: 'h.task_id',
         ts: 'h.created_at',
         distinct: q.hosts.length > 1,
         onePass: false,
       };
       columnFilters(src, q, p, 'h.');
+      probesOf(src, q, 'h.', hosts);
       if (q.targetContains !== undefined) {
         // Only then is the task row needed; the count otherwise stays inside the host index.
         src.from += ' JOIN tasks t ON t.id = h.task_id AND t.created_at = h.created_at';
         src.onePass = true;
         textFilters(src, q, p);
+        delete src.probes;
       }
       return src;
     }
@@ -249,6 +337,7 @@ export class PostgresTaskReader {
     columnFilters(src, q, p, 't.');
     src.onePass = q.targetContains !== undefined;
     textFilters(src, q, p);
+    if (!src.onePass) probesOf(src, q, 't.');
     return src;
   }
 
@@ -330,9 +419,29 @@ function columnFilters(src: Source, q: TaskQuery, p: Params, col: 'h.' | 't.' | 
     if (q.from !== undefined) src.where.push(`${col}created_at >= ${p.add(q.from)}`);
     if (q.to !== undefined) src.where.push(`${col}created_at <= ${p.add(q.to)}`);
   }
-  if (q.statuses) src.where.push(`${col}status = ANY(${p.add(q.statuses)}::text[])`);
+  if (q.statuses) {
+    src.statusesParam = p.add(q.statuses);
+    src.where.push(`${col}status = ANY(${src.statusesParam}::text[])`);
+  }
   if (q.types) src.where.push(`${col}type = ANY(${p.add(q.types)}::text[])`);
   if (q.zoneId !== undefined) src.where.push(`${col}zone_id = ${p.add(q.zoneId)}`);
+}
+
+/**
+ * The page of an index path as one newest-first range per listed value: per host (`hosts`, the
+ * placeholder of task_hosts' host list) and per status: each a range of one index in time order.
+ */
+function probesOf(src: Source, q: TaskQuery, col: 'h.' | 't.', hosts?: string): void {
+  const lists: Array<{ col: string; param: string; any: string }> = [];
+  if (hosts !== undefined) lists.push({ col: 'host', param: hosts, any: `${col}host = ANY(${hosts}::text[])` });
+  const statuses = src.statusesParam;
+  if (statuses !== undefined) lists.push({ col: 'status', param: statuses, any: `${col}status = ANY(${statuses}::text[])` });
+  if (lists.length === 0) return;
+  const where = src.where.map((w) => {
+    const l = lists.find((x) => x.any === w);
+    return l ? `${col}${l.col} = u.${l.col}` : w;
+  });
+  src.probes = { lists: lists.map(({ col: c, param }) => ({ col: c, param })), where };
 }
 
 /** Exact and substring target checks on the row (the hash and trigram indexes only narrow). */

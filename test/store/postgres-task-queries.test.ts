@@ -1,0 +1,95 @@
+// The PostgreSQL store's DescribePurgeTasks paths past the conformance suite's sizes: pages merged from one
+// index range per status and per domain, the total counted at most COUNT_AHEAD past the page, and fuzzy
+// targets read window by window newest first. Every answer is checked against the same query computed
+// here over the tasks as written (SQLite stays exact; its suite is task-store-conformance.ts).
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { TaskRecord, TaskStatus } from '../../src/purge/types.ts';
+import { COUNT_AHEAD } from '../../src/store/postgres/postgres-task-reader.ts';
+import { PostgresTaskStore } from '../../src/store/postgres/postgres-task-store.ts';
+import type { TaskQuery } from '../../src/store/task-store.ts';
+import { freshTestDatabase, postgresSkip } from '../helpers/postgres.ts';
+
+const skip = postgresSkip('the PostgreSQL query tests');
+const url = skip ? '' : await freshTestDatabase();
+
+const HOUR = 3_600_000;
+const T0 = Date.UTC(2026, 0, 1);
+const APP = 7;
+const HOSTS = ['a.example', 'b.example', 'c.example'];
+const STATUSES: TaskStatus[] = ['success', 'failed', 'timeout', 'processing'];
+
+/** What listTasks must answer: every match newest first (id breaking ties), the page, the exact count. */
+function expected(all: readonly TaskRecord[], q: TaskQuery): { total: number; tasks: TaskRecord[] } {
+  const m = all.filter(
+    (t) =>
+      t.appId === q.appId &&
+      (q.from === undefined || t.createdAt >= q.from) &&
+      (q.to === undefined || t.createdAt <= q.to) &&
+      (q.statuses === undefined || q.statuses.includes(t.status)) &&
+      (q.hosts === undefined || t.hosts.some((h) => q.hosts!.includes(h))) &&
+      (q.targetContains === undefined || t.target.toLowerCase().includes(q.targetContains.toLowerCase())),
+  );
+  m.sort((a, b) => b.createdAt - a.createdAt || b.id - a.id);
+  return { total: m.length, tasks: m.slice(q.offset, q.offset + q.limit) };
+}
+
+describe('PostgreSQL listTasks: merged probes, capped totals, fuzzy windows', { skip }, () => {
+  it('answers every shape like the exact reference: pages in order, totals capped at offset + limit + COUNT_AHEAD', async (t) => {
+    const s = new PostgresTaskStore({ url, schema: `q_${process.pid}`, pool: { max: 3 } });
+    t.after(() => s.close());
+    await s.start();
+    // 1,800 tasks over ~3 days: a job every 37 minutes (windows of 1, 2, 4… hours each hold a different
+    // number), statuses and hosts cycling at other periods, every 7th task on two hosts; a second app.
+    const all: TaskRecord[] = [];
+    for (let j = 0; j < 120; j++) {
+      const appId = j % 10 === 9 ? APP + 1 : APP;
+      const tasks = Array.from({ length: 15 }, (_, i) => {
+        const k = j * 15 + i;
+        const hosts = k % 7 === 0 ? [HOSTS[k % 3]!, HOSTS[(k + 1) % 3]!] : [HOSTS[k % 3]!];
+        const word = k % 50 === 0 ? 'Rare' : k % 2 === 0 ? 'common' : 'other';
+        return { target: `https://${hosts[0]}/img/${word}-${k}.jpg`, hosts, status: STATUSES[(k * 5 + j) % 4]!, fanOut: false };
+      });
+      const job = { jobId: `q${j}`, appId, zoneId: 'z', type: 'purge_url' as const, method: 'invalidate' as const, createdAt: T0 + j * 37 * 60_000, secretId: 's', clientIp: '::1', source: 'teo' as const, tasks };
+      all.push(...(await s.createJob(job, { quotaType: 'purge_url', day: '2026-01-01', amount: 15, daily: 1e9 })).tasks);
+    }
+    const end = T0 + 120 * 37 * 60_000;
+    const queries: TaskQuery[] = [];
+    for (const [offset, limit] of [[0, 20], [20, 20], [1000, 50], [1590, 30], [0, 0]] as const) {
+      const base = { appId: APP, offset, limit };
+      queries.push(
+        base,
+        { ...base, statuses: ['success'] },
+        { ...base, statuses: ['failed', 'timeout'] },
+        { ...base, hosts: ['b.example'] },
+        { ...base, hosts: ['a.example', 'c.example'], statuses: ['success', 'processing'], from: T0 + 5 * HOUR, to: end - 3 * HOUR },
+        { ...base, hosts: ['a.example', 'b.example', 'c.example'] },
+        { ...base, targetContains: 'COMMON' },
+        { ...base, targetContains: 'rare-' },
+        { ...base, targetContains: 'jpg', from: T0 + 90 * 60_000, to: end - 7 * HOUR },
+        { ...base, targetContains: 'other-1', statuses: ['failed'], hosts: ['c.example'] },
+        { ...base, targetContains: 'g' }, // no trigram: row by row, window by window
+        { ...base, targetContains: 'nothing-like-this' },
+      );
+    }
+    for (const q of queries) {
+      const want = expected(all, q);
+      const got = await s.listTasks(q);
+      const what = JSON.stringify(q);
+      assert.deepEqual(got.tasks.map((x) => x.id), want.tasks.map((x) => x.id), `page of ${what}`);
+      assert.deepEqual(got.tasks, want.tasks, `rows of ${what}`);
+      const cap = q.offset + q.limit + COUNT_AHEAD;
+      assert.equal(got.total, Math.min(want.total, cap), `total of ${what} (exact ${want.total})`);
+    }
+    // The cap is reached (the reference's total is above it) by at least one shape, and a client paging
+    // while offset < total still walks every match.
+    assert.ok(queries.some((q) => expected(all, q).total > q.offset + q.limit + COUNT_AHEAD));
+    const walk: number[] = [];
+    for (let offset = 0; ; offset += 100) {
+      const r = await s.listTasks({ appId: APP, targetContains: 'jpg', offset, limit: 100 });
+      walk.push(...r.tasks.map((x) => x.id));
+      if (offset + 100 >= r.total) break;
+    }
+    assert.deepEqual(walk, expected(all, { appId: APP, targetContains: 'jpg', offset: 0, limit: 1e9 }).tasks.map((x) => x.id));
+  });
+});
