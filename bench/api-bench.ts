@@ -222,7 +222,7 @@ function describeRequests(port: number, t: SeededTenant, n: number): Array<{ nam
 }
 
 /** CreatePurgeTask bodies: `urls` distinct URLs per request on the tenant's domains, `variants` different bodies. */
-function createRequests(port: number, t: SeededTenant, urls: number, variants: number): LoadRequest[] {
+export function createRequests(port: number, t: SeededTenant, urls: number, variants: number): LoadRequest[] {
   const r = prng(urls);
   const zoneList = [...t.zones];
   const out: LoadRequest[] = [];

@@ -98,6 +98,11 @@ async function main(): Promise<void> {
   try {
     const genMs = generate(nginx.cacheDir, FILES);
     console.log(`generated ${FILES} cache files in ${(genMs / 1000).toFixed(1)} s`);
+    // nginx looks for a file its keys_zone does not know only while its cache loader has not finished
+    // (the cache is "cold"); a generation slower than that (a loaded disk: minutes) would leave the
+    // files unseen. A restart loads them from disk, as after any nginx restart.
+    await nginx.stop();
+    await nginx.start();
     // A generated file must be served by nginx as a HIT, without asking the origin.
     for (const [host, path] of [[BIG, '/p/000042'], ['mid.test', '/m/7'], [BIG, '/p/051500']] as const) {
       const r = await request(nginx.port, path, { host });

@@ -2,6 +2,8 @@
 // is measured never shares an event loop with the load or with the other side of the fan-out.
 // The parent talks to them over the fork IPC channel; this file is also the children's entry point.
 import { fork, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { startControlPlane, type RunningControlPlane } from '../src/cli/serve.ts';
@@ -21,7 +23,9 @@ export interface AgentNode {
 type Init =
   | { readonly role: 'control-plane'; readonly config: ConfigInput; /** Log (access log included) at level info into this file; default: silent. */ readonly logFile?: string }
   | { readonly role: 'agents'; readonly controlPlane: string; readonly nodes: readonly AgentNode[]; readonly domains: readonly EdgeDomain[] }
-  | { readonly role: 'edge'; readonly domains: readonly EdgeDomain[] };
+  | { readonly role: 'edge'; readonly domains: readonly EdgeDomain[] }
+  /** A bare node:http server answering every request with one fixed JSON body: the yardstick of issue 11. */
+  | { readonly role: 'bare-http' };
 
 interface Ready {
   readonly port?: number;
@@ -75,8 +79,8 @@ export class BenchChild {
   }
 
   /** Forks a child for `init`, pins it to `cpu` when given, and resolves once it is ready. */
-  static async start(init: Init, cpu?: number): Promise<BenchChild> {
-    const child = fork(import.meta.filename, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  static async start(init: Init, cpu?: number, execArgv: readonly string[] = []): Promise<BenchChild> {
+    const child = fork(import.meta.filename, [], { execArgv: [...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     if (cpu !== undefined) pinToCpu(child.pid, cpu);
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const ready = await new Promise<Reply>((resolve, reject) => {
@@ -244,6 +248,17 @@ async function runChild(init: Init): Promise<Running> {
           await Promise.all(proxies.map((p) => p.close()));
         },
       };
+    }
+    case 'bare-http': {
+      const body = Buffer.from('{"Response":{"JobId":"20260101000000000001","FailedList":[],"RequestId":"00000000-0000-0000-0000-000000000000"}}');
+      const server = createServer((req, res) => {
+        // The body is read, as the control plane must, before the answer.
+        req.resume();
+        req.on('end', () => res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': body.length }).end(body));
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const port = (server.address() as AddressInfo).port;
+      return { port, close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }) };
     }
     case 'edge': {
       const proxy = new EdgeProxy({

@@ -1,6 +1,6 @@
-// `npm run bench [-- --only store,api,query,pg,fanout,edge,hit,varnish,nginx,drivers,soak,metrics,console]`: runs the benchmarks of the
+// `npm run bench [-- --only store,api,submit,query,pg,fanout,edge,hit,varnish,nginx,drivers,soak,metrics,console]`: runs the benchmarks of the
 // issues on this machine and prints each figure next to its bar. Parts run in the order listed; `api` needs the
-// database `store` seeds (it seeds one itself when `store` is not selected).
+// database `store` seeds (it seeds one itself when `store` is not selected); so does `submit` (issue 11).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -17,8 +17,9 @@ import { runQueryLoadBench } from './query-load-bench.ts';
 import { runPgBench } from './pg-bench.ts';
 import { median } from './stats.ts';
 import { runStoreBench } from './store-bench.ts';
+import { runSubmitBench, type SubmitBenchResult } from './submit-bench.ts';
 
-const PARTS = ['store', 'api', 'query', 'pg', 'fanout', 'edge', 'hit', 'varnish', 'nginx', 'drivers', 'soak', 'metrics', 'console'] as const;
+const PARTS = ['store', 'api', 'submit', 'query', 'pg', 'fanout', 'edge', 'hit', 'varnish', 'nginx', 'drivers', 'soak', 'metrics', 'console'] as const;
 type Part = (typeof PARTS)[number];
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });
@@ -75,7 +76,7 @@ console.log(`at start: ${conditions()}. Other work on the machine shows up as no
 // ---- store (seeds the 1,000,000 tasks the API part queries) ----
 let seedDir: string | undefined;
 const dbPath = (): string => join(seedDir!, 'bench.db');
-if (selected('store') || selected('api')) {
+if (selected('store') || selected('api') || selected('submit')) {
   seedDir = mkdtempSync(join(tmpdir(), 'edgepurge-bench-seed-'));
 }
 try {
@@ -84,8 +85,8 @@ try {
     const r = await runStoreBench({ dir: seedDir!, log: (l) => console.log(`  ${l}`) });
     const b = r.scenarios.find((s) => s.name.startsWith('(b)'));
     if (b) summary.push({ figure: 'store listTasks (b) fuzzy target, in-process p99', measured: `${ms(b.p99)} ms`, bar: 'p99 ≤ 50 ms', verdict: verdict(b.p99 <= 50) });
-  } else if (selected('api')) {
-    heading('seeding 1,000,000 tasks for the API part (bench/store-bench.ts)');
+  } else if (selected('api') || selected('submit')) {
+    heading('seeding 1,000,000 tasks for the API and submit parts (bench/store-bench.ts)');
     const r = await runStoreBench({ dir: seedDir!, iterations: 1, log: (l) => (l.startsWith('seeded') ? console.log(`  ${l}`) : undefined) });
     void r;
   }
@@ -99,6 +100,12 @@ try {
     console.log('  second run: 1 edge node connected (tasks also go to the purge log, are streamed, acked and settled)');
     const withNode = await runApiBench({ dbPath: dbPath(), tenant, edgeNodes: 1, rounds: 1, roundMs: 10_000, describe: false, ...pin, log });
     printApi(primary, withNode);
+  }
+
+  if (selected('submit')) {
+    heading('Issue 11: submit throughput, signed CreatePurgeTask over HTTP vs bare node:http, empty store vs 1,000,000 tasks (bench/submit-bench.ts)');
+    const tenant = readSeededTenant(dbPath());
+    printSubmit(await runSubmitBench({ seededDbPath: dbPath(), seededTenant: tenant, rounds: 3, roundMs: 5000, ...pin, log: (l) => console.log(`  ${l}`) }));
   }
 } finally {
   if (seedDir) rmSync(seedDir, { recursive: true, force: true });
@@ -378,4 +385,52 @@ function printApi(a: ApiBenchResult, b: ApiBenchResult): void {
   console.log('  DescribePurgeTasks: distinct random queries, one at a time on one connection, after 1 s of warm-up.');
   table(rows);
   summary.push(...rows.filter((r) => r.bar));
+}
+
+function printSubmit(r: SubmitBenchResult): void {
+  const f = (k: string) => r.create.get(k);
+  const rounds = (x: { roundRps: readonly number[] }) => x.roundRps.map(int).join(' / ');
+  const errs = (x: { errors: number; errorSample?: string }) => (x.errors ? `; ${x.errors} ERRORS: ${x.errorSample}` : '');
+  const ok = (x: { errors: number }) => x.errors === 0;
+  const rows: Row[] = [];
+  const e1 = f('empty 1');
+  const e1k = f('empty 1000');
+  const s1 = f('seeded 1');
+  const s1k = f('seeded 1000');
+  rows.push({ figure: `bare node:http, fixed JSON body, ${r.connections.one} conns: requests/s`, measured: `${int(r.bare.rps)} (rounds ${rounds(r.bare)}); server CPU ${r.bare.serverCpuPct.toFixed(0)} %` });
+  if (e1) {
+    rows.push({
+      figure: `CreatePurgeTask, 1 URL/request, ${r.connections.one} conns, empty store: requests/s`,
+      measured: `${int(e1.rps)} (rounds ${rounds(e1)}); p50 / p99 ${ms(e1.p50Ms)} / ${ms(e1.p99Ms)} ms; server CPU ${e1.serverCpuPct.toFixed(0)} %${errs(e1)}`,
+      bar: '≥ 8,000 req/s',
+      verdict: verdict(e1.rps >= 8000 && ok(e1)),
+    });
+    const ratio = e1.rps / r.bare.rps;
+    rows.push({ figure: '  ratio to bare node:http (same run, same pinned core)', measured: ratio.toFixed(3), bar: '≥ 0.35', verdict: verdict(ratio >= 0.35 && ok(e1)) });
+  }
+  if (e1k) {
+    rows.push({
+      figure: `CreatePurgeTask, 1,000 URLs/request, ${r.connections.many} conns, empty store: URLs/s`,
+      measured: `${int(e1k.urlsPerSecond)} (${int(e1k.rps)} req/s; rounds ${rounds(e1k)} req/s); server CPU ${e1k.serverCpuPct.toFixed(0)} %${errs(e1k)}`,
+      bar: '≥ 100,000 URLs/s',
+      verdict: verdict(e1k.urlsPerSecond >= 100_000 && ok(e1k)),
+    });
+    rows.push({ figure: '  latency p50 / p99 per request', measured: `${ms(e1k.p50Ms)} / ${ms(e1k.p99Ms)} ms`, bar: 'p99 ≤ 100 ms', verdict: verdict(e1k.p99Ms <= 100) });
+  }
+  for (const [label, empty, seeded] of [['1 URL', e1, s1], ['1,000 URLs', e1k, s1k]] as const) {
+    if (!empty || !seeded) continue;
+    const ratio = seeded.rps / empty.rps;
+    rows.push({
+      figure: `${label}/request on 1,000,000 tasks vs empty store`,
+      measured: `${ratio.toFixed(2)} (${int(seeded.rps)} vs ${int(empty.rps)} req/s; p99 ${ms(seeded.p99Ms)} ms)${errs(seeded)}`,
+      bar: '≥ 0.8',
+      // A side that finished no request in a round has no throughput to compare.
+      verdict: verdict(ratio >= 0.8 && ok(seeded) && [...empty.roundRps, ...seeded.roundRps].every((x) => x > 0)),
+    });
+  }
+  rows.push({ figure: 'storm at 10× an account\'s rate limit (refusal p99, other accounts\' p99)', measured: 'not measured yet' });
+  console.log('  medians over 3 rounds of 5 s after 2 s of warm-up; pre-signed requests (2,000 distinct bodies for 1 URL, 40 for 1,000');
+  console.log('  URLs); the account has rateLimit: false. The bare server gets the same 1-URL requests and reads each body.');
+  table(rows);
+  summary.push(...rows.filter((x) => x.bar));
 }

@@ -1,4 +1,5 @@
-// The edge fleet as the signed-in account sees it: the nodes that serve any of its domains.
+// The edge fleet as the signed-in account sees it: the nodes that serve any of its domains, kept
+// current over SSE while the page is open (live-events.ts).
 import type { FleetEntry } from '../fanout/fanout-hub.ts';
 import { html, type SafeHtml } from './html.ts';
 import { number, page, time, type Viewer } from './layout.ts';
@@ -28,9 +29,9 @@ function lease(s: FleetEntry): SafeHtml {
 
 const seconds = (ms: number): string => (ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${number(Math.round(ms / 1000))} s`);
 
-export function fleetPage(viewer: Viewer, lastSeq: number, rows: readonly FleetRow[]): SafeHtml {
-  return page(viewer, 'fleet', 'Fleet', html`<h1>Edge fleet</h1>
-<p class="muted">Nodes serving your domains. The purge log is at sequence ${number(lastSeq)}.</p>
+/** The page's live part: the same fragment is the page's body and each update its event stream sends. */
+export function fleetFragment(viewer: Viewer, lastSeq: number, rows: readonly FleetRow[]): SafeHtml {
+  return html`<p class="muted">Nodes serving your domains. The purge log is at sequence ${number(lastSeq)}.</p>
 ${rows.length === 0 ? html`<p class="empty">No edge node serves your domains: purges succeed at once, with nothing to apply.</p>` : html`<table class="fleet">
 <thead><tr><th scope="col">Node</th><th scope="col">Connected</th><th scope="col" class="num">Applied seq</th><th scope="col">Lag</th><th scope="col">Lease</th><th scope="col">Last ack</th><th scope="col">Last error</th></tr></thead>
 <tbody>
@@ -46,5 +47,12 @@ ${rows.map(
 </tr>
 `,
 )}</tbody>
-</table>`}`);
+</table>`}`;
+}
+
+export function fleetPage(viewer: Viewer, lastSeq: number, rows: readonly FleetRow[]): SafeHtml {
+  return page(viewer, 'fleet', 'Fleet', html`<h1>Edge fleet</h1>
+<section id="fleet" data-live="/console/fleet/events" data-live-event="fleet" aria-live="off">
+${fleetFragment(viewer, lastSeq, rows)}
+</section>`);
 }

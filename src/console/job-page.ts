@@ -1,5 +1,5 @@
 // One job: every task with its per-node progress. The same fragment is the page's body and each live
-// update the job's event stream sends (job-events.ts), so the page and its updates cannot disagree.
+// update the job's event stream sends (live-events.ts), so the page and its updates cannot disagree.
 import type { NodeView } from '../fanout/fanout-hub.ts';
 import type { JobRecord, TaskRecord, TaskStatus } from '../purge/types.ts';
 import { html, type SafeHtml } from './html.ts';

@@ -24,10 +24,10 @@ import type { Logger } from '../shared/logger.ts';
 import { TokenBuckets } from '../shared/token-bucket.ts';
 import type { TaskStore } from '../store/task-store.ts';
 import { ASSETS } from './assets.ts';
-import { fleetPage, type FleetRow } from './fleet-page.ts';
+import { fleetFragment, fleetPage, type FleetRow } from './fleet-page.ts';
 import { historyPage, historyParams, readHistoryFilters, type ApiTask } from './history-page.ts';
 import type { SafeHtml } from './html.ts';
-import { JobEventStreams } from './job-events.ts';
+import { LiveEventStreams } from './live-events.ts';
 import { jobFragment, jobNotFound, jobPage, jobSettled, type JobSnapshot } from './job-page.ts';
 import type { Viewer } from './layout.ts';
 import { emptyPurgeForm, purgePage, purgeParams, readPurgeForm } from './purge-page.ts';
@@ -87,21 +87,21 @@ export class WebConsole {
   readonly #sessions: SessionStore;
   readonly #throttle: SignInThrottle;
   readonly #buckets: TokenBuckets;
-  readonly #events: JobEventStreams;
-  readonly #unsubscribe: () => void;
+  readonly #events: LiveEventStreams;
+  readonly #unsubscribe: Array<() => void>;
 
   constructor(deps: WebConsoleDeps) {
     this.#d = deps;
     this.#sessions = new SessionStore(deps.clock, deps.sessions);
     this.#throttle = new SignInThrottle(deps.clock, deps.signIn);
     this.#buckets = new TokenBuckets(deps.clock);
-    this.#events = new JobEventStreams(deps.clock, { maxLifetimeMs: 2 * deps.config().fanout.taskTimeoutMs + 60_000 });
-    this.#unsubscribe = deps.hub.onSettled(() => this.#events.wake());
+    this.#events = new LiveEventStreams(deps.clock, { maxLifetimeMs: 2 * deps.config().fanout.taskTimeoutMs + 60_000 });
+    this.#unsubscribe = [deps.hub.onSettled(() => this.#events.wake('jobs')), deps.hub.onAck(() => this.#events.wake('fleet'))];
   }
 
   /** Ends live streams; sessions die with the process. Idempotent. */
   close(): void {
-    this.#unsubscribe();
+    for (const u of this.#unsubscribe) u();
     this.#events.close();
   }
 
@@ -130,11 +130,12 @@ export class WebConsole {
       });
     }
     const job = /^\/console\/jobs\/([a-z0-9]{1,64})(\/events)?$/.exec(path);
-    const known = ['/console', '/console/', '/console/history', '/console/purge', '/console/quota', '/console/fleet', '/console/sign-out'].includes(path) || job;
+    const fleetEvents = path === '/console/fleet/events';
+    const known = ['/console', '/console/', '/console/history', '/console/purge', '/console/quota', '/console/fleet', '/console/sign-out'].includes(path) || job || fleetEvents;
     if (!known) return this.#html(res, 404, messagePage('Not found', `There is no console page ${path}.`));
     const me = this.#signedIn(req);
     if (!me) {
-      if (job?.[2]) return this.#text(res, 401, 'sign in first');
+      if (job?.[2] || fleetEvents) return this.#text(res, 401, 'sign in first');
       if (method !== 'GET') return this.#redirect(res, '/console/sign-in');
       const next = safeNext(path);
       return this.#redirect(res, next && path !== '/console/' ? `/console/sign-in?next=${encodeURIComponent(next)}` : '/console/sign-in');
@@ -144,6 +145,7 @@ export class WebConsole {
     if (path === '/console/history') return this.#only(res, method, 'GET', () => this.#history(req, res, me, query));
     if (path === '/console/quota') return this.#only(res, method, 'GET', () => this.#quota(req, res, me));
     if (path === '/console/fleet') return this.#only(res, method, 'GET', () => this.#fleet(res, me));
+    if (fleetEvents) return this.#only(res, req.method ?? 'GET', 'GET', () => this.#fleetEvents(res, me));
     if (path === '/console/purge') {
       if (method === 'POST') return this.#mutation(req, res, me, (body) => this.#submit(req, res, me, body));
       return this.#only(res, method, 'GET', () => this.#html(res, 200, purgePage(me.viewer, me.account, emptyPurgeForm(me.account))));
@@ -311,14 +313,38 @@ export class WebConsole {
     this.#html(res, 200, quotaPage(me.viewer, quotaDay(this.#d.clock.now(), me.viewer.timezone), quotas));
   }
 
-  async #fleet(res: ServerResponse, me: SignedIn): Promise<void> {
+  /** The nodes that serve the account's domains, with their lag. */
+  async #fleetRows(me: SignedIn): Promise<{ lastSeq: number; rows: FleetRow[] }> {
     const mine = new Set(me.account.zones.flatMap((z) => z.domains.map((d) => d.host)));
     const nodes = this.#d.hub.fleet().filter((s) => !s.node.hosts || s.node.hosts.some((h) => mine.has(h)));
     const lastSeq = await this.#d.store.lastSeq();
     // The lag as the admin fleet view computes it (one log read per distinct applied seq).
     const lag = new Map((await this.#d.hub.nodeStatuses()).map((s) => [s.nodeId, s]));
     const rows: FleetRow[] = nodes.map((status) => ({ status, lagEntries: lag.get(status.nodeId)?.lagEntries ?? 0, lagMs: lag.get(status.nodeId)?.lagMs ?? 0 }));
+    return { lastSeq, rows };
+  }
+
+  async #fleet(res: ServerResponse, me: SignedIn): Promise<void> {
+    const { lastSeq, rows } = await this.#fleetRows(me);
     this.#html(res, 200, fleetPage(me.viewer, lastSeq, rows));
+  }
+
+  /** The fleet page's stream: re-rendered on every ack (at most 4 times a second) and every second (leases count down). */
+  async #fleetEvents(res: ServerResponse, me: SignedIn): Promise<void> {
+    const refusal = this.#events.refusal(me.session.csrfToken);
+    if (refusal) return this.#text(res, 429, refusal);
+    await this.#events.serve(res, me.session.csrfToken, {
+      topic: 'fleet',
+      event: 'fleet',
+      minGapMs: 250,
+      source: {
+        load: async () => {
+          if (!this.#sessions.get(me.cookie)) return null;
+          const { lastSeq, rows } = await this.#fleetRows(me);
+          return { fragment: fleetFragment(me.viewer, lastSeq, rows).text, settled: false };
+        },
+      },
+    }, SECURITY_HEADERS);
   }
 
   /** The job with every task's per-node progress, or null when the account has no such job (DESIGN invariant 7). */
@@ -345,10 +371,14 @@ export class WebConsole {
     if (refusal) return this.#text(res, 429, refusal);
     const tz = me.viewer.timezone;
     await this.#events.serve(res, me.session.csrfToken, {
-      load: async () => {
-        // The session may end (sign-out, key rotated) while the stream is open: then the stream ends too.
-        const snap = this.#sessions.get(me.cookie) ? await this.#snapshot(appId, jobId) : null;
-        return snap && { fragment: jobFragment(snap, tz).text, settled: jobSettled(snap) };
+      topic: 'jobs',
+      event: 'job',
+      source: {
+        load: async () => {
+          // The session may end (sign-out, key rotated) while the stream is open: then the stream ends too.
+          const snap = this.#sessions.get(me.cookie) ? await this.#snapshot(appId, jobId) : null;
+          return snap && { fragment: jobFragment(snap, tz).text, settled: jobSettled(snap) };
+        },
       },
     }, SECURITY_HEADERS);
   }

@@ -1,5 +1,6 @@
 // The console in a real browser (Debian's chromium driven by playwright-core) against a real fleet:
-// sign in, submit a prefix purge, watch it reach success live over SSE, filter the history, sign out;
+// sign in, submit a prefix purge, watch it reach success live over SSE, filter the history, watch the
+// fleet page follow a node's applied sequence live, sign out;
 // a second account cannot see the first one's job. Screenshots go to test-artifacts/console/.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -101,8 +102,26 @@ test('console in chromium: sign in, purge a prefix and watch it settle live, fil
     await page.getByRole('row', { name: /purge_prefix/ }).waitFor(WAIT);
     await shot(page, '6-quota');
     await page.getByRole('link', { name: 'Fleet' }).click();
-    await page.getByRole('row', { name: /edge-1/ }).filter({ hasText: 'connected' }).filter({ hasText: 'fresh' }).waitFor(WAIT);
+    const fleetRow = page.getByRole('row', { name: /edge-1/ });
+    await fleetRow.filter({ hasText: 'connected' }).filter({ hasText: 'fresh' }).waitFor(WAIT);
     await shot(page, '7-fleet');
+    // The fleet page follows the node live (SSE, no reload, no polling): a purge moves its applied seq.
+    const applied = async () => Number(((await fleetRow.locator('td.num').textContent()) ?? '').replace(/\D/g, ''));
+    const before = await applied();
+    await page.evaluate(() => ((globalThis as unknown as { stayedPut: string }).stayedPut = 'fleet'));
+    const purge = await fleet.cli(['purge', 'url', `http://${ACME.host}/fleet-live`, '--zone', ACME.zoneId]);
+    assert.equal(purge.code, 0, purge.stderr);
+    await page.waitForFunction(
+      (seq) => {
+        const doc = (globalThis as unknown as { document: { querySelector(q: string): { textContent: string | null } | null } }).document;
+        return Number((doc.querySelector('#fleet tbody tr td.num')?.textContent ?? '').replace(/\D/g, '')) > seq;
+      },
+      before,
+      WAIT,
+    );
+    assert.ok((await applied()) > before, 'the applied seq moved');
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { stayedPut?: string }).stayedPut), 'fleet', 'the fleet page updated without reloading');
+    assert.ok(streams.some((u) => u.endsWith('/console/fleet/events')), `the fleet page listened to its event stream: ${streams.join(', ')}`);
 
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByText('Signed out.').waitFor(WAIT);

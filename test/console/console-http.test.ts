@@ -51,6 +51,7 @@ describe('console: headers, assets, sign-in', () => {
     assert.equal((await c.get('/console/history')).headers.get('location'), '/console/sign-in?next=%2Fconsole%2Fhistory');
     assert.equal((await c.get('/console/')).headers.get('location'), '/console/sign-in');
     assert.equal((await c.get(`/console/jobs/${job}/events`)).status, 401);
+    assert.equal((await c.get('/console/fleet/events')).status, 401);
     const before = await jobCount(s, ACME.appId);
     const res = await c.post('/console/purge', { type: 'purge_host', zone: ACME.zoneId, targets: ACME.host });
     assert.equal(res.status, 303);
@@ -267,6 +268,43 @@ describe('console: fleet and escaping', () => {
     const ack = await fetch(`${s.url}/edge/v1/ack`, { method: 'POST', headers: { 'x-edge-node': 'edge-f', authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"seq":"x"}' });
     assert.equal(ack.status, 400);
     assert.match(await row(), /ack refused \(HTTP 400\)/);
+  });
+
+  test('fleet stream: the fragment is sent again when the fleet changes (log end, a node\'s last error), the browser never polls', async (t) => {
+    const token = 'token-edge-fleet-0123456789';
+    const s = await startControlPlane(t, config(() => ({}), { nodes: [{ id: 'edge-f', listen: '127.0.0.1:1', token }] }), FAST_SIGN_IN);
+    const c = new ConsoleClient(s);
+    await c.signIn(ACME);
+    const page = await (await c.get('/console/fleet')).text();
+    assert.match(page, /data-live="\/console\/fleet\/events" data-live-event="fleet"/);
+    const res = await c.get('/console/fleet/events');
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
+    const reader = res.body!.getReader();
+    t.after(() => reader.cancel());
+    let buffered = '';
+    const decoder = new TextDecoder();
+    /** The next `fleet` event's fragment that matches `re` (earlier ones are skipped). */
+    const next = async (re: RegExp): Promise<string> => {
+      for (;;) {
+        const m = /^event: fleet\ndata: (.*)\n\n/m.exec(buffered);
+        if (m) {
+          buffered = buffered.slice(m.index + m[0].length);
+          const fragment = JSON.parse(m[1]!) as string;
+          if (re.test(fragment)) return fragment;
+          continue;
+        }
+        const { value, done } = await reader.read();
+        assert.equal(done, false, 'the stream stays open');
+        buffered += decoder.decode(value, { stream: true });
+      }
+    };
+    assert.match(await next(/never acked/), /The purge log is at sequence 0\./);
+    await acmeJob(s);
+    await next(/The purge log is at sequence 1\./);
+    const ack = await fetch(`${s.url}/edge/v1/ack`, { method: 'POST', headers: { 'x-edge-node': 'edge-f', authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"seq":"x"}' });
+    assert.equal(ack.status, 400);
+    await next(/ack refused \(HTTP 400\)/);
   });
 
   test('markup in a target is shown as text on every page', async (t) => {

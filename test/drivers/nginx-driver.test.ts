@@ -3,11 +3,12 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import net from 'node:net';
 import test, { type TestContext } from 'node:test';
 import { DriverError, type DriverCommand } from '../../src/drivers/edge-driver.ts';
+import { isDead } from '../../src/drivers/nginx/cache-file.ts';
 import { NginxDriver } from '../../src/drivers/nginx/nginx-driver.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { nginxMissing, request, sleep, startNginxHarness, type NginxHarness } from './nginx-harness.ts';
@@ -30,6 +31,23 @@ function cmd(type: DriverCommand['type'], method: DriverCommand['method'], targe
 }
 
 const A = 'a.test';
+
+/** A deleted file is purged once it is marked dead (nginx answers MISS) or gone; the unlink comes later. */
+function deadOrGone(path: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return true;
+  }
+  try {
+    const b = Buffer.alloc(8);
+    readSync(fd, b, 0, 8, 0);
+    return isDead(b);
+  } finally {
+    closeSync(fd);
+  }
+}
 const B = 'b.test';
 
 /** Warms paths (MISS then a HIT with no origin request) so that later HITs prove nothing was refetched. */
@@ -181,7 +199,7 @@ nginxTest('an unlinked file whose key nginx still holds in its keys_zone is fetc
   assert.deepEqual([(await h.get(A, '/z')).xcache], ['HIT']);
 });
 
-nginxTest('open_file_cache on: a deleted file nginx still holds open is revalidated (expired before unlink), never served as a stale HIT', async (t) => {
+nginxTest('open_file_cache on: a deleted file nginx still holds open is fetched again (marked dead in place), never served as a stale HIT', async (t) => {
   const h = await startNginxHarness(t, { location: 'open_file_cache max=100 inactive=60s; open_file_cache_valid 60s;' });
   await warm(h, A, ['/ofc', '/ofc2']);
   h.origin.bump(A, '/ofc2');
@@ -192,6 +210,26 @@ nginxTest('open_file_cache on: a deleted file nginx still holds open is revalida
   assert.notEqual(same.xcache, 'HIT');
   const changed = await h.get(A, '/ofc2');
   assert.deepEqual([changed.originHits, changed.body], [1, 'a.test/ofc2 v2']);
+});
+
+nginxTest('delete marks each file dead before the ack (the next request is a MISS), unlinks it later, and never unlinks a newer copy', async (t) => {
+  const h = await startNginxHarness(t, { driver: { unlinkAfterMs: 60_000 } });
+  await warm(h, A, ['/dead/a', '/dead/b', '/dead/keep']);
+  const [fa, fb] = ['/dead/a', '/dead/b'].map((p) => h.nginx.pathOf(`http://a.test${p}`)) as [string, string];
+  const report = await h.driver.apply(cmd('purge_prefix', 'delete', 'http://a.test/dead/'));
+  assert.equal(report.matched, 3);
+  assert.ok(existsSync(fa) && existsSync(fb) && deadOrGone(fa) && deadOrGone(fb), 'marked dead, still on disk');
+  assert.equal(h.driver.pendingUnlinks, 3);
+  assert.equal(h.driver.index.byPrefix(A, '/dead/').length, 0, 'out of the index at once');
+  // nginx reads the mark: MISS, an unconditional fetch, and a new file under the same name.
+  await assertRefetched(h, A, ['/dead/a']);
+  assert.match(h.nginx.errorLog(), /version mismatch/);
+  const newer = statSync(fa).ino;
+  await h.driver.flushUnlinks();
+  assert.equal(existsSync(fb), false, 'the dead file is unlinked');
+  assert.equal(statSync(fa, { throwIfNoEntry: false })?.ino, newer, 'the copy nginx stored after the purge stays');
+  assert.equal((await h.get(A, '/dead/a')).xcache, 'HIT');
+  await assertRefetched(h, A, ['/dead/b', '/dead/keep']);
 });
 
 nginxTest('without watches, a file cached after the index was built is purged (the purge sweeps first; no background sweep here)', async (t) => {
@@ -235,7 +273,7 @@ nginxTest('race: every file nginx has cached when a purge is applied is purged, 
       raced += onDisk.filter((f) => !h.driver.index.get(f)).length;
       const applied = h.driver.apply(cmd('purge_prefix', 'delete', 'http://a.test/race/'));
       await applied;
-      const escaped = onDisk.filter((f) => existsSync(f));
+      const escaped = onDisk.filter((f) => !deadOrGone(f));
       assert.deepEqual(escaped, [], `round ${round}: ${escaped.length} of ${onDisk.length} files on disk before the purge survived it`);
       purged += onDisk.length;
     }
@@ -277,7 +315,7 @@ nginxTest('inotify overflow while nginx caches: the purge falls back to a full r
   assert.ok(files.every((f) => existsSync(f)), 'nginx cached them');
   const report = await h.driver.apply(cmd('purge_prefix', 'delete', 'http://a.test/flood/'));
   assert.equal(report.matched, 6);
-  assert.ok(files.every((f) => !existsSync(f)));
+  assert.ok(files.every((f) => deadOrGone(f)));
   assert.equal(h.driver.watcher?.rescans, 1);
   assert.ok(log.some((l) => /full rescan.*overflowed/.test(l)), 'the rescan is logged with its reason');
 });

@@ -23,7 +23,7 @@ describeTaskStoreConformance('sqlite (file)', (t) => new SqliteTaskStore({ path:
 describeTaskStoreConformance('sqlite (:memory:)', () => new SqliteTaskStore({ path: ':memory:' }));
 
 describe('SqliteTaskStore specifics', () => {
-  it('creates the database directory, uses WAL and synchronous=FULL', async (t) => {
+  it('creates the database directory and uses WAL', async (t) => {
     const dir = tempDir(t);
     const path = join(dir, 'a', 'b', 'tasks.db');
     const store = new SqliteTaskStore({ path });
@@ -41,6 +41,58 @@ describe('SqliteTaskStore specifics', () => {
     t.after(() => store.close());
     await store.start();
     assert.deepEqual(await store.pageCacheKiB(), { writer: 16 * 1024, reader: 16 * 1024 });
+  });
+
+  it('regression: a committed log entry is not streamed (readLog, lastSeq) before the WAL sync that acknowledges it', async (t) => {
+    const path = join(tempDir(t), 'tasks.db');
+    const store = new SqliteTaskStore({ path, readers: 0 });
+    t.after(() => store.close());
+    await store.start();
+    const job = (jobId: string) => ({
+      jobId, appId: 7, zoneId: 'zone-a', type: 'purge_url' as const, method: 'invalidate' as const, createdAt: 1_000, secretId: 'AKID', clientIp: '127.0.0.1', source: 'teo' as const,
+      tasks: [{ target: `https://a.example.com/${jobId}`, hosts: ['a.example.com'], status: 'processing' as const, fanOut: true }],
+    });
+    const charge = { quotaType: 'purge_url' as const, day: '2026-01-01', amount: 1, daily: 100 };
+    const acked = store.createJob(job('j1'), charge);
+    // The group commit runs in the check phase it was queued for, this callback right after it: the
+    // transaction is committed, its WAL sync (thread pool) cannot have been answered yet.
+    await new Promise((resolve) => setImmediate(resolve));
+    const raw = new DatabaseSync(path, { readOnly: true });
+    t.after(() => raw.close());
+    assert.equal((raw.prepare('SELECT max(seq) AS s FROM tasks').get() as { s: number }).s, 1, 'the entry is committed');
+    assert.equal(await store.lastSeq(), 0, 'lastSeq before the sync');
+    assert.deepEqual(await store.readLog(0, 10), [], 'readLog before the sync');
+    const { tasks } = await acked;
+    assert.equal(tasks[0]?.seq, 1);
+    assert.equal(await store.lastSeq(), 1, 'lastSeq after the sync');
+    assert.deepEqual((await store.readLog(0, 10)).map((e) => e.seq), [1]);
+  });
+
+  it('a job that fails half-way through its writes fails alone: the rest of its group commit is kept, nothing of it is', async (t) => {
+    const store = new SqliteTaskStore({ path: join(tempDir(t), 'tasks.db'), readers: 0 });
+    t.after(() => store.close());
+    await store.start();
+    const job = (jobId: string, target: string) => ({
+      jobId, appId: 7, zoneId: 'zone-a', type: 'purge_url' as const, method: 'invalidate' as const, createdAt: 1_000, secretId: 'AKID', clientIp: '127.0.0.1', source: 'teo' as const,
+      tasks: [
+        { target: `https://a.example.com/${jobId}/1`, hosts: ['a.example.com'], status: 'processing' as const, fanOut: true },
+        { target, hosts: ['a.example.com'], status: 'processing' as const, fanOut: true },
+      ],
+    });
+    const charge = { quotaType: 'purge_url' as const, day: '2026-01-01', amount: 2, daily: 100 };
+    // Same turn of the loop: one batch. The second task of `bad` breaks tasks.target NOT NULL after
+    // its job row and first task were written.
+    const results = await Promise.allSettled([
+      store.createJob(job('good-1', 'https://a.example.com/g1'), charge),
+      store.createJob(job('bad', null as unknown as string), charge),
+      store.createJob(job('good-2', 'https://a.example.com/g2'), charge),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.equal(await store.getJob(7, 'bad'), null);
+    assert.ok(await store.getJob(7, 'good-2'));
+    // The log has no gap where the failed job's seqs were handed out and taken back.
+    assert.deepEqual((await store.readLog(0, 10)).map((e) => [e.seq, e.jobId]), [[1, 'good-1'], [2, 'good-1'], [3, 'good-2'], [4, 'good-2']]);
+    assert.equal((await store.quotaUsage(7, '2026-01-01')).get('purge_url'), 4);
   });
 
   it('applies migrations once and refuses a database from a newer build', async (t) => {

@@ -1,12 +1,13 @@
 // EdgePurge console: the only script, served from /console/assets/ (the CSP allows nothing else).
-// Without it every page still works; it adds the live job view and a confirmation before purge_all.
+// Without it every page still works; it adds the live job and fleet views and a confirmation before purge_all.
 'use strict';
 
-// Live job view: the server pushes the job's fragment over Server-Sent Events until it settles.
+// Live views (a job until it settles, the fleet): the server pushes the view's fragment over
+// Server-Sent Events whenever it changes; the page never polls.
 const live = document.querySelector('[data-live]');
 if (live && 'EventSource' in window) {
   const events = new EventSource(live.getAttribute('data-live'));
-  events.addEventListener('job', (e) => {
+  events.addEventListener(live.getAttribute('data-live-event') || 'job', (e) => {
     // The fragment is rendered by the same escaping templates as the page itself.
     const t = document.createElement('template');
     t.innerHTML = JSON.parse(e.data);

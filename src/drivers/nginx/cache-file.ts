@@ -171,6 +171,30 @@ export function expirePatch(nowSec: number): Buffer {
 }
 export const EXPIRE_PATCH_OFFSET = OFF.validSec;
 
+/**
+ * The version a purged (deleted) file is marked with until it is unlinked in the background: any
+ * value but NGX_HTTP_CACHE_VERSION makes ngx_http_file_cache_read log "version mismatch" and decline,
+ * so the next request is a MISS (fetched again, the file replaced), even through a descriptor
+ * open_file_cache still holds. The index never reads such a file (headLength refuses it).
+ */
+export const DEAD_VERSION = 0xdead;
+
+/**
+ * The 32 bytes to write at offset 0 to mark a file dead: DEAD_VERSION, and the expire patch too (a
+ * reader that raced the version check still sees it expired). One write, no read first.
+ */
+export function deadPatch(nowSec: number): Buffer {
+  const b = Buffer.alloc(32);
+  b.writeBigUInt64LE(BigInt(DEAD_VERSION), OFF.version);
+  expirePatch(nowSec).copy(b, OFF.validSec);
+  return b;
+}
+
+/** Whether a cache file's first 8 bytes mark it dead (deadPatch). */
+export function isDead(first8: Buffer): boolean {
+  return first8.length >= 8 && first8.readBigUInt64LE(0) === BigInt(DEAD_VERSION);
+}
+
 export interface CacheFileSpec {
   readonly key: string;
   readonly status?: number;

@@ -1,6 +1,6 @@
 // The SQLite TaskStore (node:sqlite): durable jobs, tasks, the purge log, quotas and node progress.
 // Writes run on the caller's thread (group commit); history reads run in worker threads.
-import { mkdirSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
@@ -62,6 +62,17 @@ export class SqliteTaskStore implements TaskStore {
   /** Reads on the writer's connection: diagnostics, and every read when there is no pool. */
   readonly #reader = new SqliteTaskReader(() => this.#open());
   #pool: SqliteReadPool | null = null;
+  /**
+   * The WAL file, fdatasync'ed on the libuv thread pool after each commit (null for `:memory:`): a
+   * COMMIT only write()s its frames (synchronous=NORMAL), and nothing is acknowledged before that sync.
+   */
+  #walFd: number | null = null;
+  /** Highest purge-log seq this store committed, and the highest one known to be on disk. */
+  #committedSeq = 0;
+  #syncedSeq = 0;
+  /** Callers waiting for the next WAL sync; at most one sync runs at a time. */
+  #syncWaiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
+  #syncing = false;
 
   constructor(options: SqliteTaskStoreOptions) {
     this.#path = options.path;
@@ -77,11 +88,13 @@ export class SqliteTaskStore implements TaskStore {
     const db = new DatabaseSync(this.#path, { timeout: this.#busyTimeoutMs });
     try {
       db.exec(`PRAGMA busy_timeout = ${Math.trunc(this.#busyTimeoutMs)}`);
-      // WAL: readers never block the writer. FULL: every COMMIT is fsynced before createJob
-      // resolves, so an acknowledged job survives a crash of the process or the machine
-      // (DESIGN invariant 1). A crash mid-transaction leaves nothing: SQLite rolls it back.
+      // WAL: readers never block the writer. NORMAL: a COMMIT writes its WAL frames without fsync;
+      // the store then fdatasyncs the WAL file off the event loop (#durable) and answers only after
+      // that, so an acknowledged job survives a crash of the process or the machine (DESIGN
+      // invariant 1) while the loop keeps parsing the next requests during the sync. A crash
+      // mid-transaction leaves nothing: SQLite rolls it back. Checkpoints still fsync the database.
       db.exec('PRAGMA journal_mode = WAL');
-      db.exec('PRAGMA synchronous = FULL');
+      db.exec('PRAGMA synchronous = NORMAL');
       db.exec('PRAGMA journal_size_limit = 67108864');
       db.exec(`PRAGMA cache_size = ${-PAGE_CACHE_KIB}`);
       db.exec('PRAGMA temp_store = MEMORY');
@@ -96,6 +109,13 @@ export class SqliteTaskStore implements TaskStore {
       throw e;
     }
     this.#db = db;
+    if (!inMemory && !this.#path.startsWith('file:')) {
+      // The WAL exists once a WAL database was opened and written (migrate's transaction). Whatever
+      // an earlier process wrote to it is made durable now: its log entries count as synced.
+      this.#walFd = openSync(`${this.#path}-wal`, 'r');
+      fdatasyncSync(this.#walFd);
+    }
+    this.#committedSeq = this.#syncedSeq = this.#meta('last_seq');
     // Started after the migrations, so a reader always opens a complete database. One worker is
     // ready when start() resolves, the others start as reads need them; all are niced, so that a
     // long read yields the CPU to the event loop.
@@ -106,6 +126,7 @@ export class SqliteTaskStore implements TaskStore {
       } catch (e) {
         await pool.close();
         this.#db = null;
+        this.#closeWal();
         db.close();
         throw e;
       }
@@ -118,6 +139,8 @@ export class SqliteTaskStore implements TaskStore {
     if (this.#db) this.#commitPendingJobs();
     const db = this.#db;
     if (!db) return;
+    // Every commit so far is synced (and answered) before the WAL's descriptor is closed.
+    await this.#durable().catch(() => {});
     // Readers first (their reads in flight finish): the writer's close may then checkpoint the WAL.
     const pool = this.#pool;
     this.#pool = null;
@@ -125,15 +148,23 @@ export class SqliteTaskStore implements TaskStore {
     this.#db = null;
     this.#stmts.clear();
     this.#reader.clear();
+    this.#closeWal();
     db.close();
+  }
+
+  #closeWal(): void {
+    if (this.#walFd !== null) closeSync(this.#walFd);
+    this.#walFd = null;
   }
 
   /**
    * Group commit: jobs submitted in the same turn of the event loop share one transaction and one
-   * fsync, each inside its own SAVEPOINT, so every job stays all-or-nothing (a quota refusal or a
-   * duplicate id rolls back that job alone) and each promise resolves only after the COMMIT that
-   * made its job durable (DESIGN invariant 1). Under load this turns one fsync per request into one
-   * per batch.
+   * WAL sync, and each promise resolves only after that sync made its job durable (DESIGN invariant
+   * 1). Under load this turns one fsync per request into one per batch, and the sync runs on the
+   * thread pool while the next batch gathers. Every job stays all-or-nothing without a SAVEPOINT
+   * each: a quota refusal or a duplicate id is found before the job writes anything. Should a job
+   * fail half-way for any other reason, the whole batch rolls back and runs again with one SAVEPOINT
+   * per job, so that job alone fails.
    */
   createJob(job: NewJob, charge: QuotaCharge): Promise<{ tasks: TaskRecord[] }> {
     return new Promise((resolve, reject) => {
@@ -146,32 +177,85 @@ export class SqliteTaskStore implements TaskStore {
     const batch = this.#pendingJobs;
     this.#pendingJobs = [];
     if (batch.length === 0) return;
-    // settleBatch answers synchronously here: the commit callback does not await.
-    void settleBatch(batch, () => {
-      const outcomes: JobOutcome[] = [];
-      const db = this.#open();
-      this.#write(() => {
-        for (const { job, charge } of batch) {
-          db.exec('SAVEPOINT job');
-          try {
-            const used = this.#quotaUsed(job.appId, charge.quotaType, charge.day);
-            if (used + charge.amount > charge.daily) throw new QuotaExceededError(used);
-            const tasks = this.#insertJob(job);
-            this.#stmt(
-              `INSERT INTO quota_usage (app_id, quota_type, day, used) VALUES (?, ?, ?, ?)
-               ON CONFLICT (app_id, quota_type, day) DO UPDATE SET used = used + excluded.used`,
-            ).run(job.appId, charge.quotaType, charge.day, charge.amount);
-            db.exec('RELEASE job');
-            outcomes.push({ ok: true, tasks });
-          } catch (error) {
-            db.exec('ROLLBACK TO job');
-            db.exec('RELEASE job');
-            outcomes.push({ ok: false, error });
-          }
-        }
-      });
-      // Had the COMMIT itself failed, #write threw: nothing of the batch is durable, so nothing is acknowledged.
+    void settleBatch(batch, async () => {
+      let outcomes: JobOutcome[];
+      try {
+        outcomes = this.#write(() => batch.map((p) => this.#admitJob(p.job, p.charge)));
+      } catch {
+        const db = this.#open();
+        outcomes = this.#write(() =>
+          batch.map((p) => {
+            db.exec('SAVEPOINT job');
+            try {
+              const o = this.#admitJob(p.job, p.charge);
+              db.exec('RELEASE job');
+              return o;
+            } catch (error) {
+              db.exec('ROLLBACK TO job');
+              db.exec('RELEASE job');
+              return { ok: false, error };
+            }
+          }),
+        );
+      }
+      // Had the COMMIT or the sync failed, this threw: nothing of the batch is acknowledged.
+      await this.#durable();
       return outcomes;
+    });
+  }
+
+  /**
+   * One job of a batch: its quota checked, then its rows written. A refusal (quota, duplicate id) is
+   * decided before the first write, so it leaves nothing behind; anything else thrown may have.
+   */
+  #admitJob(job: NewJob, charge: QuotaCharge): JobOutcome {
+    const used = this.#quotaUsed(job.appId, charge.quotaType, charge.day);
+    if (used + charge.amount > charge.daily) return { ok: false, error: new QuotaExceededError(used) };
+    let tasks: TaskRecord[];
+    try {
+      tasks = this.#insertJob(job);
+    } catch (error) {
+      if (error instanceof DuplicateJobIdError) return { ok: false, error };
+      throw error;
+    }
+    this.#stmt(
+      `INSERT INTO quota_usage (app_id, quota_type, day, used) VALUES (?, ?, ?, ?)
+       ON CONFLICT (app_id, quota_type, day) DO UPDATE SET used = used + excluded.used`,
+    ).run(job.appId, charge.quotaType, charge.day, charge.amount);
+    return { ok: true, tasks };
+  }
+
+  /**
+   * Resolves once everything committed before the call is on disk: one fdatasync of the WAL on the
+   * thread pool serves every caller that arrived before it started. Only then do the seqs committed
+   * so far become visible to readLog and lastSeq, so no node ever applies an entry that a crash
+   * could take back (and hand out again for another purge).
+   */
+  #durable(): Promise<void> {
+    const fd = this.#walFd;
+    if (fd === null) {
+      this.#syncedSeq = this.#committedSeq;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      this.#syncWaiters.push({ resolve, reject });
+      if (!this.#syncing) this.#sync(fd);
+    });
+  }
+
+  #sync(fd: number): void {
+    const waiters = this.#syncWaiters;
+    this.#syncWaiters = [];
+    const seq = this.#committedSeq;
+    this.#syncing = true;
+    fdatasync(fd, (error) => {
+      this.#syncing = false;
+      if (error) for (const w of waiters) w.reject(error);
+      else {
+        this.#syncedSeq = Math.max(this.#syncedSeq, seq);
+        for (const w of waiters) w.resolve();
+      }
+      if (this.#syncWaiters.length > 0 && this.#walFd !== null) this.#sync(this.#walFd);
     });
   }
 
@@ -187,8 +271,9 @@ export class SqliteTaskStore implements TaskStore {
         for (const job of jobs) this.#insertJob(job);
       });
     } finally {
-      db.exec('PRAGMA synchronous = FULL');
+      db.exec('PRAGMA synchronous = NORMAL');
     }
+    this.#syncedSeq = this.#committedSeq;
   }
 
   async schemaVersion(): Promise<{ applied: number; expected: number }> {
@@ -247,8 +332,8 @@ export class SqliteTaskStore implements TaskStore {
     if (n === 0) return [];
     const rows = this.#stmt(
       `SELECT seq, id, job_id, app_id, type, method, hosts, coalesce(log_target, target) AS target, headers, created_at
-       FROM tasks WHERE seq > ? ORDER BY seq LIMIT ?`,
-    ).all(afterSeq, n) as unknown as LogRow[];
+       FROM tasks WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+    ).all(afterSeq, this.#visibleSeq(), n) as unknown as LogRow[];
     return rows.map((r) => {
       const entry: PurgeLogEntry = {
         seq: r.seq,
@@ -268,7 +353,12 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async lastSeq(): Promise<number> {
-    return this.#meta('last_seq');
+    return Math.min(this.#meta('last_seq'), this.#visibleSeq());
+  }
+
+  /** The highest seq readers may see: ours up to the last WAL sync (see #durable). */
+  #visibleSeq(): number {
+    return this.#committedSeq > this.#syncedSeq ? this.#syncedSeq : Number.MAX_SAFE_INTEGER;
   }
 
   async firstSeq(): Promise<number> {
@@ -276,7 +366,7 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async ackNode(nodeId: string, seq: number, at: number, reports: readonly NodeReportInput[] = []): Promise<NodeReportOutcome[]> {
-    return this.#write(() => {
+    return this.#writeDurable(() => {
       this.#stmt(
         `INSERT INTO node_progress (node_id, acked_seq, seen_at) VALUES (?, ?, ?)
          ON CONFLICT (node_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq),
@@ -313,7 +403,7 @@ export class SqliteTaskStore implements TaskStore {
 
   async updateTasks(updates: readonly TaskUpdate[], at: number): Promise<void> {
     if (updates.length === 0) return;
-    this.#write(() => {
+    await this.#writeDurable(() => {
       const task = this.#stmt(
         `UPDATE tasks SET status = ?,
                           fail_type = CASE WHEN ? THEN ? ELSE fail_type END,
@@ -364,6 +454,7 @@ export class SqliteTaskStore implements TaskStore {
       // Hours that ended by `before` held only pruned tasks.
       this.#stmt('DELETE FROM task_id_ranges WHERE hour < ?').run(Math.floor(before / HOUR_MS));
     });
+    await this.#durable();
     return removed;
   }
 
@@ -389,7 +480,17 @@ export class SqliteTaskStore implements TaskStore {
     } catch (e) {
       if (db.isTransaction) db.exec('ROLLBACK');
       throw e;
+    } finally {
+      // What the next WAL sync makes durable (a rolled-back transaction's seqs are handed out again).
+      this.#committedSeq = this.#meta('last_seq');
     }
+  }
+
+  /** #write, resolved once the commit is on disk. */
+  async #writeDurable<T>(fn: () => T): Promise<T> {
+    const out = this.#write(fn);
+    await this.#durable();
+    return out;
   }
 
   #meta(key: string): number {
