@@ -59,7 +59,7 @@ async function serve(values: Values, writeDemo: boolean): Promise<number> {
   const config = loadConfigFile(path);
   const logger = createLogger(logLevel());
   const closers: Array<() => Promise<void>> = [];
-  const running = await startControlPlane(config, logger);
+  const running = await startControlPlane(config, logger, str(values, 'listen'));
   closers.push(() => running.close());
   const base = `http://${running.host}:${running.port}`;
   const out: string[] = [`EdgePurge control plane on ${base}  (API 3.0 at /, legacy v2 at /v2/index.php, web console at /console/)`, `config: ${path}`];
@@ -164,7 +164,10 @@ export const SERVER_COMMANDS: readonly CommandSpec[] = [
     args: '',
     summary: 'Run the control plane alone.',
     details: `SIGHUP reloads the file: a file with errors is reported and the running configuration kept. ${LOG_LEVEL}`,
-    options: { config: CONFIG_FILE },
+    options: {
+      config: CONFIG_FILE,
+      listen: { type: 'string', arg: 'HOST:PORT', help: 'listen here instead of server.listen (replicas on one host sharing one config file)' },
+    },
     run: (v) => serve(v, false),
   },
   {

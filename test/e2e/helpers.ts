@@ -14,7 +14,7 @@ import { cdnClient, teoClient, type SdkClient } from '../helpers/sdk.ts';
 
 export { ACME };
 
-const MAIN = resolve(import.meta.dirname, '../../src/cli/main.ts');
+export const MAIN = resolve(import.meta.dirname, '../../src/cli/main.ts');
 
 /** A port nobody listens on right now (listen on 0, close). */
 export async function freePort(): Promise<number> {
@@ -570,7 +570,7 @@ export function runCli(url: string, args: readonly string[]): Promise<{ code: nu
   });
 }
 
-function childEnv(): NodeJS.ProcessEnv {
+export function childEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, EDGEPURGE_LOG_LEVEL: process.env.EDGEPURGE_LOG_LEVEL ?? 'warn' };
   // The SDKs and fetch must reach 127.0.0.1 directly.
   for (const k of ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'NODE_TEST_CONTEXT', 'NODE_OPTIONS']) delete env[k];

@@ -59,7 +59,7 @@ describe('leader election on PostgreSQL', { skip }, () => {
     await admin.connect();
     t.after(() => admin.end());
     const t0 = Date.now();
-    const { rowCount } = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'edgepurge-leader' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)");
+    const { rowCount } = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'edgepurge-leader %' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)");
     assert.equal(rowCount, 1);
     await until('the old leader stepped down', () => !duties[leader]!.leader, 2000);
     await until('the other leads', () => duties[1 - leader]!.leader, 5000);

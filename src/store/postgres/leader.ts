@@ -88,7 +88,8 @@ export class PgLeaderLock implements LeaderLease {
   }
 
   async #connect(): Promise<pg.Client> {
-    const c = new pg.Client({ ...this.#o.client, keepAlive: true, application_name: 'edgepurge-leader' });
+    // The pid in the name tells operators (pg_stat_activity) and tests which replica leads.
+    const c = new pg.Client({ ...this.#o.client, keepAlive: true, application_name: `edgepurge-leader ${process.pid}` });
     // A dead session means a lost lock: step down at once, not at the next probe.
     c.on('error', (e) => {
       this.#o.onError?.(e);
