@@ -13,6 +13,7 @@ import { EdgeProxy, type EdgeDomain } from '../src/edge/edge-proxy.ts';
 import { EdgeAgent } from '../src/fanout/edge-agent.ts';
 import { systemClock } from '../src/shared/clock.ts';
 import { createLogger, silentLogger } from '../src/shared/logger.ts';
+import { missingNodeFlags } from '../src/cli/node-flags.ts';
 import { pinToCpu } from './load.ts';
 
 export interface AgentNode {
@@ -80,7 +81,10 @@ export class BenchChild {
 
   /** Forks a child for `init`, pins it to `cpu` when given, and resolves once it is ready. */
   static async start(init: Init, cpu?: number, execArgv: readonly string[] = []): Promise<BenchChild> {
-    const child = fork(import.meta.filename, [], { execArgv: [...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // The flags `edgepurge serve|edge|agent` run with (src/cli/node-flags.ts), unless the caller or
+    // NODE_OPTIONS sets its own.
+    const flags = [...missingNodeFlags(execArgv, process.env.NODE_OPTIONS), ...execArgv];
+    const child = fork(import.meta.filename, [], { execArgv: flags, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     if (cpu !== undefined) pinToCpu(child.pid, cpu);
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const ready = await new Promise<Reply>((resolve, reject) => {

@@ -11,6 +11,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const main = join(root, 'src', 'cli', 'main.ts');
 const major = Number(process.versions.node.split('.')[0]);
 if (major >= 24) {
+  // serve, edge, agent, start: this process becomes node + the V8 flags they run with (src/cli/node-flags.ts).
+  const { reexecWithNodeFlags } = await import(join(root, 'src', 'cli', 'node-flags.ts'));
+  reexecWithNodeFlags(main, process.argv.slice(2));
   const { main: run } = await import(main);
   const code = await run(process.argv.slice(2));
   if (code >= 0) process.exitCode = code;
@@ -24,6 +27,7 @@ if (major >= 24) {
   // this wrapper (kill PID, a config reload), or it would live on, orphaned, after the wrapper died.
   // Ctrl-C already reaches the child (the terminal signals the whole process group): the wrapper only
   // waits for it, so the child shuts down once, gracefully.
+  // main.ts, run directly, gives itself the V8 flags of the long-running commands (node-flags.ts).
   const child = spawn(pinned, [main, ...process.argv.slice(2)], { stdio: 'inherit' });
   for (const sig of ['SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
   process.on('SIGINT', () => {});

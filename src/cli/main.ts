@@ -6,6 +6,7 @@ import { ConfigError } from '../config/load.ts';
 import { commandHelp, findCommand, parseCommand, UsageError, type CommandSpec } from './args.ts';
 import { RemoteError } from './client.ts';
 import { CLIENT_COMMANDS } from './client-commands.ts';
+import { reexecWithNodeFlags } from './node-flags.ts';
 import { SERVER_COMMANDS } from './server-commands.ts';
 
 /** Every command, in the order the overview lists them. */
@@ -125,6 +126,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  reexecWithNodeFlags(import.meta.filename, process.argv.slice(2));
   const code = await main(process.argv.slice(2));
   if (code >= 0) process.exitCode = code;
 }

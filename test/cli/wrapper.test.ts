@@ -3,28 +3,18 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
 import { stringify } from 'yaml';
 import { baseConfig } from '../helpers/control-plane.ts';
-import { freePort, until } from '../e2e/helpers.ts';
+import { freePort, listening, until } from '../e2e/helpers.ts';
 
 const OLD_NODE = '/usr/bin/node';
 const version = spawnSync(OLD_NODE, ['--version'], { encoding: 'utf8' }).stdout?.trim() ?? '';
 const major = Number(/^v(\d+)/.exec(version)?.[1] ?? 0);
 const skip = major > 0 && major < 24 ? false : `needs a node older than 24 at ${OLD_NODE} (found ${version || 'none'}) to run the wrapper's re-exec path`;
 if (skip) console.warn(`\n*** wrapper test SKIPPED: ${skip} ***\n`);
-
-const listening = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-  });
 
 test('SIGTERM to bin/edgepurge.js on an old node stops the Node 24 child it runs (serve), with its exit', { skip }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'edgepurge-wrapper-'));

@@ -17,6 +17,16 @@ export { ACME };
 export const MAIN = resolve(import.meta.dirname, '../../src/cli/main.ts');
 
 /** A port nobody listens on right now (listen on 0, close). */
+/** Whether something accepts TCP connections on 127.0.0.1:port now. */
+export const listening = (port: number): Promise<boolean> =>
+  new Promise<boolean>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+
 export async function freePort(): Promise<number> {
   const s = http.createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
