@@ -25,7 +25,7 @@ async function serveCmdline(t: TestContext, script: readonly string[], env: Node
   // The banner comes once its SIGTERM handler is in place (the port listens a little before).
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  await until('the control plane is up', () => out.includes('EdgePurge control plane on') && listening(port), 60_000);
+  await until('the control plane is up', async () => out.includes('EdgePurge control plane on') && (await listening(port)), 60_000);
   // The process we spawned is the one serving: execve kept its pid (a service manager's PID stays true).
   const cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
   return { cmdline, stop: () => (child.kill('SIGTERM'), exited) };

@@ -21,9 +21,13 @@ test('SIGTERM to bin/edgepurge.js on an old node stops the Node 24 child it runs
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();
   writeFileSync(join(dir, 'edgepurge.yaml'), stringify({ ...baseConfig(), server: { listen: `127.0.0.1:${port}` }, store: { driver: 'sqlite', path: join(dir, 'db') } }));
-  const wrapper = spawn(OLD_NODE, [join(import.meta.dirname, '../../bin/edgepurge.js'), 'serve', '--config', join(dir, 'edgepurge.yaml')], { stdio: 'ignore' });
+  const wrapper = spawn(OLD_NODE, [join(import.meta.dirname, '../../bin/edgepurge.js'), 'serve', '--config', join(dir, 'edgepurge.yaml')], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.after(() => wrapper.kill('SIGKILL'));
-  await until('the control plane listens', () => listening(port), 60_000);
+  // The banner comes once serve's SIGTERM handler is in place (the port listens a little before: a
+  // SIGTERM in between ends it with the default action, 143, on a loaded machine).
+  let out = '';
+  wrapper.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  await until('the control plane is up', async () => out.includes('EdgePurge control plane on') && (await listening(port)), 60_000);
   const exited = new Promise<number | null>((resolve) => wrapper.once('exit', (code) => resolve(code)));
   wrapper.kill('SIGTERM');
   assert.equal(await exited, 0, 'the child shut down cleanly and the wrapper passed its exit code on');
