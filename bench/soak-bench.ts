@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { stringify } from 'yaml';
 import type { ConfigInput } from '../src/config/schema.ts';
+import { missingNodeFlags } from '../src/cli/node-flags.ts';
 import { hmacSign, hmacStringToSign } from '../src/protocols/hmac-signature.ts';
 import { signTc3Request } from '../src/protocols/tc3/tc3-signature.ts';
 import { Client, heavyAccount, heavyQueries } from './query-load-bench.ts';
@@ -158,7 +159,8 @@ interface Proc {
 
 /** Spawns `edgepurge ARGS` and resolves with the port of the first stdout line matching `ready`. */
 async function startCli(name: string, args: readonly string[], ready: RegExp, probe: string): Promise<Proc & { port: number }> {
-  const child = spawn(process.execPath, ['--import', PROBE, CLI, ...args], {
+  // With the V8 flags serve/edge run with, given here rather than by main.ts's re-exec (node-flags.ts).
+  const child = spawn(process.execPath, [...missingNodeFlags([], process.env.NODE_OPTIONS), '--import', PROBE, CLI, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
     // Warnings still show (a lost stream, a failed ack); per-request info lines would drown the output.
     env: { ...process.env, EDGEPURGE_LOG_LEVEL: 'warn', EDGEPURGE_SOAK_PROBE: probe },
@@ -341,6 +343,8 @@ export async function soakSection(heading: (title: string) => void, table: (rows
   heading(`Hardening 3: soak, ${minutes} min at ${rps} req/s, RSS of every process (bench/soak-bench.ts)`);
   const log = (l: string) => console.log(l);
   log('  processes: control plane (edgepurge serve, SQLite), edge-1 (all domains), edge-2 (one domain), origin, load generator');
+  const flags = missingNodeFlags([], process.env.NODE_OPTIONS);
+  log(`  control plane and edges run with ${flags.length > 0 ? flags.join(' ') : `NODE_OPTIONS=${process.env.NODE_OPTIONS ?? ''}`} (what edgepurge serve|edge run with unless NODE_OPTIONS sets its own)`);
   log('  load: ~23 % API (purge url/prefix/tag/host/all, prefetch, legacy RefreshCdnUrl, DescribePurge/PrefetchTasks), ~77 % edge GETs');
   const r = await runSoakBench({ minutes, warmupMinutes, rps, sampleMs: 5000, log });
   const every = Math.max(1, Math.round(30_000 / 5000));

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { signTc3Request } from '../../src/protocols/tc3/tc3-signature.ts';
 import { ACME } from '../helpers/control-plane.ts';
 import { TEO } from './fixtures.ts';
@@ -22,7 +23,7 @@ interface Server {
 }
 
 async function serve(configPath: string): Promise<Server> {
-  const child = spawn(process.execPath, [MAIN, 'serve', '--config', configPath], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, MAIN, 'serve', '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, EDGEPURGE_LOG_LEVEL: 'error' },
   });

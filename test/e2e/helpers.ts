@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before } from 'node:test';
 import { stringify } from 'yaml';
+import { NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { ACME, baseConfig } from '../helpers/control-plane.ts';
 import { cdnClient, teoClient, type SdkClient } from '../helpers/sdk.ts';
 
@@ -485,7 +486,8 @@ export class Fleet {
 
   /** Resolves once the child printed `ready` (default: the " on http://host:port" of serve and edge). */
   #spawn(name: string, args: string[], ready = / on http:\/\/[^\s]+:\d+/): Promise<ChildProcess> {
-    const child = spawn(process.execPath, [MAIN, ...args], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    // With the V8 flags serve/edge/agent run with, given here rather than by main.ts's re-exec (node-flags.ts).
+    const child = spawn(process.execPath, [...NODE_FLAGS, MAIN, ...args], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     const record = (stream: NodeJS.ReadableStream, tag: string) => {
       let buf = '';
       stream.setEncoding('utf8');

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { ACME, baseConfig, startControlPlane } from '../helpers/control-plane.ts';
@@ -48,7 +49,7 @@ test('SIGHUP reloads a running `serve`; a broken file is reported and the runnin
   const write = (cfg: unknown) => writeFileSync(file, JSON.stringify(cfg));
   const cfg = { ...baseConfig(), store: { driver: 'sqlite', path: join(dir, 'db.sqlite') } };
   write(cfg);
-  const child = spawn(process.execPath, ['src/cli/main.ts', 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, 'src/cli/main.ts', 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => child.kill('SIGKILL'));
   let out = '';
   let err = '';
