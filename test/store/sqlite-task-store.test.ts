@@ -1,6 +1,6 @@
 // Runs the TaskStore conformance suite against SQLite, plus what only the SQLite store promises.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -93,6 +93,26 @@ describe('SqliteTaskStore specifics', () => {
     // The log has no gap where the failed job's seqs were handed out and taken back.
     assert.deepEqual((await store.readLog(0, 10)).map((e) => [e.seq, e.jobId]), [[1, 'good-1'], [2, 'good-1'], [3, 'good-2'], [4, 'good-2']]);
     assert.equal((await store.quotaUsage(7, '2026-01-01')).get('purge_url'), 4);
+  });
+
+  it('checkpoints run in their own thread: the WAL is copied into the database without a COMMIT doing it (issue 11)', async (t) => {
+    const path = join(tempDir(t), 'tasks.db');
+    const store = new SqliteTaskStore({ path, readers: 0 });
+    t.after(() => store.close());
+    await store.start();
+    const charge = { quotaType: 'purge_url' as const, day: '2026-01-01', amount: 1, daily: 1_000_000 };
+    for (let b = 0; b < 20; b++) {
+      await Promise.all(Array.from({ length: 50 }, (_, i) => store.createJob({
+        jobId: `j-${b}-${i}`, appId: 7, zoneId: 'zone-a', type: 'purge_url', method: 'invalidate', createdAt: 1_000, secretId: 'AKID', clientIp: '127.0.0.1', source: 'teo',
+        tasks: Array.from({ length: 20 }, (_, k) => ({ target: `https://a.example.com/${b}/${i}/${k}/${'x'.repeat(100)}`, hosts: ['a.example.com'], status: 'processing' as const, fanOut: true })),
+      }, charge)));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const stats = store.checkpointStats();
+    assert.ok(stats, 'a file store has a checkpoint thread');
+    assert.equal(stats.failures, 0);
+    assert.ok((stats.last?.checkpointed ?? 0) > 0, `the thread copied frames: ${JSON.stringify(stats.last)}`);
+    assert.ok(statSync(path).size > 1024 * 1024, 'the database file holds the checkpointed pages');
   });
 
   it('applies migrations once and refuses a database from a newer build', async (t) => {
