@@ -1,4 +1,4 @@
-// `npm run bench [-- --only store,api,submit,query,pg,fanout,edge,hit,varnish,nginx,drivers,soak,metrics,console]`: runs the benchmarks of the
+// `npm run bench [-- --only store,api,submit,query,pg,replicas,fanout,edge,hit,varnish,nginx,drivers,soak,metrics,console]`: runs the benchmarks of the
 // issues on this machine and prints each figure next to its bar. Parts run in the order listed; `api` needs the
 // database `store` seeds (it seeds one itself when `store` is not selected); so does `submit` (issue 11).
 import { spawnSync } from 'node:child_process';
@@ -15,11 +15,12 @@ import { runHitBench, varnishMissing } from './hit-bench.ts';
 import { benchOnOff, benchScrape } from './metrics-bench.ts';
 import { runQueryLoadBench } from './query-load-bench.ts';
 import { runPgBench } from './pg-bench.ts';
+import { runReplicasBench } from './replicas-bench.ts';
 import { median } from './stats.ts';
 import { runStoreBench } from './store-bench.ts';
 import { runSubmitBench, type SubmitBenchResult } from './submit-bench.ts';
 
-const PARTS = ['store', 'api', 'submit', 'query', 'pg', 'fanout', 'edge', 'hit', 'varnish', 'nginx', 'drivers', 'soak', 'metrics', 'console'] as const;
+const PARTS = ['store', 'api', 'submit', 'query', 'pg', 'replicas', 'fanout', 'edge', 'hit', 'varnish', 'nginx', 'drivers', 'soak', 'metrics', 'console'] as const;
 type Part = (typeof PARTS)[number];
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });
@@ -173,6 +174,31 @@ if (selected('pg')) {
     {
       figure: 'createJob/s, 1 URL, 64 in flight: SQLite | PostgreSQL 1 pool | 2 pools (one process)',
       measured: `${int(r.throughput.sqlite)} | ${int(r.throughput.pg1)} | ${int(r.throughput.pg2)} (PG/SQLite ${(r.throughput.pg1 / r.throughput.sqlite).toFixed(2)}, 2 pools/1 ${(r.throughput.pg2 / r.throughput.pg1).toFixed(2)})`,
+    },
+  ];
+  table(rows);
+  summary.push(...rows.filter((x) => x.bar));
+}
+
+if (selected('replicas')) {
+  heading('Issue 9: replicas on one PostgreSQL (bench/replicas-bench.ts; each control plane a child process; a fresh database, dropped after)');
+  const r = await runReplicasBench({ log: (l) => console.log(`  ${l}`) });
+  const rows: Row[] = [
+    {
+      figure: `accept → applied on 10 nodes, 5 on each of 2 replicas: p50 / p99 (${r.applied.samples} purges, read from node_progress)`,
+      measured: `${ms(r.applied.p50Ms)} / ${ms(r.applied.p99Ms)} ms`,
+      bar: 'p50 ≤ 10 ms, p99 ≤ 50 ms',
+      verdict: verdict(r.applied.p50Ms <= 10 && r.applied.p99Ms <= 50),
+    },
+    {
+      figure: 'CreatePurgeTask/s, 1 URL, 16 connections per replica: SQLite | PostgreSQL 1 replica | 2 replicas',
+      measured: `${int(r.throughput.sqlite)} | ${int(r.throughput.pg1)} | ${int(r.throughput.pg2)} (1 PG/SQLite ${(r.throughput.pg1 / r.throughput.sqlite).toFixed(2)}, 2 PG/1 PG ${(r.throughput.pg2 / r.throughput.pg1).toFixed(2)})`,
+    },
+    {
+      figure: 'duties moved after kill -9 of the leader (3 tries)',
+      measured: `${r.dutyMoveMs.map((m) => int(m)).join(', ')} ms`,
+      bar: '≤ 5 s',
+      verdict: verdict(r.dutyMoveMs.every((m) => m <= 5000)),
     },
   ];
   table(rows);
