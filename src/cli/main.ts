@@ -8,9 +8,10 @@ import { RemoteError } from './client.ts';
 import { CLIENT_COMMANDS } from './client-commands.ts';
 import { reexecWithNodeFlags } from './node-flags.ts';
 import { SERVER_COMMANDS } from './server-commands.ts';
+import { STORE_COMMANDS } from './store-commands.ts';
 
 /** Every command, in the order the overview lists them. */
-export const COMMANDS: readonly CommandSpec[] = [...SERVER_COMMANDS, ...CLIENT_COMMANDS];
+export const COMMANDS: readonly CommandSpec[] = [...SERVER_COMMANDS, ...STORE_COMMANDS, ...CLIENT_COMMANDS];
 const SERVER_NAMES = new Set(SERVER_COMMANDS.map((c) => c.name));
 
 export function version(): string {
@@ -27,6 +28,9 @@ function overview(): string {
     '',
     'Server:',
     ...list(SERVER_COMMANDS),
+    '',
+    'Store (stop the control plane first):',
+    ...list(STORE_COMMANDS),
     '',
     'Client (signed API 3.0 calls to --endpoint, default http://127.0.0.1:8080):',
     ...list(CLIENT_COMMANDS),
