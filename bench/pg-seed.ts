@@ -84,7 +84,8 @@ export interface SeededDb {
 
 /**
  * A migrated, seeded, vacuumed database of `want` tasks over SPAN_DAYS days (fewer days when the seeding
- * budget runs out, newest first). With `keep` (a database name) an already complete one is reused.
+ * budget runs out, newest first). With `keep` (a database name) an already complete one is reused, and
+ * a new one is seeded whole whatever the budget (a partial one could not be reused).
  */
 export async function seededDb(opts: { want: number; seedBudgetMs: number; keep?: string; log: (l: string) => void }): Promise<SeededDb> {
   const name = opts.keep ?? `edgepurge_bench_${randomBytes(5).toString('hex')}`;
@@ -119,8 +120,11 @@ export async function seededDb(opts: { want: number; seedBudgetMs: number; keep?
       } finally {
         await c.end();
       }
-      opts.log(`${name} exists but does not hold ${(perDay * SPAN_DAYS).toLocaleString('en')} seeded tasks: recreating it`);
-      await admin.query(`DROP DATABASE ${name} WITH (FORCE)`);
+      // Never dropped here: it may be a seed still running (another process), and dropping it kills that.
+      throw new Error(
+        `${name} exists but does not hold ${(perDay * SPAN_DAYS).toLocaleString('en')} completely seeded tasks (a seed still running, ` +
+          `an interrupted one, or another size): wait for it, or DROP DATABASE ${name} WITH (FORCE), or name another database`,
+      );
     }
     await admin.query(`CREATE DATABASE ${name}`);
     const store = new PostgresTaskStore({ url, pool: { max: 2 } });
@@ -134,7 +138,7 @@ export async function seededDb(opts: { want: number; seedBudgetMs: number; keep?
       const t0 = performance.now();
       let days = 0;
       // Newest day first, so that whatever fits in the budget is a recent, contiguous history.
-      while (days < SPAN_DAYS && performance.now() - t0 < opts.seedBudgetMs) {
+      while (days < SPAN_DAYS && (opts.keep !== undefined || performance.now() - t0 < opts.seedBudgetMs)) {
         await seedDay(c, LAST_DAY - days, perDay, days * perDay + 8);
         days++;
         if (days % 5 === 0) opts.log(`seeded ${days} days (${(days * perDay).toLocaleString('en')} tasks) in ${((performance.now() - t0) / 1000).toFixed(0)} s`);

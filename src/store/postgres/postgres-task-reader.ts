@@ -123,17 +123,17 @@ export class PostgresTaskReader {
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       try {
-        // Each window's bounds prune the partitions when it is planned (a generic plan would keep them all).
-        await client.query('SET LOCAL plan_cache_mode = force_custom_plan');
-        // An open end: the app's oldest or newest task (one index probe each).
+        // An open end: the app's oldest or newest task (one index probe each; prepared, see `prepared`).
         const edge = async (fn: 'min' | 'max'): Promise<number | null> =>
-          (await client.query<{ v: number | null }>(`SELECT ${fn}(created_at) AS v FROM tasks WHERE app_id = $1`, [q.appId])).rows[0]?.v ?? null;
+          (await client.query<{ v: number | null }>(prepared(`SELECT ${fn}(created_at) AS v FROM tasks WHERE app_id = $1`, [q.appId]))).rows[0]?.v ?? null;
         const from = q.from ?? (await edge('min'));
         const to = q.to ?? (await edge('max'));
         if (from === null || to === null) {
           await client.query('COMMIT');
           return { total: 0, tasks: [] };
         }
+        // Each window's bounds prune the partitions when it is planned (a generic plan would keep them all).
+        await client.query('SET LOCAL plan_cache_mode = force_custom_plan');
         let seen = 0;
         const tasks: TaskRecord[] = [];
         for (let hi = to, width = WINDOW_MS; hi >= from && seen < cap; width *= 2) {
@@ -141,7 +141,9 @@ export class PostgresTaskReader {
           // This window's part of the page: positions [offset, offset + limit) less those seen before.
           const localOffset = Math.max(0, offset - seen);
           const localLimit = Math.max(0, offset + limit - Math.max(seen, offset));
-          const stmt = this.#taskStatement({ ...q, from: lo, to: hi, offset: localOffset, limit: localLimit }, true)!;
+          // Under a day the planner weighs the window's rows against the needle's candidates (a time range,
+          // or both bitmaps ANDed); a day or more is read through the trigram index (pinned, as without windows).
+          const stmt = this.#taskStatement({ ...q, from: lo, to: hi, offset: localOffset, limit: localLimit }, width < DAY_MS)!;
           const { rows } = await client.query<TaskRow & { total: number }>(stmt.sql, stmt.params);
           seen += rows[0]?.total ?? 0;
           for (const r of rows) if (r.id !== null) tasks.push(toTask(r));
