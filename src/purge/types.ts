@@ -77,3 +77,7 @@ export interface PurgeLogEntry {
   readonly headers?: Readonly<Record<string, string>>;
   readonly createdAt: number;
 }
+
+/** The events a settled job raises for completion webhooks (issue 10): failed when any task failed, else timeout when any timed out. */
+export const WEBHOOK_EVENTS = ['job.succeeded', 'job.failed', 'job.timeout'] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];

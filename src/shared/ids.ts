@@ -24,3 +24,6 @@ export function randomAlnum(n: number): string {
   for (const b of bytes) s += A[b % A.length];
   return s;
 }
+
+/** A webhook event id (EdgePurge-Event-Id): random, so it tells nothing about other tenants' volume. */
+export const newEventId = (): string => `evt_${randomBytes(12).toString('hex')}`;

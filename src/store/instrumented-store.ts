@@ -2,7 +2,7 @@
 // otherwise behaves exactly as the store it wraps: the metrics see every job, settle and ack without
 // the store or its callers knowing about metrics.
 import type { TaskRecord } from '../purge/types.ts';
-import type { NewJob, NodeReportInput, QuotaCharge, TaskStore, TaskUpdate } from './task-store.ts';
+import type { NewJob, NodeReportInput, QuotaCharge, TaskStore, TaskUpdate, WebhookRouter } from './task-store.ts';
 
 /** The writes an observer is told about; every member is called after the write succeeded. */
 export interface StoreObserver {
@@ -29,9 +29,9 @@ export function instrumentStore(store: TaskStore, observer: StoreObserver): Task
       observer.jobCreated(job, charge, result.tasks);
       return result;
     },
-    async updateTasks(updates: readonly TaskUpdate[], at: number) {
+    async updateTasks(updates: readonly TaskUpdate[], at: number, webhooks?: WebhookRouter) {
       const t0 = process.hrtime.bigint();
-      await store.updateTasks(updates, at);
+      await store.updateTasks(updates, at, webhooks);
       observer.written('update_tasks', since(t0));
     },
     async ackNode(nodeId: string, seq: number, at: number, reports?: readonly NodeReportInput[]) {

@@ -1,7 +1,7 @@
 // The TaskStore contract: durable jobs, tasks, the purge log, quota counters and node progress.
 import type { ReplicaCoordination } from './replica-coordination.ts';
 import type {
-  ExecutedAs, JobRecord, JobSource, Method, PurgeLogEntry, TaskRecord, TaskStatus, TaskType,
+  ExecutedAs, JobRecord, JobSource, Method, PurgeLogEntry, TaskRecord, TaskStatus, TaskType, WebhookEvent,
 } from '../purge/types.ts';
 
 export interface NewTask {
@@ -169,7 +169,7 @@ export type NodeReportInput = Omit<NodeReport, 'nodeId' | 'appliedAt'>;
  */
 export type NodeReportOutcome = 'recorded' | 'duplicate' | 'unknown';
 
-export interface TaskStore {
+export interface TaskStore extends Partial<WebhookOutbox> {
   /** Opens the store and applies pending migrations. Idempotent. */
   start(): Promise<void>;
   /** Closes the store; idempotent. */
@@ -251,11 +251,90 @@ export interface TaskStore {
    * then node id. Cost: the job's tasks × the nodes that reported on them.
    */
   jobNodeReports(appId: number, jobId: string): Promise<NodeReport[]>;
-  /** Settles processing tasks; `at` becomes updatedAt. A task already final is left alone: final statuses never change. */
-  updateTasks(updates: readonly TaskUpdate[], at: number): Promise<void>;
+  /**
+   * Settles processing tasks; `at` becomes updatedAt. A task already final is left alone: final statuses
+   * never change. With `webhooks` (stores with the WebhookOutbox capability), every job whose last
+   * processing task this call settles gets one outbox row per URL the router names, in the same
+   * transaction, at most one per (job, URL) even when replicas settle the same job at once.
+   */
+  updateTasks(updates: readonly TaskUpdate[], at: number, webhooks?: WebhookRouter): Promise<void>;
   /** Processing tasks with afterSeq < seq <= maxSeq, ascending by seq, at most `limit` (afterSeq defaults to 0). */
   processingTasks(maxSeq: number, limit: number, afterSeq?: number): Promise<TaskRecord[]>;
 
-  /** Deletes jobs, tasks, log entries and node reports created before `before`; returns the number of tasks removed. */
+  /** Deletes jobs, tasks, log entries, node reports and webhook deliveries created before `before`; returns the number of tasks removed. */
   prune(before: number): Promise<number>;
+}
+
+
+/** A job whose last processing task just settled, as updateTasks sees it inside its transaction. */
+export interface SettledJob {
+  readonly appId: number;
+  readonly jobId: string;
+  readonly event: WebhookEvent;
+}
+
+/**
+ * Which webhook endpoints (their URLs) want a settled job's event; [] for none. updateTasks calls it
+ * inside the transaction that settles the job, so it must be synchronous and cheap (a config lookup).
+ */
+export type WebhookRouter = (job: SettledJob) => readonly string[];
+
+export type WebhookDeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+/** One row of the webhook outbox: one event of one job for one endpoint, and its delivery so far. */
+export interface WebhookDelivery {
+  /** Public, random, stable across retries: receivers de-duplicate on it (EdgePurge-Event-Id). */
+  readonly eventId: string;
+  readonly appId: number;
+  readonly jobId: string;
+  readonly url: string;
+  readonly event: WebhookEvent;
+  /** When the job settled (the row was enqueued), ms. */
+  readonly createdAt: number;
+  readonly status: WebhookDeliveryStatus;
+  /** Attempts made so far. */
+  readonly attempts: number;
+  /** Earliest time of the next attempt, ms (pending rows). */
+  readonly nextAt: number;
+  /** HTTP status of the last attempt; null when it got none (refused, timed out) or none was made. */
+  readonly lastStatus: number | null;
+  /** Why the last attempt failed; null when none did. */
+  readonly lastError: string | null;
+  /** When the last attempt ended, ms; null before the first. */
+  readonly lastAttemptAt: number | null;
+  /** When a 2xx was received, ms. */
+  readonly deliveredAt: number | null;
+}
+
+/** What one delivery attempt came to (recordWebhookAttempt). */
+export interface WebhookAttempt {
+  readonly eventId: string;
+  readonly at: number;
+  readonly ok: boolean;
+  readonly httpStatus: number | null;
+  readonly error: string | null;
+  /** Not ok: when to try again, or null to give up (the row becomes `failed`). */
+  readonly retryAt: number | null;
+}
+
+/**
+ * Optional capability: the durable webhook outbox (src/webhooks). A store with it enqueues deliveries in
+ * the same transaction as updateTasks settles a job's last task, when updateTasks is given a router.
+ */
+export interface WebhookOutbox {
+  /**
+   * Claims up to `limit` pending deliveries due at `now` (nextAt <= now) that nobody holds, and holds them
+   * until `now + holdMs`: another claimer (another replica, or this one after a restart) gets them only
+   * after that. Oldest due first. Cost: an index range of due rows.
+   */
+  claimWebhookDeliveries(now: number, limit: number, holdMs: number): Promise<WebhookDelivery[]>;
+  /** Records an attempt: ok → delivered; else pending again at retryAt, or failed when retryAt is null. */
+  recordWebhookAttempt(attempt: WebhookAttempt): Promise<void>;
+  /**
+   * The delivery log, newest first: one app's (or every app's when appId is undefined), optionally one
+   * job's. Cost: an index range, at most `limit` rows.
+   */
+  webhookDeliveries(q: { readonly appId?: number; readonly jobId?: string; readonly limit: number }): Promise<WebhookDelivery[]>;
+  /** Pending deliveries (the outbox depth). Cost: the pending index. */
+  webhookOutboxDepth(): Promise<number>;
 }

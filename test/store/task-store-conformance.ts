@@ -714,6 +714,116 @@ export function describeTaskStoreConformance(name: string, makeStore: MakeStore,
       });
     });
 
+    describe('webhook outbox', () => {
+      /** The outbox of a store that must have it (both backends do). */
+      const outbox = (store: TaskStore): Required<Pick<TaskStore, 'claimWebhookDeliveries' | 'recordWebhookAttempt' | 'webhookDeliveries' | 'webhookOutboxDepth'>> => {
+        const { claimWebhookDeliveries, recordWebhookAttempt, webhookDeliveries, webhookOutboxDepth } = store;
+        assert.ok(claimWebhookDeliveries && recordWebhookAttempt && webhookDeliveries && webhookOutboxDepth, 'the store has the webhook outbox');
+        return {
+          claimWebhookDeliveries: claimWebhookDeliveries.bind(store), recordWebhookAttempt: recordWebhookAttempt.bind(store),
+          webhookDeliveries: webhookDeliveries.bind(store), webhookOutboxDepth: webhookOutboxDepth.bind(store),
+        };
+      };
+      const URL_A = 'https://hooks.example.net/a';
+      const URL_B = 'https://hooks.example.net/b';
+
+      it('enqueues one row per routed URL when the last processing task of a job settles, in that call', async (t) => {
+        const store = await open(t);
+        const o = outbox(store);
+        const [a, b] = (await create(store, job([task('https://a.example.com/1'), task('https://a.example.com/2')]))) as [TaskRecord, TaskRecord];
+        const seen: Array<{ appId: number; jobId: string; event: string }> = [];
+        const router = (j: { appId: number; jobId: string; event: string }) => (seen.push(j), [URL_A, URL_B]);
+        await store.updateTasks([{ taskId: a.id, status: 'success' }], T0 + 1000, router);
+        assert.deepEqual(seen, [], 'a job with a processing task left raises nothing');
+        assert.equal(await o.webhookOutboxDepth(), 0);
+        await store.updateTasks([{ taskId: b.id, status: 'success' }], T0 + 2000, router);
+        assert.deepEqual(seen, [{ appId: APP, jobId: a.jobId, event: 'job.succeeded' }]);
+        const log = await o.webhookDeliveries({ appId: APP, jobId: a.jobId, limit: 10 });
+        assert.deepEqual(log.map((d) => [d.url, d.event, d.status, d.attempts, d.createdAt, d.nextAt]).sort(), [
+          [URL_A, 'job.succeeded', 'pending', 0, T0 + 2000, T0 + 2000],
+          [URL_B, 'job.succeeded', 'pending', 0, T0 + 2000, T0 + 2000],
+        ]);
+        assert.notEqual(log[0]!.eventId, log[1]!.eventId);
+        assert.match(log[0]!.eventId, /^evt_[0-9a-f]{24}$/);
+        assert.equal(await o.webhookOutboxDepth(), 2);
+        // A late update of a settled task settles nothing and enqueues nothing more.
+        await store.updateTasks([{ taskId: b.id, status: 'failed' }], T0 + 3000, router);
+        assert.equal(seen.length, 1);
+        assert.equal(await o.webhookOutboxDepth(), 2);
+      });
+
+      it('the event is failed when a task failed, else timeout when one timed out; no router, no rows', async (t) => {
+        const store = await open(t);
+        const o = outbox(store);
+        const events = new Map<string, string>();
+        const router = (j: { jobId: string; event: string }) => (events.set(j.jobId, j.event), [URL_A]);
+        const f = await create(store, job([task('https://a.example.com/f1'), task('https://a.example.com/f2'), task('https://a.example.com/f3')]));
+        await store.updateTasks([{ taskId: f[0]!.id, status: 'timeout' }, { taskId: f[1]!.id, status: 'failed' }, { taskId: f[2]!.id, status: 'success' }], T0 + 1, router);
+        const tm = await create(store, job([task('https://a.example.com/t1'), task('https://a.example.com/t2')]));
+        await store.updateTasks([{ taskId: tm[0]!.id, status: 'timeout' }, { taskId: tm[1]!.id, status: 'success' }], T0 + 1, router);
+        assert.equal(events.get(f[0]!.jobId), 'job.failed');
+        assert.equal(events.get(tm[0]!.jobId), 'job.timeout');
+        const quiet = await create(store, job([task('https://a.example.com/q')]));
+        await store.updateTasks([{ taskId: quiet[0]!.id, status: 'success' }], T0 + 1);
+        const none = await create(store, job([task('https://a.example.com/n')]));
+        await store.updateTasks([{ taskId: none[0]!.id, status: 'success' }], T0 + 1, () => []);
+        assert.deepEqual((await o.webhookDeliveries({ limit: 10 })).map((d) => d.jobId).sort(), [f[0]!.jobId, tm[0]!.jobId].sort());
+      });
+
+      it('claims due rows once until the hold lapses; attempts retry, deliver or fail; the log is scoped and newest first', async (t) => {
+        const store = await open(t);
+        const o = outbox(store);
+        const one = await create(store, job([task('https://a.example.com/1')]));
+        const two = await create(store, job([task('https://a.example.com/2')], { appId: OTHER_APP }));
+        await store.updateTasks([{ taskId: one[0]!.id, status: 'success' }], T0 + 100, () => [URL_A]);
+        await store.updateTasks([{ taskId: two[0]!.id, status: 'success' }], T0 + 200, () => [URL_A]);
+        assert.deepEqual(await o.claimWebhookDeliveries(T0 + 50, 10, 1000), [], 'not due yet');
+        const claimed = await o.claimWebhookDeliveries(T0 + 300, 10, 1000);
+        assert.deepEqual(claimed.map((d) => d.jobId), [one[0]!.jobId, two[0]!.jobId], 'oldest due first');
+        assert.deepEqual(await o.claimWebhookDeliveries(T0 + 400, 10, 1000), [], 'held rows are not claimed twice');
+        assert.equal((await o.claimWebhookDeliveries(T0 + 1300, 1, 1000)).length, 1, 'a lapsed hold (a crashed claimer) frees them; limit holds');
+        const [d1, d2] = claimed as [typeof claimed[0], typeof claimed[0]];
+        await o.recordWebhookAttempt({ eventId: d1.eventId, at: T0 + 500, ok: false, httpStatus: 500, error: 'HTTP 500', retryAt: T0 + 5000 });
+        let r1 = (await o.webhookDeliveries({ jobId: d1.jobId, limit: 1 }))[0]!;
+        assert.deepEqual([r1.status, r1.attempts, r1.lastStatus, r1.lastError, r1.nextAt, r1.lastAttemptAt], ['pending', 1, 500, 'HTTP 500', T0 + 5000, T0 + 500]);
+        // d2's hold lapsed again at T0 + 2300: it comes back with every claim from then on.
+        assert.deepEqual((await o.claimWebhookDeliveries(T0 + 4999, 10, 1)).map((d) => d.eventId), [d2.eventId], 'd1 not before retryAt');
+        assert.deepEqual((await o.claimWebhookDeliveries(T0 + 5000, 10, 1)).map((d) => d.eventId).sort(), [d1.eventId, d2.eventId].sort(), 'a recorded attempt releases the hold');
+        await o.recordWebhookAttempt({ eventId: d1.eventId, at: T0 + 5100, ok: true, httpStatus: 204, error: null, retryAt: null });
+        r1 = (await o.webhookDeliveries({ jobId: d1.jobId, limit: 1 }))[0]!;
+        assert.deepEqual([r1.status, r1.attempts, r1.deliveredAt, r1.lastError], ['delivered', 2, T0 + 5100, null]);
+        await o.recordWebhookAttempt({ eventId: d2.eventId, at: T0 + 5200, ok: false, httpStatus: null, error: 'x'.repeat(5000), retryAt: null });
+        const r2 = (await o.webhookDeliveries({ appId: OTHER_APP, limit: 10 }))[0]!;
+        assert.equal(r2.status, 'failed');
+        assert.ok(r2.lastError!.length <= 500, 'a receiver cannot make us store unbounded text');
+        // Settled rows take no more attempts and are never claimed again.
+        await o.recordWebhookAttempt({ eventId: d2.eventId, at: T0 + 5300, ok: true, httpStatus: 200, error: null, retryAt: null });
+        assert.equal((await o.webhookDeliveries({ appId: OTHER_APP, limit: 10 }))[0]!.status, 'failed');
+        assert.deepEqual(await o.claimWebhookDeliveries(T0 + 99_999, 10, 1000), []);
+        assert.equal(await o.webhookOutboxDepth(), 0);
+        assert.deepEqual((await o.webhookDeliveries({ appId: APP, limit: 10 })).map((d) => d.jobId), [one[0]!.jobId], 'scoped by app');
+        assert.deepEqual((await o.webhookDeliveries({ limit: 10 })).map((d) => d.jobId), [two[0]!.jobId, one[0]!.jobId], 'newest first');
+      });
+
+      it('concurrent settles of one job enqueue exactly once', async (t) => {
+        const store = await open(t);
+        const o = outbox(store);
+        const made = await create(store, job(Array.from({ length: 8 }, (_, i) => task(`https://a.example.com/c${i}`))));
+        // Every task settled by two racing callers, one task each (replicas settling the same job).
+        await Promise.all(made.flatMap((x) => [0, 1].map((k) => store.updateTasks([{ taskId: x.id, status: 'success' }], T0 + 10 + k, () => [URL_A]))));
+        assert.equal((await o.webhookDeliveries({ jobId: made[0]!.jobId, limit: 10 })).length, 1);
+      });
+
+      it('prune deletes deliveries enqueued before the cutoff', async (t) => {
+        const store = await open(t);
+        const o = outbox(store);
+        const made = await create(store, job([task('https://a.example.com/p')]));
+        await store.updateTasks([{ taskId: made[0]!.id, status: 'success' }], T0 + 1000, () => [URL_A]);
+        await store.prune(T0 + 2000);
+        assert.deepEqual(await o.webhookDeliveries({ limit: 10 }), []);
+      });
+    });
+
     describe('prune', () => {
       it('deletes jobs, tasks and log entries created before the cutoff; firstSeq moves up', async (t) => {
         const store = await open(t);

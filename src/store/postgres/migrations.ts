@@ -197,6 +197,34 @@ CREATE INDEX tasks_app_status_time ON tasks (app_id, status, created_at, id) INC
 CREATE INDEX task_hosts_status ON task_hosts (app_id, host, status, created_at, task_id) INCLUDE (type, zone_id);
 `,
   },
+  {
+    version: 5,
+    name: 'webhook_deliveries: the durable webhook outbox and delivery log (issue 10)',
+    // As SQLite's v4. UNIQUE (job_id, url) backs ON CONFLICT: two replicas never enqueue one event twice.
+    sql: `
+CREATE TABLE webhook_deliveries (
+  id              bigserial PRIMARY KEY,
+  event_id        text COLLATE "C" NOT NULL UNIQUE,
+  app_id          bigint NOT NULL,
+  job_id          text COLLATE "C" NOT NULL,
+  url             text COLLATE "C" NOT NULL,
+  event           text NOT NULL,
+  created_at      bigint NOT NULL,
+  status          text NOT NULL,
+  attempts        integer NOT NULL DEFAULT 0,
+  next_at         bigint NOT NULL,
+  held_until      bigint NOT NULL DEFAULT 0,
+  last_status     integer,
+  last_error      text,
+  last_attempt_at bigint,
+  delivered_at    bigint,
+  UNIQUE (job_id, url)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_app ON webhook_deliveries (app_id, id);
+CREATE INDEX webhook_deliveries_time ON webhook_deliveries (created_at);
+`,
+  },
 ];
 
 export const PG_LATEST_VERSION: number = PG_MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);

@@ -21,8 +21,11 @@ import { PRUNE_BATCH_JOBS, pruneBatchJobs } from '../prune-batches.ts';
 import { isRefreshType, jobRecordId, RANDOM_RECORD_ID_LIMIT } from '../refresh-record-ids.ts';
 import { TASK_COLS, toJob, toTask, type JobRow, type TaskRow } from '../store-rows.ts';
 import { DuplicateJobIdError, QuotaExceededError } from '../task-store.ts';
+import { newEventId } from '../../shared/ids.ts';
+import { clipError, DELIVERY_COLS, settledEvent, toDelivery, type DeliveryRow } from '../webhook-rows.ts';
 import type {
   NewJob, NodeProgress, NodeReport, NodeReportInput, NodeReportOutcome, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
+  WebhookAttempt, WebhookDelivery, WebhookOutbox, WebhookRouter,
 } from '../task-store.ts';
 import { migrate, quoteIdent } from './migrations.ts';
 import { DAY_MS, dayOf, ensurePartitions, partitionDays, partitionName } from './postgres-partitions.ts';
@@ -82,7 +85,7 @@ interface LogRow {
   created_at: number;
 }
 
-export class PostgresTaskStore implements TaskStore {
+export class PostgresTaskStore implements TaskStore, WebhookOutbox {
   readonly #o: PostgresTaskStoreOptions;
   readonly #schema: string;
   /** NOTIFY channel of this schema's log (a hash: channel names are capped at 63 bytes). */
@@ -574,7 +577,7 @@ export class PostgresTaskStore implements TaskStore {
     return rows.map((r) => ({ nodeId: r.node_id, ackedSeq: r.acked_seq, seenAt: r.seen_at }));
   }
 
-  async updateTasks(updates: readonly TaskUpdate[], at: number): Promise<void> {
+  async updateTasks(updates: readonly TaskUpdate[], at: number, webhooks?: WebhookRouter): Promise<void> {
     // The first update of a task wins (it is final; later ones would be ignored anyway).
     const first = [...new Map([...updates].reverse().map((u) => [u.taskId, u])).values()];
     if (first.length === 0) return;
@@ -582,8 +585,9 @@ export class PostgresTaskStore implements TaskStore {
       task_id: u.taskId, status: u.status,
       set_ft: u.failType !== undefined, ft: u.failType ?? null, set_fm: u.failMessage !== undefined, fm: u.failMessage ?? null,
     })));
+    const ids = first.map((u) => u.taskId);
     // tasks.id = ANY(...) lets every day partition answer from its id index.
-    await this.#open().query(
+    const update =
       `WITH u AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb) AS u(task_id bigint, status text, set_ft boolean, ft text, set_fm boolean, fm text)
        ), t AS (
@@ -592,12 +596,99 @@ export class PostgresTaskStore implements TaskStore {
                             fail_message = CASE WHEN u.set_fm THEN u.fm ELSE t.fail_message END,
                             updated_at = $2
          FROM u WHERE t.id = u.task_id AND t.id = ANY($3::bigint[]) AND t.status = 'processing'
-         RETURNING t.id, t.created_at, t.status
+         RETURNING t.id, t.created_at, t.status, t.job_id
+       ), h AS (
+         UPDATE task_hosts h SET status = t.status FROM t
+         WHERE h.task_id = t.id AND h.created_at = t.created_at AND h.task_id = ANY($3::bigint[])
+         RETURNING 1
        )
-       UPDATE task_hosts h SET status = t.status FROM t
-       WHERE h.task_id = t.id AND h.created_at = t.created_at AND h.task_id = ANY($3::bigint[])`,
-      [doc, at, first.map((u) => u.taskId)],
+       SELECT DISTINCT job_id FROM t`;
+    if (!webhooks) {
+      await this.#open().query(update, [doc, at, ids]);
+      return;
+    }
+    const client = await this.#open().connect();
+    try {
+      await client.query('BEGIN');
+      // Replicas settling tasks of one job at once: each locks the jobs first (in one order, so no
+      // deadlock), so the count below, a new snapshot taken under the lock, sees the other's committed
+      // settles; whichever settles the last task enqueues, and ON CONFLICT keeps it to one row anyway.
+      await client.query(
+        `SELECT job_id FROM jobs WHERE job_id IN (SELECT job_id FROM tasks WHERE id = ANY($1::bigint[])) ORDER BY job_id FOR UPDATE`,
+        [ids],
+      );
+      const { rows: changed } = await client.query<{ job_id: string }>(update, [doc, at, ids]);
+      if (changed.length > 0) {
+        const { rows: jobs } = await client.query<{ job_id: string; app_id: string; p: string; f: string; t: string }>(
+          `SELECT job_id, app_id, count(*) FILTER (WHERE status = 'processing') AS p, count(*) FILTER (WHERE status = 'failed') AS f,
+                  count(*) FILTER (WHERE status = 'timeout') AS t
+           FROM tasks WHERE job_id = ANY($1::text[]) GROUP BY job_id, app_id`,
+          [changed.map((r) => r.job_id)],
+        );
+        const rows: Array<[string, number, string, string, string]> = [];
+        for (const j of jobs) {
+          if (Number(j.p) > 0) continue;
+          const event = settledEvent({ failed: Number(j.f), timeout: Number(j.t) });
+          for (const url of webhooks({ appId: Number(j.app_id), jobId: j.job_id, event })) rows.push([newEventId(), Number(j.app_id), j.job_id, url, event]);
+        }
+        if (rows.length > 0) {
+          await client.query(
+            `INSERT INTO webhook_deliveries (event_id, app_id, job_id, url, event, created_at, status, next_at)
+             SELECT r->>0, (r->>1)::bigint, r->>2, r->>3, r->>4, $2, 'pending', $2 FROM jsonb_array_elements($1::jsonb) AS r
+             ON CONFLICT (job_id, url) DO NOTHING`,
+            [JSON.stringify(rows), at],
+          );
+        }
+      }
+      await client.query('COMMIT');
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw e;
+    } finally {
+      client.release();
+    }
+  }
+
+  // --- webhook outbox (WebhookOutbox) ---
+
+  async claimWebhookDeliveries(now: number, limit: number, holdMs: number): Promise<WebhookDelivery[]> {
+    const n = Math.max(0, Math.trunc(limit));
+    if (n === 0) return [];
+    // SKIP LOCKED: replicas claiming at once take disjoint rows instead of queueing on each other.
+    const { rows } = await this.#open().query<DeliveryRow>(
+      `UPDATE webhook_deliveries SET held_until = $1
+       WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_at <= $2 AND held_until <= $2
+                    ORDER BY next_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+       RETURNING ${DELIVERY_COLS}`,
+      [now + holdMs, now, n],
     );
+    return rows.map(toDelivery).sort((a, b) => a.nextAt - b.nextAt);
+  }
+
+  async recordWebhookAttempt(a: WebhookAttempt): Promise<void> {
+    await this.#open().query(
+      `UPDATE webhook_deliveries SET
+         attempts = attempts + 1, last_status = $1, last_error = $2, last_attempt_at = $3, held_until = 0,
+         status = CASE WHEN $4 THEN 'delivered' WHEN $5::bigint IS NULL THEN 'failed' ELSE 'pending' END,
+         delivered_at = CASE WHEN $4 THEN $3 ELSE delivered_at END,
+         next_at = coalesce($5::bigint, next_at)
+       WHERE event_id = $6 AND status = 'pending'`,
+      [a.httpStatus, clipError(a.error), a.at, a.ok, a.ok ? null : a.retryAt, a.eventId],
+    );
+  }
+
+  async webhookDeliveries(q: { readonly appId?: number; readonly jobId?: string; readonly limit: number }): Promise<WebhookDelivery[]> {
+    const { rows } = await this.#open().query<DeliveryRow>(
+      `SELECT ${DELIVERY_COLS} FROM webhook_deliveries
+       WHERE ($1::bigint IS NULL OR app_id = $1) AND ($2::text IS NULL OR job_id = $2) ORDER BY id DESC LIMIT $3`,
+      [q.appId ?? null, q.jobId ?? null, Math.max(0, Math.trunc(q.limit))],
+    );
+    return rows.map(toDelivery);
+  }
+
+  async webhookOutboxDepth(): Promise<number> {
+    const { rows } = await this.#open().query<{ n: string }>(`SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'pending'`);
+    return Number(rows[0]?.n ?? 0);
   }
 
   async processingTasks(maxSeq: number, limit: number, afterSeq = 0): Promise<TaskRecord[]> {
@@ -637,6 +728,7 @@ export class PostgresTaskStore implements TaskStore {
       if ((r.rowCount ?? 0) < PRUNE_BATCH_LOG) break;
     }
     await pool.query('DELETE FROM node_reports WHERE created_at < $1', [before]);
+    await pool.query('DELETE FROM webhook_deliveries WHERE created_at < $1', [before]);
     // Quota days are zone-local dates; a day string more than a day older than `before` is over in every zone.
     await pool.query('DELETE FROM quota_usage WHERE day < $1', [new Date(before - DAY_MS).toISOString().slice(0, 10)]);
     return removed;

@@ -46,6 +46,11 @@ export interface Migration {
  * v3 adds `node_reports`: what each node executed for a task's log entry (driver, executed-as, matched),
  * at most one row per (task, node), so its size is bounded by tasks × nodes; keyed by task first, so a
  * job's reports are one range per task and prune deletes them with the task.
+ *
+ * v4 adds `webhook_deliveries`, the webhook outbox (issue 10): one row per (job, endpoint URL), written
+ * by updateTasks in the transaction that settles the job's last task, so a settled job's event is as
+ * durable as its status. `next_at`/`held_until` drive claiming (a partial index holds only pending rows);
+ * `created_at` is the settle time, which prune compares like the jobs' (a delivery never outlives retention).
  */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -175,6 +180,33 @@ CREATE TABLE node_reports (
   applied_at  INTEGER NOT NULL,
   PRIMARY KEY (task_id, node_id)
 ) WITHOUT ROWID;
+`,
+  },
+  {
+    version: 4,
+    name: 'webhook_deliveries: the durable webhook outbox and delivery log (issue 10)',
+    sql: `
+CREATE TABLE webhook_deliveries (
+  id              INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id        TEXT NOT NULL UNIQUE,
+  app_id          INTEGER NOT NULL,
+  job_id          TEXT NOT NULL,
+  url             TEXT NOT NULL,
+  event           TEXT NOT NULL,
+  created_at      INTEGER NOT NULL,
+  status          TEXT NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_at         INTEGER NOT NULL,
+  held_until      INTEGER NOT NULL DEFAULT 0,
+  last_status     INTEGER,
+  last_error      TEXT,
+  last_attempt_at INTEGER,
+  delivered_at    INTEGER,
+  UNIQUE (job_id, url)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_app ON webhook_deliveries (app_id, id);
+CREATE INDEX webhook_deliveries_time ON webhook_deliveries (created_at);
 `,
   },
 ];

@@ -11,7 +11,10 @@ import { isRefreshType } from '../refresh-record-ids.ts';
 import { DuplicateJobIdError, QuotaExceededError } from '../task-store.ts';
 import type {
   NewJob, NodeProgress, NodeReport, NodeReportInput, NodeReportOutcome, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
+  WebhookAttempt, WebhookDelivery, WebhookOutbox, WebhookRouter,
 } from '../task-store.ts';
+import { newEventId } from '../../shared/ids.ts';
+import { clipError, DELIVERY_COLS, settledEvent, toDelivery, type DeliveryRow } from '../webhook-rows.ts';
 import { LATEST_VERSION, migrate } from './migrations.ts';
 import { SqliteCheckpointer } from './sqlite-checkpointer.ts';
 import { SqliteReadPool } from './sqlite-read-pool.ts';
@@ -54,7 +57,7 @@ const WAL_CHECKPOINT_ON_LOOP_BYTES = 256 * 2 ** 20;
 
 const defaultReaders = (): number => Math.min(4, Math.max(2, availableParallelism() - 1));
 
-export class SqliteTaskStore implements TaskStore {
+export class SqliteTaskStore implements TaskStore, WebhookOutbox {
   /** createJob calls waiting for the next group commit. */
   #pendingJobs: PendingJob[] = [];
   readonly #path: string;
@@ -422,7 +425,7 @@ export class SqliteTaskStore implements TaskStore {
     return this.#pool ? this.#pool.run('jobNodeReports', appId, appId, jobId) : this.#reader.jobNodeReports(appId, jobId);
   }
 
-  async updateTasks(updates: readonly TaskUpdate[], at: number): Promise<void> {
+  async updateTasks(updates: readonly TaskUpdate[], at: number, webhooks?: WebhookRouter): Promise<void> {
     if (updates.length === 0) return;
     await this.#writeDurable(() => {
       const task = this.#stmt(
@@ -433,6 +436,8 @@ export class SqliteTaskStore implements TaskStore {
          WHERE id = ? AND status = 'processing'`,
       );
       const hosts = this.#stmt('UPDATE task_hosts SET status = ? WHERE task_id = ?');
+      const jobOf = this.#stmt('SELECT job_id FROM tasks WHERE id = ?');
+      const settled = new Set<string>();
       for (const u of updates) {
         const r = task.run(
           u.status,
@@ -443,9 +448,75 @@ export class SqliteTaskStore implements TaskStore {
           at,
           u.taskId,
         );
-        if (r.changes > 0) hosts.run(u.status, u.taskId);
+        if (r.changes > 0) {
+          hosts.run(u.status, u.taskId);
+          if (webhooks) settled.add((jobOf.get(u.taskId) as { job_id: string }).job_id);
+        }
       }
+      if (webhooks) this.#enqueueWebhooks(settled, at, webhooks);
     });
+  }
+
+  /** Caller holds the write transaction: one outbox row per (job, URL) for each job that has no processing task left. */
+  #enqueueWebhooks(jobIds: Iterable<string>, at: number, webhooks: WebhookRouter): void {
+    const counts = this.#stmt(
+      `SELECT app_id, sum(status = 'processing') AS p, sum(status = 'failed') AS f, sum(status = 'timeout') AS t
+       FROM tasks WHERE job_id = ? GROUP BY app_id`,
+    );
+    const insert = this.#stmt(
+      `INSERT INTO webhook_deliveries (event_id, app_id, job_id, url, event, created_at, status, next_at)
+       VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT (job_id, url) DO NOTHING`,
+    );
+    for (const jobId of jobIds) {
+      const c = counts.get(jobId) as { app_id: number; p: number; f: number; t: number } | undefined;
+      if (!c || c.p > 0) continue;
+      const event = settledEvent({ failed: c.f, timeout: c.t });
+      for (const url of webhooks({ appId: c.app_id, jobId, event })) insert.run(newEventId(), c.app_id, jobId, url, event, at, at);
+    }
+  }
+
+  // --- webhook outbox (WebhookOutbox) ---
+
+  async claimWebhookDeliveries(now: number, limit: number, holdMs: number): Promise<WebhookDelivery[]> {
+    const n = Math.max(0, Math.trunc(limit));
+    if (n === 0) return [];
+    return this.#write(() => {
+      const rows = this.#stmt(
+        `UPDATE webhook_deliveries SET held_until = ?
+         WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_at <= ? AND held_until <= ? ORDER BY next_at LIMIT ?)
+         RETURNING ${DELIVERY_COLS}`,
+      ).all(now + holdMs, now, now, n) as unknown as DeliveryRow[];
+      return rows.map(toDelivery).sort((a, b) => a.nextAt - b.nextAt);
+    });
+  }
+
+  async recordWebhookAttempt(a: WebhookAttempt): Promise<void> {
+    this.#write(() => {
+      this.#stmt(
+        `UPDATE webhook_deliveries SET
+           attempts = attempts + 1, last_status = ?, last_error = ?, last_attempt_at = ?, held_until = 0,
+           status = CASE WHEN ? THEN 'delivered' WHEN ? IS NULL THEN 'failed' ELSE 'pending' END,
+           delivered_at = CASE WHEN ? THEN ? ELSE delivered_at END,
+           next_at = coalesce(?, next_at)
+         WHERE event_id = ? AND status = 'pending'`,
+      ).run(a.httpStatus, clipError(a.error), a.at, a.ok ? 1 : 0, a.retryAt, a.ok ? 1 : 0, a.at, a.ok ? null : a.retryAt, a.eventId);
+    });
+  }
+
+  async webhookDeliveries(q: { readonly appId?: number; readonly jobId?: string; readonly limit: number }): Promise<WebhookDelivery[]> {
+    const n = Math.max(0, Math.trunc(q.limit));
+    const where: string[] = [];
+    const args: Array<string | number> = [];
+    if (q.appId !== undefined) (where.push('app_id = ?'), args.push(q.appId));
+    if (q.jobId !== undefined) (where.push('job_id = ?'), args.push(q.jobId));
+    const rows = this.#stmt(
+      `SELECT ${DELIVERY_COLS} FROM webhook_deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`,
+    ).all(...args, n) as unknown as DeliveryRow[];
+    return rows.map(toDelivery);
+  }
+
+  async webhookOutboxDepth(): Promise<number> {
+    return (this.#stmt(`SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'pending'`).get() as { n: number }).n;
   }
 
   async processingTasks(maxSeq: number, limit: number, afterSeq = 0): Promise<TaskRecord[]> {
@@ -474,6 +545,7 @@ export class SqliteTaskStore implements TaskStore {
       this.#stmt('DELETE FROM quota_usage WHERE day < ?').run(cutoffDay);
       // Hours that ended by `before` held only pruned tasks.
       this.#stmt('DELETE FROM task_id_ranges WHERE hour < ?').run(Math.floor(before / HOUR_MS));
+      this.#stmt('DELETE FROM webhook_deliveries WHERE created_at < ?').run(before);
     });
     await this.#durable();
     return removed;
