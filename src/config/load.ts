@@ -85,6 +85,8 @@ function crossCheck(input: unknown): string[] {
         problems.push(`accounts.${ai}.quotas.${type}: batch (${q.batch}) exceeds daily (${q.daily})`);
       }
     }
+    const hookUrls = seen('webhook url');
+    list(a.webhooks).forEach((w, wi) => hookUrls(obj(w).url, `accounts.${ai}.webhooks.${wi}.url`));
     list(a.zones).forEach((rawZone, zi) => {
       const z = obj(rawZone);
       zoneIds(z.zoneId, `accounts.${ai}.zones.${zi}.zoneId`);

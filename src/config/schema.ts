@@ -1,7 +1,8 @@
 // The configuration schema (edgepurge.yaml): server, store, accounts with credentials, quotas,
 // zones and domains, and edge nodes. Unknown keys are refused (strict objects).
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { TASK_TYPES } from '../purge/types.ts';
+import { TASK_TYPES, WEBHOOK_EVENTS } from '../purge/types.ts';
 import { DEFAULT_CONNECTION_LIMITS as CONN } from '../shared/connection-limits.ts';
 
 const hostPort = z
@@ -40,6 +41,40 @@ const zone = z.strictObject({
   domains: z.array(domain).default([]),
 });
 
+const httpUrl = z.url({ protocol: /^https?$/ });
+
+/**
+ * A completion webhook (issue 10, docs/webhooks.md). The secret is given inline or as a file read at
+ * load (and again on SIGHUP), so it need not sit in the YAML; either way the result carries `secret`.
+ */
+const webhook = z
+  .strictObject({
+    url: httpUrl,
+    secret: z.string().min(16, 'must be at least 16 characters').optional(),
+    secretFile: z.string().min(1).optional(),
+    events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).default([...WEBHOOK_EVENTS]),
+  })
+  .transform((w, ctx) => {
+    if ((w.secret === undefined) === (w.secretFile === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'needs exactly one of "secret" and "secretFile"' });
+      return z.NEVER;
+    }
+    let secret = w.secret ?? '';
+    if (w.secretFile !== undefined) {
+      try {
+        secret = readFileSync(w.secretFile, 'utf8').trim();
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', path: ['secretFile'], message: `cannot read it: ${(e as Error).message}` });
+        return z.NEVER;
+      }
+      if (secret.length < 16) {
+        ctx.addIssue({ code: 'custom', path: ['secretFile'], message: 'the secret in it must be at least 16 characters' });
+        return z.NEVER;
+      }
+    }
+    return { url: w.url, secret, events: w.events };
+  });
+
 const account = z.strictObject({
   appId: z.int().positive(),
   name: z.string().min(1),
@@ -50,6 +85,8 @@ const account = z.strictObject({
   quotas: z.partialRecord(z.enum(TASK_TYPES), quota).default({}),
   rateLimit: rateLimit.default({ perSecond: 20, burst: 40 }),
   zones: z.array(zone).default([]),
+  /** Completion webhooks: signed POSTs when a job of this account settles (docs/webhooks.md). */
+  webhooks: z.array(webhook).default([]),
 });
 
 /** Connection admission for an HTTP server (src/shared/connection-limits.ts); defaults suit one busy host. */
@@ -60,8 +97,6 @@ const connections = z
     firstByteTimeoutMs: z.int().positive().default(CONN.firstByteTimeoutMs),
   })
   .prefault({});
-
-const httpUrl = z.url({ protocol: /^https?$/ });
 
 /** A Varnish running the shipped edgepurge.vcl (`edgepurge agent vcl` prints it). */
 const varnishDriver = z.strictObject({
@@ -176,6 +211,28 @@ export const configSchema = z.strictObject({
       token: z.string().min(16).optional(),
     })
     .prefault({}),
+  /** How the control plane delivers completion webhooks (docs/webhooks.md): one setting for every account. */
+  webhookDelivery: z
+    .strictObject({
+      /** One attempt's limit, connect to last byte of the answer's head. */
+      timeoutMs: z.int().positive().max(120_000).default(10_000),
+      /** Retries stop this long after the job settled; the delivery is then `failed`. */
+      retryForMs: z.int().positive().default(24 * 3_600_000),
+      /** Attempts at most, the first included. */
+      maxAttempts: z.int().positive().max(1000).default(30),
+      /** Exponential backoff between attempts: base × 2^(attempt-1), capped, with jitter (half to all of it). */
+      backoff: z
+        .strictObject({
+          baseMs: z.int().positive().default(1_000),
+          maxMs: z.int().positive().default(3_600_000),
+        })
+        .prefault({}),
+      /** Deliveries in flight at once per control plane: a slow receiver holds at most this many. */
+      concurrency: z.int().positive().max(256).default(8),
+      /** How often the outbox is polled for due retries (new events wake it at once). */
+      pollMs: z.int().positive().max(60_000).default(1_000),
+    })
+    .prefault({}),
   accounts: z.array(account).default([]),
   nodes: z.array(node).default([]),
   /** `edgepurge start` also serves a small demo origin here (the first-run walkthrough). */
@@ -188,6 +245,8 @@ export type AccountConfig = Config['accounts'][number];
 export type ZoneConfig = AccountConfig['zones'][number];
 export type DomainConfig = ZoneConfig['domains'][number];
 export type NodeConfig = Config['nodes'][number];
+export type WebhookConfig = AccountConfig['webhooks'][number];
+export type WebhookDeliveryConfig = Config['webhookDelivery'];
 export type DriverConfig = NonNullable<NodeConfig['driver']>;
 
 /**
