@@ -8,7 +8,7 @@ import type { Directory } from '../purge/directory.ts';
 import type { PurgeLogEntry, TaskRecord } from '../purge/types.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { NodeReport, NodeReportInput, TaskStore, TaskUpdate } from '../store/task-store.ts';
+import type { NodeReport, NodeReportInput, TaskStore, TaskUpdate, WebhookRouter } from '../store/task-store.ts';
 import {
   ackRequestSchema, type AckRequest, type AckResponse, type IgnoredReason, type ReportIgnoredReason, type StreamLine, type TaskResult, type WireEntry,
 } from './wire.ts';
@@ -25,6 +25,8 @@ export interface FanoutHubOptions {
   readonly maxSettledOutcomes?: number;
   /** Purge entries streamed to a node and not yet reported on, remembered per node (default 100,000, about 50 B each). */
   readonly maxUnreported?: number;
+  /** Enqueues completion webhooks in the transaction that settles a job (store.updateTasks); none when absent. */
+  readonly webhooks?: WebhookRouter;
 }
 
 interface Progress {
@@ -750,7 +752,7 @@ export class FanoutHub {
   }
 
   async #finish(updates: TaskUpdate[], at: number): Promise<void> {
-    await this.#o.store.updateTasks(updates, at);
+    await this.#o.store.updateTasks(updates, at, this.#o.webhooks);
     for (const u of updates) {
       const o = this.#prefetch.get(u.taskId);
       if (!o) continue;

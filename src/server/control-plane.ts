@@ -26,9 +26,12 @@ import type { Logger } from '../shared/logger.ts';
 import type { TaskStore } from '../store/task-store.ts';
 import type { ReplicaCoordination } from '../store/replica-coordination.ts';
 import { FanoutHub } from '../fanout/fanout-hub.ts';
-import { adminRoutes, type AdminRoutes } from './admin-routes.ts';
+import { adminRoutes, jobView, type AdminRoutes } from './admin-routes.ts';
 import { Duties, periodicDuty } from './duties.ts';
 import { RateLimits } from './rate-limits.ts';
+import { WebhookDispatcher } from '../webhooks/webhook-dispatcher.ts';
+import { webhookRouter } from '../webhooks/webhook-router.ts';
+import type { WebhookRouter } from '../store/task-store.ts';
 import { api3Name, ControlPlaneObservability, errorCode } from './control-plane-observability.ts';
 import { WebConsole, type WebConsoleDeps } from '../console/web-console.ts';
 import { overflowedHead, overflowedProtocol } from './overflow-protocol.ts';
@@ -42,6 +45,11 @@ export interface ControlPlaneOptions {
   readonly heartbeatMs?: number;
   /** Web console session and sign-in limits (tests shorten them). */
   readonly console?: Pick<WebConsoleDeps, 'sessions' | 'signIn'>;
+  /**
+   * Whether this process delivers the webhook outbox (default true): a duty, so with replicas only the
+   * leader delivers. Every replica that settles enqueues. false leaves `webhooks.start()`/`stop()` to the caller.
+   */
+  readonly deliverWebhooks?: boolean;
 }
 
 /** Rate-limit buckets of API 3.0, one per (version, action) (see #throttle): they size an account's Nonce share. */
@@ -93,12 +101,18 @@ export class ControlPlane {
   readonly #obs: ControlPlaneObservability;
   /** Unsubscribes from the store's log wake-ups (stores shared by replicas: commits of the others). */
   #unsubscribeAppend: (() => void) | undefined;
+  /** Delivers the webhook outbox (docs/webhooks.md); a duty (the leading replica delivers) unless deliverWebhooks is false. */
+  readonly webhooks: WebhookDispatcher;
+  /** The current configuration's webhook subscriptions (rebuilt on reload). */
+  #webhookRouter: WebhookRouter;
 
   constructor(options: ControlPlaneOptions) {
     this.#obs = new ControlPlaneObservability({ ...options, hub: () => this.hub, closing: () => this.#closing });
     this.#o = { ...options, store: this.#obs.store };
     this.#directory = new Directory(options.config);
+    this.#webhookRouter = webhookRouter(options.config);
     this.hub = new FanoutHub({
+      webhooks: (job) => this.#webhookRouter(job),
       config: options.config,
       store: this.#o.store,
       directory: this.#directory,
@@ -108,11 +122,21 @@ export class ControlPlane {
     });
     this.#purge = this.#purgeService(options.config, this.#directory);
     this.#admin = adminRoutes({ directory: () => this.#directory, store: this.#o.store, hub: this.hub });
+    this.webhooks = new WebhookDispatcher({
+      store: this.#o.store,
+      config: () => this.#o.config,
+      clock: options.clock,
+      logger: options.logger,
+      jobView: (appId, jobId) => jobView({ directory: () => this.#directory, store: this.#o.store, hub: this.hub }, appId, jobId),
+    });
+    // A settled job's rows are committed before the hub tells its listeners: deliver them now, not at the next poll.
+    this.hub.onSettled(() => this.webhooks.wake());
     this.#console = new WebConsole({ ...options, ...options.console, directory: () => this.#directory, purge: () => this.#purge, config: () => this.#o.config, hub: this.hub });
     this.#replicas = options.store.replicas?.();
     this.#rates = new RateLimits(options.clock, this.#replicas);
     this.duties = new Duties({ logger: options.logger, ...(this.#replicas ? { lease: this.#replicas.leaderLock('duties') } : {}) });
     this.duties.register({ name: 'settle', start: () => this.hub.lead(true), stop: () => this.hub.lead(false) });
+    if (options.deliverWebhooks ?? true) this.duties.register({ name: 'webhook delivery', start: () => this.webhooks.start(), stop: () => this.webhooks.stop() });
     if (this.#replicas) {
       const replicas = this.#replicas;
       this.duties.register(periodicDuty('nonce expiry', 60_000, async () => void (await replicas.expireNonces(options.clock.now())), options.logger));
@@ -167,6 +191,7 @@ export class ControlPlane {
     const directory = new Directory(effective);
     this.#o = { ...this.#o, config: effective };
     this.#directory = directory;
+    this.#webhookRouter = webhookRouter(effective);
     this.#purge = this.#purgeService(effective, directory);
     this.hub.reconfigure(effective, directory);
     this.#obs.reconfigure(effective);

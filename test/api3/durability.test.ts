@@ -2,74 +2,16 @@
 // child process, CreatePurgeTask calls stream in, the server is SIGKILLed mid-stream and restarted on
 // the same database, and every JobId it had acknowledged is listed with all its tasks.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { NODE_FLAGS } from '../../src/cli/node-flags.ts';
-import { signTc3Request } from '../../src/protocols/tc3/tc3-signature.ts';
 import { ACME } from '../helpers/control-plane.ts';
-import { TEO } from './fixtures.ts';
+import { api, serve, serveSandbox } from '../helpers/serve-process.ts';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const TARGETS_PER_JOB = 3;
 
-interface Server {
-  readonly child: ChildProcess;
-  readonly base: string;
-  readonly exited: Promise<NodeJS.Signals | number | null>;
-}
-
-async function serve(configPath: string): Promise<Server> {
-  const child = spawn(process.execPath, [...NODE_FLAGS, MAIN, 'serve', '--config', configPath], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, EDGEPURGE_LOG_LEVEL: 'error' },
-  });
-  const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
-  let out = '';
-  let err = '';
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
-  const base = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start in time: ${out}${err}`)), 10_000);
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      out += c;
-      const m = /control plane on (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    void exited.then((how) => {
-      clearTimeout(timer);
-      reject(new Error(`serve exited (${String(how)}) before listening: ${out}${err}`));
-    });
-  });
-  return { child, base, exited };
-}
-
-async function api(base: string, action: string, params: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const body = JSON.stringify(params);
-  const host = new URL(base).host;
-  const headers = signTc3Request({
-    secretId: ACME.secretId, secretKey: ACME.secretKey, host, service: 'teo', action, version: TEO,
-    timestamp: Math.floor(Date.now() / 1000), body, method: 'POST', contentType: 'application/json',
-  });
-  delete headers.Host;
-  const res = await fetch(`${base}/`, { method: 'POST', headers, body });
-  const json = (await res.json()) as { Response: Record<string, unknown> & { Error?: { Code: string } } };
-  if (json.Response.Error) throw new Error(`${action}: ${json.Response.Error.Code}`);
-  return json.Response;
-}
-
 test('every JobId acknowledged before kill -9 is listed with all its tasks after a restart', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'edgepurge-kill9-'));
-  const running: ChildProcess[] = [];
-  t.after(() => {
-    for (const c of running) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { dir, running } = serveSandbox(t, 'edgepurge-kill9-');
   const configPath = join(dir, 'edgepurge.yaml');
   writeFileSync(
     configPath,
