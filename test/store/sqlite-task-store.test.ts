@@ -1,6 +1,7 @@
 // Runs the TaskStore conformance suite against SQLite, plus what only the SQLite store promises.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -113,6 +114,17 @@ describe('SqliteTaskStore specifics', () => {
     assert.equal(stats.failures, 0);
     assert.ok((stats.last?.checkpointed ?? 0) > 0, `the thread copied frames: ${JSON.stringify(stats.last)}`);
     assert.ok(statSync(path).size > 1024 * 1024, 'the database file holds the checkpointed pages');
+  });
+
+  it('regression: close() keeps the process alive until the checkpoint thread is gone (a script that starts and closes a store exits 0)', (t) => {
+    const path = join(tempDir(t), 'tasks.db');
+    const store = new URL('../../src/store/sqlite/sqlite-task-store.ts', import.meta.url).href;
+    const code = `import { SqliteTaskStore } from ${JSON.stringify(store)}; const s = new SqliteTaskStore({ path: ${JSON.stringify(path)} }); await s.start(); await s.close(); console.log('closed');`;
+    const script = join(tempDir(t), 'start-close.mjs');
+    writeFileSync(script, code);
+    const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'closed');
   });
 
   it('applies migrations once and refuses a database from a newer build', async (t) => {

@@ -69,6 +69,8 @@ export class SqliteCheckpointer {
     this.#closed = true;
     clearTimeout(this.#timer);
     const exited = new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
+    // Referenced again: close() must keep the process alive until the thread has closed its connection.
+    this.#worker.ref();
     this.#worker.postMessage('close');
     await exited;
   }
