@@ -129,6 +129,8 @@ interface PrefetchOutcome {
 }
 
 const MAX_ACK_BYTES = 1024 * 1024;
+/** Reports per ack checked against the log (entries another process streamed): one index read each. */
+const MAX_REPORT_LOOKUPS = 64;
 
 /** The routes and their one method each. */
 const ENDPOINTS: ReadonlyMap<string, 'GET' | 'POST'> = new Map([
@@ -567,7 +569,7 @@ export class FanoutHub {
     const now = clock.now();
     // Persisted before answering, with the reports in the same transaction: a restarted control plane must
     // not think a lease ended earlier than it did.
-    const ignoredReports = await this.#ackWithReports(node.id, body, seq, now);
+    const ignoredReports = await this.#ackWithReports(node, body, seq, known, now);
     this.#progress.set(node.id, { ackedSeq: Math.max(known, seq), seenAt: now });
     for (const l of this.#ackListeners) l(node.id, Math.max(known, seq));
     // Outcomes are only recorded here; settling turns them into a status, and only for tasks still
@@ -605,14 +607,21 @@ export class FanoutHub {
    * are ignored rather than refused: the ack's seq and lease still count. Then forgets the entries the
    * previous ack covered (see #unreported).
    */
-  async #ackWithReports(nodeId: string, body: AckRequest, ackSeq: number, now: number): Promise<Array<{ seq: number; taskId: number; reason: ReportIgnoredReason }>> {
+  async #ackWithReports(node: NodeConfig, body: AckRequest, ackSeq: number, known: number, now: number): Promise<Array<{ seq: number; taskId: number; reason: ReportIgnoredReason }>> {
+    const nodeId = node.id;
     const ignored: Array<{ seq: number; taskId: number; reason: ReportIgnoredReason }> = [];
     const streamed = this.#unreported.get(nodeId);
     const candidates: NodeReportInput[] = [];
+    let lookups = 0;
     for (const r of body.reports ?? []) {
-      if (streamed?.get(r.seq) !== r.taskId) ignored.push({ seq: r.seq, taskId: r.taskId, reason: 'unexpected' });
-      else if (r.seq > ackSeq) ignored.push({ seq: r.seq, taskId: r.taskId, reason: 'not_applied' });
-      else candidates.push({ taskId: r.taskId, seq: r.seq, driver: body.driver ?? null, executedAs: r.executedAs, matched: r.matched ?? null, note: r.note ?? null });
+      const take = () => candidates.push({ taskId: r.taskId, seq: r.seq, driver: body.driver ?? null, executedAs: r.executedAs, matched: r.matched ?? null, note: r.note ?? null });
+      const local = streamed?.get(r.seq);
+      if (local === r.taskId) {
+        if (r.seq > ackSeq) ignored.push({ seq: r.seq, taskId: r.taskId, reason: 'not_applied' });
+        else take();
+      } else if (local === undefined && known < r.seq && r.seq <= ackSeq && lookups++ < MAX_REPORT_LOOKUPS && (await this.#streamedElsewhere(node, r.seq, r.taskId))) {
+        take();
+      } else ignored.push({ seq: r.seq, taskId: r.taskId, reason: 'unexpected' });
     }
     const outcomes = await this.#o.store.ackNode(nodeId, ackSeq, now, candidates);
     outcomes.forEach((o, i) => {
@@ -630,6 +639,16 @@ export class FanoutHub {
     }
     this.#reportGrace.set(nodeId, Math.max(this.#reportGrace.get(nodeId) ?? 0, ackSeq));
     return ignored;
+  }
+
+  /**
+   * Whether purge entry `seq` of task `taskId` was streamed to `node` by another process: a replica the node
+   * failed over from, or this one before a restart (issue 9). Checked by the node's host set against the log
+   * itself, not by who streamed it; the caller has checked that this ack newly covers `seq`.
+   */
+  async #streamedElsewhere(node: NodeConfig, seq: number, taskId: number): Promise<boolean> {
+    const [e] = await this.#o.store.readLog(seq - 1, 1);
+    return e !== undefined && e.seq === seq && e.taskId === taskId && e.type !== 'prefetch_url' && this.#serves(node, e.hosts);
   }
 
   /**

@@ -23,10 +23,10 @@ export class RawNode {
     this.#headers = { Authorization: `Bearer ${token}`, 'X-Edge-Node': id };
   }
 
-  /** Opens the stream at the log's end and keeps reading it until the test ends. */
-  async stream(t: Pick<TestContext, 'after'>): Promise<void> {
+  /** Opens the stream at the log's end (or after `after`, a resume) and keeps reading it until the test ends. */
+  async stream(t: Pick<TestContext, 'after'>, after = -1): Promise<void> {
     t.after(() => this.#abort.abort());
-    const res = await fetch(`${this.url}/edge/v1/stream?after=-1`, { headers: this.#headers, signal: this.#abort.signal });
+    const res = await fetch(`${this.url}/edge/v1/stream?after=${after}`, { headers: this.#headers, signal: this.#abort.signal });
     assert.equal(res.status, 200);
     const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
     void (async () => {
