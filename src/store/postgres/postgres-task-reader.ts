@@ -253,8 +253,10 @@ export class PostgresTaskReader {
     const cap = offset + limit + COUNT_AHEAD;
     const ids = `SELECT ${src.distinct ? 'DISTINCT ' : ''}${src.id} AS id, ${src.ts} AS ts FROM ${src.from} WHERE ${where}`;
     const pageOf = (from: string): string =>
-      `SELECT ${taskCols('r')} FROM (SELECT id, ts FROM (${from}) i ORDER BY ts DESC, id DESC LIMIT ${p.add(limit)} OFFSET ${p.add(offset)}) k` +
-      ' JOIN tasks r ON r.id = k.id AND r.created_at = k.ts';
+      // Each page row fetched by its id from the one partition its time names: a lateral probe per row (the
+      // LIMIT keeps the planner from turning it into a hash join over every day when its estimates are off).
+      `SELECT pr.* FROM (SELECT id, ts FROM (${from}) i ORDER BY ts DESC, id DESC LIMIT ${p.add(limit)} OFFSET ${p.add(offset)}) k` +
+      ` CROSS JOIN LATERAL (SELECT ${taskCols('r')} FROM tasks r WHERE r.id = k.id AND r.created_at = k.ts LIMIT 1) pr`;
     const tail = ' ORDER BY p.created_at DESC, p.id DESC';
     if (src.onePass) {
       const sql =
