@@ -2,7 +2,6 @@
 // CreatePurgeTask throughput on SQLite, 1 PostgreSQL replica and 2 side by side; how long the duties take
 // to move after kill -9 of the leading replica. Every control plane is `startControlPlane` (what
 // `edgepurge serve` runs) in a child process of its own; a fresh database, dropped after.
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import type { ConfigInput } from '../src/config/schema.ts';
 import { BENCH_CREDENTIAL, signedRequest } from './api-bench.ts';
+import { createBenchDatabase } from './bench-database.ts';
 import { runLoad, type LoadRequest } from './load.ts';
 import { BenchChild } from './processes.ts';
 import { median, quantile } from './stats.ts';
@@ -58,14 +58,8 @@ async function throughput(replicas: readonly BenchChild[], durationMs: number): 
 }
 
 export async function runReplicasBench(o: { log: (line: string) => void; admin?: string }): Promise<ReplicasBenchResult> {
-  const admin = o.admin ?? process.env.EDGEPURGE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const name = `edgepurge_bench_replicas_${randomBytes(4).toString('hex')}`;
-  const root = new pg.Client({ connectionString: admin });
-  await root.connect();
-  await root.query(`CREATE DATABASE ${name}`);
-  const u = new URL(admin);
-  u.pathname = `/${name}`;
-  const url = u.toString();
+  const database = await createBenchDatabase('replicas', o.admin);
+  const url = database.url;
   const dir = mkdtempSync(join(tmpdir(), 'edgepurge-replicas-bench-'));
   const children: BenchChild[] = [];
   const start = async (c: ConfigInput) => {
@@ -162,8 +156,7 @@ export async function runReplicasBench(o: { log: (line: string) => void; admin?:
   } finally {
     await stopAll();
     await db.end().catch(() => {});
-    await root.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await root.end();
+    await database.drop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

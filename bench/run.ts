@@ -1,4 +1,4 @@
-// `npm run bench [-- --only store,api,submit,query,pg,replicas,fanout,edge,hit,varnish,nginx,drivers,soak,metrics,console]`: runs the benchmarks of the
+// `npm run bench [-- --only store,api,submit,query,pg,replicas,failover,fanout,edge,hit,varnish,nginx,drivers,soak,metrics,console]`: runs the benchmarks of the
 // issues on this machine and prints each figure next to its bar. Parts run in the order listed; `api` needs the
 // database `store` seeds (it seeds one itself when `store` is not selected); so does `submit` (issue 11).
 import { spawnSync } from 'node:child_process';
@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { printTable } from '../src/cli/table.ts';
 import { probeFsync, readSeededTenant, runApiBench, type ApiBenchResult, type ThroughputFigure } from './api-bench.ts';
 import { benchHttpLookup, benchLookup, benchPrefixApply } from './edge-bench.ts';
+import { runFailoverBench } from './failover-bench.ts';
 import { runFanoutBench, type FanoutBenchResult } from './fanout-bench.ts';
 import { runHitBench, varnishMissing } from './hit-bench.ts';
 import { benchOnOff, benchScrape } from './metrics-bench.ts';
@@ -20,7 +21,7 @@ import { median } from './stats.ts';
 import { runStoreBench } from './store-bench.ts';
 import { runSubmitBench, type SubmitBenchResult } from './submit-bench.ts';
 
-const PARTS = ['store', 'api', 'submit', 'query', 'pg', 'replicas', 'fanout', 'edge', 'hit', 'varnish', 'nginx', 'drivers', 'soak', 'metrics', 'console'] as const;
+const PARTS = ['store', 'api', 'submit', 'query', 'pg', 'replicas', 'failover', 'fanout', 'edge', 'hit', 'varnish', 'nginx', 'drivers', 'soak', 'metrics', 'console'] as const;
 type Part = (typeof PARTS)[number];
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });
@@ -199,6 +200,24 @@ if (selected('replicas')) {
       measured: `${r.dutyMoveMs.map((m) => int(m)).join(', ')} ms`,
       bar: '≤ 5 s',
       verdict: verdict(r.dutyMoveMs.every((m) => m <= 5000)),
+    },
+  ];
+  table(rows);
+  summary.push(...rows.filter((x) => x.bar));
+}
+
+if (selected('failover')) {
+  heading('Issue 9: failover (bench/failover-bench.ts; 3 `edgepurge serve` on one PostgreSQL, 5 `edgepurge edge` all on cp-1; kill -9 of cp-1)');
+  const r = await runFailoverBench({ log: (l) => console.log(`  ${l}`) });
+  const sorted = [...r.movedMs].sort((a, b) => a - b);
+  const p50 = median(sorted);
+  const max = sorted.at(-1) ?? Number.NaN;
+  const rows: Row[] = [
+    {
+      figure: `kill -9 → all ${r.edges} edges streaming again, p50 / max (${r.movedMs.length} rounds)`,
+      measured: `${int(p50)} / ${int(max)} ms`,
+      bar: '≤ 5 s',
+      verdict: verdict(max <= 5000),
     },
   ];
   table(rows);

@@ -14,6 +14,7 @@ import { ACME, baseConfig } from '../helpers/control-plane.ts';
 import { freshTestDatabase, postgresSkip } from '../helpers/postgres.ts';
 import { teoClient, type SdkClient } from '../helpers/sdk.ts';
 import { childEnv, edgeGet, freePort, MAIN, Origin, sleep, until } from '../e2e/helpers.ts';
+import { stopChildren } from './process-fleet.ts';
 
 const skip = postgresSkip('the replica fleet tests');
 // At the top level: freshTestDatabase's cleanup registered inside a `before` would drop it as the hook ends.
@@ -80,16 +81,7 @@ describe('3 replicas on PostgreSQL, 3 edges, kill -9 of the leader under load', 
   });
 
   after(async () => {
-    for (const p of [...edges, ...replicas]) {
-      const c = p.child;
-      if (!c || c.exitCode !== null || c.signalCode !== null) continue;
-      c.removeAllListeners('exit');
-      const gone = new Promise((r) => c.once('exit', r));
-      c.kill('SIGTERM');
-      const force = setTimeout(() => c.kill('SIGKILL'), 3000);
-      await gone;
-      clearTimeout(force);
-    }
+    await stopChildren([...edges, ...replicas].map((p) => p.child));
     await db?.end();
     await origin.close();
     rmSync(dir, { recursive: true, force: true });
