@@ -2,6 +2,7 @@
 // update the job's event stream sends (live-events.ts), so the page and its updates cannot disagree.
 import type { NodeView } from '../fanout/fanout-hub.ts';
 import type { JobRecord, TaskRecord, TaskStatus } from '../purge/types.ts';
+import type { WebhookDelivery } from '../store/task-store.ts';
 import { html, type SafeHtml } from './html.ts';
 import { number, page, shortId, statusBadge, time, type Viewer } from './layout.ts';
 
@@ -58,14 +59,37 @@ ${s.tasks.map(
 </table>`;
 }
 
-export function jobPage(viewer: Viewer, s: JobSnapshot, flash: string | undefined): SafeHtml {
+/** The job's webhook deliveries (docs/webhooks.md): one row per endpoint, with its last attempt. */
+function deliveriesSection(deliveries: readonly WebhookDelivery[], tz: string): SafeHtml | '' {
+  if (deliveries.length === 0) return '';
+  return html`<section class="webhooks" aria-labelledby="webhooks-h">
+<h2 id="webhooks-h">Webhook deliveries</h2>
+<table class="tasks webhook-deliveries">
+<thead><tr><th scope="col">Endpoint</th><th scope="col">Event</th><th scope="col">Delivery</th><th scope="col">Attempts</th><th scope="col">Last attempt</th></tr></thead>
+<tbody>
+${deliveries.map(
+  (d) => html`<tr data-delivery="${d.status}">
+<td class="target"><code>${d.url}</code><div class="muted mono" title="EdgePurge-Event-Id">${d.eventId}</div></td>
+<td>${d.event}</td>
+<td>${d.status}${d.status === 'pending' && d.attempts > 0 ? html` <span class="muted">next ${time(d.nextAt, tz)}</span>` : ''}</td>
+<td>${number(d.attempts)}</td>
+<td class="nowrap">${d.lastAttemptAt === null ? '—' : time(d.lastAttemptAt, tz)}${d.lastError ? html`<div class="fail">${d.lastError}</div>` : d.lastStatus !== null ? html` <span class="muted">HTTP ${d.lastStatus}</span>` : ''}</td>
+</tr>
+`,
+)}</tbody>
+</table>
+</section>`;
+}
+
+export function jobPage(viewer: Viewer, s: JobSnapshot, flash: string | undefined, deliveries: readonly WebhookDelivery[] = []): SafeHtml {
   const live = jobSettled(s) ? '' : `/console/jobs/${s.job.jobId}/events`;
   return page(viewer, 'job', `Job ${s.job.jobId}`, html`<p class="crumbs"><a href="/console/history">History</a> / job</p>
 <h1>Job <span class="mono">${s.job.jobId}</span></h1>
 ${flash ? html`<div class="alert warn" role="alert">${flash}</div>` : ''}
 <section id="job"${live ? html` data-live="${live}"` : ''} aria-live="polite">
 ${jobFragment(s, viewer.timezone)}
-</section>`);
+</section>
+${deliveriesSection(deliveries, viewer.timezone)}`);
 }
 
 export function jobNotFound(viewer: Viewer, jobId: string): SafeHtml {

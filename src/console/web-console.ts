@@ -361,7 +361,9 @@ export class WebConsole {
     if (!snap) return this.#html(res, 404, jobNotFound(me.viewer, jobId));
     const flash = me.session.flash;
     delete me.session.flash;
-    this.#html(res, 200, jobPage(me.viewer, snap, flash));
+    // The job's webhook delivery log (issue 10): read on page load; the live stream carries tasks only.
+    const deliveries = (await this.#d.store.webhookDeliveries?.({ appId: me.account.appId, jobId, limit: 50 })) ?? [];
+    this.#html(res, 200, jobPage(me.viewer, snap, flash, deliveries));
   }
 
   async #jobEvents(res: ServerResponse, me: SignedIn, jobId: string): Promise<void> {

@@ -3,6 +3,7 @@
 //   GET /admin/v1/jobs/JOBID          a job with every task's per-node progress
 //   GET /admin/v1/jobs/JOBID/events   the same view as server-sent events, live until every task settled
 //   GET /admin/v1/nodes               the edge nodes that serve the account's hosts (the fleet table)
+//   GET /admin/v1/webhooks/deliveries?job=JOBID&limit=N   the webhook delivery log, newest first (docs/webhooks.md)
 // Every route is documented in docs/operator-guide.md.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatIso } from '../actions/times.ts';
@@ -29,7 +30,7 @@ const KEEPALIVE_MS = 15_000;
 /** At most one job snapshot per this long on a stream: a big fleet acks many times a second. */
 const MIN_EVENT_GAP_MS = 200;
 
-const ROUTES = 'GET /admin/v1/jobs/JOBID, GET /admin/v1/jobs/JOBID/events, GET /admin/v1/nodes';
+const ROUTES = 'GET /admin/v1/jobs/JOBID, GET /admin/v1/jobs/JOBID/events, GET /admin/v1/nodes, GET /admin/v1/webhooks/deliveries';
 
 export function adminRoutes(deps: AdminDeps): AdminRoutes {
   const streams = new Set<() => void>();
@@ -39,7 +40,8 @@ export function adminRoutes(deps: AdminDeps): AdminRoutes {
     const send = (status: number, body: unknown) => res.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(JSON.stringify(body));
     const job = /^\/admin\/v1\/jobs\/([a-z0-9]{1,64})(\/events)?$/.exec(path);
     const nodes = path === '/admin/v1/nodes';
-    if (req.method !== 'GET' || (!job && !nodes)) {
+    const hooks = path === '/admin/v1/webhooks/deliveries';
+    if (req.method !== 'GET' || (!job && !nodes && !hooks)) {
       send(404, { error: `no such admin endpoint: ${ROUTES}` });
       return true;
     }
@@ -54,6 +56,11 @@ export function adminRoutes(deps: AdminDeps): AdminRoutes {
     const appId = cred.account.appId;
     void (async () => {
       if (nodes) return send(200, await fleetView(deps, appId));
+      if (hooks) {
+        const q = deliveriesQuery(req.url ?? '');
+        if ('error' in q) return send(400, q);
+        return send(200, { Deliveries: await webhookDeliveriesView(deps, appId, q) });
+      }
       if (job![2]) {
         const end = await streamJobEvents(deps, appId, job![1]!, res);
         if (end && !res.writableEnded) {
@@ -242,4 +249,35 @@ export function parseBasicAuth(header: string | undefined): { userId: string; pa
   const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   return colon === -1 ? undefined : { userId: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+/** `job` and `limit` of GET /admin/v1/webhooks/deliveries, or what is wrong with them. */
+function deliveriesQuery(url: string): { jobId?: string; limit: number } | { error: string } {
+  const params = new URL(url, 'http://admin').searchParams;
+  const job = params.get('job');
+  const limit = params.get('limit');
+  if (job !== null && !/^[a-z0-9]{1,64}$/.test(job)) return { error: '`job` must be a JobId (1-64 lower-case letters and digits)' };
+  if (limit !== null && !/^(?:[1-9]\d{0,2}|1000)$/.test(limit)) return { error: '`limit` must be an integer from 1 to 1000' };
+  return { ...(job !== null ? { jobId: job } : {}), limit: limit === null ? 50 : Number(limit) };
+}
+
+const isoOrNull = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** The account's webhook deliveries, newest first, as the admin API and the console show them. */
+export async function webhookDeliveriesView(deps: Pick<AdminDeps, 'store'>, appId: number, q: { jobId?: string; limit: number }) {
+  const rows = (await deps.store.webhookDeliveries?.({ appId, ...(q.jobId !== undefined ? { jobId: q.jobId } : {}), limit: q.limit })) ?? [];
+  return rows.map((d) => ({
+    EventId: d.eventId,
+    JobId: d.jobId,
+    Url: d.url,
+    Event: d.event,
+    Status: d.status,
+    Attempts: d.attempts,
+    CreateTime: new Date(d.createdAt).toISOString(),
+    NextAttemptTime: d.status === 'pending' ? new Date(d.nextAt).toISOString() : null,
+    LastAttemptTime: isoOrNull(d.lastAttemptAt),
+    LastStatus: d.lastStatus,
+    LastError: d.lastError,
+    DeliveredTime: isoOrNull(d.deliveredAt),
+  }));
 }

@@ -9,6 +9,7 @@ import type { Config, NodeConfig } from '../config/schema.ts';
 import type { FanoutHub } from '../fanout/fanout-hub.ts';
 import { ApiMetrics, type ApiName, type ApiRequestRecord } from '../observability/api-metrics.ts';
 import { ControlPlaneMetrics } from '../observability/control-plane-metrics.ts';
+import { WebhookMetrics } from '../observability/webhook-metrics.ts';
 import { operatorRoutes, type ReadyCheck } from '../observability/endpoints.ts';
 import { quotaDay, quotaFor } from '../purge/quotas.ts';
 import { TASK_TYPES } from '../purge/types.ts';
@@ -50,6 +51,8 @@ export class ControlPlaneObservability {
   readonly #registry: Registry | undefined;
   readonly #metrics: ControlPlaneMetrics | undefined;
   readonly route: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** Webhook delivery metrics; undefined when metrics are off or the store has no outbox. */
+  readonly webhooks: WebhookMetrics | undefined;
 
   constructor(options: ControlPlaneObservabilityOptions) {
     this.#o = options;
@@ -74,8 +77,11 @@ export class ControlPlaneObservability {
       });
       this.#metrics = metrics;
       this.store = instrumentStore(options.store, metrics);
+      const outbox = options.store;
+      this.webhooks = outbox.webhookOutboxDepth ? new WebhookMetrics(registry, () => outbox.webhookOutboxDepth!()) : undefined;
     } else {
       this.store = options.store;
+      this.webhooks = undefined;
     }
     this.api = new ApiMetrics({
       registry,
@@ -130,7 +136,7 @@ export class ControlPlaneObservability {
     const r = this.api.begin('admin');
     r.action = /^\/admin\/v1\/jobs\/[^/]+$/.test((req.url ?? '').split('?', 1)[0] ?? '') && req.method === 'GET' ? 'GetJob' : undefined;
     res.once('finish', () => {
-      const code = res.statusCode === 200 ? 'Success' : res.statusCode === 401 ? 'AuthFailure.SignatureFailure' : res.statusCode === 404 ? 'ResourceNotFound' : 'InternalError';
+      const code = res.statusCode === 200 ? 'Success' : res.statusCode === 401 ? 'AuthFailure.SignatureFailure' : res.statusCode === 404 ? 'ResourceNotFound' : res.statusCode === 400 ? 'InvalidParameter' : 'InternalError';
       // The account, once the answer shows its key was good.
       if (res.statusCode !== 401) {
         const cred = parseBasicAuth(req.headers.authorization);

@@ -29,7 +29,7 @@ import { FanoutHub } from '../fanout/fanout-hub.ts';
 import { adminRoutes, jobView, type AdminRoutes } from './admin-routes.ts';
 import { Duties, periodicDuty } from './duties.ts';
 import { RateLimits } from './rate-limits.ts';
-import { WebhookDispatcher } from '../webhooks/webhook-dispatcher.ts';
+import { WebhookDispatcher, type DeliveryResult } from '../webhooks/webhook-dispatcher.ts';
 import { webhookRouter } from '../webhooks/webhook-router.ts';
 import type { WebhookRouter } from '../store/task-store.ts';
 import { api3Name, ControlPlaneObservability, errorCode } from './control-plane-observability.ts';
@@ -122,12 +122,14 @@ export class ControlPlane {
     });
     this.#purge = this.#purgeService(options.config, this.#directory);
     this.#admin = adminRoutes({ directory: () => this.#directory, store: this.#o.store, hub: this.hub });
+    const webhookMetrics = this.#obs.webhooks;
     this.webhooks = new WebhookDispatcher({
       store: this.#o.store,
       config: () => this.#o.config,
       clock: options.clock,
       logger: options.logger,
       jobView: (appId, jobId) => jobView({ directory: () => this.#directory, store: this.#o.store, hub: this.hub }, appId, jobId),
+      ...(webhookMetrics ? { onAttempt: (r: DeliveryResult) => webhookMetrics.attempt(r) } : {}),
     });
     // A settled job's rows are committed before the hub tells its listeners: deliver them now, not at the next poll.
     this.hub.onSettled(() => this.webhooks.wake());

@@ -19,6 +19,8 @@ import { ACME, GLOBEX, startControlPlane, type TestServer } from '../helpers/con
 import { runNodeAsEdge } from '../helpers/edge-node.ts';
 import { freshTestDatabase, postgresSkip } from '../helpers/postgres.ts';
 import { hang, startReceiver, type Receiver } from './receiver.ts';
+import { ConsoleClient } from '../console/console-client.ts';
+import { scrape } from '../helpers/prometheus.ts';
 
 const TOKEN = 'node-token-0000000000000000';
 const SECRET = 'whsec-0123456789abcdef';
@@ -198,6 +200,51 @@ describe('completion webhooks (SQLite)', () => {
     const t0 = performance.now();
     await s.close();
     assert.ok(performance.now() - t0 < 10_000);
+  });
+
+  test('the delivery log: admin API scoped to the account, the console job page, and the metrics', async (t) => {
+    const receiver = await startReceiver(t);
+    let n = 0;
+    receiver.answer = (_r, res) => res.writeHead(++n === 1 ? 500 : 200).end();
+    const s = await setup(t, receiver);
+    const jobId = await purge(s, `http://${ACME.host}/<log>.js`);
+    await until('delivered', async () => ((await deliveries(s.store, jobId))[0]?.status === 'delivered' ? true : undefined), 15_000);
+    const basic = (who: { secretId: string; secretKey: string }) => ({ Authorization: `Basic ${Buffer.from(`${who.secretId}:${who.secretKey}`).toString('base64')}` });
+    const get = (q: string, who: { secretId: string; secretKey: string } = ACME) => fetch(`${s.url}/admin/v1/webhooks/deliveries${q}`, { headers: basic(who) });
+    const res = await get(`?job=${jobId}`);
+    assert.equal(res.status, 200);
+    const { Deliveries } = (await res.json()) as { Deliveries: Array<Record<string, unknown>> };
+    assert.equal(Deliveries.length, 1);
+    assert.deepEqual(
+      [Deliveries[0]!.JobId, Deliveries[0]!.Url, Deliveries[0]!.Event, Deliveries[0]!.Status, Deliveries[0]!.Attempts, Deliveries[0]!.LastStatus, Deliveries[0]!.NextAttemptTime],
+      [jobId, receiver.url, 'job.succeeded', 'delivered', 2, 200, null],
+    );
+    assert.equal(Deliveries[0]!.EventId, receiver.received[0]!.json.id);
+    assert.equal(((await (await get('')).json()) as { Deliveries: unknown[] }).Deliveries.length, 1, 'without job: the account\'s log');
+    // Tenants are walls: another account sees none of it.
+    assert.deepEqual(await (await get(`?job=${jobId}`, GLOBEX)).json(), { Deliveries: [] });
+    assert.equal((await fetch(`${s.url}/admin/v1/webhooks/deliveries`)).status, 401);
+    for (const bad of ['?limit=0', '?limit=1001', '?limit=x', '?job=NOT-A-JOB']) {
+      const r = await get(bad);
+      assert.equal(r.status, 400, bad);
+      assert.match(((await r.json()) as { error: string }).error, /`(job|limit)`/);
+    }
+
+    // The console's job page lists the delivery, escaped.
+    const web = new ConsoleClient(s);
+    assert.equal((await web.signIn(ACME)).status, 303);
+    const page = await (await web.get(`/console/jobs/${jobId}`)).text();
+    assert.match(page, /<h2 id="webhooks-h">Webhook deliveries<\/h2>/);
+    assert.ok(page.includes(receiver.url), 'the endpoint');
+    assert.match(page, /data-delivery="delivered"/);
+    assert.ok(page.includes(Deliveries[0]!.EventId as string));
+
+    // Metrics: one retry, one delivered, nothing pending.
+    const m = await scrape(s.url);
+    assert.equal(m.value('edgepurge_webhook_deliveries_total', { result: 'retry' }), 1);
+    assert.equal(m.value('edgepurge_webhook_deliveries_total', { result: 'delivered' }), 1);
+    assert.equal(m.value('edgepurge_webhook_deliveries_total', { result: 'failed' }), 0);
+    assert.equal(m.value('edgepurge_webhook_outbox_depth'), 0);
   });
 
   test('backoff doubles from base up to max, with jitter between half and all of it', () => {
