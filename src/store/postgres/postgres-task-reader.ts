@@ -267,7 +267,11 @@ export class PostgresTaskReader {
     }
     // Index paths: the count stays inside one index, up to the cap; the page walks it newest first and
     // stops, or merges one such walk per probed value (each stops after offset + limit).
-    const count = `SELECT count(*) AS total FROM (SELECT ${src.distinct ? `DISTINCT ${src.id}` : '1'} FROM ${src.from} WHERE ${where} LIMIT ${p.add(cap)}) n`;
+    // Several hosts: a task is one entry per host asked for, so the first cap × hosts entries hold at least
+    // `cap` distinct tasks when they all come (DISTINCT over the whole range would read every entry first).
+    const count = src.distinct
+      ? `SELECT least(count(DISTINCT n.id), ${p.add(cap)}) AS total FROM (SELECT ${src.id} AS id FROM ${src.from} WHERE ${where} LIMIT ${p.add(cap * new Set(q.hosts).size)}) n`
+      : `SELECT count(*) AS total FROM (SELECT 1 FROM ${src.from} WHERE ${where} LIMIT ${p.add(cap)}) n`;
     let pageIds = ids;
     if (src.probes && limit > 0) {
       const lists = src.probes.lists.map((l, i) => `unnest(${l.param}::text[]) u${i}(${l.col})`);
