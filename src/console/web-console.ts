@@ -48,6 +48,8 @@ export interface WebConsoleDeps {
   /** Tests shorten these. */
   readonly sessions?: Partial<SessionLimits>;
   readonly signIn?: Partial<ThrottleLimits> & { readonly failureDelayMs?: number };
+  /** The API's rate limit (shared by replicas on one store); default: buckets in this process. */
+  readonly rateLimits?: { take(key: string, perSecond: number, burst: number): boolean | Promise<boolean> };
 }
 
 const COOKIE = 'edgepurge_session';
@@ -86,7 +88,7 @@ export class WebConsole {
   readonly #d: WebConsoleDeps;
   readonly #sessions: SessionStore;
   readonly #throttle: SignInThrottle;
-  readonly #buckets: TokenBuckets;
+  readonly #buckets: NonNullable<WebConsoleDeps['rateLimits']>;
   readonly #events: LiveEventStreams;
   readonly #unsubscribe: Array<() => void>;
 
@@ -94,7 +96,7 @@ export class WebConsole {
     this.#d = deps;
     this.#sessions = new SessionStore(deps.clock, deps.sessions);
     this.#throttle = new SignInThrottle(deps.clock, deps.signIn);
-    this.#buckets = new TokenBuckets(deps.clock);
+    this.#buckets = deps.rateLimits ?? new TokenBuckets(deps.clock);
     this.#events = new LiveEventStreams(deps.clock, { maxLifetimeMs: 2 * deps.config().fanout.taskTimeoutMs + 60_000 });
     this.#unsubscribe = [deps.hub.onSettled(() => this.#events.wake('jobs')), deps.hub.onAck(() => this.#events.wake('fleet'))];
   }
@@ -276,7 +278,7 @@ export class WebConsole {
   async #call(ctx: ActionContext, action: string, handler: ActionHandler, params: Record<string, unknown>): Promise<{ data: Record<string, unknown> } | { error: ApiFailure }> {
     try {
       const rl = ctx.account.rateLimit;
-      if (rl !== false && !this.#buckets.take(`${ctx.account.appId} console:${action}`, rl.perSecond, rl.burst)) {
+      if (rl !== false && !(await this.#buckets.take(`${ctx.account.appId} console:${action}`, rl.perSecond, rl.burst))) {
         throw new ApiError('RequestLimitExceeded', `Requests to ${action} exceed ${rl.perSecond} per second for this account; wait and retry.`);
       }
       return { data: await handler(ctx, params) };

@@ -133,9 +133,9 @@ export class ControlPlane {
     });
     // A settled job's rows are committed before the hub tells its listeners: deliver them now, not at the next poll.
     this.hub.onSettled(() => this.webhooks.wake());
-    this.#console = new WebConsole({ ...options, ...options.console, directory: () => this.#directory, purge: () => this.#purge, config: () => this.#o.config, hub: this.hub });
     this.#replicas = options.store.replicas?.();
     this.#rates = new RateLimits(options.clock, this.#replicas);
+    this.#console = new WebConsole({ ...options, ...options.console, directory: () => this.#directory, purge: () => this.#purge, config: () => this.#o.config, hub: this.hub, rateLimits: this.#rates });
     this.duties = new Duties({ logger: options.logger, ...(this.#replicas ? { lease: this.#replicas.leaderLock('duties') } : {}) });
     this.duties.register({ name: 'settle', start: () => this.hub.lead(true), stop: () => this.hub.lead(false) });
     if (options.deliverWebhooks ?? true) this.duties.register({ name: 'webhook delivery', start: () => this.webhooks.start(), stop: () => this.webhooks.stop() });

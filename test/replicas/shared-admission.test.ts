@@ -11,6 +11,7 @@ import { until } from '../e2e/helpers.ts';
 import { teoClient } from '../helpers/sdk.ts';
 import { assertRefused, flat, signV2 } from '../v2/helpers.ts';
 import { sendVia, startReplica, type Replica } from './helpers.ts';
+import { ConsoleClient, pageError } from '../console/console-client.ts';
 
 const skip = postgresSkip('the replica admission tests');
 const url = skip ? '' : await freshTestDatabase();
@@ -60,6 +61,18 @@ describe('replicas share admission', { skip }, () => {
     );
     assert.equal(answers.filter((x) => x.code === 0).length, 6, JSON.stringify(answers.map((x) => x.code)));
     for (const x of answers.filter((y) => y.code !== 0)) assertRefused(x, 4400);
+  });
+
+  it("the web console's rate limit holds across replicas too", async (t) => {
+    const schema = freshSchema();
+    const config = rateLimited({ perSecond: 0.001, burst: 3 });
+    const replicas = [await startReplica(t, url, schema, config), await startReplica(t, url, schema, config)];
+    const clients = replicas.map((r) => new ConsoleClient(r as unknown as TestServer));
+    for (const c of clients) assert.equal((await c.signIn(ACME)).status, 303);
+    const answers: Response[] = [];
+    for (let i = 0; i < 6; i++) answers.push(await clients[i % 2]!.submit({ type: 'purge_url', zone: ACME.zoneId, targets: `https://${ACME.host}/c${i}.js` }));
+    assert.equal(answers.filter((r) => r.status === 303).length, 3, answers.map((r) => r.status).join(','));
+    for (const r of answers.filter((x) => x.status !== 303)) assert.equal(pageError(await r.text())?.code, 'RequestLimitExceeded');
   });
 
   it('only the leader settles a task on an assumption (a silent node counted fenced)', async (t) => {
