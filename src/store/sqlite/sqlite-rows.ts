@@ -1,6 +1,6 @@
 // What the SQLite writer and readers share: row shapes (store-rows.ts), the target hash, refresh-record
 // rows and a bounded statement cache.
-import { createHash, randomInt } from 'node:crypto';
+import { hash as digestOnce, randomInt } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { ExecutedAs } from '../../purge/types.ts';
 import type { NodeReport } from '../task-store.ts';
@@ -51,7 +51,7 @@ export function toNodeReport(r: NodeReportRow): NodeReport {
 
 
 /** 48 bits of SHA-256: the key of the exact-target index (rows are re-checked, collisions are harmless). */
-export const targetHash = (target: string): number => createHash('sha256').update(target).digest().readUIntBE(0, 6);
+export const targetHash = (target: string): number => digestOnce('sha256', target, 'buffer').readUIntBE(0, 6);
 
 /**
  * Writes a URL or directory refresh job's legacy refresh-log records (refresh_records): one per
