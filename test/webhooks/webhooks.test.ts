@@ -41,7 +41,8 @@ function documentedVerifier(): (raw: Buffer | string, header: string | undefined
  */
 function hookConfig(webhooks: ConfigInput['accounts'] extends (infer A)[] | undefined ? A extends { webhooks?: infer W } ? W : never : never, delivery: object = {}): ConfigInput {
   return config((a) => (a.appId === ACME.appId ? { webhooks } : {}), {
-    fanout: { leaseMs: 2000, taskTimeoutMs: 1500 },
+    // Long enough that a loaded machine still applies edge-a's purges in time; nginx-a's time out.
+    fanout: { leaseMs: 2000, taskTimeoutMs: 5000 },
     webhookDelivery: { timeoutMs: 2000, backoff: { baseMs: 100, maxMs: 400 }, pollMs: 50, ...delivery },
     nodes: [
       { id: 'edge-a', listen: '127.0.0.1:1', token: TOKEN, hosts: [ACME.host] },
