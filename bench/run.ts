@@ -1,4 +1,4 @@
-// `npm run bench [-- --only store,api,submit,query,pg,replicas,failover,fanout,edge,hit,varnish,nginx,drivers,soak,metrics,console]`: runs the benchmarks of the
+// `npm run bench [-- --only store,api,submit,query,pg,replicas,failover,fanout,edge,hit,varnish,nginx,drivers,soak,metrics,console,webhooks]`: runs the benchmarks of the
 // issues on this machine and prints each figure next to its bar. Parts run in the order listed; `api` needs the
 // database `store` seeds (it seeds one itself when `store` is not selected); so does `submit` (issue 11).
 import { spawnSync } from 'node:child_process';
@@ -21,7 +21,7 @@ import { median } from './stats.ts';
 import { runStoreBench } from './store-bench.ts';
 import { runSubmitBench, type SubmitBenchResult } from './submit-bench.ts';
 
-const PARTS = ['store', 'api', 'submit', 'query', 'pg', 'replicas', 'failover', 'fanout', 'edge', 'hit', 'varnish', 'nginx', 'drivers', 'soak', 'metrics', 'console'] as const;
+const PARTS = ['store', 'api', 'submit', 'query', 'pg', 'replicas', 'failover', 'fanout', 'edge', 'hit', 'varnish', 'nginx', 'drivers', 'soak', 'metrics', 'console', 'webhooks'] as const;
 type Part = (typeof PARTS)[number];
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });
@@ -367,6 +367,23 @@ if (selected('metrics')) {
       bar: '≥ 0.95',
       verdict: verdict(oo.ratio >= 0.95 && oo.errors === 0),
     },
+  ];
+  table(rows);
+  summary.push(...rows);
+}
+
+if (selected('webhooks')) {
+  heading('Issue 10: completion webhooks, settle → delivered and kill -9 (bench/webhook-bench.ts)');
+  const { benchWebhooks } = await import('./webhook-bench.ts');
+  const w = await benchWebhooks();
+  console.log(
+    `  \`serve\` as a child process (SQLite, default webhookDelivery), a receiver in this process answering 204; ${w.jobs} purges ~5 ms apart,` +
+      `\n  each settling at once; latency = arrival at the receiver − the event's settle time. Then ${w.killJobs} events refused (503), retries hanging,` +
+      '\n  SIGKILL, restart on the same database, receiver answering 204.',
+  );
+  const rows: Row[] = [
+    { figure: `settle → delivered, ${w.jobs} events: p50 / p99 / max`, measured: `${ms(w.p50Ms)} / ${ms(w.p99Ms)} / ${ms(w.maxMs)} ms` },
+    { figure: `events lost across kill -9 of the control plane`, measured: `${w.lost} of ${w.killJobs} (${w.repeats} repeated deliveries)`, bar: '0', verdict: verdict(w.lost === 0) },
   ];
   table(rows);
   summary.push(...rows);
