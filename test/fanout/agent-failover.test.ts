@@ -9,7 +9,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { EdgeAgent, type EdgeTarget, type PrefetchOutcome } from '../../src/fanout/edge-agent.ts';
 import type { WireEntry } from '../../src/fanout/wire.ts';
-import { edgeRegistry } from '../../src/observability/node-metrics.ts';
+import { agentRegistry, edgeRegistry } from '../../src/observability/node-metrics.ts';
 import { ControlPlane } from '../../src/server/control-plane.ts';
 import { systemClock } from '../../src/shared/clock.ts';
 import { silentLogger } from '../../src/shared/logger.ts';
@@ -163,6 +163,10 @@ describe('nodes fail over between control-plane replicas', { skip }, () => {
     assert.deepEqual(target.applied.map((e) => e.target), [`http://${ACME.host}/one.html`, `http://${ACME.host}/two.html`, `http://${ACME.host}/three.html`]);
     assert.ok(target.applied.every((e, i) => i === 0 || e.seq > target.applied[i - 1]!.seq));
     assert.equal(target.drops.length, 0, 'resumed after seq ' + seq + ', never reset');
+    const text = await agentRegistry(NODE.id, () => ({
+      connected: agent.connected, failovers: agent.failovers, appliedSeq: target.appliedSeq, leaseUntil: 0, appliedByType: {}, queued: 0, errors: { retryable: 0, refused: 0 }, retries: 0,
+    })).metrics();
+    assert.match(text, /^edgepurge_agent_failovers_total\{node="edge-1"\} 1$/m);
   });
 });
 
