@@ -1,10 +1,9 @@
 // Issue 10 figures for completion webhooks: settle → delivered latency with a local receiver, and events
 // lost across a kill -9 of the control plane (the real `serve` as a child process, SQLite store).
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { ACME } from '../test/helpers/control-plane.ts';
 import { api, serve, serveSandbox } from '../test/helpers/serve-process.ts';
 import { hang, startReceiver } from '../test/webhooks/receiver.ts';
+import { writeHookConfig } from '../test/webhooks/hook-config.ts';
 import { until } from '../test/e2e/helpers.ts';
 import { quantile } from './stats.ts';
 
@@ -17,30 +16,6 @@ export interface WebhookBench {
   readonly lost: number;
   /** Deliveries beyond the first 2xx per job after the restart (at-least-once repeats). */
   readonly repeats: number;
-}
-
-/** A config with one account whose webhook points at `url`; edge-1 never runs, so every purge settles at the next pass. */
-function writeConfig(dir: string, url: string, delivery: string): string {
-  const path = join(dir, 'edgepurge.yaml');
-  writeFileSync(
-    path,
-    `server: { listen: "127.0.0.1:0", accessLog: false }
-store: { driver: sqlite, path: ${JSON.stringify(join(dir, 'edgepurge.db'))} }
-webhookDelivery: ${delivery}
-nodes: [{ id: edge-1, listen: "127.0.0.1:1", token: node-token-0000000000000000 }]
-accounts:
-  - appId: ${ACME.appId}
-    name: acme
-    credentials: [{ secretId: ${ACME.secretId}, secretKey: ${ACME.secretKey} }]
-    rateLimit: false
-    webhooks: [{ url: ${JSON.stringify(url)}, secret: whsec-0123456789abcdef }]
-    zones:
-      - zoneId: ${ACME.zoneId}
-        name: acme.com
-        domains: [{ host: ${ACME.host}, origin: "http://127.0.0.1:9" }]
-`,
-  );
-  return path;
 }
 
 async function purge(base: string, path: string): Promise<string> {
@@ -57,7 +32,7 @@ export async function benchWebhooks(o: { jobs?: number; killJobs?: number } = {}
     // Settle → delivered: the body's `created` is the settle time, taken on this machine's clock.
     const receiver = await startReceiver(t);
     const { dir, running } = serveSandbox(t, 'edgepurge-bench-hooks-');
-    const server = await serve(writeConfig(dir, receiver.url, '{}'));
+    const server = await serve(writeHookConfig(dir, receiver.url, '{}'));
     running.push(server.child);
     for (let i = 0; i < jobs; i++) {
       await purge(server.base, `/lat/${i}`);
@@ -72,7 +47,7 @@ export async function benchWebhooks(o: { jobs?: number; killJobs?: number } = {}
     const sink = await startReceiver(t);
     sink.answer = (_r, res) => res.writeHead(503).end();
     const box = serveSandbox(t, 'edgepurge-bench-hooks-k9-');
-    const config = writeConfig(box.dir, sink.url, '{ timeoutMs: 1000, backoff: { baseMs: 200, maxMs: 1000 }, concurrency: 8 }');
+    const config = writeHookConfig(box.dir, sink.url, '{ timeoutMs: 1000, backoff: { baseMs: 200, maxMs: 1000 }, concurrency: 8 }');
     const first = await serve(config);
     box.running.push(first.child);
     const acked = new Set<string>();

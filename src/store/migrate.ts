@@ -41,7 +41,7 @@ export class MigrateRefusedError extends Error {
   }
 }
 
-const MOVED_TABLES = ['jobs', 'tasks', 'task_hosts', 'purge_log', 'refresh_records', 'quota_usage', 'node_progress', 'node_reports'] as const;
+const MOVED_TABLES = ['jobs', 'tasks', 'task_hosts', 'purge_log', 'refresh_records', 'quota_usage', 'node_progress', 'node_reports', 'webhook_deliveries'] as const;
 type MovedTable = (typeof MOVED_TABLES)[number];
 
 /** What each target table holds, counted in the source. */
@@ -55,6 +55,7 @@ const SOURCE_COUNTS: Record<MovedTable, string> = {
   node_progress: 'SELECT count(*) AS n FROM node_progress',
   // Reports live and die with their task; one without it is not part of the history.
   node_reports: 'SELECT count(*) AS n FROM node_reports r JOIN tasks t ON t.id = r.task_id',
+  webhook_deliveries: 'SELECT count(*) AS n FROM webhook_deliveries',
 };
 
 type Row = Record<string, unknown>;
@@ -121,6 +122,16 @@ const COPIES: readonly Copy[] = [
     insert: `INSERT INTO node_reports (task_id, node_id, seq, driver, executed_as, matched, note, applied_at, job_id, app_id, created_at)
              SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(task_id bigint, node_id text, seq bigint, driver text, executed_as text,
                matched bigint, note text, applied_at bigint, job_id text, app_id bigint, created_at bigint)`,
+  },
+  {
+    // The webhook outbox and its log, in enqueue order (new ids keep it); holds are dropped, so pending
+    // deliveries go out as soon as a control plane runs on the target.
+    table: 'webhook_deliveries',
+    select: `SELECT event_id, app_id, job_id, url, event, created_at, status, attempts, next_at, last_status, last_error, last_attempt_at, delivered_at
+               FROM webhook_deliveries ORDER BY id`,
+    insert: `INSERT INTO webhook_deliveries (event_id, app_id, job_id, url, event, created_at, status, attempts, next_at, last_status, last_error, last_attempt_at, delivered_at)
+             SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(event_id text, app_id bigint, job_id text, url text, event text, created_at bigint,
+               status text, attempts integer, next_at bigint, last_status integer, last_error text, last_attempt_at bigint, delivered_at bigint)`,
   },
 ];
 

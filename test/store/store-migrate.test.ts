@@ -53,14 +53,17 @@ async function describeAll(endpoint: string): Promise<unknown[]> {
 }
 
 describe('edgepurge store migrate', { skip }, () => {
-  it('moves history, log, quotas and node progress; the control plane on PostgreSQL answers the same and the node resumes', async (t) => {
+  it('moves history, log, quotas, node progress and the webhook outbox; the control plane on PostgreSQL answers the same and the node resumes', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'edgepurge-migrate-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const origin = await new Origin().start();
     t.after(() => origin.close());
     const port = await freePort();
     const dbPath = join(dir, 'edgepurge.db');
-    const input: ConfigInput = { ...baseConfig(origin.url), server: { listen: `127.0.0.1:${port}` }, nodes: [{ ...NODE, listen: '127.0.0.1:0', controlPlane: `http://127.0.0.1:${port}` }] };
+    const base = baseConfig(origin.url);
+    // A webhook nobody answers (connection refused): its deliveries stay pending in the outbox, and move too.
+    const accounts = base.accounts!.map((a) => (a.appId === ACME.appId ? { ...a, webhooks: [{ url: 'http://127.0.0.1:9/hook', secret: 'whsec-0123456789abcdef' }] } : a));
+    const input: ConfigInput = { ...base, accounts, webhookDelivery: { backoff: { baseMs: 60_000 } }, server: { listen: `127.0.0.1:${port}` }, nodes: [{ ...NODE, listen: '127.0.0.1:0', controlPlane: `http://127.0.0.1:${port}` }] };
 
     // 1. History on SQLite, made through the API and applied by a real edge.
     const sqlite = new SqliteTaskStore({ path: dbPath });
@@ -100,7 +103,9 @@ describe('edgepurge store migrate', { skip }, () => {
       progress: await sqlite.nodeProgress(),
       lastSeq: await sqlite.lastSeq(),
       applied: edge.proxy.appliedSeq,
+      deliveries: (await sqlite.webhookDeliveries!({ limit: 100 })).map((d) => [d.eventId, d.jobId, d.url, d.event, d.createdAt]),
     };
+    assert.equal(before.deliveries.length, jobs.length, 'one pending delivery per settled job');
     assert.ok(before.reports.flat().length > 0, 'the node reported what it executed');
     cp1Closed = true;
     await cp1.close();
@@ -130,6 +135,7 @@ describe('edgepurge store migrate', { skip }, () => {
     assert.deepEqual(await Promise.all(jobs.map((j) => pgStore.jobNodeReports(ACME.appId, j))), before.reports);
     assert.deepEqual(await pgStore.listRefreshRecords({ appId: ACME.appId, offset: 0, limit: 100 }), before.records);
     assert.equal(await pgStore.lastSeq(), before.lastSeq);
+    assert.deepEqual((await pgStore.webhookDeliveries({ limit: 100 })).map((d) => [d.eventId, d.jobId, d.url, d.event, d.createdAt]), before.deliveries, 'the webhook outbox moved, in order');
     await until('edge streaming from PostgreSQL', () => edge.agent.connected && edge.proxy.leaseFresh(), 10_000);
     assert.equal(edge.proxy.appliedSeq, before.applied, 'resumed from its applied seq, not reset');
     assert.equal((await edgeGet(edge.port, ACME.host, '/kept.html')).xcache, 'HIT', 'the cache was kept');

@@ -2,13 +2,12 @@
 // receiver refuses, then hangs on, and is SIGKILLed with every event undelivered, some in flight. A
 // restart on the same database delivers each one: nothing lost, repeats only as at-least-once allows.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { until } from '../e2e/helpers.ts';
 import { ACME } from '../helpers/control-plane.ts';
 import { api, serve, serveSandbox } from '../helpers/serve-process.ts';
 import { hang, startReceiver } from './receiver.ts';
+import { writeHookConfig } from './hook-config.ts';
 
 const JOBS = 40;
 
@@ -16,27 +15,7 @@ test('kill -9 with undelivered and in-flight webhooks: the restarted control pla
   const { dir, running } = serveSandbox(t, 'edgepurge-hook-kill9-');
   const receiver = await startReceiver(t);
   receiver.answer = (_r, res) => res.writeHead(503).end();
-  const configPath = join(dir, 'edgepurge.yaml');
-  // edge-1 never runs: it never acked, so it holds no lease and counts as fenced; every purge settles
-  // success at the next settle pass.
-  writeFileSync(
-    configPath,
-    `server: { listen: "127.0.0.1:0" }
-store: { driver: sqlite, path: ${JSON.stringify(join(dir, 'edgepurge.db'))} }
-webhookDelivery: { timeoutMs: 1000, backoff: { baseMs: 100, maxMs: 300 }, pollMs: 50, concurrency: 4 }
-nodes: [{ id: edge-1, listen: "127.0.0.1:1", token: node-token-0000000000000000 }]
-accounts:
-  - appId: ${ACME.appId}
-    name: acme
-    credentials: [{ secretId: ${ACME.secretId}, secretKey: ${ACME.secretKey} }]
-    rateLimit: false
-    webhooks: [{ url: ${JSON.stringify(receiver.url)}, secret: whsec-0123456789abcdef }]
-    zones:
-      - zoneId: ${ACME.zoneId}
-        name: acme.com
-        domains: [{ host: ${ACME.host}, origin: "http://127.0.0.1:9" }]
-`,
-  );
+  const configPath = writeHookConfig(dir, receiver.url, '{ timeoutMs: 1000, backoff: { baseMs: 100, maxMs: 300 }, pollMs: 50, concurrency: 4 }');
   const first = await serve(configPath);
   running.push(first.child);
   const jobs = new Set<string>();
