@@ -47,6 +47,8 @@ export interface ControlPlaneMetricsOptions {
   readonly today: () => string;
   /** Whether node `nodeId` is sent entries of these hosts (only those count for its apply latency). */
   readonly serves: (nodeId: string, hosts: readonly string[]) => boolean;
+  /** Whether this process runs the duties that must run once (the leading replica; always, alone on SQLite). */
+  readonly leading?: () => boolean;
   /** Log entries whose accept time is remembered (for apply latency and lag in seconds). Default 65,536. */
   readonly window?: number;
   /** Processing tasks whose accept time is remembered until they settle. Default 100,000. */
@@ -108,6 +110,12 @@ export class ControlPlaneMetrics {
       lagSeconds: nodeGauge('edgepurge_node_lag_seconds', 'How long the oldest entry the node has not acked has been committed (0 when caught up).'),
       lease: nodeGauge('edgepurge_node_lease_fresh', '1 while the node\'s lease is fresh (it may serve hits), else 0.'),
     };
+    const leader: Gauge = new Gauge({
+      name: 'edgepurge_replica_leader',
+      help: '1 while this control plane runs the duties that must run once (settling, timeouts, pruning, webhooks), else 0.',
+      registers,
+      collect: () => leader.set(options.leading?.() === false ? 0 : 1),
+    });
     const lastSeq: Gauge = new Gauge({ name: 'edgepurge_purge_log_last_seq', help: 'Highest purge-log seq committed.', registers, collect: () => lastSeq.set(this.#lastSeq) });
     this.#quotaUsed = new Gauge({
       name: 'edgepurge_quota_used',

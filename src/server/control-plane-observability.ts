@@ -67,6 +67,7 @@ export class ControlPlaneObservability {
         registry,
         clock: options.clock,
         nodes: () => options.hub().nodeGauges(),
+        leading: () => options.hub().leading,
         accounts: () => this.#config.accounts.map((a) => ({ appId: a.appId, daily: Object.fromEntries(TASK_TYPES.map((t) => [t, quotaFor(a.quotas, t).daily])) })),
         perAccount: () => this.#config.metrics.token !== undefined,
         today: () => this.#today(),

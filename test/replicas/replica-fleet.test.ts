@@ -13,7 +13,7 @@ import { stringify } from 'yaml';
 import { ACME, baseConfig } from '../helpers/control-plane.ts';
 import { freshTestDatabase, postgresSkip } from '../helpers/postgres.ts';
 import { teoClient, type SdkClient } from '../helpers/sdk.ts';
-import { childEnv, edgeGet, freePort, MAIN, Origin, sleep, until } from '../e2e/helpers.ts';
+import { childEnv, edgeGet, freePort, MAIN, Origin, until } from '../e2e/helpers.ts';
 import { stopChildren } from './process-fleet.ts';
 
 const skip = postgresSkip('the replica fleet tests');
@@ -108,7 +108,8 @@ describe('3 replicas on PostgreSQL, 3 edges, kill -9 of the leader under load', 
       }
     };
     const load = [0, 1, 2, 3].map(submitter);
-    await sleep(1500);
+    // Under load for real: the kill lands while jobs are being acknowledged (a loaded machine is slow to start).
+    await until('20 jobs acknowledged', () => acknowledged.length >= 20, 60_000);
     const before = acknowledged.length;
     victim.child!.removeAllListeners('exit');
     victim.child!.kill('SIGKILL');
@@ -120,7 +121,7 @@ describe('3 replicas on PostgreSQL, 3 edges, kill -9 of the leader under load', 
     const moved = Date.now() - killedAt;
     console.log(`# duties moved from pid ${leader} to pid ${next} in ${moved} ms after kill -9 (${before} jobs acknowledged before the kill)`);
     assert.ok(moved <= 5000, `duties moved in ${moved} ms`);
-    await sleep(1500);
+    await until('20 more jobs acknowledged by the survivors', () => acknowledged.length >= before + 20, 60_000);
     stop = true;
     await Promise.all(load);
     console.log(`# ${acknowledged.length} jobs acknowledged in all`);

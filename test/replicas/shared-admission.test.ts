@@ -83,6 +83,8 @@ describe('replicas share admission', { skip }, () => {
     const b = await startReplica(t, url, schema, config, { heartbeatMs: 100 });
     assert.equal(b.controlPlane.duties.leader, false);
     assert.equal(b.controlPlane.hub.leading, false);
+    const leaderGauge = async (r: Replica) => /^edgepurge_replica_leader (\d)$/m.exec(await (await fetch(`${r.url}/metrics`)).text())?.[1];
+    assert.deepEqual([await leaderGauge(a), await leaderGauge(b)], ['1', '0'], 'edgepurge_replica_leader tells which replica leads');
     // Leadership away from everyone: stop a's duties without handing them over (b keeps campaigning, but a's
     // session still holds the lock while a runs).
     a.controlPlane.hub.lead(false);
