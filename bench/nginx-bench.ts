@@ -6,7 +6,7 @@
 // byte for byte against a file nginx wrote) written straight into proxy_cache_path with levels=1:2,
 // which takes seconds instead of 100,000 proxied requests; a sample is then fetched through nginx
 // and must be a HIT with no origin request.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -96,12 +96,13 @@ async function main(): Promise<void> {
   let p50Ms = Number.NaN;
   let p99Ms = Number.NaN;
   try {
+    // Generated with nginx stopped: its cache loader (60 s after start) deletes a file it finds shorter
+    // than a header ("cache file is too small"), which a file being written is for a moment (nginx's own
+    // files arrive by rename, whole), and once the loader is done nginx no longer looks for files its
+    // keys_zone does not know. Started again, it loads them from disk, as after any restart.
+    await nginx.stop();
     const genMs = generate(nginx.cacheDir, FILES);
     console.log(`generated ${FILES} cache files in ${(genMs / 1000).toFixed(1)} s`);
-    // nginx looks for a file its keys_zone does not know only while its cache loader has not finished
-    // (the cache is "cold"); a generation slower than that (a loaded disk: minutes) would leave the
-    // files unseen. A restart loads them from disk, as after any nginx restart.
-    await nginx.stop();
     await nginx.start();
     // A generated file must be served by nginx as a HIT, without asking the origin.
     for (const [host, path] of [[BIG, '/p/000042'], ['mid.test', '/m/7'], [BIG, '/p/051500']] as const) {
@@ -130,7 +131,18 @@ async function main(): Promise<void> {
       ms: buildMs,
       cpuMs: cpuNow() - c0,
     });
-    if (driver.index.size !== FILES) throw new Error(`indexed ${driver.index.size} of ${FILES}`);
+    if (driver.index.size !== FILES) {
+      // Which files, and what is on disk under their names (diagnosis of a run that lost some).
+      const missing = layout(FILES)
+        .map(({ host, path }) => cacheFileName(`http://${host}${path}`))
+        .map((name) => join(nginx.cacheDir, ...cacheFileDirs(name, [1, 2]), name))
+        .filter((p) => !driver.index.get(p));
+      for (const p of missing.slice(0, 5)) {
+        const st = statSync(p, { throwIfNoEntry: false });
+        console.error(`not indexed: ${p}: ${st ? `${st.size} bytes, ino ${st.ino}, mtime ${st.mtime.toISOString()}, first bytes ${readFileSync(p).subarray(0, 16).toString('hex')}` : 'not on disk'}`);
+      }
+      throw new Error(`indexed ${driver.index.size} of ${FILES}`);
+    }
     globalThis.gc?.();
     const heapBytes = process.memoryUsage().heapUsed - heap0;
     const watcher = driver.watcher;
