@@ -149,7 +149,7 @@ export async function runPgBench(opts: PgBenchOptions = {}): Promise<PgBenchResu
     ];
     log(`load average before the queries: ${loadavg().map((x) => x.toFixed(2)).join(', ')} (${cpus().length} CPUs)`);
     const fuzzyPlan = await reader.explainListTasks(scenarios[1]!.query());
-    const fuzzyIndex = fuzzyPlan.find((l) => /Index Scan/.test(l))?.trim() ?? fuzzyPlan.join(' | ');
+    const fuzzyIndex = (fuzzyPlan.find((l) => /Index Scan .*target/.test(l)) ?? fuzzyPlan.find((l) => /Index Scan/.test(l)))?.trim() ?? fuzzyPlan.join(' | ');
     log(`fuzzy plan: ${fuzzyIndex}`);
     const results: PgScenario[] = [];
     for (const sc of scenarios) {

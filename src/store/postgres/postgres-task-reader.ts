@@ -109,7 +109,7 @@ export class PostgresTaskReader {
   }
 
   /**
-   * A fuzzy target: the time range in windows, newest first, 1 hour then twice the last, each answered
+   * A fuzzy target: the time range in windows, newest first, 1 hour then sized from the matches so far, each answered
    * from the trigram index (or row by row for a needle without a trigram) with its exact count, until
    * offset + limit + COUNT_AHEAD matches are seen or the range is done. A needle matching thousands an
    * hour stops in the first windows; a rare one reads its candidates once. One snapshot for all windows.
@@ -136,18 +136,23 @@ export class PostgresTaskReader {
         await client.query('SET LOCAL plan_cache_mode = force_custom_plan');
         let seen = 0;
         const tasks: TaskRecord[] = [];
-        for (let hi = to, width = WINDOW_MS; hi >= from && seen < cap; width *= 2) {
+        for (let hi = to, width = WINDOW_MS; hi >= from && seen < cap; ) {
           const lo = Math.max(from, hi - width + 1);
           // This window's part of the page: positions [offset, offset + limit) less those seen before.
           const localOffset = Math.max(0, offset - seen);
           const localLimit = Math.max(0, offset + limit - Math.max(seen, offset));
           // Under a day the planner weighs the window's rows against the needle's candidates (a time range,
           // or both bitmaps ANDed); a day or more is read through the trigram index (pinned, as without windows).
-          const stmt = this.#taskStatement({ ...q, from: lo, to: hi, offset: localOffset, limit: localLimit }, width < DAY_MS)!;
+          const stmt = this.#taskStatement({ ...q, from: lo, to: hi, offset: localOffset, limit: localLimit }, hi - lo + 1 < DAY_MS)!;
           const { rows } = await client.query<TaskRow & { total: number }>(stmt.sql, stmt.params);
           seen += rows[0]?.total ?? 0;
           for (const r of rows) if (r.id !== null) tasks.push(toTask(r));
           hi = lo - 1;
+          // The next window from the density so far: wide enough for what is still wanted (at least twice
+          // the last), the whole rest when nothing matched yet, so that a rare needle reads each day's
+          // trigram entries about once instead of once per window touching the day.
+          const covered = to - hi;
+          width = seen === 0 ? hi - from + 1 : Math.max(width * 2, Math.ceil(((cap - seen) * covered * 1.25) / seen));
         }
         await client.query('COMMIT');
         return { total: Math.min(seen, cap), tasks };
