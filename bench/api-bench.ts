@@ -70,6 +70,8 @@ export interface ApiBenchOptions {
   /** CPUs for the server and the load generator (Linux taskset); omitted: not pinned. */
   readonly serverCpu?: number;
   readonly loadCpu?: number;
+  /** Node flags of the server child (besides those edgepurge serve runs with, which it gets unless these set their own). */
+  readonly serverExecArgv?: readonly string[];
   readonly log?: (line: string) => void;
 }
 
@@ -257,7 +259,7 @@ export async function runApiBench(o: ApiBenchOptions): Promise<ApiBenchResult> {
   const connections = o.connections ?? 32;
   const edgeNodes = o.edgeNodes ?? 0;
   const nodes = Array.from({ length: edgeNodes }, (_, i) => ({ id: `bench-node-${i + 1}`, token: `bench-node-token-${i + 1}-xxxxxxxx` }));
-  const server = await BenchChild.start({ role: 'control-plane', config: benchConfig(o.dbPath, o.tenant, nodes) }, o.serverCpu);
+  const server = await BenchChild.start({ role: 'control-plane', config: benchConfig(o.dbPath, o.tenant, nodes) }, o.serverCpu, o.serverExecArgv);
   let agents: BenchChild | undefined;
   try {
     if (nodes.length) {

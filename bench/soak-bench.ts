@@ -60,6 +60,8 @@ export interface RssSeries {
   /** [seconds, live V8 heap after the latest major GC, bytes] from the process's own probe (NaN before one). */
   readonly heap: ReadonlyArray<readonly [number, number]>;
   readonly heapSlopeMbPerMin: number;
+  /** [seconds, V8 heap reserved + external (heapTotal + external), bytes]: RSS less this is native memory. */
+  readonly v8: ReadonlyArray<readonly [number, number]>;
   /** Major GCs the process ran during the soak (the live-heap figure is as fresh as the last one). */
   readonly majorGcs: number;
 }
@@ -110,13 +112,14 @@ function rssBreakdown(pid: number): { anon: number; file: number; shmem: number 
 }
 
 /** The latest line the probe wrote to `file`: live heap after the latest major GC (bytes; NaN before one) and how many there were. */
-function lastProbe(file: string): { heap: number; majorGcs: number } {
+function lastProbe(file: string): { heap: number; majorGcs: number; v8: number } {
   try {
     const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
-    const v = JSON.parse(lines.at(-1) ?? '{}') as { heapAfterMajorGc?: number | null; majorGcs?: number };
-    return { heap: typeof v.heapAfterMajorGc === 'number' ? v.heapAfterMajorGc : Number.NaN, majorGcs: v.majorGcs ?? 0 };
+    const v = JSON.parse(lines.at(-1) ?? '{}') as { heapAfterMajorGc?: number | null; majorGcs?: number; heapTotal?: number; external?: number };
+    const v8 = typeof v.heapTotal === 'number' && typeof v.external === 'number' ? v.heapTotal + v.external : Number.NaN;
+    return { heap: typeof v.heapAfterMajorGc === 'number' ? v.heapAfterMajorGc : Number.NaN, majorGcs: v.majorGcs ?? 0, v8 };
   } catch {
-    return { heap: Number.NaN, majorGcs: 0 };
+    return { heap: Number.NaN, majorGcs: 0, v8: Number.NaN };
   }
 }
 
@@ -186,7 +189,8 @@ async function startCli(name: string, args: readonly string[], ready: RegExp, pr
 
 /** Forks this file in `role`; resolves with the child and its first message. */
 async function forkRole<T>(name: string, init: object, probe: string): Promise<Proc & { first: T }> {
-  const child = fork(import.meta.filename, [], { execArgv: ['--import', PROBE], env: { ...process.env, EDGEPURGE_SOAK_PROBE: probe }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // The harness runs with the same flags, so that its own figures are comparable.
+  const child = fork(import.meta.filename, [], { execArgv: [...missingNodeFlags([], process.env.NODE_OPTIONS), '--import', PROBE], env: { ...process.env, EDGEPURGE_SOAK_PROBE: probe }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const first = await new Promise<T>((resolve, reject) => {
     child.once('message', (m: T) => resolve(m));
@@ -236,7 +240,7 @@ export async function runSoakBench(o: SoakOptions): Promise<SoakResult> {
     const origin = await forkRole<{ port: number }>('origin', { role: 'origin' }, probe('origin'));
     procs.push(origin);
     // A control plane that has run for a while holds a history larger than its SQLite page caches
-    // (64 MiB for the writer, 32 MiB per read worker: bounded, but they fill as pages are first read),
+    // (16 MiB for the writer and per read worker: bounded, but they fill as pages are first read),
     // and the caches are full. Starting from an empty store would measure the caches filling, not a
     // leak: seed a month of history and prime the caches during the warm-up (see primeCaches).
     const seed = await seedQueryTenant(join(dir, 'soak.db'), Date.now());
@@ -257,7 +261,7 @@ export async function runSoakBench(o: SoakOptions): Promise<SoakResult> {
     procs.push(load);
     const loadStats = new Promise<LoadStats>((resolve) => load.child.on('message', (m: { stats?: LoadStats }) => m.stats && resolve(m.stats)));
 
-    const measured = procs.map((p) => ({ name: p.name, pid: p.child.pid ?? -1, samples: [] as Array<readonly [number, number]>, heap: [] as Array<readonly [number, number]>, majorGcs: 0 }));
+    const measured = procs.map((p) => ({ name: p.name, pid: p.child.pid ?? -1, samples: [] as Array<readonly [number, number]>, heap: [] as Array<readonly [number, number]>, v8: [] as Array<readonly [number, number]>, majorGcs: 0 }));
     const storeBytes: Array<readonly [number, number]> = [];
     const t0 = performance.now();
     let nextReport = 60;
@@ -267,6 +271,7 @@ export async function runSoakBench(o: SoakOptions): Promise<SoakResult> {
         m.samples.push([t, rssBytes(m.pid)] as const);
         const p = lastProbe(probe(m.name));
         m.heap.push([t, p.heap] as const);
+        m.v8.push([t, p.v8] as const);
         m.majorGcs = p.majorGcs;
       }
       storeBytes.push([t, fileBytes(join(dir, 'soak.db')) + fileBytes(join(dir, 'soak.db-wal'))] as const);
@@ -356,6 +361,10 @@ export async function soakSection(heading: (title: string) => void, table: (rows
   log('  live V8 heap after the latest major GC, MB every 30 s (what leaked JS objects would raise; garbage does not):');
   for (const s of r.series) {
     log(`    ${s.name.padEnd(14)} ${s.heap.filter((_, i) => i % every === 0).map(([, y]) => fmtMb(y)).join(' ')}`);
+  }
+  log('  V8 heap reserved + external (heapTotal + external), MB every 30 s: RSS less this is native memory (SQLite page caches, malloc arenas, code):');
+  for (const s of r.series) {
+    log(`    ${s.name.padEnd(14)} ${s.v8.filter((_, i) => i % every === 0).map(([, y]) => fmtMb(y)).join(' ')}`);
   }
   log(`    ${'(store files)'.padEnd(14)} ${r.storeBytes.filter((_, i) => i % every === 0).map(([, y]) => fmtMb(y)).join(' ')}   ← the control plane's SQLite database + WAL`);
   log(`  at the end, resident memory by kind (MB, anon / file / shmem): ${r.breakdown.map((b) => `${b.name} ${fmtMb(b.anon)} / ${fmtMb(b.file)} / ${fmtMb(b.shmem)}`).join('; ')}`);
