@@ -2,7 +2,7 @@
 // is measured never shares an event loop with the load or with the other side of the fan-out.
 // The parent talks to them over the fork IPC channel; this file is also the children's entry point.
 import { fork, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:http';
+import http, { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -11,6 +11,7 @@ import { parseConfig } from '../src/config/load.ts';
 import type { ConfigInput } from '../src/config/schema.ts';
 import { EdgeProxy, type EdgeDomain } from '../src/edge/edge-proxy.ts';
 import { EdgeAgent } from '../src/fanout/edge-agent.ts';
+import type { StreamLine } from '../src/fanout/wire.ts';
 import { systemClock } from '../src/shared/clock.ts';
 import { createLogger, silentLogger } from '../src/shared/logger.ts';
 import { missingNodeFlags } from '../src/cli/node-flags.ts';
@@ -22,11 +23,20 @@ export interface AgentNode {
 }
 
 type Init =
-  | { readonly role: 'control-plane'; readonly config: ConfigInput; /** Log (access log included) at level info into this file; default: silent. */ readonly logFile?: string }
+  | {
+      readonly role: 'control-plane';
+      readonly config: ConfigInput;
+      /** Log (access log included) at level info into this file; default: silent. */
+      readonly logFile?: string;
+      /** Tell the parent (IPC `{settled: n}`, BenchChild.onSettled) whenever the hub settles tasks. */
+      readonly reportSettled?: boolean;
+    }
   | { readonly role: 'agents'; readonly controlPlane: string; readonly nodes: readonly AgentNode[]; readonly domains: readonly EdgeDomain[] }
   | { readonly role: 'edge'; readonly domains: readonly EdgeDomain[] }
   /** A bare node:http server answering every request with one fixed JSON body: the yardstick of issue 11. */
-  | { readonly role: 'bare-http' };
+  | { readonly role: 'bare-http' }
+  /** Lightweight simulated nodes (fleet-fanout-bench): many streams in one process, each acking every entry at once. */
+  | { readonly role: 'sim-nodes'; readonly controlPlane: string; readonly nodes: readonly AgentNode[] };
 
 interface Ready {
   readonly port?: number;
@@ -97,9 +107,13 @@ export class BenchChild {
 
   /** Agents: the applied seq of every node. */
   applied(): Promise<readonly number[]> {
-    return new Promise((resolve) => {
-      this.process.once('message', (m: Reply) => resolve(m.applied ?? []));
-      this.process.send({ ask: 'applied' });
+    return this.#ask('applied').then((m) => m.applied ?? []);
+  }
+
+  /** Control plane started with `reportSettled`: `listener` hears of every batch of tasks its hub settles. */
+  onSettled(listener: (tasks: number) => void): void {
+    this.process.on('message', (m: { settled?: number }) => {
+      if (m.settled !== undefined) listener(m.settled);
     });
   }
 
@@ -115,7 +129,13 @@ export class BenchChild {
 
   #ask(ask: string): Promise<Reply> {
     return new Promise((resolve) => {
-      this.process.once('message', (m: Reply) => resolve(m));
+      // Unasked-for notices (`settled`) are not the answer.
+      const answer = (m: Reply & { settled?: number }) => {
+        if (m.settled !== undefined) return;
+        this.process.off('message', answer);
+        resolve(m);
+      };
+      this.process.on('message', answer);
       this.process.send({ ask });
     });
   }
@@ -208,6 +228,7 @@ async function runChild(init: Init): Promise<Running> {
       const off = running.controlPlane.hub.onSettled((tasks) => (settled += tasks.length));
       await quietLoop();
       off();
+      if (init.reportSettled) running.controlPlane.hub.onSettled((tasks) => process.send?.({ settled: tasks.length }));
       // Sampled every 5 ms: a stall shows as one sample of its length.
       const h = monitorEventLoopDelay({ resolution: 5 });
       h.enable();
@@ -264,6 +285,16 @@ async function runChild(init: Init): Promise<Running> {
       const port = (server.address() as AddressInfo).port;
       return { port, close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }) };
     }
+    case 'sim-nodes': {
+      const nodes = init.nodes.map((n) => new SimNode(init.controlPlane, n));
+      await Promise.all(nodes.map((n) => n.start()));
+      return {
+        applied: () => nodes.map((n) => n.acked),
+        close: async () => {
+          for (const n of nodes) n.close();
+        },
+      };
+    }
     case 'edge': {
       const proxy = new EdgeProxy({
         listen: { host: '127.0.0.1', port: 0 },
@@ -277,6 +308,85 @@ async function runChild(init: Init): Promise<Running> {
       proxy.renewLease();
       return { port, close: () => proxy.close() };
     }
+  }
+}
+
+/**
+ * One simulated node: reads its stream and acks every entry (with a report, as a real agent does) at
+ * once, one ack in flight at a time; costs next to nothing, so a bench measures the control plane.
+ */
+class SimNode {
+  acked = 0;
+  #seen = 0;
+  #reports: Array<{ seq: number; taskId: number; executedAs: 'invalidate' | 'delete' }> = [];
+  #inFlight = false;
+  #req: http.ClientRequest | undefined;
+  #closed = false;
+  readonly #url: URL;
+  readonly #headers: Record<string, string>;
+  static readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+  constructor(controlPlane: string, n: AgentNode) {
+    this.#url = new URL(controlPlane);
+    this.#headers = { Authorization: `Bearer ${n.token}`, 'X-Edge-Node': n.id };
+  }
+
+  /** Resolves after the stream said hello and the first ack was answered (the hub then counts the node). */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#req = http.get({ host: this.#url.hostname, port: this.#url.port, path: '/edge/v1/stream?after=-1', headers: this.#headers }, (res) => {
+        if (res.statusCode !== 200) return reject(new Error(`stream: HTTP ${res.statusCode}`));
+        res.setEncoding('utf8');
+        let buf = '';
+        let first = true;
+        res.on('data', (chunk: string) => {
+          buf += chunk;
+          for (let nl = buf.indexOf('\n'); nl !== -1; nl = buf.indexOf('\n')) {
+            const line = JSON.parse(buf.slice(0, nl)) as StreamLine;
+            buf = buf.slice(nl + 1);
+            if (line.t === 'hello') this.#seen = Math.max(this.#seen, line.lastSeq);
+            else if (line.t === 'entry') {
+              this.#seen = Math.max(this.#seen, line.e.seq);
+              if (line.e.type !== 'prefetch_url') this.#reports.push({ seq: line.e.seq, taskId: line.e.taskId, executedAs: line.e.method === 'delete' ? 'delete' : 'invalidate' });
+            } else if (line.t === 'hb' || line.t === 'reset') this.#seen = Math.max(this.#seen, line.seq);
+          }
+          if (first) {
+            first = false;
+            this.#ack(resolve);
+          } else this.#ack();
+        });
+        res.on('error', () => {});
+      });
+      this.#req.on('error', (e) => (this.#closed ? undefined : reject(e)));
+    });
+  }
+
+  #ack(done?: () => void): void {
+    if (this.#inFlight || this.#closed) return;
+    if (done === undefined && this.#seen <= this.acked && this.#reports.length === 0) return;
+    this.#inFlight = true;
+    const seq = this.#seen;
+    const reports = this.#reports.splice(0);
+    const body = JSON.stringify({ seq, driver: 'builtin', ...(reports.length ? { reports } : {}) });
+    const req = http.request(
+      { host: this.#url.hostname, port: this.#url.port, path: '/edge/v1/ack', method: 'POST', agent: SimNode.#agent, headers: { ...this.#headers, 'Content-Type': 'application/json' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => {
+          this.#inFlight = false;
+          if (res.statusCode === 200) this.acked = Math.max(this.acked, seq);
+          done?.();
+          this.#ack();
+        });
+      },
+    );
+    req.on('error', () => (this.#inFlight = false));
+    req.end(body);
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#req?.destroy();
   }
 }
 
