@@ -2,7 +2,7 @@
 // otherwise behaves exactly as the store it wraps: the metrics see every job, settle and ack without
 // the store or its callers knowing about metrics.
 import type { TaskRecord } from '../purge/types.ts';
-import type { NewJob, NodeReportInput, QuotaCharge, TaskStore, TaskUpdate, WebhookRouter } from './task-store.ts';
+import type { NewJob, NodeAck, NodeReportInput, QuotaCharge, TaskStore, TaskUpdate, WebhookRouter } from './task-store.ts';
 
 /** The writes an observer is told about; every member is called after the write succeeded. */
 export interface StoreObserver {
@@ -39,6 +39,14 @@ export function instrumentStore(store: TaskStore, observer: StoreObserver): Task
       const outcomes = await store.ackNode(nodeId, seq, at, reports);
       observer.written('ack_node', since(t0));
       observer.nodeAcked(nodeId, seq, at);
+      return outcomes;
+    },
+    async ackNodes(acks: readonly NodeAck[], settled: readonly TaskUpdate[], settledAt: number, webhooks?: WebhookRouter) {
+      const t0 = process.hrtime.bigint();
+      const outcomes = await store.ackNodes(acks, settled, settledAt, webhooks);
+      // One durable write for the whole batch, counted once.
+      observer.written('ack_node', since(t0));
+      for (const a of acks) observer.nodeAcked(a.nodeId, a.seq, a.at);
       return outcomes;
     },
   };

@@ -169,6 +169,14 @@ export type NodeReportInput = Omit<NodeReport, 'nodeId' | 'appliedAt'>;
  */
 export type NodeReportOutcome = 'recorded' | 'duplicate' | 'unknown';
 
+/** One node's ack in a batch (TaskStore.ackNodes): as the arguments of ackNode. */
+export interface NodeAck {
+  readonly nodeId: string;
+  readonly seq: number;
+  readonly at: number;
+  readonly reports?: readonly NodeReportInput[];
+}
+
 export interface TaskStore extends Partial<WebhookOutbox> {
   /** Opens the store and applies pending migrations. Idempotent. */
   start(): Promise<void>;
@@ -245,6 +253,14 @@ export interface TaskStore extends Partial<WebhookOutbox> {
    * lookup.
    */
   ackNode(nodeId: string, seq: number, at: number, reports?: readonly NodeReportInput[]): Promise<NodeReportOutcome[]>;
+  /**
+   * Many acks (as ackNode each, in order; a node may appear more than once) and the task statuses they
+   * settle (as updateTasks(settled, settledAt, webhooks), webhook outbox rows included), durably and in ONE transaction before it resolves: a
+   * status never becomes visible without the acks it was derived from, and a batch of acks costs one
+   * durable write. All or nothing: when it rejects, nothing of the batch was written. Answers, per ack, one
+   * outcome per report. Cost: O(acks + reports + settled), each an index lookup.
+   */
+  ackNodes(acks: readonly NodeAck[], settled: readonly TaskUpdate[], settledAt: number, webhooks?: WebhookRouter): Promise<NodeReportOutcome[][]>;
   nodeProgress(): Promise<NodeProgress[]>;
   /**
    * Every node's report on the tasks of one job of app `appId` ([] for another app's job), by task id,

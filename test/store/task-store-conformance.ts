@@ -658,6 +658,60 @@ export function describeTaskStoreConformance(name: string, makeStore: MakeStore,
       });
     });
 
+    describe('ackNodes (a batch of acks and the statuses they settle)', () => {
+      const report = (t: TaskRecord, over: Partial<NodeReportInput> = {}): NodeReportInput => ({
+        taskId: t.id, seq: t.seq!, driver: 'builtin', executedAs: 'invalidate', matched: null, note: null, ...over,
+      });
+
+      it('records every ack, their reports and the settled statuses together; outcomes per ack, in order', async (t) => {
+        const store = await open(t);
+        const [a, b, c] = (await create(store, job([task('https://a.example.com/1'), task('https://a.example.com/2'), task('https://a.example.com/3')]))) as [TaskRecord, TaskRecord, TaskRecord];
+        await store.updateTasks([{ taskId: c.id, status: 'timeout', failType: 'taskFailed', failMessage: 'late' }], T0 + 1);
+        const outcomes = await store.ackNodes(
+          [
+            { nodeId: 'edge-a', seq: b.seq!, at: T0 + 10, reports: [report(a), report(b)] },
+            { nodeId: 'edge-b', seq: a.seq!, at: T0 + 11 },
+            { nodeId: 'edge-a', seq: a.seq!, at: T0 + 12, reports: [report(a, { executedAs: 'delete' }), report(a, { taskId: 987654321 })] },
+          ],
+          [{ taskId: a.id, status: 'success' }, { taskId: c.id, status: 'success' }],
+          T0 + 20,
+        );
+        assert.deepEqual(outcomes, [['recorded', 'recorded'], [], ['duplicate', 'unknown']]);
+        const progress = new Map((await store.nodeProgress()).map((p) => [p.nodeId, p]));
+        assert.deepEqual(progress.get('edge-a'), { nodeId: 'edge-a', ackedSeq: b.seq, seenAt: T0 + 12 }, 'a lower ack in the same batch moves nothing back');
+        assert.deepEqual(progress.get('edge-b'), { nodeId: 'edge-b', ackedSeq: a.seq, seenAt: T0 + 11 });
+        const tasks = new Map((await store.jobTasks(APP, a.jobId)).map((x) => [x.id, x]));
+        assert.equal(tasks.get(a.id)!.status, 'success');
+        assert.equal(tasks.get(a.id)!.updatedAt, T0 + 20);
+        assert.equal(tasks.get(b.id)!.status, 'processing');
+        assert.equal(tasks.get(c.id)!.status, 'timeout', 'a final status never changes');
+        assert.deepEqual((await store.jobNodeReports(APP, a.jobId)).map((r) => [r.nodeId, r.taskId, r.executedAs, r.appliedAt]), [
+          ['edge-a', a.id, 'invalidate', T0 + 10],
+          ['edge-a', b.id, 'invalidate', T0 + 10],
+        ]);
+        assert.deepEqual(await store.ackNodes([], [], T0), [], 'an empty batch writes nothing');
+      });
+
+      it('writes nothing of a batch that fails (all or nothing)', async (t) => {
+        const store = await open(t);
+        const [a] = (await create(store, job([task('https://a.example.com/1')]))) as [TaskRecord];
+        await assert.rejects(
+          store.ackNodes(
+            [
+              { nodeId: 'edge-a', seq: a.seq!, at: T0 + 10 },
+              // executed_as is NOT NULL: this report fails the batch after the first ack was written.
+              { nodeId: 'edge-b', seq: a.seq!, at: T0 + 10, reports: [report(a, { executedAs: null as never })] },
+            ],
+            [{ taskId: a.id, status: 'success' }],
+            T0 + 20,
+          ),
+        );
+        assert.deepEqual(await store.nodeProgress(), []);
+        assert.equal((await store.jobTasks(APP, a.jobId))[0]!.status, 'processing');
+        assert.deepEqual(await store.jobNodeReports(APP, a.jobId), []);
+      });
+    });
+
     describe('updateTasks and processingTasks', () => {
       it('sets statuses, failure details and updatedAt for a batch; queries see them', async (t) => {
         const store = await open(t);

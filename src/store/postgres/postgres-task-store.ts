@@ -24,13 +24,18 @@ import { DuplicateJobIdError, QuotaExceededError } from '../task-store.ts';
 import { newEventId } from '../../shared/ids.ts';
 import { clipError, DELIVERY_COLS, settledEvent, toDelivery, type DeliveryRow } from '../webhook-rows.ts';
 import type {
-  NewJob, NodeProgress, NodeReport, NodeReportInput, NodeReportOutcome, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
+  NewJob, NodeAck, NodeProgress, NodeReport, NodeReportInput, NodeReportOutcome, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
   WebhookAttempt, WebhookDelivery, WebhookOutbox, WebhookRouter,
 } from '../task-store.ts';
 import { migrate, quoteIdent } from './migrations.ts';
 import { DAY_MS, dayOf, ensurePartitions, partitionDays, partitionName } from './postgres-partitions.ts';
 import { PostgresReplicas } from './postgres-replicas.ts';
 import { PostgresTaskReader } from './postgres-task-reader.ts';
+
+/** One node's progress: never moves backwards. */
+const PROGRESS_SQL = `INSERT INTO node_progress (node_id, acked_seq, seen_at) VALUES ($1, $2, $3)
+  ON CONFLICT (node_id) DO UPDATE SET acked_seq = greatest(node_progress.acked_seq, excluded.acked_seq),
+                                      seen_at = greatest(node_progress.seen_at, excluded.seen_at)`;
 
 export interface PostgresPoolOptions {
   /** Connections at most (default 10). Each replica has its own pool; mind the server's max_connections. */
@@ -521,39 +526,75 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
   // --- node progress and statuses ---
 
   async ackNode(nodeId: string, seq: number, at: number, reports: readonly NodeReportInput[] = []): Promise<NodeReportOutcome[]> {
-    const progressSql =
-      `INSERT INTO node_progress (node_id, acked_seq, seen_at) VALUES ($1, $2, $3)
-       ON CONFLICT (node_id) DO UPDATE SET acked_seq = greatest(node_progress.acked_seq, excluded.acked_seq),
-                                           seen_at = greatest(node_progress.seen_at, excluded.seen_at)`;
     if (reports.length === 0) {
-      await this.#open().query(progressSql, [nodeId, seq, at]);
+      await this.#open().query(PROGRESS_SQL, [nodeId, seq, at]);
       return [];
     }
-    // The ack and its reports in one transaction, as on SQLite; a report lands only on the task that holds
-    // its seq, so none outlives its task or names a seq it never had.
+    // The ack and its reports in one transaction, as on SQLite.
+    return this.#inTransaction((client) => this.#ackReports(client, nodeId, at, reports, () => client.query(PROGRESS_SQL, [nodeId, seq, at])));
+  }
+
+  async ackNodes(acks: readonly NodeAck[], settled: readonly TaskUpdate[], settledAt: number, webhooks?: WebhookRouter): Promise<NodeReportOutcome[][]> {
+    if (acks.length === 0 && settled.length === 0) return [];
+    return this.#inTransaction(async (client) => {
+      // Every node's progress in one statement (the highest seq and seenAt per node of the batch).
+      const top = new Map<string, { seq: number; at: number }>();
+      for (const a of acks) {
+        const t = top.get(a.nodeId);
+        top.set(a.nodeId, { seq: Math.max(t?.seq ?? 0, a.seq), at: Math.max(t?.at ?? 0, a.at) });
+      }
+      if (top.size) {
+        const ids = [...top.keys()].sort(); // one lock order for every batch: no deadlock between replicas
+        await client.query(
+          `INSERT INTO node_progress (node_id, acked_seq, seen_at)
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+           ON CONFLICT (node_id) DO UPDATE SET acked_seq = greatest(node_progress.acked_seq, excluded.acked_seq),
+                                               seen_at = greatest(node_progress.seen_at, excluded.seen_at)`,
+          [ids, ids.map((id) => top.get(id)!.seq), ids.map((id) => top.get(id)!.at)],
+        );
+      }
+      const outcomes: NodeReportOutcome[][] = [];
+      for (const a of acks) outcomes.push(a.reports?.length ? await this.#ackReports(client, a.nodeId, a.at, a.reports, async () => {}) : []);
+      await this.#updateTasks(client, settled, settledAt, webhooks);
+      return outcomes;
+    });
+  }
+
+  /** Runs `fn` in one transaction on one pooled connection; rolls back when it throws. */
+  async #inTransaction<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#open().connect();
     try {
       await client.query('BEGIN');
-      await client.query(progressSql, [nodeId, seq, at]);
-      const outcomes: NodeReportOutcome[] = [];
-      for (const r of reports) {
-        const done = await client.query(
-          `INSERT INTO node_reports (task_id, node_id, seq, driver, executed_as, matched, note, applied_at, job_id, app_id, created_at)
-           SELECT id, $1, seq, $2, $3, $4, $5, $6, job_id, app_id, created_at FROM tasks WHERE id = $7 AND seq = $8
-           ON CONFLICT (task_id, node_id) DO NOTHING`,
-          [nodeId, r.driver, r.executedAs, r.matched, r.note, at, r.taskId, r.seq],
-        );
-        if ((done.rowCount ?? 0) > 0) outcomes.push('recorded');
-        else outcomes.push((await client.query('SELECT 1 FROM tasks WHERE id = $1 AND seq = $2', [r.taskId, r.seq])).rowCount ? 'duplicate' : 'unknown');
-      }
+      const out = await fn(client);
       await client.query('COMMIT');
-      return outcomes;
+      return out;
     } catch (e) {
       await client.query('ROLLBACK').catch(() => {});
       throw e;
     } finally {
       client.release();
     }
+  }
+
+  /**
+   * Records one node's reports after `progress` (its ack's progress write, or nothing when the batch wrote
+   * it): a report lands only on the task that holds its seq, so none outlives its task or names a seq it
+   * never had. Inside the caller's transaction.
+   */
+  async #ackReports(client: PoolClient, nodeId: string, at: number, reports: readonly NodeReportInput[], progress: () => Promise<unknown>): Promise<NodeReportOutcome[]> {
+    await progress();
+    const outcomes: NodeReportOutcome[] = [];
+    for (const r of reports) {
+      const done = await client.query(
+        `INSERT INTO node_reports (task_id, node_id, seq, driver, executed_as, matched, note, applied_at, job_id, app_id, created_at)
+         SELECT id, $1, seq, $2, $3, $4, $5, $6, job_id, app_id, created_at FROM tasks WHERE id = $7 AND seq = $8
+         ON CONFLICT (task_id, node_id) DO NOTHING`,
+        [nodeId, r.driver, r.executedAs, r.matched, r.note, at, r.taskId, r.seq],
+      );
+      if ((done.rowCount ?? 0) > 0) outcomes.push('recorded');
+      else outcomes.push((await client.query('SELECT 1 FROM tasks WHERE id = $1 AND seq = $2', [r.taskId, r.seq])).rowCount ? 'duplicate' : 'unknown');
+    }
+    return outcomes;
   }
 
   async jobNodeReports(appId: number, jobId: string): Promise<NodeReport[]> {
@@ -578,6 +619,13 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
   }
 
   async updateTasks(updates: readonly TaskUpdate[], at: number, webhooks?: WebhookRouter): Promise<void> {
+    // Without webhooks one statement is its own transaction; with them, the jobs are locked first (below).
+    if (!webhooks) await this.#updateTasks(this.#open(), updates, at, undefined);
+    else await this.#inTransaction((client) => this.#updateTasks(client, updates, at, webhooks));
+  }
+
+  /** Settles processing tasks (see updateTasks); with `webhooks`, `db` must be a client inside a transaction. */
+  async #updateTasks(db: Pick<PoolClient, 'query'>, updates: readonly TaskUpdate[], at: number, webhooks: WebhookRouter | undefined): Promise<void> {
     // The first update of a task wins (it is final; later ones would be ignored anyway).
     const first = [...new Map([...updates].reverse().map((u) => [u.taskId, u])).values()];
     if (first.length === 0) return;
@@ -604,48 +652,37 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
        )
        SELECT DISTINCT job_id FROM t`;
     if (!webhooks) {
-      await this.#open().query(update, [doc, at, ids]);
+      await db.query(update, [doc, at, ids]);
       return;
     }
-    const client = await this.#open().connect();
-    try {
-      await client.query('BEGIN');
-      // Replicas settling tasks of one job at once: each locks the jobs first (in one order, so no
-      // deadlock), so the count below, a new snapshot taken under the lock, sees the other's committed
-      // settles; whichever settles the last task enqueues, and ON CONFLICT keeps it to one row anyway.
-      await client.query(
-        `SELECT job_id FROM jobs WHERE job_id IN (SELECT job_id FROM tasks WHERE id = ANY($1::bigint[])) ORDER BY job_id FOR UPDATE`,
-        [ids],
+    // Replicas settling tasks of one job at once: each locks the jobs first (in one order, so no
+    // deadlock), so the count below, a new snapshot taken under the lock, sees the other's committed
+    // settles; whichever settles the last task enqueues, and ON CONFLICT keeps it to one row anyway.
+    await db.query(
+      `SELECT job_id FROM jobs WHERE job_id IN (SELECT job_id FROM tasks WHERE id = ANY($1::bigint[])) ORDER BY job_id FOR UPDATE`,
+      [ids],
+    );
+    const { rows: changed } = await db.query<{ job_id: string }>(update, [doc, at, ids]);
+    if (changed.length === 0) return;
+    const { rows: jobs } = await db.query<{ job_id: string; app_id: string; p: string; f: string; t: string }>(
+      `SELECT job_id, app_id, count(*) FILTER (WHERE status = 'processing') AS p, count(*) FILTER (WHERE status = 'failed') AS f,
+              count(*) FILTER (WHERE status = 'timeout') AS t
+       FROM tasks WHERE job_id = ANY($1::text[]) GROUP BY job_id, app_id`,
+      [changed.map((r) => r.job_id)],
+    );
+    const rows: Array<[string, number, string, string, string]> = [];
+    for (const j of jobs) {
+      if (Number(j.p) > 0) continue;
+      const event = settledEvent({ failed: Number(j.f), timeout: Number(j.t) });
+      for (const url of webhooks({ appId: Number(j.app_id), jobId: j.job_id, event })) rows.push([newEventId(), Number(j.app_id), j.job_id, url, event]);
+    }
+    if (rows.length > 0) {
+      await db.query(
+        `INSERT INTO webhook_deliveries (event_id, app_id, job_id, url, event, created_at, status, next_at)
+         SELECT r->>0, (r->>1)::bigint, r->>2, r->>3, r->>4, $2, 'pending', $2 FROM jsonb_array_elements($1::jsonb) AS r
+         ON CONFLICT (job_id, url) DO NOTHING`,
+        [JSON.stringify(rows), at],
       );
-      const { rows: changed } = await client.query<{ job_id: string }>(update, [doc, at, ids]);
-      if (changed.length > 0) {
-        const { rows: jobs } = await client.query<{ job_id: string; app_id: string; p: string; f: string; t: string }>(
-          `SELECT job_id, app_id, count(*) FILTER (WHERE status = 'processing') AS p, count(*) FILTER (WHERE status = 'failed') AS f,
-                  count(*) FILTER (WHERE status = 'timeout') AS t
-           FROM tasks WHERE job_id = ANY($1::text[]) GROUP BY job_id, app_id`,
-          [changed.map((r) => r.job_id)],
-        );
-        const rows: Array<[string, number, string, string, string]> = [];
-        for (const j of jobs) {
-          if (Number(j.p) > 0) continue;
-          const event = settledEvent({ failed: Number(j.f), timeout: Number(j.t) });
-          for (const url of webhooks({ appId: Number(j.app_id), jobId: j.job_id, event })) rows.push([newEventId(), Number(j.app_id), j.job_id, url, event]);
-        }
-        if (rows.length > 0) {
-          await client.query(
-            `INSERT INTO webhook_deliveries (event_id, app_id, job_id, url, event, created_at, status, next_at)
-             SELECT r->>0, (r->>1)::bigint, r->>2, r->>3, r->>4, $2, 'pending', $2 FROM jsonb_array_elements($1::jsonb) AS r
-             ON CONFLICT (job_id, url) DO NOTHING`,
-            [JSON.stringify(rows), at],
-          );
-        }
-      }
-      await client.query('COMMIT');
-    } catch (e) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw e;
-    } finally {
-      client.release();
     }
   }
 

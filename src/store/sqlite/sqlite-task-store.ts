@@ -10,7 +10,7 @@ import { PRUNE_BATCH_JOBS, pruneBatchJobs } from '../prune-batches.ts';
 import { isRefreshType } from '../refresh-record-ids.ts';
 import { DuplicateJobIdError, QuotaExceededError } from '../task-store.ts';
 import type {
-  NewJob, NodeProgress, NodeReport, NodeReportInput, NodeReportOutcome, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
+  NewJob, NodeAck, NodeProgress, NodeReport, NodeReportInput, NodeReportOutcome, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
   WebhookAttempt, WebhookDelivery, WebhookOutbox, WebhookRouter,
 } from '../task-store.ts';
 import { newEventId } from '../../shared/ids.ts';
@@ -390,25 +390,38 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
   }
 
   async ackNode(nodeId: string, seq: number, at: number, reports: readonly NodeReportInput[] = []): Promise<NodeReportOutcome[]> {
+    return this.#writeDurable(() => this.#ackOne(nodeId, seq, at, reports));
+  }
+
+  async ackNodes(acks: readonly NodeAck[], settled: readonly TaskUpdate[], settledAt: number, webhooks?: WebhookRouter): Promise<NodeReportOutcome[][]> {
+    if (acks.length === 0 && settled.length === 0) return [];
+    // One commit and one WAL sync for the whole batch.
     return this.#writeDurable(() => {
-      this.#stmt(
-        `INSERT INTO node_progress (node_id, acked_seq, seen_at) VALUES (?, ?, ?)
-         ON CONFLICT (node_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq),
-                                             seen_at = max(seen_at, excluded.seen_at)`,
-      ).run(nodeId, seq, at);
-      if (reports.length === 0) return [];
-      // Only onto the task that holds this seq: no report outlives its task or names a seq it never had.
-      const insert = this.#stmt(
-        `INSERT INTO node_reports (task_id, node_id, seq, driver, executed_as, matched, note, applied_at)
-         SELECT id, ?, seq, ?, ?, ?, ?, ? FROM tasks WHERE id = ? AND seq = ?
-         ON CONFLICT (task_id, node_id) DO NOTHING`,
-      );
-      const exists = this.#stmt('SELECT 1 FROM tasks WHERE id = ? AND seq = ?');
-      return reports.map((r): NodeReportOutcome => {
-        const done = insert.run(nodeId, r.driver, r.executedAs, r.matched, r.note, at, r.taskId, r.seq);
-        if (done.changes > 0) return 'recorded';
-        return exists.get(r.taskId, r.seq) === undefined ? 'unknown' : 'duplicate';
-      });
+      const outcomes = acks.map((a) => this.#ackOne(a.nodeId, a.seq, a.at, a.reports ?? []));
+      this.#updateTasks(settled, settledAt, webhooks);
+      return outcomes;
+    });
+  }
+
+  /** One ack and its reports (see TaskStore.ackNode). Caller holds the write transaction. */
+  #ackOne(nodeId: string, seq: number, at: number, reports: readonly NodeReportInput[]): NodeReportOutcome[] {
+    this.#stmt(
+      `INSERT INTO node_progress (node_id, acked_seq, seen_at) VALUES (?, ?, ?)
+       ON CONFLICT (node_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq),
+                                           seen_at = max(seen_at, excluded.seen_at)`,
+    ).run(nodeId, seq, at);
+    if (reports.length === 0) return [];
+    // Only onto the task that holds this seq: no report outlives its task or names a seq it never had.
+    const insert = this.#stmt(
+      `INSERT INTO node_reports (task_id, node_id, seq, driver, executed_as, matched, note, applied_at)
+       SELECT id, ?, seq, ?, ?, ?, ?, ? FROM tasks WHERE id = ? AND seq = ?
+       ON CONFLICT (task_id, node_id) DO NOTHING`,
+    );
+    const exists = this.#stmt('SELECT 1 FROM tasks WHERE id = ? AND seq = ?');
+    return reports.map((r): NodeReportOutcome => {
+      const done = insert.run(nodeId, r.driver, r.executedAs, r.matched, r.note, at, r.taskId, r.seq);
+      if (done.changes > 0) return 'recorded';
+      return exists.get(r.taskId, r.seq) === undefined ? 'unknown' : 'duplicate';
     });
   }
 
@@ -427,34 +440,38 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
 
   async updateTasks(updates: readonly TaskUpdate[], at: number, webhooks?: WebhookRouter): Promise<void> {
     if (updates.length === 0) return;
-    await this.#writeDurable(() => {
-      const task = this.#stmt(
-        `UPDATE tasks SET status = ?,
-                          fail_type = CASE WHEN ? THEN ? ELSE fail_type END,
-                          fail_message = CASE WHEN ? THEN ? ELSE fail_message END,
-                          updated_at = ?
-         WHERE id = ? AND status = 'processing'`,
+    await this.#writeDurable(() => this.#updateTasks(updates, at, webhooks));
+  }
+
+  /** Settles processing tasks (see TaskStore.updateTasks). Caller holds the write transaction. */
+  #updateTasks(updates: readonly TaskUpdate[], at: number, webhooks: WebhookRouter | undefined): void {
+    if (updates.length === 0) return;
+    const task = this.#stmt(
+      `UPDATE tasks SET status = ?,
+                        fail_type = CASE WHEN ? THEN ? ELSE fail_type END,
+                        fail_message = CASE WHEN ? THEN ? ELSE fail_message END,
+                        updated_at = ?
+       WHERE id = ? AND status = 'processing'`,
+    );
+    const hosts = this.#stmt('UPDATE task_hosts SET status = ? WHERE task_id = ?');
+    const jobOf = this.#stmt('SELECT job_id FROM tasks WHERE id = ?');
+    const settled = new Set<string>();
+    for (const u of updates) {
+      const r = task.run(
+        u.status,
+        u.failType === undefined ? 0 : 1,
+        u.failType ?? null,
+        u.failMessage === undefined ? 0 : 1,
+        u.failMessage ?? null,
+        at,
+        u.taskId,
       );
-      const hosts = this.#stmt('UPDATE task_hosts SET status = ? WHERE task_id = ?');
-      const jobOf = this.#stmt('SELECT job_id FROM tasks WHERE id = ?');
-      const settled = new Set<string>();
-      for (const u of updates) {
-        const r = task.run(
-          u.status,
-          u.failType === undefined ? 0 : 1,
-          u.failType ?? null,
-          u.failMessage === undefined ? 0 : 1,
-          u.failMessage ?? null,
-          at,
-          u.taskId,
-        );
-        if (r.changes > 0) {
-          hosts.run(u.status, u.taskId);
-          if (webhooks) settled.add((jobOf.get(u.taskId) as { job_id: string }).job_id);
-        }
+      if (r.changes > 0) {
+        hosts.run(u.status, u.taskId);
+        if (webhooks) settled.add((jobOf.get(u.taskId) as { job_id: string }).job_id);
       }
-      if (webhooks) this.#enqueueWebhooks(settled, at, webhooks);
-    });
+    }
+    if (webhooks) this.#enqueueWebhooks(settled, at, webhooks);
   }
 
   /** Caller holds the write transaction: one outbox row per (job, URL) for each job that has no processing task left. */
