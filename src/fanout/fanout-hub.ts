@@ -5,12 +5,13 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { fencesItself, type Config, type NodeConfig } from '../config/schema.ts';
 import type { Directory } from '../purge/directory.ts';
-import type { PurgeLogEntry, TaskRecord } from '../purge/types.ts';
+import type { TaskRecord } from '../purge/types.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { NodeReport, NodeReportInput, TaskStore, TaskUpdate, WebhookRouter } from '../store/task-store.ts';
+import type { NodeAck, NodeReport, NodeReportInput, NodeReportOutcome, TaskStore, TaskUpdate, WebhookRouter } from '../store/task-store.ts';
+import { LogTail, tailEntry, type TailEntry } from './log-tail.ts';
 import {
-  ackRequestSchema, type AckRequest, type AckResponse, type IgnoredReason, type ReportIgnoredReason, type StreamLine, type TaskResult, type WireEntry,
+  ackRequestSchema, type AckRequest, type AckResponse, type IgnoredReason, type ReportIgnoredReason, type StreamLine, type TaskResult,
 } from './wire.ts';
 
 export interface FanoutHubOptions {
@@ -27,6 +28,29 @@ export interface FanoutHubOptions {
   readonly maxUnreported?: number;
   /** Enqueues completion webhooks in the transaction that settles a job (store.updateTasks); none when absent. */
   readonly webhooks?: WebhookRouter;
+  /**
+   * How long the first ack of a batch waits for others before the batch is committed (one durable write
+   * and one settle for all of them); default 2 ms. 0: the next turn of the event loop.
+   */
+  readonly ackLingerMs?: number;
+}
+
+/** An ack's reports: those the store may record, and those answered as ignored. */
+interface CheckedReports {
+  readonly candidates: NodeReportInput[];
+  readonly ignored: Array<{ seq: number; taskId: number; reason: ReportIgnoredReason }>;
+}
+
+/** An ack validated and waiting for its batch's commit. */
+interface QueuedAck {
+  readonly node: NodeConfig;
+  readonly body: AckRequest;
+  /** The seq recorded: the node's claim capped at what was streamed to it and the log's end. */
+  readonly seq: number;
+  readonly at: number;
+  readonly lastSeq: number;
+  readonly resolve: (answer: AckResponse) => void;
+  readonly reject: (e: unknown) => void;
 }
 
 interface Progress {
@@ -209,8 +233,16 @@ export class FanoutHub {
   readonly #ackListeners = new Set<(nodeId: string, ackedSeq: number) => void>();
   /** Per node, per account: the last task the node failed or did not apply in time (bounded: nodes × accounts). */
   readonly #lastErrors = new Map<string, Map<number, NodeError>>();
-  /** Bumped by notify(): a stream that sees it change while it read the log reads again instead of waiting. */
-  #generation = 0;
+  /** The newest log entries, read once for every stream; its generation, bumped by notify(), wakes them. */
+  #tail: LogTail;
+  /** Acks waiting for the next batch commit (#flushAcks). */
+  #ackQueue: QueuedAck[] = [];
+  #flushTimer: NodeJS.Timeout | undefined;
+  /**
+   * Settle passes and ack batches run one at a time, in order: a task is settled by exactly one of them
+   * (the other then no longer sees it processing), so no settled listener hears of a task twice.
+   */
+  #lane: Promise<unknown> = Promise.resolve();
   /**
    * Streams waiting for notify(), their next heartbeat or close(); each removes itself when it wakes. (Racing
    * one shared promise against a sleep instead added a reaction to it on every heartbeat of every stream
@@ -232,6 +264,7 @@ export class FanoutHub {
   constructor(options: FanoutHubOptions) {
     this.#o = options;
     this.#leader = options.store.replicas === undefined;
+    this.#tail = new LogTail(options.store);
     for (const n of options.config.nodes) this.#nodes.set(n.id, n);
   }
 
@@ -299,6 +332,9 @@ export class FanoutHub {
     clearInterval(this.#timer);
     this.#wakeStreams();
     for (const res of this.#streams.keys()) res.end();
+    // Acks already taken are committed and answered, not dropped.
+    clearTimeout(this.#flushTimer);
+    await this.#exclusive(() => this.#flushAcks());
     await this.#settling;
   }
 
@@ -316,7 +352,7 @@ export class FanoutHub {
 
   /** Wakes the streams: new entries up to `lastSeq` are committed. */
   notify(_lastSeq: number): void {
-    this.#generation++;
+    this.#tail.notify();
     this.#wakeStreams();
   }
 
@@ -339,12 +375,20 @@ export class FanoutHub {
   }
 
   /** How much the hub holds in memory (soak bench, tests): everything here must stay bounded. */
-  memory(): { awaitedResults: number; awaitedReports: number; outcomes: number; settledOutcomes: number; nodes: number; streams: number; waitingStreams: number } {
+  memory(): {
+    awaitedResults: number; awaitedReports: number; outcomes: number; settledOutcomes: number; nodes: number; streams: number; waitingStreams: number;
+    /** Entries the shared log tail holds (bounded by its capacity). */
+    tailEntries: number;
+    queuedAcks: number;
+  } {
     let awaitedResults = 0;
     for (const m of this.#awaiting.values()) awaitedResults += m.size;
     let awaitedReports = 0;
     for (const m of this.#unreported.values()) awaitedReports += m.size;
-    return { awaitedResults, awaitedReports, outcomes: this.#prefetch.size, settledOutcomes: this.#settledPrefetch.size, nodes: this.#progress.size, streams: this.#streams.size, waitingStreams: this.#waiters.size };
+    return {
+      awaitedResults, awaitedReports, outcomes: this.#prefetch.size, settledOutcomes: this.#settledPrefetch.size, nodes: this.#progress.size, streams: this.#streams.size,
+      waitingStreams: this.#waiters.size, tailEntries: this.#tail.size, queuedAcks: this.#ackQueue.length,
+    };
   }
 
   /** Called with every batch of tasks the hub settles (benchmarks and tests measure with it). */
@@ -475,8 +519,9 @@ export class FanoutHub {
       this.#streams.delete(res);
       if (!res.writableFinished && !this.#closed) this.#noteLinkError(node.id, 'stream dropped (connection closed)');
     });
-    const write = async (line: StreamLine) => {
-      if (res.write(`${JSON.stringify(line)}\n`)) return;
+    const write = (line: StreamLine) => writeLine(`${JSON.stringify(line)}\n`);
+    const writeLine = async (line: string) => {
+      if (res.write(line)) return;
       // Wait for whichever comes first, and leave no listener behind for the other.
       await new Promise<void>((resolve) => {
         const done = () => {
@@ -499,20 +544,27 @@ export class FanoutHub {
     let announced = -1;
     let lastBeat = 0;
     while (open && !this.#closed) {
-      const seen = this.#generation;
-      const end = await store.lastSeq();
-      const entries = cursor < end ? await store.readLog(cursor, 1000) : [];
-      for (const e of entries) {
+      const seen = this.#tail.generation;
+      // The shared tail serves every stream that is near the log's end; one catching up reads the store.
+      const recent = await this.#tail.after(cursor, seen);
+      let entries: readonly TailEntry[];
+      let end: number;
+      if (recent) ({ entries, end } = recent);
+      else {
+        end = await store.lastSeq();
+        entries = cursor < end ? (await store.readLog(cursor, 1000)).map(tailEntry) : [];
+      }
+      for (const { entry: e, line } of entries) {
         if (this.#serves(node, e.hosts)) {
           if (e.type === 'prefetch_url') this.#await(node.id, e.taskId, e.createdAt);
           else this.#awaitReport(node.id, e.seq, e.taskId);
           sentUpTo(e.seq);
-          await write({ t: 'entry', e: wireEntry(e) });
+          await writeLine(line);
         }
         cursor = e.seq;
       }
-      if (entries.length === 1000) continue;
-      // Everything up to `end` was committed before readLog ran, so all of it has been read.
+      if (!recent && entries.length === 1000) continue;
+      // Everything up to `end` was committed before the log was read, so all of it has been read.
       cursor = Math.max(cursor, end);
       const now = this.#o.clock.now();
       if (cursor !== announced || now - lastBeat >= this.#heartbeatMs) {
@@ -522,7 +574,7 @@ export class FanoutHub {
         lastBeat = now;
       }
       // Entries committed while the log was read were announced meanwhile: read again at once.
-      if (this.#generation === seen && open && !this.#closed) await this.#nextWake(this.#heartbeatMs);
+      if (this.#tail.generation === seen && open && !this.#closed) await this.#nextWake(this.#heartbeatMs);
     }
     res.end();
   }
@@ -566,27 +618,96 @@ export class FanoutHub {
     // Only entries streamed to the node count (hardening issue 1); before its first stream in this process,
     // it stays where it was. Never beyond the log's end either.
     const seq = Math.min(body.seq, lastSeq, this.#sent.get(node.id) ?? known);
-    const now = clock.now();
-    // Persisted before answering, with the reports in the same transaction: a restarted control plane must
-    // not think a lease ended earlier than it did.
-    const ignoredReports = await this.#ackWithReports(node, body, seq, known, now);
-    this.#progress.set(node.id, { ackedSeq: Math.max(known, seq), seenAt: now });
-    for (const l of this.#ackListeners) l(node.id, Math.max(known, seq));
-    // Outcomes are only recorded here; settling turns them into a status, and only for tasks still
-    // processing: a late result (a node that was fenced, or answered after the deadline) changes no final
-    // status. A failure is settled before the ack is answered: the node will not report it again.
-    const recorded = this.#recordResults(node.id, body.results ?? [], now);
-    if (recorded.failed) await this.#settle();
-    const answer: AckResponse = {
-      lastSeq,
-      leaseMs: this.#leaseMs,
-      ...(recorded.ignored.length ? { ignored: recorded.ignored } : {}),
-      ...(ignoredReports.length ? { ignoredReports } : {}),
-    };
+    // Persisted before answering, with the reports, in the batch's one transaction: a restarted control
+    // plane must not think a lease ended earlier than it did.
+    const answer = await new Promise<AckResponse>((resolve, reject) => {
+      this.#ackQueue.push({ node, body, seq, at: clock.now(), lastSeq, resolve, reject });
+      if (this.#flushTimer === undefined) {
+        this.#flushTimer = setTimeout(() => {
+          this.#flushTimer = undefined;
+          void this.#exclusive(() => this.#flushAcks());
+        }, this.#o.ackLingerMs ?? 2);
+      }
+    });
     reply(res, 200, answer);
-    this.settle();
   }
 
+  /** Runs `fn` after every settle pass and ack batch queued before it (see #lane). */
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#lane.then(fn);
+    this.#lane = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Commits the queued acks as one batch: their progress, reports and the tasks they complete, in one
+   * transaction (TaskStore.ackNodes); only then does memory move and is each ack answered. Settling here
+   * looks only at the tasks these acks can have completed (seqs between the nodes' old and new progress),
+   * instead of a pass over every processing task per ack. Runs in the lane.
+   */
+  async #flushAcks(): Promise<void> {
+    const batch = this.#ackQueue;
+    if (batch.length === 0) return;
+    this.#ackQueue = [];
+    const { store, clock } = this.#o;
+    try {
+      // The progress the batch will record, over what memory holds: verdicts read it before it is durable,
+      // and the statuses they give are committed with it, never before it.
+      const next = new Map<string, Progress>();
+      const checked: CheckedReports[] = [];
+      let lo = Number.POSITIVE_INFINITY;
+      let hi = 0;
+      for (const q of batch) {
+        const known = next.get(q.node.id)?.ackedSeq ?? this.#progress.get(q.node.id)?.ackedSeq ?? 0;
+        checked.push(await this.#checkReports(q.node, q.body, q.seq, known));
+        const after = Math.max(known, q.seq);
+        next.set(q.node.id, { ackedSeq: after, seenAt: q.at });
+        if (after > known) [lo, hi] = [Math.min(lo, known), Math.max(hi, after)];
+      }
+      const now = clock.now();
+      const progressOf = (id: string) => next.get(id) ?? this.#progress.get(id);
+      const updates: TaskUpdate[] = [];
+      for (let after = lo; after < hi; ) {
+        const tasks = await store.processingTasks(hi, 1000, after);
+        for (const t of tasks) {
+          const u = this.#verdict(t, now, progressOf);
+          if (u) updates.push(u);
+        }
+        if (tasks.length < 1000) break;
+        after = tasks[tasks.length - 1]!.seq ?? hi;
+      }
+      const acks: NodeAck[] = batch.map((q, i) => ({ nodeId: q.node.id, seq: q.seq, at: q.at, reports: checked[i]!.candidates }));
+      // Completion webhooks of the jobs it settles are enqueued in the same transaction.
+      const outcomes = await store.ackNodes(acks, updates, now, this.#o.webhooks);
+      for (const [id, p] of next) this.#progress.set(id, { ackedSeq: Math.max(this.#progress.get(id)?.ackedSeq ?? 0, p.ackedSeq), seenAt: p.seenAt });
+      if (updates.length) this.#settled(updates, now);
+      let failed = false;
+      let results = false;
+      const answers = batch.map((q, i): AckResponse => {
+        const ignoredReports = this.#afterAck(q.node.id, q.seq, checked[i]!, outcomes[i] ?? []);
+        for (const l of this.#ackListeners) l(q.node.id, this.#progress.get(q.node.id)!.ackedSeq);
+        // Outcomes are only recorded here; settling turns them into a status, and only for tasks still
+        // processing: a late result (a node that was fenced, or answered after the deadline) changes no final
+        // status.
+        const recorded = this.#recordResults(q.node.id, q.body.results ?? [], q.at);
+        failed ||= recorded.failed;
+        results ||= (q.body.results?.length ?? 0) > 0;
+        return {
+          lastSeq: q.lastSeq,
+          leaseMs: this.#leaseMs,
+          ...(recorded.ignored.length ? { ignored: recorded.ignored } : {}),
+          ...(ignoredReports.length ? { ignoredReports } : {}),
+        };
+      });
+      // A failure is settled before the ack is answered: the node will not report it again.
+      if (failed) await this.#settleOnce().catch((e: unknown) => this.#o.logger.error('settling task statuses failed', { error: e }));
+      batch.forEach((q, i) => q.resolve(answers[i]!));
+      // A prefetch's success needs every node's result: a pass over the processing tasks sees it.
+      if (results && !failed) this.settle();
+    } catch (e) {
+      for (const q of batch) q.reject(e);
+    }
+  }
   #await(nodeId: string, taskId: number, createdAt: number): void {
     let m = this.#awaiting.get(nodeId);
     if (!m) this.#awaiting.set(nodeId, (m = new Map()));
@@ -602,15 +723,18 @@ export class FanoutHub {
   }
 
   /**
-   * Records the ack (seq `ackSeq`, the capped one) and, with it, what the node says its cache executed, for
-   * purge entries streamed to it with seq up to `ackSeq`; answers the reports it ignored. Like results, they
-   * are ignored rather than refused: the ack's seq and lease still count. Then forgets the entries the
-   * previous ack covered (see #unreported).
+   * Which of an ack's reports (seq `ackSeq`, the capped one) may be recorded: purge entries streamed to the
+   * node with seq up to `ackSeq`; the others are answered as ignored. Like results, they are ignored rather
+   * than refused: the ack's seq and lease still count.
    */
-  async #ackWithReports(node: NodeConfig, body: AckRequest, ackSeq: number, known: number, now: number): Promise<Array<{ seq: number; taskId: number; reason: ReportIgnoredReason }>> {
-    const nodeId = node.id;
+  async #checkReports(
+    node: NodeConfig,
+    body: AckRequest,
+    ackSeq: number,
+    known: number,
+  ): Promise<CheckedReports> {
     const ignored: Array<{ seq: number; taskId: number; reason: ReportIgnoredReason }> = [];
-    const streamed = this.#unreported.get(nodeId);
+    const streamed = this.#unreported.get(node.id);
     const candidates: NodeReportInput[] = [];
     let lookups = 0;
     for (const r of body.reports ?? []) {
@@ -623,11 +747,25 @@ export class FanoutHub {
         take();
       } else ignored.push({ seq: r.seq, taskId: r.taskId, reason: 'unexpected' });
     }
-    const outcomes = await this.#o.store.ackNode(nodeId, ackSeq, now, candidates);
+    return { candidates, ignored };
+  }
+
+  /**
+   * After the ack committed: its reports the store did not record join the ignored ones (the answer), and
+   * the entries the previous ack covered are forgotten (see #unreported).
+   */
+  #afterAck(
+    nodeId: string,
+    ackSeq: number,
+    checked: CheckedReports,
+    outcomes: readonly NodeReportOutcome[],
+  ): Array<{ seq: number; taskId: number; reason: ReportIgnoredReason }> {
+    const ignored = checked.ignored;
     outcomes.forEach((o, i) => {
-      const r = candidates[i]!;
+      const r = checked.candidates[i]!;
       if (o !== 'recorded') ignored.push({ seq: r.seq, taskId: r.taskId, reason: o === 'duplicate' ? 'duplicate' : 'unexpected' });
     });
+    const streamed = this.#unreported.get(nodeId);
     if (streamed) {
       const grace = this.#reportGrace.get(nodeId) ?? 0;
       // Streamed in log order, so the oldest come first (entries re-sent after a reconnect may sit a little
@@ -681,15 +819,15 @@ export class FanoutHub {
   }
 
   /** Fenced, as the verdict may assume it: only the leader assumes anything (see #leader). */
-  #countsFenced(nodeId: string, now: number): boolean {
-    return this.#leader && this.#fenced(nodeId, now);
+  #countsFenced(nodeId: string, now: number, progressOf?: (id: string) => Progress | undefined): boolean {
+    return this.#leader && this.#fenced(nodeId, now, progressOf);
   }
 
-  #fenced(nodeId: string, now: number): boolean {
+  #fenced(nodeId: string, now: number, progressOf: (id: string) => Progress | undefined = (id) => this.#progress.get(id)): boolean {
     const node = this.#nodes.get(nodeId);
     // A cache that keeps serving without its agent (nginx) may still hold the purged copy: never fenced.
     if (node !== undefined && !fencesItself(node)) return false;
-    const p = this.#progress.get(nodeId);
+    const p = progressOf(nodeId);
     // A node that never acked holds no lease, so it serves no hits (DESIGN invariant 4).
     return !p || now - p.seenAt > this.#leaseMs;
   }
@@ -710,7 +848,7 @@ export class FanoutHub {
       try {
         do {
           this.#settleAgain = false;
-          await this.#settleOnce();
+          await this.#exclusive(() => this.#settleOnce());
         } while (this.#settleAgain && !this.#closed);
       } catch (e) {
         this.#o.logger.error('settling task statuses failed', { error: e });
@@ -772,6 +910,11 @@ export class FanoutHub {
 
   async #finish(updates: TaskUpdate[], at: number): Promise<void> {
     await this.#o.store.updateTasks(updates, at, this.#o.webhooks);
+    this.#settled(updates, at);
+  }
+
+  /** Memory and listeners after `updates` committed. */
+  #settled(updates: readonly TaskUpdate[], at: number): void {
     for (const u of updates) {
       const o = this.#prefetch.get(u.taskId);
       if (!o) continue;
@@ -786,7 +929,7 @@ export class FanoutHub {
   }
 
   /** DESIGN invariant 3: success when every responsible node applied it (or is fenced), timeout past the deadline. */
-  #verdict(t: TaskRecord, now: number): TaskUpdate | undefined {
+  #verdict(t: TaskRecord, now: number, progressOf: (id: string) => Progress | undefined = (id) => this.#progress.get(id)): TaskUpdate | undefined {
     const seq = t.seq ?? 0;
     const nodes = this.#responsible(t.hosts);
     const outcome = this.#prefetch.get(t.id);
@@ -799,11 +942,11 @@ export class FanoutHub {
         return { taskId: t.id, status: 'failed', failType: failed.failType, failMessage: failed.failMessage };
       }
       // A prefetch is done when every reachable node has the object; a fenced node cannot fetch it.
-      pending = nodes.filter((n) => !outcome?.ok.has(n) && !this.#countsFenced(n, now));
+      pending = nodes.filter((n) => !outcome?.ok.has(n) && !this.#countsFenced(n, now, progressOf));
       if (pending.length === 0 && (outcome?.ok.size ?? 0) > 0) return { taskId: t.id, status: 'success' };
       if (pending.length === 0) pending = nodes;
     } else {
-      pending = nodes.filter((n) => (this.#progress.get(n)?.ackedSeq ?? 0) < seq && !this.#countsFenced(n, now));
+      pending = nodes.filter((n) => (progressOf(n)?.ackedSeq ?? 0) < seq && !this.#countsFenced(n, now, progressOf));
       if (pending.length === 0) return { taskId: t.id, status: 'success' };
     }
     // Deadlines are the leader's to call (a replica's clock or view may lag).
@@ -899,10 +1042,5 @@ export class FanoutHub {
       return { ...base, state: this.#fenced(nodeId, now) ? ('fenced' as const) : ('pending' as const) };
     });
   }
-}
-
-function wireEntry(e: PurgeLogEntry): WireEntry {
-  const w = { seq: e.seq, taskId: e.taskId, type: e.type, method: e.method, hosts: e.hosts, target: e.target };
-  return e.headers ? { ...w, headers: e.headers } : w;
 }
 

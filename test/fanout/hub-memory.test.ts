@@ -2,7 +2,6 @@
 // HTTP server with a manual clock, prefetch tasks written straight into a SQLite store.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -13,7 +12,7 @@ import { ManualClock } from '../../src/shared/clock.ts';
 import { silentLogger } from '../../src/shared/logger.ts';
 import { SqliteTaskStore } from '../../src/store/sqlite/sqlite-task-store.ts';
 import { ACME, baseConfig } from '../helpers/control-plane.ts';
-import { RawNode, until } from './raw-node.ts';
+import { RawNode, serveHub, until } from './raw-node.ts';
 
 const NODE = { id: 'edge-a', listen: '127.0.0.1:1', token: 'token-edge-a-0123456789' };
 const TIMEOUT_MS = 60_000;
@@ -26,18 +25,10 @@ async function setup(t: TestContext, maxSettledOutcomes: number, maxUnreported?:
   const clock = new ManualClock(Date.UTC(2026, 0, 1));
   const hub = new FanoutHub({ config, store, directory: new Directory(config), clock, logger: silentLogger, heartbeatMs: 20, maxSettledOutcomes, ...(maxUnreported === undefined ? {} : { maxUnreported }) });
   await hub.start();
-  const server = createServer((req, res) => {
-    if (!hub.route(req, res)) res.writeHead(404).end();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  t.after(async () => {
-    await hub.close();
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
+  const url = await serveHub(t, hub, async () => {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   let jobs = 0;
   /** One job of `n` tasks of `type` on www.acme.com, fanned out; returns the task ids. */
   const fanOut = async (type: 'prefetch_url' | 'purge_url', n: number): Promise<number[]> => {
@@ -73,7 +64,7 @@ test('outcomes of settled prefetches are kept up to a count and for twice the de
   assert.equal(r.json.ignored, undefined);
   await until('all failed', async () => (await store.jobTasks(ACME.appId, 'job1')).every((x) => x.status === 'failed'));
   const { waitingStreams: _, ...held } = hub.memory();
-  assert.deepEqual(held, { awaitedResults: 0, awaitedReports: 0, outcomes: 0, settledOutcomes: 3, nodes: 1, streams: 1 });
+  assert.deepEqual(held, { awaitedResults: 0, awaitedReports: 0, outcomes: 0, settledOutcomes: 3, nodes: 1, streams: 1, tailEntries: 5, queuedAcks: 0 });
   // An evicted outcome still shows the node that failed the task, from the task's own FailMessage.
   for (const task of await store.jobTasks(ACME.appId, 'job1')) {
     assert.deepEqual(

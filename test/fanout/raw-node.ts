@@ -1,7 +1,9 @@
 // Test helper: an edge node speaking the wire protocol by hand — what a node token holder can send,
 // honest or not — and a polling wait.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import type { TestContext } from 'node:test';
+import type { FanoutHub } from '../../src/fanout/fanout-hub.ts';
 import type { AckResponse, StreamLine, WireEntry } from '../../src/fanout/wire.ts';
 
 export async function until(what: string, cond: () => Promise<boolean> | boolean, ms = 5000): Promise<void> {
@@ -10,6 +12,24 @@ export async function until(what: string, cond: () => Promise<boolean> | boolean
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * Serves `hub` alone on a loopback port (its /edge/ routes, 404 for the rest); at the test's end closes
+ * the hub, the server, then `cleanup` (the store, the temp dir). Returns the base URL.
+ */
+export async function serveHub(t: Pick<TestContext, 'after'>, hub: FanoutHub, cleanup: () => Promise<void> | void): Promise<string> {
+  const server = createServer((req, res) => {
+    if (!hub.route(req, res)) res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.after(async () => {
+    await hub.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    await cleanup();
+  });
+  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 }
 
 export class RawNode {

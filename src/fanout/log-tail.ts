@@ -1,0 +1,105 @@
+// The newest purge-log entries, read from the store once for every stream: with N nodes streaming, a
+// new entry used to cost N lastSeq + readLog calls and N JSON encodings; now it costs one of each.
+import type { PurgeLogEntry } from '../purge/types.ts';
+import type { TaskStore } from '../store/task-store.ts';
+import type { WireEntry } from './wire.ts';
+
+/** One log entry and its stream line (`{"t":"entry","e":…}\n`), encoded once for every stream. */
+export interface TailEntry {
+  readonly entry: PurgeLogEntry;
+  readonly line: string;
+}
+
+export function wireEntry(e: PurgeLogEntry): WireEntry {
+  const w = { seq: e.seq, taskId: e.taskId, type: e.type, method: e.method, hosts: e.hosts, target: e.target };
+  return e.headers ? { ...w, headers: e.headers } : w;
+}
+
+export function tailEntry(e: PurgeLogEntry): TailEntry {
+  return { entry: e, line: `${JSON.stringify({ t: 'entry', e: wireEntry(e) })}\n` };
+}
+
+const PAGE = 1000;
+
+export class LogTail {
+  readonly #store: Pick<TaskStore, 'readLog' | 'lastSeq'>;
+  readonly #capacity: number;
+  /** Entries with #start < seq <= #end, ascending: every committed entry in that range (the log is gap-free). */
+  #window: TailEntry[] = [];
+  #start = -1;
+  #end = -1;
+  /** Bumped by notify(): entries committed before the bump are read by the next read that starts after it. */
+  #generation = 0;
+  /** Every entry committed before notify() number #readGeneration has been read into the window. */
+  #readGeneration = -1;
+  #reading: Promise<void> | undefined;
+
+  /** `capacity`: entries kept (default 10,000, about 300 B each); a stream further behind reads the store itself. */
+  constructor(store: Pick<TaskStore, 'readLog' | 'lastSeq'>, capacity = 10_000) {
+    this.#store = store;
+    this.#capacity = capacity;
+  }
+
+  /** The count of notify() calls so far: pass it to after() to see every entry committed before it. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** New entries are committed (up to some seq): the next after() reads them. */
+  notify(): void {
+    this.#generation++;
+  }
+
+  /** How many entries the window holds (memory checks). */
+  get size(): number {
+    return this.#window.length;
+  }
+
+  /**
+   * The entries after `cursor` and `end`, the seq up to which every committed entry has been read, once
+   * every entry committed before notify() number `generation` is in; undefined when `cursor` is older
+   * than the window (the caller reads the store: a node catching up). One store read serves every caller.
+   */
+  async after(cursor: number, generation: number): Promise<{ entries: readonly TailEntry[]; end: number } | undefined> {
+    while (this.#readGeneration < generation) {
+      if (!this.#reading) {
+        const started = this.#generation;
+        this.#reading = this.#read()
+          .then(() => void (this.#readGeneration = Math.max(this.#readGeneration, started)))
+          .finally(() => (this.#reading = undefined));
+      }
+      await this.#reading;
+    }
+    if (cursor < this.#start) return undefined;
+    // Binary search for the first entry after the cursor.
+    let lo = 0;
+    let hi = this.#window.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#window[mid]!.entry.seq <= cursor) lo = mid + 1;
+      else hi = mid;
+    }
+    return { entries: this.#window.slice(lo), end: this.#end };
+  }
+
+  async #read(): Promise<void> {
+    const last = await this.#store.lastSeq();
+    if (this.#end === -1 || last < this.#end) {
+      // First read, or the store went back (reset): start an empty window at the log's end.
+      this.#window = [];
+      this.#start = this.#end = last;
+      return;
+    }
+    while (this.#end < last) {
+      const page = await this.#store.readLog(this.#end, PAGE);
+      for (const e of page) this.#window.push(tailEntry(e));
+      // Everything up to `last` was committed before readLog ran, so a short page read all of it.
+      this.#end = page.length === PAGE ? page[page.length - 1]!.seq : last;
+    }
+    if (this.#window.length > this.#capacity) {
+      const drop = this.#window.length - this.#capacity;
+      this.#start = this.#window[drop - 1]!.entry.seq;
+      this.#window = this.#window.slice(drop);
+    }
+  }
+}

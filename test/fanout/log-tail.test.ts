@@ -1,0 +1,89 @@
+// The shared log tail (src/fanout/log-tail.ts): one store read serves every stream, nothing committed
+// before a notify() is missed, the window stays bounded and a stream behind it is told to read the store.
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import { LogTail } from '../../src/fanout/log-tail.ts';
+import { SqliteTaskStore } from '../../src/store/sqlite/sqlite-task-store.ts';
+import type { TaskStore } from '../../src/store/task-store.ts';
+import { ACME } from '../helpers/control-plane.ts';
+
+const T0 = Date.UTC(2026, 0, 1);
+
+async function setup(t: TestContext) {
+  const store = new SqliteTaskStore({ path: ':memory:' });
+  await store.start();
+  t.after(() => store.close());
+  const calls = { readLog: 0, lastSeq: 0 };
+  // The store as the tail sees it, counting its reads.
+  const counted: Pick<TaskStore, 'readLog' | 'lastSeq'> = {
+    readLog: (after, limit) => (calls.readLog++, store.readLog(after, limit)),
+    lastSeq: () => (calls.lastSeq++, store.lastSeq()),
+  };
+  let jobs = 0;
+  /** Commits one job of `n` purge tasks (n log entries). */
+  const append = async (n: number) => {
+    await store.createJob(
+      {
+        jobId: `job${++jobs}`, appId: ACME.appId, zoneId: ACME.zoneId, type: 'purge_url', method: 'invalidate', createdAt: T0, secretId: ACME.secretId,
+        clientIp: '127.0.0.1', source: 'teo',
+        tasks: Array.from({ length: n }, (_, i) => ({ target: `http://${ACME.host}/${jobs}/${i}`, hosts: [ACME.host], status: 'processing' as const, fanOut: true })),
+      },
+      { quotaType: 'purge_url', day: '2026-01-01', amount: n, daily: 1_000_000 },
+    );
+  };
+  return { store, counted, calls, append };
+}
+
+test('one store read serves every stream waiting on the same notify', async (t) => {
+  const { counted, calls, append } = await setup(t);
+  const tail = new LogTail(counted);
+  await tail.after(0, tail.generation); // the first read places the window at the log's end (0)
+  await append(3);
+  tail.notify();
+  const before = { ...calls };
+  const got = await Promise.all(Array.from({ length: 200 }, () => tail.after(0, tail.generation)));
+  assert.deepEqual({ readLog: calls.readLog - before.readLog, lastSeq: calls.lastSeq - before.lastSeq }, { readLog: 1, lastSeq: 1 });
+  for (const g of got) {
+    assert.deepEqual(g?.entries.map((e) => e.entry.seq), [1, 2, 3]);
+    assert.equal(g?.end, 3);
+  }
+  // The stream line is the wire's entry line, encoded once and shared.
+  assert.equal(got[0]!.entries[0]!.line, got[199]!.entries[0]!.line);
+  assert.deepEqual(JSON.parse(got[0]!.entries[0]!.line), { t: 'entry', e: { seq: 1, taskId: got[0]!.entries[0]!.entry.taskId, type: 'purge_url', method: 'invalidate', hosts: [ACME.host], target: `http://${ACME.host}/1/0` } });
+  assert.ok(got[0]!.entries[0]!.line.endsWith('\n'));
+  // Only what is after each cursor.
+  assert.deepEqual((await tail.after(2, tail.generation))?.entries.map((e) => e.entry.seq), [3]);
+  assert.deepEqual((await tail.after(3, tail.generation))?.entries, []);
+  assert.equal(calls.readLog - before.readLog, 1, 'no new notify, no new read');
+});
+
+test('an entry committed before notify() is seen by every after() given that generation, even while an older read runs', async (t) => {
+  const { counted, append } = await setup(t);
+  const tail = new LogTail(counted);
+  await tail.after(0, tail.generation);
+  await append(1);
+  tail.notify();
+  const first = tail.after(0, tail.generation); // starts a read
+  await append(1); // committed while that read may be under way
+  tail.notify();
+  const second = tail.after(0, tail.generation); // must not be answered by the older read alone
+  assert.deepEqual((await first)?.entries.map((e) => e.entry.seq).slice(0, 1), [1]);
+  assert.deepEqual((await second)?.entries.map((e) => e.entry.seq), [1, 2]);
+});
+
+test('the window is bounded; a cursor behind it is told to read the store; pages past 1,000 entries', async (t) => {
+  const { counted, append } = await setup(t);
+  const tail = new LogTail(counted, 1500);
+  await tail.after(0, tail.generation);
+  await append(2500);
+  tail.notify();
+  const all = await tail.after(1000, tail.generation);
+  assert.equal(tail.size, 1500);
+  assert.equal(all?.end, 2500);
+  assert.deepEqual([all?.entries[0]?.entry.seq, all?.entries.at(-1)?.entry.seq, all?.entries.length], [1001, 2500, 1500]);
+  assert.equal(await tail.after(999, tail.generation), undefined, 'behind the window: the caller reads the store');
+  // A stream that started before the tail's first read (a resume point in the past) reads the store too.
+  const fresh = new LogTail(counted);
+  assert.equal(await fresh.after(10, fresh.generation), undefined);
+  assert.deepEqual(await fresh.after(2500, fresh.generation), { entries: [], end: 2500 });
+});
