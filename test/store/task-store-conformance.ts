@@ -806,6 +806,18 @@ export function describeTaskStoreConformance(name: string, makeStore: MakeStore,
         assert.equal(await o.webhookOutboxDepth(), 2);
       });
 
+      it('ackNodes enqueues with the acks that settle a job, in their one transaction (and nothing when it fails)', async (t) => {
+        const store = await open(t);
+        const o = outbox(store);
+        const [a] = (await create(store, job([task('https://a.example.com/1')]))) as [TaskRecord];
+        const router = () => [URL_A];
+        const bad = { taskId: a.id, seq: a.seq!, driver: null, executedAs: null as never, matched: null, note: null };
+        await assert.rejects(store.ackNodes([{ nodeId: 'edge-a', seq: a.seq!, at: T0, reports: [bad] }], [{ taskId: a.id, status: 'success' }], T0 + 1000, router));
+        assert.equal(await o.webhookOutboxDepth(), 0, 'a failed batch enqueues nothing');
+        await store.ackNodes([{ nodeId: 'edge-a', seq: a.seq!, at: T0 }], [{ taskId: a.id, status: 'success' }], T0 + 1000, router);
+        assert.deepEqual((await o.webhookDeliveries({ jobId: a.jobId, limit: 10 })).map((d) => [d.url, d.event, d.createdAt]), [[URL_A, 'job.succeeded', T0 + 1000]]);
+      });
+
       it('the event is failed when a task failed, else timeout when one timed out; no router, no rows', async (t) => {
         const store = await open(t);
         const o = outbox(store);
