@@ -650,6 +650,8 @@ export class FanoutHub {
     if (batch.length === 0) return;
     this.#ackQueue = [];
     const { store, clock } = this.#o;
+    /** Progress as it was before this batch, while its commit is under way. */
+    const before = new Map<string, Progress | undefined>();
     try {
       // The progress the batch will record, over what memory holds: verdicts read it before it is durable,
       // and the statuses they give are committed with it, never before it.
@@ -677,9 +679,17 @@ export class FanoutHub {
         after = tasks[tasks.length - 1]!.seq ?? hi;
       }
       const acks: NodeAck[] = batch.map((q, i) => ({ nodeId: q.node.id, seq: q.seq, at: q.at, reports: checked[i]!.candidates }));
+      // Memory moves as the commit starts, not after its sync: a store whose commit is readable before it
+      // is synced (SQLite's WAL sync off the loop) may show the settled status meanwhile, and the per-node
+      // view must not then say `pending`. Put back should the batch fail (nothing else runs in the lane).
+      for (const [id, p] of next) {
+        const old = this.#progress.get(id);
+        before.set(id, old);
+        this.#progress.set(id, { ackedSeq: Math.max(old?.ackedSeq ?? 0, p.ackedSeq), seenAt: p.seenAt });
+      }
       // Completion webhooks of the jobs it settles are enqueued in the same transaction.
       const outcomes = await store.ackNodes(acks, updates, now, this.#o.webhooks);
-      for (const [id, p] of next) this.#progress.set(id, { ackedSeq: Math.max(this.#progress.get(id)?.ackedSeq ?? 0, p.ackedSeq), seenAt: p.seenAt });
+      before.clear();
       if (updates.length) this.#settled(updates, now);
       let failed = false;
       let results = false;
@@ -705,6 +715,10 @@ export class FanoutHub {
       // A prefetch's success needs every node's result: a pass over the processing tasks sees it.
       if (results && !failed) this.settle();
     } catch (e) {
+      for (const [id, p] of before) {
+        if (p) this.#progress.set(id, p);
+        else this.#progress.delete(id);
+      }
       for (const q of batch) q.reject(e);
     }
   }
