@@ -39,11 +39,26 @@ function controlPlaneOf(v: Values): { controlPlane?: string[] } {
   }
 }
 
-/** Ends the process cleanly on SIGINT/SIGTERM. */
-function stopOnSignals(close: () => Promise<unknown>): void {
-  const stop = () => void close().then(() => process.exit(0));
+/**
+ * Ends the process cleanly on SIGINT/SIGTERM, closing what was registered (the last started first).
+ * Installed before anything listens: a signal during start-up, once a port is open, must not end the
+ * process by the default action in the middle of a write.
+ */
+function stopOnSignals(): (close: () => Promise<unknown>) => void {
+  const closers: Array<() => Promise<unknown>> = [];
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    void Promise.all(closers.reverse().map((c) => c())).finally(() => process.exit(0));
+  };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  return (close) => {
+    // A signal that came while this part was starting: close it too, then the process ends.
+    if (stopping) void close();
+    else closers.push(close);
+  };
 }
 
 async function serve(values: Values, writeDemo: boolean): Promise<number> {
@@ -58,16 +73,16 @@ async function serve(values: Values, writeDemo: boolean): Promise<number> {
   }
   const config = loadConfigFile(path);
   const logger = createLogger(logLevel());
-  const closers: Array<() => Promise<void>> = [];
+  const onStop = stopOnSignals();
   const running = await startControlPlane(config, logger, str(values, 'listen'));
-  closers.push(() => running.close());
+  onStop(() => running.close());
   const base = `http://${running.host}:${running.port}`;
   const out: string[] = [`EdgePurge control plane on ${base}  (API 3.0 at /, legacy v2 at /v2/index.php, web console at /console/)`, `config: ${path}`];
   if (writeDemo) {
     // The embedded default: every node of the config in this process, and the demo origin.
     if (config.demo) {
       const origin = await startDemoOrigin(splitHostPort(config.demo.origin), systemClock);
-      closers.push(() => origin.close());
+      onStop(() => origin.close());
       out.push(`demo origin on http://${config.demo.origin}`);
     }
     for (const n of config.nodes) {
@@ -76,7 +91,7 @@ async function serve(values: Values, writeDemo: boolean): Promise<number> {
         continue;
       }
       const edge = await startEdgeNode(config, n.id, logger, { controlPlane: base });
-      closers.push(() => edge.close());
+      onStop(() => edge.close());
       out.push(`edge node ${n.id} on http://${n.listen}`);
     }
   }
@@ -99,7 +114,6 @@ async function serve(values: Values, writeDemo: boolean): Promise<number> {
       `  curl -si -H 'Host: ${host}' http://${edge.listen}/hello.html | grep -i x-cache     # MISS again`,
     );
   }
-  stopOnSignals(() => Promise.all(closers.reverse().map((c) => c())));
   // DESIGN "Declarative configuration": the file is validated again and applied on SIGHUP; a bad
   // file is reported and the running configuration kept.
   process.on('SIGHUP', () => {
@@ -121,8 +135,9 @@ async function edge(values: Values): Promise<number> {
   const [config, node] = [str(values, 'config'), str(values, 'node')];
   if (!config || !node) throw new UsageError('edge needs --config FILE --node ID');
   const where = controlPlaneOf(values);
+  const onStop = stopOnSignals();
   const running = await startEdgeNode(loadConfigFile(resolve(config)), node, createLogger(logLevel()), where);
-  stopOnSignals(() => running.close());
+  onStop(() => running.close());
   process.stdout.write(`EdgePurge edge node ${running.node.id} on http://${running.listen.replace(/:\d+$/, '')}:${running.port}\n`);
   return -1;
 }
@@ -132,8 +147,9 @@ async function agent(values: Values): Promise<number> {
   if (!config || !node) throw new UsageError('agent needs --config FILE --node ID (or: agent vcl | agent nginx-conf)');
   const file = resolve(config);
   const where = controlPlaneOf(values);
+  const onStop = stopOnSignals();
   const running = await startAgent(loadConfigFile(file), node, createLogger(logLevel()), { baseDir: dirname(file), ...where });
-  stopOnSignals(() => running.close());
+  onStop(() => running.close());
   process.stdout.write(`EdgePurge agent for node ${running.node.id} (${running.driver.name}), applied seq ${running.target.appliedSeq}\n`);
   return -1;
 }
