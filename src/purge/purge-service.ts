@@ -3,7 +3,7 @@ import type { AccountConfig, ZoneConfig } from '../config/schema.ts';
 import type { Clock } from '../shared/clock.ts';
 import { ApiError, type ErrorCode } from '../shared/errors.ts';
 import { newJobId } from '../shared/ids.ts';
-import { DuplicateJobIdError, QuotaExceededError, type NewTask, type TaskStore } from '../store/task-store.ts';
+import { DuplicateJobIdError, QuotaExceededError, type NewTask, type TaskStore, type WebhookRouter } from '../store/task-store.ts';
 import type { Directory } from './directory.ts';
 import { quotaDay, quotaFor, units } from './quotas.ts';
 import { parseHostTarget, parseTagTarget, parseUrlTarget, type TargetErrors } from './targets.ts';
@@ -79,6 +79,10 @@ export interface PurgeServiceOptions {
   readonly timezone: string;
   /** Called after a job with fanned-out tasks is committed (wakes the log streams). */
   readonly onCommitted?: (lastSeq: number) => void;
+  /** The webhook subscriptions a job settled at creation (no task fanned out) is enqueued for, in its transaction. */
+  readonly webhooks?: WebhookRouter;
+  /** Called after a job settled at creation is committed with its outbox rows (wakes the webhook dispatcher). */
+  readonly onSettled?: () => void;
 }
 
 export class PurgeService {
@@ -188,9 +192,11 @@ export class PurgeService {
             tasks: planned,
           },
           { quotaType: req.type, day: quotaDay(now, this.#o.timezone), amount, daily: limit.daily },
+          this.#o.webhooks,
         );
         const last = tasks.reduce((m, t) => Math.max(m, t.seq ?? 0), 0);
         if (last > 0) this.#o.onCommitted?.(last);
+        if (!tasks.some((t) => t.status === 'processing')) this.#o.onSettled?.();
         return { jobId, failed: failedList, tasks };
       } catch (e) {
         if (e instanceof QuotaExceededError) {

@@ -174,6 +174,8 @@ export class ControlPlane {
       clock: this.#o.clock,
       timezone: config.server.timezone,
       onCommitted: (seq) => this.hub.notify(seq),
+      webhooks: (job) => this.#webhookRouter(job),
+      onSettled: () => this.webhooks.wake(),
     });
   }
 

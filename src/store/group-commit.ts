@@ -1,11 +1,13 @@
 // Group commit, what every backend shares: createJob calls queued in one batch and answered after its COMMIT.
 import type { TaskRecord } from '../purge/types.ts';
-import type { NewJob, QuotaCharge } from './task-store.ts';
+import type { NewJob, QuotaCharge, WebhookRouter } from './task-store.ts';
 
 /** A createJob call waiting for the batch that commits it. */
 export interface PendingJob {
   readonly job: NewJob;
   readonly charge: QuotaCharge;
+  /** Routes the event of a job settled at creation (TaskStore.createJob). */
+  readonly webhooks: WebhookRouter | undefined;
   readonly resolve: (r: { tasks: TaskRecord[] }) => void;
   readonly reject: (e: unknown) => void;
 }

@@ -22,9 +22,9 @@ const since = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9
  */
 export function instrumentStore(store: TaskStore, observer: StoreObserver): TaskStore {
   const observed: Partial<TaskStore> = {
-    async createJob(job: NewJob, charge: QuotaCharge) {
+    async createJob(job: NewJob, charge: QuotaCharge, webhooks?: WebhookRouter) {
       const t0 = process.hrtime.bigint();
-      const result = await store.createJob(job, charge);
+      const result = await store.createJob(job, charge, webhooks);
       observer.written('create_job', since(t0));
       observer.jobCreated(job, charge, result.tasks);
       return result;

@@ -191,9 +191,11 @@ export interface TaskStore extends Partial<WebhookOutbox> {
   /**
    * Atomically charges the quota, inserts the job, its tasks and their purge-log entries
    * (gap-free sequence numbers, in task order). Durable when it resolves (DESIGN invariant 1).
-   * Throws QuotaExceededError / DuplicateJobIdError and writes nothing.
+   * Throws QuotaExceededError / DuplicateJobIdError and writes nothing. With `webhooks` (stores with the
+   * WebhookOutbox capability), a job none of whose tasks is processing (settled at creation) gets its
+   * outbox rows in the same transaction, as updateTasks gives a job it settles.
    */
-  createJob(job: NewJob, charge: QuotaCharge): Promise<{ tasks: TaskRecord[] }>;
+  createJob(job: NewJob, charge: QuotaCharge, webhooks?: WebhookRouter): Promise<{ tasks: TaskRecord[] }>;
 
   // Reads. Each is scoped by app (DESIGN invariant 7) and its cost is bounded by an index range of that
   // app (its rows in the query's time range at most), never by the size of the whole store; a backend

@@ -1,11 +1,26 @@
 // The webhook outbox's rows as both stores read them, and the event a settled job raises.
 import type { WebhookEvent } from '../purge/types.ts';
-import type { WebhookDelivery, WebhookDeliveryStatus } from './task-store.ts';
+import { newEventId } from '../shared/ids.ts';
+import type { NewJob, WebhookDelivery, WebhookDeliveryStatus, WebhookRouter } from './task-store.ts';
 
 /** The event of a job none of whose tasks is processing: failed beats timeout beats succeeded. */
 export function settledEvent(counts: { readonly failed: number; readonly timeout: number }): WebhookEvent {
   if (counts.failed > 0) return 'job.failed';
   return counts.timeout > 0 ? 'job.timeout' : 'job.succeeded';
+}
+
+/** An outbox row to insert: [event_id, app_id, job_id, url, event, created_at (= first next_at)]. */
+export type NewDelivery = [string, number, string, string, WebhookEvent, number];
+
+/**
+ * The outbox rows of a job that createJob settles whole (no task processing: no edge node serves its
+ * hosts), for the job's transaction; [] when any task still waits for a node (updateTasks raises it then).
+ */
+export function settledAtCreation(job: NewJob, webhooks: WebhookRouter | undefined): NewDelivery[] {
+  if (!webhooks || job.tasks.some((t) => t.status === 'processing')) return [];
+  const count = (s: string): number => job.tasks.filter((t) => t.status === s).length;
+  const event = settledEvent({ failed: count('failed'), timeout: count('timeout') });
+  return webhooks({ appId: job.appId, jobId: job.jobId, event }).map((url) => [newEventId(), job.appId, job.jobId, url, event, job.createdAt]);
 }
 
 export const DELIVERY_COLS =

@@ -836,6 +836,38 @@ export function describeTaskStoreConformance(name: string, makeStore: MakeStore,
         assert.deepEqual((await o.webhookDeliveries({ limit: 10 })).map((d) => d.jobId).sort(), [f[0]!.jobId, tm[0]!.jobId].sort());
       });
 
+      it('createJob enqueues, in its transaction, the job it settles at creation; not a job with a task to fan out, nor a refused one', async (t) => {
+        const store = await open(t);
+        const o = outbox(store);
+        const seen: string[] = [];
+        const router = (j: { jobId: string; event: string }) => (seen.push(`${j.jobId} ${j.event}`), [URL_A, URL_B]);
+        const settledTask = (url: string) => task(url, { fanOut: false, status: 'success' });
+        const settled = job([settledTask('https://a.example.com/s1'), settledTask('https://a.example.com/s2')], { createdAt: T0 + 7 });
+        const mixed = job([settledTask('https://a.example.com/m1'), task('https://a.example.com/m2')]);
+        const quiet = job([settledTask('https://a.example.com/q1')]);
+        // One group-commit batch: both stores admit these in one transaction.
+        await Promise.all([
+          store.createJob(settled, charge({ amount: 2 }), router),
+          store.createJob(mixed, charge({ amount: 2 }), router),
+          store.createJob(quiet, charge({ amount: 1 })),
+        ]);
+        assert.deepEqual(seen, [`${settled.jobId} job.succeeded`], 'only the settled job is routed');
+        const log = await o.webhookDeliveries({ jobId: settled.jobId, limit: 10 });
+        assert.deepEqual(log.map((d) => [d.url, d.event, d.status, d.createdAt, d.nextAt]).sort(), [
+          [URL_A, 'job.succeeded', 'pending', T0 + 7, T0 + 7],
+          [URL_B, 'job.succeeded', 'pending', T0 + 7, T0 + 7],
+        ]);
+        assert.equal(await o.webhookOutboxDepth(), 2);
+        // A job refused (quota) writes no outbox row either.
+        const refused = job([settledTask('https://a.example.com/r1')]);
+        await assert.rejects(store.createJob(refused, charge({ amount: 1, daily: 1 }), router), QuotaExceededError);
+        assert.deepEqual(await o.webhookDeliveries({ jobId: refused.jobId, limit: 10 }), []);
+        // The mixed job raises its event when its processing task settles, as before.
+        const [, pending] = await store.jobTasks(APP, mixed.jobId);
+        await store.updateTasks([{ taskId: pending!.id, status: 'success' }], T0 + 9, router);
+        assert.equal((await o.webhookDeliveries({ jobId: mixed.jobId, limit: 10 })).length, 2);
+      });
+
       it('claims due rows once until the hold lapses; attempts retry, deliver or fail; the log is scoped and newest first', async (t) => {
         const store = await open(t);
         const o = outbox(store);

@@ -183,6 +183,21 @@ describe('completion webhooks (SQLite)', () => {
     assert.deepEqual(await deliveries(s.store, ok), []);
   });
 
+  test('a job settled at creation (no edge node serves its host) is delivered too, once', async (t) => {
+    const receiver = await startReceiver(t);
+    const s = await setup(t, receiver);
+    const jobId = await purge(s, `http://${ACME.host3}/nobody.js`, ACME, ACME.zoneId2);
+    assert.deepEqual((await s.store.jobTasks(ACME.appId, jobId)).map((x) => x.status), ['success'], 'settled when created');
+    // Committed with the job: the outbox row is there as soon as CreatePurgeTask answered.
+    assert.equal((await deliveries(s.store, jobId)).length, 1);
+    await until('the delivery', () => receiver.received.length >= 1 || undefined, 15_000);
+    const r = receiver.received[0]!;
+    assert.deepEqual([r.json.job.JobId, r.json.event, r.json.summary.tasks], [jobId, 'job.succeeded', { success: 1 }]);
+    assert.ok(documentedVerifier()(r.raw, r.headers['edgepurge-signature'] as string, SECRET));
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(receiver.received.length, 1, 'exactly one delivery');
+  });
+
   test('a receiver that never answers does not slow CreatePurgeTask; its deliveries wait in the outbox', async (t) => {
     const receiver = await startReceiver(t);
     receiver.answer = hang;
@@ -294,10 +309,14 @@ describe('completion webhooks (PostgreSQL)', { skip: pgSkip }, () => {
     await runNodeAsEdge(t, input, 'edge-a', s.url);
     const ok = await purge(s, `http://${ACME.host}/pg.js`);
     const slow = await purge(s, `http://${ACME.host2}/pg.js`);
-    await until('two deliveries', () => receiver.received.length >= 2 || undefined, 15_000);
-    assert.deepEqual(new Map(receiver.received.map((r) => [r.json.job.JobId, r.json.event])), new Map([[ok, 'job.succeeded'], [slow, 'job.timeout']]));
+    const atOnce = await purge(s, `http://${ACME.host3}/pg.js`, ACME, ACME.zoneId2); // settled at creation
+    await until('three deliveries', () => receiver.received.length >= 3 || undefined, 15_000);
+    assert.deepEqual(
+      new Map(receiver.received.map((r) => [r.json.job.JobId, r.json.event])),
+      new Map([[ok, 'job.succeeded'], [slow, 'job.timeout'], [atOnce, 'job.succeeded']]),
+    );
     assert.ok(documentedVerifier()(receiver.received[0]!.raw, receiver.received[0]!.headers['edgepurge-signature'] as string, SECRET));
     await until('recorded', async () => ((await store.webhookOutboxDepth()) === 0 ? true : undefined));
-    assert.equal(receiver.received.length, 2);
+    assert.equal(receiver.received.length, 3);
   });
 });

@@ -22,7 +22,7 @@ import { isRefreshType, jobRecordId, RANDOM_RECORD_ID_LIMIT } from '../refresh-r
 import { TASK_COLS, toJob, toTask, type JobRow, type TaskRow } from '../store-rows.ts';
 import { DuplicateJobIdError, QuotaExceededError } from '../task-store.ts';
 import { newEventId } from '../../shared/ids.ts';
-import { clipError, DELIVERY_COLS, settledEvent, toDelivery, type DeliveryRow } from '../webhook-rows.ts';
+import { clipError, DELIVERY_COLS, settledAtCreation, settledEvent, toDelivery, type DeliveryRow, type NewDelivery } from '../webhook-rows.ts';
 import type {
   NewJob, NodeAck, NodeProgress, NodeReport, NodeReportInput, NodeReportOutcome, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
   WebhookAttempt, WebhookDelivery, WebhookOutbox, WebhookRouter,
@@ -191,13 +191,13 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
 
   // --- createJob: group commit ---
 
-  createJob(job: NewJob, charge: QuotaCharge): Promise<{ tasks: TaskRecord[] }> {
+  createJob(job: NewJob, charge: QuotaCharge, webhooks?: WebhookRouter): Promise<{ tasks: TaskRecord[] }> {
     return new Promise((resolve, reject) => {
       if (!this.#pool || this.#closed) {
         reject(new Error('PostgresTaskStore is not started (call start() first) or was closed'));
         return;
       }
-      this.#pending.push({ job, charge, resolve, reject });
+      this.#pending.push({ job, charge, webhooks, resolve, reject });
       // Jobs submitted while a batch commits form the next batch.
       this.#flushing ??= new Promise<void>((r) => setImmediate(r)).then(() => this.#flush());
     });
@@ -357,6 +357,7 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
       }
     }
     await this.#insertRefreshRecords(client, records);
+    await this.#insertDeliveries(client, admitted.flatMap((p) => settledAtCreation(p.job, p.webhooks)));
 
     // 4. The serialized part: counter, tasks, hosts, log entries and the NOTIFY, in one statement.
     const base = (
@@ -670,20 +671,24 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
        FROM tasks WHERE job_id = ANY($1::text[]) GROUP BY job_id, app_id`,
       [changed.map((r) => r.job_id)],
     );
-    const rows: Array<[string, number, string, string, string]> = [];
+    const rows: NewDelivery[] = [];
     for (const j of jobs) {
       if (Number(j.p) > 0) continue;
       const event = settledEvent({ failed: Number(j.f), timeout: Number(j.t) });
-      for (const url of webhooks({ appId: Number(j.app_id), jobId: j.job_id, event })) rows.push([newEventId(), Number(j.app_id), j.job_id, url, event]);
+      for (const url of webhooks({ appId: Number(j.app_id), jobId: j.job_id, event })) rows.push([newEventId(), Number(j.app_id), j.job_id, url, event, at]);
     }
-    if (rows.length > 0) {
-      await db.query(
-        `INSERT INTO webhook_deliveries (event_id, app_id, job_id, url, event, created_at, status, next_at)
-         SELECT r->>0, (r->>1)::bigint, r->>2, r->>3, r->>4, $2, 'pending', $2 FROM jsonb_array_elements($1::jsonb) AS r
-         ON CONFLICT (job_id, url) DO NOTHING`,
-        [JSON.stringify(rows), at],
-      );
-    }
+    await this.#insertDeliveries(db, rows);
+  }
+
+  /** Pending outbox rows, due at once, in the caller's transaction; a second one for the same (job, URL) is dropped. */
+  async #insertDeliveries(db: Pick<PoolClient, 'query'>, rows: readonly NewDelivery[]): Promise<void> {
+    if (rows.length === 0) return;
+    await db.query(
+      `INSERT INTO webhook_deliveries (event_id, app_id, job_id, url, event, created_at, status, next_at)
+       SELECT r->>0, (r->>1)::bigint, r->>2, r->>3, r->>4, (r->>5)::bigint, 'pending', (r->>5)::bigint FROM jsonb_array_elements($1::jsonb) AS r
+       ON CONFLICT (job_id, url) DO NOTHING`,
+      [JSON.stringify(rows)],
+    );
   }
 
   // --- webhook outbox (WebhookOutbox) ---

@@ -14,7 +14,7 @@ import type {
   WebhookAttempt, WebhookDelivery, WebhookOutbox, WebhookRouter,
 } from '../task-store.ts';
 import { newEventId } from '../../shared/ids.ts';
-import { clipError, DELIVERY_COLS, settledEvent, toDelivery, type DeliveryRow } from '../webhook-rows.ts';
+import { clipError, DELIVERY_COLS, settledAtCreation, settledEvent, toDelivery, type DeliveryRow, type NewDelivery } from '../webhook-rows.ts';
 import { LATEST_VERSION, migrate } from './migrations.ts';
 import { SqliteCheckpointer } from './sqlite-checkpointer.ts';
 import { SqliteReadPool } from './sqlite-read-pool.ts';
@@ -190,9 +190,9 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
    * fail half-way for any other reason, the whole batch rolls back and runs again with one SAVEPOINT
    * per job, so that job alone fails.
    */
-  createJob(job: NewJob, charge: QuotaCharge): Promise<{ tasks: TaskRecord[] }> {
+  createJob(job: NewJob, charge: QuotaCharge, webhooks?: WebhookRouter): Promise<{ tasks: TaskRecord[] }> {
     return new Promise((resolve, reject) => {
-      this.#pendingJobs.push({ job, charge, resolve, reject });
+      this.#pendingJobs.push({ job, charge, webhooks, resolve, reject });
       if (this.#pendingJobs.length === 1) setImmediate(() => this.#commitPendingJobs());
     });
   }
@@ -204,14 +204,14 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     void settleBatch(batch, async () => {
       let outcomes: JobOutcome[];
       try {
-        outcomes = this.#write(() => batch.map((p) => this.#admitJob(p.job, p.charge)));
+        outcomes = this.#write(() => batch.map((p) => this.#admitJob(p)));
       } catch {
         const db = this.#open();
         outcomes = this.#write(() =>
           batch.map((p) => {
             db.exec('SAVEPOINT job');
             try {
-              const o = this.#admitJob(p.job, p.charge);
+              const o = this.#admitJob(p);
               db.exec('RELEASE job');
               return o;
             } catch (error) {
@@ -232,7 +232,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
    * One job of a batch: its quota checked, then its rows written. A refusal (quota, duplicate id) is
    * decided before the first write, so it leaves nothing behind; anything else thrown may have.
    */
-  #admitJob(job: NewJob, charge: QuotaCharge): JobOutcome {
+  #admitJob({ job, charge, webhooks }: PendingJob): JobOutcome {
     const used = this.#quotaUsed(job.appId, charge.quotaType, charge.day);
     if (used + charge.amount > charge.daily) return { ok: false, error: new QuotaExceededError(used) };
     let tasks: TaskRecord[];
@@ -246,6 +246,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
       `INSERT INTO quota_usage (app_id, quota_type, day, used) VALUES (?, ?, ?, ?)
        ON CONFLICT (app_id, quota_type, day) DO UPDATE SET used = used + excluded.used`,
     ).run(job.appId, charge.quotaType, charge.day, charge.amount);
+    for (const d of settledAtCreation(job, webhooks)) this.#insertDelivery(d);
     return { ok: true, tasks };
   }
 
@@ -480,16 +481,20 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
       `SELECT app_id, sum(status = 'processing') AS p, sum(status = 'failed') AS f, sum(status = 'timeout') AS t
        FROM tasks WHERE job_id = ? GROUP BY app_id`,
     );
-    const insert = this.#stmt(
-      `INSERT INTO webhook_deliveries (event_id, app_id, job_id, url, event, created_at, status, next_at)
-       VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT (job_id, url) DO NOTHING`,
-    );
     for (const jobId of jobIds) {
       const c = counts.get(jobId) as { app_id: number; p: number; f: number; t: number } | undefined;
       if (!c || c.p > 0) continue;
       const event = settledEvent({ failed: c.f, timeout: c.t });
-      for (const url of webhooks({ appId: c.app_id, jobId, event })) insert.run(newEventId(), c.app_id, jobId, url, event, at, at);
+      for (const url of webhooks({ appId: c.app_id, jobId, event })) this.#insertDelivery([newEventId(), c.app_id, jobId, url, event, at]);
     }
+  }
+
+  /** Caller holds the write transaction: one pending outbox row, due at once; a second one for the same (job, URL) is dropped. */
+  #insertDelivery([eventId, appId, jobId, url, event, at]: NewDelivery): void {
+    this.#stmt(
+      `INSERT INTO webhook_deliveries (event_id, app_id, job_id, url, event, created_at, status, next_at)
+       VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT (job_id, url) DO NOTHING`,
+    ).run(eventId, appId, jobId, url, event, at, at);
   }
 
   // --- webhook outbox (WebhookOutbox) ---
