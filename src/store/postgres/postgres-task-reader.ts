@@ -74,6 +74,12 @@ const WINDOW_MS = 3_600_000;
 /** A fuzzy-target query, answered window by window (#listByWindows). */
 const windowed = (q: TaskQuery): boolean => q.targetContains !== undefined && q.jobId === undefined && q.target === undefined;
 
+/**
+ * `n` rounded up to a power of two (at least 32), written into the statement as a literal: the planner
+ * sees how far a page reaches, and a shape has a few dozen statement texts at most, not one per offset.
+ */
+const reach = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(32, n)));
+
 const isEmptyList = (l: readonly unknown[] | undefined): boolean => l !== undefined && l.length === 0;
 
 const page = (limit: number, offset: number): { limit: number; offset: number } => ({
@@ -258,9 +264,13 @@ export class PostgresTaskReader {
     const cap = offset + limit + COUNT_AHEAD;
     const ids = `SELECT ${src.distinct ? 'DISTINCT ' : ''}${src.id} AS id, ${src.ts} AS ts FROM ${src.from} WHERE ${where}`;
     const pageOf = (from: string): string =>
+      // The first `reach` matches newest first, then the page among them. `reach` is a literal: a generic plan
+      // takes a LIMIT placeholder for 10 % of the rows, and sorts the whole account's entries (seconds at
+      // 10M) instead of walking the days' time indexes newest first and stopping.
       // Each page row fetched by its id from the one partition its time names: a lateral probe per row (the
       // LIMIT keeps the planner from turning it into a hash join over every day when its estimates are off).
-      `SELECT pr.* FROM (SELECT id, ts FROM (${from}) i ORDER BY ts DESC, id DESC LIMIT ${p.add(limit)} OFFSET ${p.add(offset)}) k` +
+      `SELECT pr.* FROM (SELECT id, ts FROM (SELECT id, ts FROM (${from}) i ORDER BY ts DESC, id DESC LIMIT ${reach(offset + limit)}) w` +
+      ` ORDER BY ts DESC, id DESC LIMIT ${p.add(limit)} OFFSET ${p.add(offset)}) k` +
       ` CROSS JOIN LATERAL (SELECT ${taskCols('r')} FROM tasks r WHERE r.id = k.id AND r.created_at = k.ts LIMIT 1) pr`;
     const tail = ' ORDER BY p.created_at DESC, p.id DESC';
     if (src.onePass) {
