@@ -1,6 +1,7 @@
 // The control plane's side of the fan-out: streams the ordered purge log to edge nodes, takes their
 // acks (which also renew their leases), and derives every task's status from them (DESIGN 2-4).
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { fencesItself, type Config, type NodeConfig } from '../config/schema.ts';
@@ -11,7 +12,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { NodeAck, NodeReport, NodeReportInput, NodeReportOutcome, TaskStore, TaskUpdate, WebhookRouter } from '../store/task-store.ts';
 import { LogTail, tailEntry, type TailEntry } from './log-tail.ts';
 import {
-  ackRequestSchema, type AckRequest, type AckResponse, type IgnoredReason, type ReportIgnoredReason, type StreamLine, type TaskResult,
+  ACK_CHANNEL_PROTOCOL, MAX_CHANNEL_PENDING, ackRequestSchema, type AckRequest, type AckResponse, type IgnoredReason, type ReportIgnoredReason, type StreamLine, type TaskResult,
 } from './wire.ts';
 
 export interface FanoutHubOptions {
@@ -225,6 +226,8 @@ export class FanoutHub {
    * claims entries it cannot have applied. Absent until the node's first stream in this process.
    */
   readonly #sent = new Map<string, number>();
+  /** Open ack channels (upgraded sockets) and the node each one authenticated as. */
+  readonly #channels = new Map<Duplex, string>();
   /** Open streams and the node each one serves. */
   readonly #streams = new Map<ServerResponse, string>();
   /** Per node: the last refused ack or broken stream (NodeStatus.lastError). */
@@ -290,6 +293,8 @@ export class FanoutHub {
       }
       this.#sent.delete(id);
       for (const [res, nodeId] of this.#streams) if (nodeId === id) res.end();
+      // A channel was authenticated once, under the old entry (perhaps the old token): it must not outlive it.
+      for (const [socket, nodeId] of this.#channels) if (nodeId === id) socket.destroy();
     }
     this.settle();
   }
@@ -332,6 +337,8 @@ export class FanoutHub {
     clearInterval(this.#timer);
     this.#wakeStreams();
     for (const res of this.#streams.keys()) res.end();
+    // Lines in flight are answered once their batch commits (below); the sockets end after that.
+    for (const socket of this.#channels.keys()) socket.end();
     // Acks already taken are committed and answered, not dropped.
     clearTimeout(this.#flushTimer);
     await this.#exclusive(() => this.#flushAcks());
@@ -380,6 +387,8 @@ export class FanoutHub {
     /** Entries the shared log tail holds (bounded by its capacity). */
     tailEntries: number;
     queuedAcks: number;
+    /** Open ack channels. */
+    ackChannels: number;
   } {
     let awaitedResults = 0;
     for (const m of this.#awaiting.values()) awaitedResults += m.size;
@@ -387,7 +396,7 @@ export class FanoutHub {
     for (const m of this.#unreported.values()) awaitedReports += m.size;
     return {
       awaitedResults, awaitedReports, outcomes: this.#prefetch.size, settledOutcomes: this.#settledPrefetch.size, nodes: this.#progress.size, streams: this.#streams.size,
-      waitingStreams: this.#waiters.size, tailEntries: this.#tail.size, queuedAcks: this.#ackQueue.length,
+      waitingStreams: this.#waiters.size, tailEntries: this.#tail.size, queuedAcks: this.#ackQueue.length, ackChannels: this.#channels.size,
     };
   }
 
@@ -597,20 +606,26 @@ export class FanoutHub {
       }
       chunks.push(c);
     }
-    // The whole body is validated before anything is written (hardening issue 2: `{"seq":0,"results":[null]}`
-    // used to record the ack, then fail on the null with a 500).
+    const answer = await this.#takeAck(node, Buffer.concat(chunks).toString('utf8'));
+    if ('error' in answer) refuse(res, 400, answer.error);
+    else reply(res, 200, answer);
+  }
+
+  /**
+   * One ack, as the text of its JSON body (POST /edge/v1/ack, or one line of an ack channel): validated
+   * whole before anything is written (hardening issue 2: `{"seq":0,"results":[null]}` used to record the
+   * ack, then fail on the null with a 500), then queued for the next batch commit and answered once it
+   * is durable. Rejects only when the store fails.
+   */
+  async #takeAck(node: NodeConfig, text: string): Promise<AckResponse | { error: string }> {
     let json: unknown;
     try {
-      json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      json = JSON.parse(text);
     } catch {
-      refuse(res, 400, 'ack body is not JSON: send {"seq": N, "results"?: [{"taskId", "ok", "failType"?, "failMessage"?}], "driver"?: NAME, "reports"?: [{"seq", "taskId", "executedAs", "matched"?, "note"?}]}');
-      return;
+      return { error: 'ack body is not JSON: send {"seq": N, "results"?: [{"taskId", "ok", "failType"?, "failMessage"?}], "driver"?: NAME, "reports"?: [{"seq", "taskId", "executedAs", "matched"?, "note"?}]}' };
     }
     const parsed = ackRequestSchema.safeParse(json);
-    if (!parsed.success) {
-      refuse(res, 400, `invalid ack: ${describeIssues(parsed.error)}`);
-      return;
-    }
+    if (!parsed.success) return { error: `invalid ack: ${describeIssues(parsed.error)}` };
     const body = parsed.data;
     const { store, clock } = this.#o;
     const lastSeq = await store.lastSeq();
@@ -620,7 +635,7 @@ export class FanoutHub {
     const seq = Math.min(body.seq, lastSeq, this.#sent.get(node.id) ?? known);
     // Persisted before answering, with the reports, in the batch's one transaction: a restarted control
     // plane must not think a lease ended earlier than it did.
-    const answer = await new Promise<AckResponse>((resolve, reject) => {
+    return new Promise<AckResponse>((resolve, reject) => {
       this.#ackQueue.push({ node, body, seq, at: clock.now(), lastSeq, resolve, reject });
       if (this.#flushTimer === undefined) {
         this.#flushTimer = setTimeout(() => {
@@ -629,7 +644,79 @@ export class FanoutHub {
         }, this.#o.ackLingerMs ?? 2);
       }
     });
-    reply(res, 200, answer);
+  }
+
+  /**
+   * `GET /edge/v1/acks` with `Upgrade: edgepurge-acks` (the server's 'upgrade' event): a node's ack channel.
+   * Authenticated once, as the HTTP routes are; then the node writes one AckRequest per line and reads one
+   * answer per line, in the same order: an AckResponse, or `{"error"}` for a line refused as POST
+   * /edge/v1/ack would refuse its body (400: nothing changed, the channel stays open). It spares each ack
+   * an HTTP request (headers, token check, a response head): the cost that grew with the fleet (issue 11).
+   * Refusals before the switch answer as the HTTP routes do, then close. Returns false when the request is
+   * not for the hub.
+   */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const url = URL.parse(req.url ?? '/', 'http://x');
+    if (!url?.pathname.startsWith('/edge/v1/')) return false;
+    const fail = (status: number, text: string, error: string, extra = '') => {
+      const body = JSON.stringify({ error });
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nConnection: close\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      return true;
+    };
+    const node = this.#authenticate(req);
+    if (!node) return fail(401, 'Unauthorized', 'unknown node or bad token: send X-Edge-Node: <id> and Authorization: Bearer <token> as configured', 'WWW-Authenticate: Bearer\r\n');
+    if (url.pathname !== '/edge/v1/acks' || String(req.headers.upgrade).toLowerCase() !== ACK_CHANNEL_PROTOCOL) {
+      return fail(404, 'Not Found', `no such edge upgrade: GET /edge/v1/acks with Upgrade: ${ACK_CHANNEL_PROTOCOL}`);
+    }
+    if (req.method !== 'GET') return fail(405, 'Method Not Allowed', '/edge/v1/acks takes GET', 'Allow: GET\r\n');
+    if (this.#closed) return fail(503, 'Service Unavailable', 'the control plane is shutting down');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${ACK_CHANNEL_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n`);
+    if ('setNoDelay' in socket && typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
+    this.#channels.set(socket, node.id);
+    // A node acks at least every quarter lease; a channel silent for two leases is gone (no HTTP timeout covers it).
+    if ('setTimeout' in socket && typeof socket.setTimeout === 'function') socket.setTimeout(2 * this.#leaseMs + 10_000, () => socket.destroy());
+    let buf = '';
+    let pending = 0;
+    /** Answers go out in line order: each waits for the one before. */
+    let answered: Promise<void> = Promise.resolve();
+    socket.on('error', () => {});
+    socket.on('close', () => this.#channels.delete(socket));
+    // The HTTP server's sockets allow half-open: a node that hung up would otherwise hold its socket forever.
+    socket.on('end', () => socket.end());
+    const onData = (chunk: Buffer | string) => {
+      buf += typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+      for (let nl = buf.indexOf('\n'); nl !== -1; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.trim() === '') continue;
+        pending++;
+        // A node that does not read its answers is not read either (bounded memory per channel).
+        if (pending >= MAX_CHANNEL_PENDING) socket.pause();
+        const taken = this.#closed ? Promise.resolve({ error: 'the control plane is shutting down' }) : this.#takeAck(node, line);
+        answered = answered.then(async () => {
+          let out: AckResponse | { error: string };
+          try {
+            out = await taken;
+          } catch (e) {
+            // Only the store can fail here; the node retries on a new channel.
+            this.#o.logger.error('edge ack failed', { node: node.id, error: e });
+            socket.destroy();
+            return;
+          }
+          if ('error' in out) this.#noteLinkError(node.id, 'ack refused (400 on the ack channel)');
+          socket.write(`${JSON.stringify(out)}\n`);
+          if (--pending < MAX_CHANNEL_PENDING && socket.isPaused()) socket.resume();
+        });
+      }
+      if (buf.length > MAX_ACK_BYTES) {
+        socket.end(`${JSON.stringify({ error: `ack line over ${MAX_ACK_BYTES} bytes` })}\n`);
+        socket.off('data', onData);
+        buf = '';
+      }
+    };
+    if (head.length) onData(head);
+    socket.on('data', onData);
+    return true;
   }
 
   /** Runs `fn` after every settle pass and ack batch queued before it (see #lane). */

@@ -7,6 +7,11 @@ import { EXECUTED_AS, type ExecutedAs } from '../purge/types.ts';
 //      → application/x-ndjson, one StreamLine per line, for as long as the connection lives.
 // POST /edge/v1/ack  AckRequest → AckResponse   (also renews the node's lease, DESIGN invariant 4; it
 //      also carries the node's driver name and what its cache executed per purge entry, issue 8)
+// GET  /edge/v1/acks with `Connection: Upgrade`, `Upgrade: edgepurge-acks` → 101, then the same socket
+//      carries AckRequests one per line (node → control plane) and their answers one per line, in order
+//      (an AckResponse, or {"error"} for a line POST /edge/v1/ack would refuse with 400). One token check
+//      per channel instead of one HTTP request per ack; a control plane without it answers 404 and the
+//      node posts its acks as before.
 // Nodes authenticate with `Authorization: Bearer <token>` and `X-Edge-Node: <id>`. Refusals answer
 // `{"error": "..."}` with 400 (bad input), 401 (unknown node or bad token), 404, 405 or 413, and
 // change nothing.
@@ -34,6 +39,11 @@ export type StreamLine =
 /** FailType values of EdgeOne tasks (TENCENT-API §4.2 `FailType`, shared by DescribePrefetchTasks): what a tenant sees. */
 export const FAIL_TYPES = ['taskFailed', 'quotaExceeded', 'downloadManifestFailed', 'accessDenied', 'originPullFailed'] as const;
 export type FailType = (typeof FAIL_TYPES)[number];
+
+/** The Upgrade token of the ack channel. */
+export const ACK_CHANNEL_PROTOCOL = 'edgepurge-acks';
+/** Lines a channel may have unanswered before the control plane stops reading it. */
+export const MAX_CHANNEL_PENDING = 64;
 
 /** At most this many results per ack: an agent with more sends them over several acks. */
 export const MAX_ACK_RESULTS = 1000;

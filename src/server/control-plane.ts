@@ -154,6 +154,10 @@ export class ControlPlane {
       });
     });
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(err, socket));
+    // The edge ack channel (FanoutHub.upgrade); any other upgrade is refused.
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (!this.hub.upgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    });
     this.connections = guardConnections(this.#server, () => this.#o.config.server.connections);
     // Keep-alive clients reuse sockets across many calls (the benchmark, the SDKs' agents).
     this.#server.keepAliveTimeout = 65_000;

@@ -64,7 +64,7 @@ test('outcomes of settled prefetches are kept up to a count and for twice the de
   assert.equal(r.json.ignored, undefined);
   await until('all failed', async () => (await store.jobTasks(ACME.appId, 'job1')).every((x) => x.status === 'failed'));
   const { waitingStreams: _, ...held } = hub.memory();
-  assert.deepEqual(held, { awaitedResults: 0, awaitedReports: 0, outcomes: 0, settledOutcomes: 3, nodes: 1, streams: 1, tailEntries: 5, queuedAcks: 0 });
+  assert.deepEqual(held, { awaitedResults: 0, awaitedReports: 0, outcomes: 0, settledOutcomes: 3, nodes: 1, streams: 1, tailEntries: 5, queuedAcks: 0, ackChannels: 0 });
   // An evicted outcome still shows the node that failed the task, from the task's own FailMessage.
   for (const task of await store.jobTasks(ACME.appId, 'job1')) {
     assert.deepEqual(
