@@ -2,6 +2,7 @@
 // an EdgeTarget (the built-in cache, or a driver for another cache), acks, and keeps the lease.
 import { request, type IncomingMessage } from 'node:http';
 import type { Clock } from '../shared/clock.ts';
+import { AckChannel, AckChannelUnsupported } from './ack-channel.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { ExecutedAs } from '../purge/types.ts';
 import {
@@ -102,6 +103,10 @@ export class EdgeAgent {
   #failovers = 0;
   /** Aborted when the stream ends: an ack stuck on a dead replica must not hold back acks to the next one. */
   #ackAbort = new AbortController();
+  /** The ack channel to the replica streamed from (opened at the first ack, closed when the stream ends). */
+  #channel: { readonly url: string; readonly open: Promise<AckChannel> } | undefined;
+  /** Replicas that answered the channel's upgrade with 404 (older control planes): acks are posted to them. */
+  readonly #noChannel = new Set<string>();
 
   constructor(options: EdgeAgentOptions) {
     this.#o = options;
@@ -127,6 +132,7 @@ export class EdgeAgent {
     this.#res?.destroy();
     await this.#loop;
     await this.#acking;
+    this.#dropChannel();
     for (const w of this.#waiters) w();
     this.#waiters.clear();
   }
@@ -178,6 +184,7 @@ export class EdgeAgent {
       this.#connected = false;
       this.#ackAbort.abort();
       this.#ackAbort = new AbortController();
+      this.#dropChannel();
       if (this.#closed) break;
       failed++;
       this.#current = (this.#current + 1) % this.#urls.length;
@@ -347,7 +354,7 @@ export class EdgeAgent {
     try {
       const body: AckRequest = { seq, results, driver: target.driver, ...(reports.length ? { reports } : {}) };
       // To the replica streamed from: it knows what it streamed (reports, prefetch results).
-      reply = await postJson<AckResponse>(new URL('/edge/v1/ack', this.controlPlane), this.#headers(), body, AbortSignal.any([this.#abort.signal, this.#ackAbort.signal]));
+      reply = await this.#sendAck(body);
     } catch (e) {
       this.#results = [...results, ...this.#results];
       this.#reports = [...reports, ...this.#reports];
@@ -380,6 +387,46 @@ export class EdgeAgent {
     for (const w of this.#waiters) w();
     this.#waiters.clear();
     if (target.appliedSeq > seq || this.#results.length || this.#reports.length) this.#ackAgain = true;
+  }
+
+  /**
+   * One ack, over the channel to the replica streamed from (one connection and token check for all acks,
+   * issue 11), or posted when that replica has no channel (an older control plane answers 404).
+   */
+  async #sendAck(body: AckRequest): Promise<AckResponse> {
+    const url = this.controlPlane;
+    const signal = AbortSignal.any([this.#abort.signal, this.#ackAbort.signal]);
+    if (!this.#noChannel.has(url)) {
+      if (this.#channel?.url !== url) {
+        this.#dropChannel();
+        this.#channel = { url, open: AckChannel.open(url, this.#headers(), signal) };
+      }
+      const entry = this.#channel;
+      let channel: AckChannel;
+      try {
+        channel = await entry.open;
+      } catch (e) {
+        if (this.#channel === entry) this.#channel = undefined;
+        if (!(e instanceof AckChannelUnsupported)) throw e;
+        this.#o.logger.info('control plane has no ack channel; posting acks', { node: this.#o.nodeId, controlPlane: url });
+        this.#noChannel.add(url);
+        return this.#sendAck(body);
+      }
+      try {
+        return await channel.send(body);
+      } catch (e) {
+        // Lost, timed out or refused: the next ack opens a new channel (a refusal changed nothing).
+        if (this.#channel === entry) this.#dropChannel();
+        throw e;
+      }
+    }
+    return postJson<AckResponse>(new URL('/edge/v1/ack', url), this.#headers(), body, signal);
+  }
+
+  #dropChannel(): void {
+    const c = this.#channel;
+    this.#channel = undefined;
+    c?.open.then((ch) => ch.close(), () => {});
   }
 }
 
