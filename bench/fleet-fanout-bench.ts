@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { BENCH_CREDENTIAL, signedRequest } from './api-bench.ts';
 import type { LoadRequest } from './load.ts';
-import { BenchChild } from './processes.ts';
+import { BenchChild, type AckVia } from './processes.ts';
 import { median, quantile } from './stats.ts';
 
 const ZONE = 'zone-fleetbench';
@@ -26,6 +26,8 @@ export interface FleetFanoutOptions {
   /** CPUs for the control plane and for the nodes' processes (Linux taskset). */
   readonly serverCpu?: number;
   readonly nodesCpu?: number;
+  /** How the nodes ack (default: their ack channels). */
+  readonly ackVia?: AckVia;
 }
 
 export interface FleetFanoutResult {
@@ -90,6 +92,8 @@ export async function runFleetFanoutBench(o: FleetFanoutOptions): Promise<FleetF
       },
     },
     o.serverCpu,
+    // Flags for the control plane only, e.g. EDGEPURGE_BENCH_CP_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
+    process.env.EDGEPURGE_BENCH_CP_FLAGS?.split(' ').filter(Boolean) ?? [],
   );
   const port = cp.port;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
@@ -98,7 +102,7 @@ export async function runFleetFanoutBench(o: FleetFanoutOptions): Promise<FleetF
   try {
     for (let p = 0; p < procs; p++) {
       const mine = nodes.filter((_, i) => i % procs === p);
-      if (mine.length) sims.push(await BenchChild.start({ role: 'sim-nodes', controlPlane: `http://127.0.0.1:${port}`, nodes: mine }, o.nodesCpu));
+      if (mine.length) sims.push(await BenchChild.start({ role: 'sim-nodes', controlPlane: `http://127.0.0.1:${port}`, nodes: mine, ackVia: o.ackVia ?? 'channel' }, o.nodesCpu));
     }
     // A settle anywhere is the cue to look (one purge is in flight at a time); a slow poll backs it up.
     let cue: (() => void) | undefined;
@@ -172,5 +176,7 @@ export async function runFleetFanoutBench(o: FleetFanoutOptions): Promise<FleetF
 
 if (import.meta.main) {
   // `node bench/fleet-fanout-bench.ts 100 500`: one run per fleet size, without the rest of `npm run bench`.
-  for (const n of process.argv.slice(2).map(Number)) console.log(JSON.stringify(await runFleetFanoutBench({ nodes: n, samples: 60, warmup: 5, serverCpu: 0, nodesCpu: 1 })));
+  // EDGEPURGE_BENCH_ACK_VIA=post: the nodes post each ack, as agents before the ack channel do.
+  const ackVia = process.env.EDGEPURGE_BENCH_ACK_VIA === 'post' ? 'post' : 'channel';
+  for (const n of process.argv.slice(2).map(Number)) console.log(JSON.stringify({ ackVia, ...(await runFleetFanoutBench({ nodes: n, samples: 60, warmup: 5, serverCpu: 0, nodesCpu: 1, ackVia })) }));
 }

@@ -11,6 +11,7 @@ import { parseConfig } from '../src/config/load.ts';
 import type { ConfigInput } from '../src/config/schema.ts';
 import { EdgeProxy, type EdgeDomain } from '../src/edge/edge-proxy.ts';
 import { EdgeAgent } from '../src/fanout/edge-agent.ts';
+import { AckChannel } from '../src/fanout/ack-channel.ts';
 import type { StreamLine } from '../src/fanout/wire.ts';
 import { systemClock } from '../src/shared/clock.ts';
 import { createLogger, silentLogger } from '../src/shared/logger.ts';
@@ -36,7 +37,10 @@ type Init =
   /** A bare node:http server answering every request with one fixed JSON body: the yardstick of issue 11. */
   | { readonly role: 'bare-http' }
   /** Lightweight simulated nodes (fleet-fanout-bench): many streams in one process, each acking every entry at once. */
-  | { readonly role: 'sim-nodes'; readonly controlPlane: string; readonly nodes: readonly AgentNode[] };
+  | { readonly role: 'sim-nodes'; readonly controlPlane: string; readonly nodes: readonly AgentNode[]; readonly ackVia?: AckVia };
+
+/** How simulated nodes ack: over one ack channel each (GET /edge/v1/acks upgraded), or a POST /edge/v1/ack per ack. */
+export type AckVia = 'channel' | 'post';
 
 interface Ready {
   readonly port?: number;
@@ -286,7 +290,7 @@ async function runChild(init: Init): Promise<Running> {
       return { port, close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }) };
     }
     case 'sim-nodes': {
-      const nodes = init.nodes.map((n) => new SimNode(init.controlPlane, n));
+      const nodes = init.nodes.map((n) => new SimNode(init.controlPlane, n, init.ackVia ?? 'channel'));
       await Promise.all(nodes.map((n) => n.start()));
       return {
         applied: () => nodes.map((n) => n.acked),
@@ -313,7 +317,8 @@ async function runChild(init: Init): Promise<Running> {
 
 /**
  * One simulated node: reads its stream and acks every entry (with a report, as a real agent does) at
- * once, one ack in flight at a time; costs next to nothing, so a bench measures the control plane.
+ * once, one ack in flight at a time, over its ack channel (or a POST per ack, as older agents do); costs
+ * next to nothing, so a bench measures the control plane.
  */
 class SimNode {
   acked = 0;
@@ -324,9 +329,12 @@ class SimNode {
   #closed = false;
   readonly #url: URL;
   readonly #headers: Record<string, string>;
+  readonly #via: AckVia;
+  #channel: Promise<AckChannel> | undefined;
   static readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
-  constructor(controlPlane: string, n: AgentNode) {
+  constructor(controlPlane: string, n: AgentNode, via: AckVia) {
+    this.#via = via;
     this.#url = new URL(controlPlane);
     this.#headers = { Authorization: `Bearer ${n.token}`, 'X-Edge-Node': n.id };
   }
@@ -367,26 +375,41 @@ class SimNode {
     this.#inFlight = true;
     const seq = this.#seen;
     const reports = this.#reports.splice(0);
-    const body = JSON.stringify({ seq, driver: 'builtin', ...(reports.length ? { reports } : {}) });
+    const body = { seq, driver: 'builtin', ...(reports.length ? { reports } : {}) } as const;
+    const answered = (ok: boolean) => {
+      this.#inFlight = false;
+      if (ok) this.acked = Math.max(this.acked, seq);
+      done?.();
+      this.#ack();
+    };
+    if (this.#via === 'channel') {
+      this.#channel ??= AckChannel.open(this.#url.href, this.#headers);
+      this.#channel
+        .then((c) => c.send(body))
+        .then(
+          () => answered(true),
+          () => {
+            this.#inFlight = false;
+            this.#channel = undefined;
+          },
+        );
+      return;
+    }
     const req = http.request(
       { host: this.#url.hostname, port: this.#url.port, path: '/edge/v1/ack', method: 'POST', agent: SimNode.#agent, headers: { ...this.#headers, 'Content-Type': 'application/json' } },
       (res) => {
         res.resume();
-        res.on('end', () => {
-          this.#inFlight = false;
-          if (res.statusCode === 200) this.acked = Math.max(this.acked, seq);
-          done?.();
-          this.#ack();
-        });
+        res.on('end', () => answered(res.statusCode === 200));
       },
     );
     req.on('error', () => (this.#inFlight = false));
-    req.end(body);
+    req.end(JSON.stringify(body));
   }
 
   close(): void {
     this.#closed = true;
     this.#req?.destroy();
+    void this.#channel?.then((c) => c.close(), () => {});
   }
 }
 
