@@ -21,6 +21,7 @@ import { runReplicasBench } from './replicas-bench.ts';
 import { median } from './stats.ts';
 import { runStoreBench } from './store-bench.ts';
 import { runSubmitBench, type SubmitBenchResult } from './submit-bench.ts';
+import type { StormBenchResult } from './storm-bench.ts';
 
 const PARTS = ['store', 'api', 'submit', 'query', 'pg', 'replicas', 'failover', 'fanout', 'edge', 'hit', 'varnish', 'nginx', 'drivers', 'soak', 'metrics', 'console', 'webhooks'] as const;
 type Part = (typeof PARTS)[number];
@@ -473,6 +474,30 @@ function printApi(a: ApiBenchResult, b: ApiBenchResult, wide: ApiBenchResult): v
   summary.push(...rows.filter((r) => r.bar));
 }
 
+/** The storm part of issue 11 (bench/storm-bench.ts): refusals client-observed and as the server times them, B with and without. */
+function stormRows(s: StormBenchResult): Row[] {
+  const lat = (l: { p50Ms: number; p99Ms: number; count: number }) => `p50 / p99 ${ms(l.p50Ms)} / ${ms(l.p99Ms)} ms (${int(l.count)})`;
+  const ratio = s.storm.p99Ms / s.calm.p99Ms;
+  const loop = (l: StormBenchResult['loop']['calm']) => (l ? `${ms(l.p99Ms)} / ${ms(l.maxMs)}` : 'n/a');
+  return [
+    {
+      figure: `storm: account A at ${int(s.stormPerSecond)} req/s, 10× its limit of ${s.limitPerSecond}/s: RequestLimitExceeded answers, client on loopback`,
+      measured: `${lat(s.refusals)}; A admitted ${int(s.admitted)}; server CPU ${s.serverCpuPct.toFixed(0)} %${s.errors ? `; ${s.errors} errors (${s.errorSample ?? ''})` : ''}`,
+      bar: 'p99 ≤ 1 ms',
+      verdict: verdict(s.refusals.p99Ms <= 1 && s.errors === 0 && s.refusals.count > 0),
+    },
+    { figure: '  the same refusals as the server times them (access log durationMs)', measured: lat(s.server.refusals) },
+    {
+      figure: `  account B at ${s.bPerSecond} req/s: p99 with the storm / without (client, same run)`,
+      measured: `${ratio.toFixed(2)} (with ${lat(s.storm)}; without ${lat(s.calm)})`,
+      bar: '≤ 1.20',
+      verdict: verdict(ratio <= 1.2 && s.errors === 0),
+    },
+    { figure: '  B as the server times it: with / without the storm', measured: `${lat(s.server.storm)} / ${lat(s.server.calm)}` },
+    { figure: '  control plane event-loop delay p99 / max: storm / calm', measured: `${loop(s.loop.storm)} / ${loop(s.loop.calm)} ms` },
+  ];
+}
+
 function printSubmit(r: SubmitBenchResult): void {
   const f = (k: string) => r.create.get(k);
   const rounds = (x: { roundRps: readonly number[] }) => x.roundRps.map(int).join(' / ');
@@ -514,9 +539,14 @@ function printSubmit(r: SubmitBenchResult): void {
       verdict: verdict(ratio >= 0.8 && ok(seeded) && [...empty.roundRps, ...seeded.roundRps].every((x) => x > 0)),
     });
   }
-  rows.push({ figure: 'storm at 10× an account\'s rate limit (refusal p99, other accounts\' p99)', measured: 'not measured yet' });
+  if (r.storm) rows.push(...stormRows(r.storm));
   console.log('  medians over 3 rounds of 5 s after 2 s of warm-up; pre-signed requests (2,000 distinct bodies for 1 URL, 40 for 1,000');
   console.log('  URLs); the account has rateLimit: false. The bare server gets the same 1-URL requests and reads each body.');
+  if (r.storm) {
+    console.log('  Storm: a fresh control plane; A (limit 100/s, burst 100) sends 1,000 signed 1-URL purges/s and B 100/s, each paced');
+    console.log('  open loop by its own process; 2 pairs of 5 s phases (B alone, then B beside the storm). Refusals come after the');
+    console.log('  TC3 signature check, on purpose: an unsigned request must not spend a tenant\'s rate limit.');
+  }
   table(rows);
   summary.push(...rows.filter((x) => x.bar));
 }

@@ -9,6 +9,7 @@ import { benchConfig, createRequests, type SeededTenant } from './api-bench.ts';
 import { runLoad, type LoadRequest, type LoadResult } from './load.ts';
 import { BenchChild } from './processes.ts';
 import { median } from './stats.ts';
+import { runStormBench, type StormBenchResult } from './storm-bench.ts';
 import { DOMAINS, zoneOf } from './store-bench.ts';
 
 export interface SubmitFigure {
@@ -29,6 +30,8 @@ export interface SubmitBenchResult {
   /** Keyed by store ('empty' | 'seeded') and URLs per request (1 | 1000). */
   readonly create: ReadonlyMap<string, SubmitFigure>;
   readonly connections: { readonly one: number; readonly many: number };
+  /** A storm at 10× an account's rate limit beside a steady account (bench/storm-bench.ts); absent with storm: false. */
+  readonly storm?: StormBenchResult;
 }
 
 export interface SubmitBenchOptions {
@@ -41,6 +44,8 @@ export interface SubmitBenchOptions {
   readonly loadCpu?: number;
   /** Node flags for the control-plane child (e.g. --cpu-prof). */
   readonly serverExecArgv?: readonly string[];
+  /** false: skip the storm part. */
+  readonly storm?: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -125,7 +130,13 @@ export async function runSubmitBench(o: SubmitBenchOptions): Promise<SubmitBench
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  return { bare, create, connections: { one, many } };
+  if (o.storm === false) return { bare, create, connections: { one, many } };
+  const storm = await runStormBench({
+    ...(o.serverCpu === undefined ? {} : { serverCpu: o.serverCpu }),
+    ...(o.loadCpu === undefined ? {} : { loadCpu: o.loadCpu }),
+    log,
+  });
+  return { bare, create, connections: { one, many }, storm };
 }
 
 // `npx node bench/submit-bench.ts [--prof DIR]`: the empty-store half alone, optionally with a CPU profile
@@ -144,4 +155,5 @@ if (import.meta.main) {
     console.log(`${name}: ${Math.round(f.rps)} req/s, ${Math.round(f.urlsPerSecond)} URLs/s, p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, cpu ${f.serverCpuPct.toFixed(0)} %, errors ${f.errors} ${f.errorSample ?? ''}`);
   show('bare', r.bare);
   for (const [k, f] of r.create) show(k, f);
+  if (r.storm) console.log('storm:', JSON.stringify(r.storm));
 }

@@ -1,0 +1,261 @@
+// Storm bench (issue 11): account A sends signed CreatePurgeTask at 10× its rate limit while account B
+// sends at a steady modest rate; A's refusals (RequestLimitExceeded) must be answered fast and B's p99
+// must not move. One control-plane child; every sender is its own child process (paced, open loop), so
+// that the storm's client work never delays B's clock. Calm and storm phases alternate in one run.
+import { fork } from 'node:child_process';
+import { Agent, request } from 'node:http';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { ConfigInput } from '../src/config/schema.ts';
+import { signTc3Request } from '../src/protocols/tc3/tc3-signature.ts';
+import { pinToCpu } from './load.ts';
+import { BenchChild, type LoopDelay } from './processes.ts';
+import { quantile } from './stats.ts';
+
+const TEO = '2022-09-01';
+const A = { appId: 1250000101, secretId: 'AKIDstormAstormAstormAstormAstormA01', secretKey: 'stormSecretKeyAstormSecretKeyA01', zoneId: 'zone-storma', host: 'a.storm.bench' };
+const B = { appId: 1250000102, secretId: 'AKIDstormBstormBstormBstormBstormB02', secretKey: 'stormSecretKeyBstormSecretKeyB02', zoneId: 'zone-stormb', host: 'b.storm.bench' };
+type Tenant = typeof A;
+
+/** What one sender child is told: who signs, how fast, for how long. */
+interface SenderSpec {
+  readonly port: number;
+  readonly tenant: Tenant;
+  readonly perSecond: number;
+  /** Most sockets open at once: enough that no request waits for one (an open loop measures the server). */
+  readonly connections: number;
+  readonly warmupMs: number;
+  readonly durationMs: number;
+}
+
+/** Latencies (ms) by outcome, of requests sent after the warm-up. */
+interface SenderResult {
+  readonly ok: number[];
+  readonly refused: number[];
+  readonly errors: number;
+  readonly errorSample?: string;
+}
+
+export interface Latency {
+  readonly count: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+}
+
+export interface StormBenchResult {
+  readonly limitPerSecond: number;
+  readonly stormPerSecond: number;
+  readonly bPerSecond: number;
+  /** A's refused requests (RequestLimitExceeded), client-observed on loopback. */
+  readonly refusals: Latency;
+  /** A's requests admitted during the storm (about its limit). */
+  readonly admitted: number;
+  /** B without and with the storm, over all calm and all storm phases. */
+  readonly calm: Latency;
+  readonly storm: Latency;
+  /** The same, as the server's access log times them (handler entry to answer, `durationMs`). */
+  readonly server: { readonly refusals: Latency; readonly calm: Latency; readonly storm: Latency };
+  /** The control plane's event-loop delay in the last calm and the last storm phase. */
+  readonly loop: { readonly calm: LoopDelay | undefined; readonly storm: LoopDelay | undefined };
+  readonly errors: number;
+  readonly errorSample?: string;
+  /** Server CPU over the storm phases, % of one core. */
+  readonly serverCpuPct: number;
+}
+
+export interface StormBenchOptions {
+  readonly serverCpu?: number;
+  readonly loadCpu?: number;
+  /** Calm/storm pairs (default 2) and each phase's length (default 5 s). */
+  readonly pairs?: number;
+  readonly phaseMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+function stormConfig(dbPath: string, limitPerSecond: number): ConfigInput {
+  const account = (t: Tenant, rateLimit: { perSecond: number; burst: number }) => ({
+    appId: t.appId,
+    name: t.zoneId,
+    credentials: [{ secretId: t.secretId, secretKey: t.secretKey }],
+    rateLimit,
+    quotas: { purge_url: { batch: 1000, daily: 100_000_000 } },
+    zones: [{ zoneId: t.zoneId, name: `${t.zoneId}.bench`, domains: [{ host: t.host, origin: 'http://127.0.0.1:9' }] }],
+  });
+  return {
+    server: { listen: '127.0.0.1:0', accessLog: true },
+    store: { driver: 'sqlite', path: dbPath },
+    // B's limit is far above its rate: only A is ever refused.
+    accounts: [account(A, { perSecond: limitPerSecond, burst: limitPerSecond }), account(B, { perSecond: 1000, burst: 1000 })],
+    nodes: [],
+  };
+}
+
+/** Sends `perSecond` requests spread evenly (a 1 ms pacing tick, open loop), each a distinct signed 1-URL purge. */
+async function send(spec: SenderSpec): Promise<SenderResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: spec.connections });
+  const host = `127.0.0.1:${spec.port}`;
+  const start = performance.now();
+  const stopAt = start + spec.warmupMs + spec.durationMs;
+  const result: SenderResult & { errors: number; errorSample?: string } = { ok: [], refused: [], errors: 0 };
+  let sent = 0;
+  let inFlight = 0;
+  const one = (i: number) => {
+    const body = JSON.stringify({ ZoneId: spec.tenant.zoneId, Type: 'purge_url', Targets: [`https://${spec.tenant.host}/storm/${process.pid}/${i}.js`] });
+    const headers = signTc3Request({
+      secretId: spec.tenant.secretId, secretKey: spec.tenant.secretKey, host, service: 'teo', action: 'CreatePurgeTask', version: TEO,
+      timestamp: Math.floor(Date.now() / 1000), body, method: 'POST', contentType: 'application/json',
+    });
+    const t0 = performance.now();
+    const counted = t0 >= start + spec.warmupMs;
+    inFlight++;
+    const req = request({ host: '127.0.0.1', port: spec.port, method: 'POST', path: '/', agent, headers: { ...headers, 'Content-Length': Buffer.byteLength(body) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        inFlight--;
+        const ms = performance.now() - t0;
+        if (!counted) return;
+        const text = Buffer.concat(chunks).toString();
+        if (text.includes('"RequestLimitExceeded"')) result.refused.push(ms);
+        else if (res.statusCode === 200 && !text.includes('"Error":')) result.ok.push(ms);
+        else {
+          result.errors++;
+          result.errorSample ??= `${res.statusCode} ${text.slice(0, 200)}`;
+        }
+      });
+    });
+    req.on('error', (e) => {
+      inFlight--;
+      result.errors++;
+      result.errorSample ??= e.message;
+    });
+    req.end(body);
+  };
+  await new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      const now = performance.now();
+      if (now >= stopAt) {
+        clearInterval(tick);
+        resolve();
+        return;
+      }
+      const due = Math.floor(((now - start) / 1000) * spec.perSecond);
+      while (sent < due) one(sent++);
+    }, 1);
+  });
+  // Answers still in flight at the end are waited for (a slow refusal must count).
+  const deadline = performance.now() + 5000;
+  while (inFlight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  agent.destroy();
+  return result;
+}
+
+/** Runs a sender in its own child process. */
+function sender(spec: SenderSpec, cpu: number | undefined): Promise<SenderResult> {
+  return new Promise((resolve, reject) => {
+    const child = fork(import.meta.filename, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    if (cpu !== undefined) pinToCpu(child.pid, cpu);
+    let result: SenderResult | undefined;
+    child.on('message', (m: { result?: SenderResult; error?: string }) => {
+      if (m.error !== undefined) reject(new Error(`storm sender: ${m.error}`));
+      else result = m.result;
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => (result ? resolve(result) : reject(new Error(`storm sender exited with code ${code}`))));
+    child.send({ spec });
+  });
+}
+
+const latency = (xs: readonly number[]): Latency => ({ count: xs.length, p50Ms: quantile(xs, 0.5), p99Ms: quantile(xs, 0.99) });
+
+/** The access-log lines written since `from` (a byte offset), as {account, code, durationMs}. */
+function accessLines(path: string, from: number): Array<{ account: number | null; code: string; durationMs: number }> {
+  return readFileSync(path).subarray(from).toString().split('\n')
+    .filter((l) => l.includes('"msg":"request"'))
+    .map((l) => JSON.parse(l) as { account: number | null; code: string; durationMs: number });
+}
+const sizeOf = (path: string): number => statSync(path, { throwIfNoEntry: false })?.size ?? 0;
+
+export async function runStormBench(o: StormBenchOptions = {}): Promise<StormBenchResult> {
+  const log = o.log ?? (() => {});
+  const limitPerSecond = 100;
+  const stormPerSecond = 10 * limitPerSecond;
+  const bPerSecond = 100;
+  const phaseMs = o.phaseMs ?? 5000;
+  const warmupMs = 1000;
+  const dir = mkdtempSync(join(tmpdir(), 'edgepurge-storm-bench-'));
+  const logFile = join(dir, 'access.log');
+  const server = await BenchChild.start({ role: 'control-plane', config: stormConfig(join(dir, 'storm.db'), limitPerSecond), logFile }, o.serverCpu);
+  const srv = { refusals: [] as number[], calm: [] as number[], storm: [] as number[] };
+  const loop: { calm?: LoopDelay | undefined; storm?: LoopDelay | undefined } = {};
+  const calm: number[] = [];
+  const storm: number[] = [];
+  const refused: number[] = [];
+  let admitted = 0;
+  let errors = 0;
+  let errorSample: string | undefined;
+  let stormCpu = 0;
+  let stormSeconds = 0;
+  const take = (r: SenderResult) => {
+    errors += r.errors;
+    errorSample ??= r.errorSample;
+  };
+  try {
+    for (let pair = 0; pair < (o.pairs ?? 2); pair++) {
+      log(`calm: B alone at ${bPerSecond} req/s for ${phaseMs / 1000} s …`);
+      let at = sizeOf(logFile);
+      await server.loopDelay(true);
+      const b0 = await sender({ port: server.port, tenant: B, perSecond: bPerSecond, connections: 64, warmupMs, durationMs: phaseMs }, o.loadCpu);
+      loop.calm = await server.loopDelay(true);
+      calm.push(...b0.ok);
+      srv.calm.push(...accessLines(logFile, at).filter((l) => l.account === B.appId && l.code === 'Success').map((l) => l.durationMs));
+      at = sizeOf(logFile);
+      take(b0);
+      log(`storm: A at ${stormPerSecond} req/s (limit ${limitPerSecond}/s) beside B at ${bPerSecond} req/s for ${phaseMs / 1000} s …`);
+      const [cpu0, t0] = [server.cpuSeconds(), performance.now()];
+      const [a, b1] = await Promise.all([
+        sender({ port: server.port, tenant: A, perSecond: stormPerSecond, connections: 256, warmupMs, durationMs: phaseMs }, o.loadCpu),
+        sender({ port: server.port, tenant: B, perSecond: bPerSecond, connections: 64, warmupMs, durationMs: phaseMs }, o.loadCpu),
+      ]);
+      stormCpu += server.cpuSeconds() - cpu0;
+      loop.storm = await server.loopDelay(true);
+      for (const l of accessLines(logFile, at)) {
+        if (l.account === A.appId && l.code === 'RequestLimitExceeded') srv.refusals.push(l.durationMs);
+        else if (l.account === B.appId && l.code === 'Success') srv.storm.push(l.durationMs);
+      }
+      stormSeconds += (performance.now() - t0) / 1000;
+      refused.push(...a.refused);
+      admitted += a.ok.length;
+      storm.push(...b1.ok);
+      take(a);
+      take(b1);
+    }
+  } finally {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return {
+    limitPerSecond, stormPerSecond, bPerSecond,
+    refusals: latency(refused), admitted, calm: latency(calm), storm: latency(storm),
+    server: { refusals: latency(srv.refusals), calm: latency(srv.calm), storm: latency(srv.storm) },
+    loop: { calm: loop.calm, storm: loop.storm },
+    errors, ...(errorSample === undefined ? {} : { errorSample }),
+    serverCpuPct: (stormCpu / stormSeconds) * 100,
+  };
+}
+
+if (import.meta.main && process.send) {
+  // A sender child (see sender()).
+  process.once('message', (m: { spec: SenderSpec }) => {
+    send(m.spec).then(
+      (result) => process.send?.({ result }, () => process.exit(0)),
+      (e: unknown) => process.send?.({ error: e instanceof Error ? e.message : String(e) }, () => process.exit(1)),
+    );
+  });
+} else if (import.meta.main) {
+  // `npx node bench/storm-bench.ts`: this part alone.
+  const r = await runStormBench({ serverCpu: 0, loadCpu: 1, log: (l) => console.log(l) });
+  console.log(JSON.stringify(r, null, 2));
+}
