@@ -482,7 +482,7 @@ function stormRows(s: StormBenchResult): Row[] {
   return [
     {
       figure: `storm: account A at ${int(s.stormPerSecond)} req/s, 10× its limit of ${s.limitPerSecond}/s: RequestLimitExceeded answers, client on loopback`,
-      measured: `${lat(s.refusals)}; A admitted ${int(s.admitted)}; server CPU ${s.serverCpuPct.toFixed(0)} %${s.errors ? `; ${s.errors} errors (${s.errorSample ?? ''})` : ''}`,
+      measured: `${lat(s.refusals)}; A admitted ${int(s.admitted)}; server CPU ${s.serverCpuPct.toFixed(0)} %, ${ms(s.cpuPerRequestMs)} ms per request${s.errors ? `; ${s.errors} errors (${s.errorSample ?? ''})` : ''}`,
       bar: 'p99 ≤ 1 ms',
       verdict: verdict(s.refusals.p99Ms <= 1 && s.errors === 0 && s.refusals.count > 0),
     },

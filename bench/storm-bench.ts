@@ -61,8 +61,9 @@ export interface StormBenchResult {
   readonly loop: { readonly calm: LoopDelay | undefined; readonly storm: LoopDelay | undefined };
   readonly errors: number;
   readonly errorSample?: string;
-  /** Server CPU over the storm phases, % of one core. */
+  /** Server CPU over the storm phases, % of one core, and per request it answered then (ms). */
   readonly serverCpuPct: number;
+  readonly cpuPerRequestMs: number;
 }
 
 export interface StormBenchOptions {
@@ -198,6 +199,7 @@ export async function runStormBench(o: StormBenchOptions = {}): Promise<StormBen
   let errorSample: string | undefined;
   let stormCpu = 0;
   let stormSeconds = 0;
+  let stormAnswered = 0;
   const take = (r: SenderResult) => {
     errors += r.errors;
     errorSample ??= r.errorSample;
@@ -221,7 +223,9 @@ export async function runStormBench(o: StormBenchOptions = {}): Promise<StormBen
       ]);
       stormCpu += server.cpuSeconds() - cpu0;
       loop.storm = await server.loopDelay(true);
-      for (const l of accessLines(logFile, at)) {
+      const lines = accessLines(logFile, at);
+      stormAnswered += lines.length;
+      for (const l of lines) {
         if (l.account === A.appId && l.code === 'RequestLimitExceeded') srv.refusals.push(l.durationMs);
         else if (l.account === B.appId && l.code === 'Success') srv.storm.push(l.durationMs);
       }
@@ -243,6 +247,7 @@ export async function runStormBench(o: StormBenchOptions = {}): Promise<StormBen
     loop: { calm: loop.calm, storm: loop.storm },
     errors, ...(errorSample === undefined ? {} : { errorSample }),
     serverCpuPct: (stormCpu / stormSeconds) * 100,
+    cpuPerRequestMs: (stormCpu * 1000) / stormAnswered,
   };
 }
 

@@ -81,7 +81,7 @@ export interface PurgeServiceOptions {
   readonly onCommitted?: (lastSeq: number) => void;
   /** The webhook subscriptions a job settled at creation (no task fanned out) is enqueued for, in its transaction. */
   readonly webhooks?: WebhookRouter;
-  /** Called after a job settled at creation is committed with its outbox rows (wakes the webhook dispatcher). */
+  /** Called after a job settled at creation is committed with outbox rows (wakes the webhook dispatcher). */
   readonly onSettled?: () => void;
 }
 
@@ -196,7 +196,10 @@ export class PurgeService {
         );
         const last = tasks.reduce((m, t) => Math.max(m, t.seq ?? 0), 0);
         if (last > 0) this.#o.onCommitted?.(last);
-        if (!tasks.some((t) => t.status === 'processing')) this.#o.onSettled?.();
+        // Settled at creation with an outbox row to deliver: wake the dispatcher rather than wait for its poll.
+        if (!tasks.some((t) => t.status === 'processing') && (this.#o.webhooks?.({ appId: account.appId, jobId, event: 'job.succeeded' }).length ?? 0) > 0) {
+          this.#o.onSettled?.();
+        }
         return { jobId, failed: failedList, tasks };
       } catch (e) {
         if (e instanceof QuotaExceededError) {
