@@ -312,9 +312,9 @@ export class PostgresTaskReader {
     const onTasks = (where: string[], pinned = false): Source => {
       const src: Source = { from: 'tasks t', where, id: 't.id', ts: 't.created_at', distinct: false, onePass: true };
       columnFilters(src, q, p, pinned ? 't.+' : 't.');
-      if (q.hosts !== undefined) {
-        src.where.push(`EXISTS (SELECT 1 FROM task_hosts x WHERE x.task_id = t.id AND x.created_at = t.created_at AND x.host = ANY(${p.add(q.hosts)}::text[]))`);
-      }
+      // The row's own hosts (task_hosts holds one row per element): no probe into task_hosts per candidate,
+      // which cost a fifth of a fuzzy + domain week (3,000 candidates) at 10M.
+      if (q.hosts !== undefined) src.where.push(`t.hosts && ${p.add(q.hosts)}::text[]`);
       textFilters(src, q, p);
       return src;
     };
