@@ -72,6 +72,8 @@ export interface StormBenchOptions {
   /** Calm/storm pairs (default 2) and each phase's length (default 5 s). */
   readonly pairs?: number;
   readonly phaseMs?: number;
+  /** Node flags for the control-plane child (e.g. --cpu-prof). */
+  readonly serverExecArgv?: readonly string[];
   readonly log?: (line: string) => void;
 }
 
@@ -97,21 +99,28 @@ function stormConfig(dbPath: string, limitPerSecond: number): ConfigInput {
 async function send(spec: SenderSpec): Promise<SenderResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: spec.connections });
   const host = `127.0.0.1:${spec.port}`;
+  // Signed before the clock starts (a signature holds for 300 s): the sender's CPU goes to sending, so a
+  // sender starved of CPU on a loaded machine does not pass for a slow server.
+  const total = Math.ceil(((spec.warmupMs + spec.durationMs) / 1000) * spec.perSecond) + 1;
+  const signed = Array.from({ length: total }, (_, i) => {
+    const body = JSON.stringify({ ZoneId: spec.tenant.zoneId, Type: 'purge_url', Targets: [`https://${spec.tenant.host}/storm/${process.pid}/${i}.js`] });
+    const headers = signTc3Request({
+      secretId: spec.tenant.secretId, secretKey: spec.tenant.secretKey, host, service: 'teo', action: 'CreatePurgeTask', version: TEO,
+      timestamp: Math.floor(Date.now() / 1000), body, method: 'POST', contentType: 'application/json',
+    });
+    return { body, headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) } };
+  });
   const start = performance.now();
   const stopAt = start + spec.warmupMs + spec.durationMs;
   const result: SenderResult & { errors: number; errorSample?: string } = { ok: [], refused: [], errors: 0 };
   let sent = 0;
   let inFlight = 0;
   const one = (i: number) => {
-    const body = JSON.stringify({ ZoneId: spec.tenant.zoneId, Type: 'purge_url', Targets: [`https://${spec.tenant.host}/storm/${process.pid}/${i}.js`] });
-    const headers = signTc3Request({
-      secretId: spec.tenant.secretId, secretKey: spec.tenant.secretKey, host, service: 'teo', action: 'CreatePurgeTask', version: TEO,
-      timestamp: Math.floor(Date.now() / 1000), body, method: 'POST', contentType: 'application/json',
-    });
+    const { body, headers } = signed[Math.min(i, total - 1)]!;
     const t0 = performance.now();
     const counted = t0 >= start + spec.warmupMs;
     inFlight++;
-    const req = request({ host: '127.0.0.1', port: spec.port, method: 'POST', path: '/', agent, headers: { ...headers, 'Content-Length': Buffer.byteLength(body) } }, (res) => {
+    const req = request({ host: '127.0.0.1', port: spec.port, method: 'POST', path: '/', agent, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -188,7 +197,7 @@ export async function runStormBench(o: StormBenchOptions = {}): Promise<StormBen
   const warmupMs = 1000;
   const dir = mkdtempSync(join(tmpdir(), 'edgepurge-storm-bench-'));
   const logFile = join(dir, 'access.log');
-  const server = await BenchChild.start({ role: 'control-plane', config: stormConfig(join(dir, 'storm.db'), limitPerSecond), logFile }, o.serverCpu);
+  const server = await BenchChild.start({ role: 'control-plane', config: stormConfig(join(dir, 'storm.db'), limitPerSecond), logFile }, o.serverCpu, o.serverExecArgv);
   const srv = { refusals: [] as number[], calm: [] as number[], storm: [] as number[] };
   const loop: { calm?: LoopDelay | undefined; storm?: LoopDelay | undefined } = {};
   const calm: number[] = [];
@@ -260,7 +269,14 @@ if (import.meta.main && process.send) {
     );
   });
 } else if (import.meta.main) {
-  // `npx node bench/storm-bench.ts`: this part alone.
-  const r = await runStormBench({ serverCpu: 0, loadCpu: 1, log: (l) => console.log(l) });
+  // `npx node bench/storm-bench.ts [--prof DIR]`: this part alone, optionally with a CPU profile of the control plane.
+  const at = process.argv.indexOf('--prof');
+  const profDir = at > 0 ? process.argv[at + 1] : undefined;
+  const r = await runStormBench({
+    serverCpu: 0,
+    loadCpu: 1,
+    ...(profDir ? { serverExecArgv: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
+    log: (l) => console.log(l),
+  });
   console.log(JSON.stringify(r, null, 2));
 }
