@@ -563,25 +563,36 @@ export class FanoutHub {
         end = await store.lastSeq();
         entries = cursor < end ? (await store.readLog(cursor, 1000)).map(tailEntry) : [];
       }
+      // Lines of one pass go out in one write (up to 64 KiB): an entry and the heartbeat after it cost one
+      // chunk on the socket, not two, on each of the fleet's streams (issue 11).
+      let out = '';
       for (const { entry: e, line } of entries) {
         if (this.#serves(node, e.hosts)) {
           if (e.type === 'prefetch_url') this.#await(node.id, e.taskId, e.createdAt);
           else this.#awaitReport(node.id, e.seq, e.taskId);
           sentUpTo(e.seq);
-          await writeLine(line);
+          out += line;
+          if (out.length >= 65_536) {
+            await writeLine(out);
+            out = '';
+          }
         }
         cursor = e.seq;
       }
-      if (!recent && entries.length === 1000) continue;
+      if (!recent && entries.length === 1000) {
+        if (out) await writeLine(out);
+        continue;
+      }
       // Everything up to `end` was committed before the log was read, so all of it has been read.
       cursor = Math.max(cursor, end);
       const now = this.#o.clock.now();
       if (cursor !== announced || now - lastBeat >= this.#heartbeatMs) {
         sentUpTo(cursor);
-        await write({ t: 'hb', seq: cursor });
+        out += `${JSON.stringify({ t: 'hb', seq: cursor } satisfies StreamLine)}\n`;
         announced = cursor;
         lastBeat = now;
       }
+      if (out) await writeLine(out);
       // Entries committed while the log was read were announced meanwhile: read again at once.
       if (this.#tail.generation === seen && open && !this.#closed) await this.#nextWake(this.#heartbeatMs);
     }
