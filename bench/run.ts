@@ -276,7 +276,14 @@ if (selected('fanout')) {
     });
     fleetRows.push({ figure: `${nodes} nodes: control-plane CPU per purge per node; store writes per purge`, measured: `${r.cpuPerPurgeNodeUs.toFixed(0)} µs; ${r.writesPerPurge.toFixed(1)}` });
   }
-  console.log('  control plane in a child process; simulated nodes (real stream/ack protocol, a report per entry, ack at once) in');
+  // Side by side: the same fleet acking as agents before the ack channel do, one POST /edge/v1/ack per ack.
+  const posted = await runFleetFanoutBench({ nodes: 500, samples: 100, warmup: 10, ackVia: 'post', ...(canPin ? { serverCpu: 0, nodesCpu: 1 } : {}) });
+  fleetRows.push({
+    figure: 'for context: 500 nodes posting each ack (older agents): p50 / p99; CPU per purge per node',
+    measured: `${ms(posted.p50Ms)} / ${ms(posted.p99Ms)} ms; ${posted.cpuPerPurgeNodeUs.toFixed(0)} µs`,
+  });
+  console.log('  control plane in a child process; simulated nodes (real stream/ack protocol, a report per entry, ack at once over');
+  console.log('  their ack channels) in');
   console.log('  a few child processes; purges one at a time, 5 ms apart; CPU includes the CreatePurgeTask and DescribePurgeTasks calls.');
   table(fleetRows);
   summary.push(...fleetRows.filter((r) => r.bar));
