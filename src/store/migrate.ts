@@ -41,7 +41,7 @@ export class MigrateRefusedError extends Error {
   }
 }
 
-const MOVED_TABLES = ['jobs', 'tasks', 'task_hosts', 'purge_log', 'refresh_records', 'quota_usage', 'node_progress', 'node_reports', 'webhook_deliveries'] as const;
+const MOVED_TABLES = ['jobs', 'tasks', 'task_hosts', 'purge_log', 'refresh_records', 'quota_usage', 'node_progress', 'node_reports', 'prefetch_results', 'webhook_deliveries'] as const;
 type MovedTable = (typeof MOVED_TABLES)[number];
 
 /** What each target table holds, counted in the source. */
@@ -55,6 +55,7 @@ const SOURCE_COUNTS: Record<MovedTable, string> = {
   node_progress: 'SELECT count(*) AS n FROM node_progress',
   // Reports live and die with their task; one without it is not part of the history.
   node_reports: 'SELECT count(*) AS n FROM node_reports r JOIN tasks t ON t.id = r.task_id',
+  prefetch_results: 'SELECT count(*) AS n FROM prefetch_results r JOIN tasks t ON t.id = r.task_id',
   webhook_deliveries: 'SELECT count(*) AS n FROM webhook_deliveries',
 };
 
@@ -122,6 +123,16 @@ const COPIES: readonly Copy[] = [
     insert: `INSERT INTO node_reports (task_id, node_id, seq, driver, executed_as, matched, note, applied_at, job_id, app_id, created_at)
              SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(task_id bigint, node_id text, seq bigint, driver text, executed_as text,
                matched bigint, note text, applied_at bigint, job_id text, app_id bigint, created_at bigint)`,
+  },
+  {
+    // Results of prefetches still processing settle them on the target (issue 9); settled ones are shown.
+    table: 'prefetch_results',
+    select: `SELECT r.task_id, r.node_id, r.ok, r.fail_type, r.fail_message, r.at, t.created_at
+               FROM prefetch_results r JOIN tasks t ON t.id = r.task_id ORDER BY r.task_id, r.node_id`,
+    row: (r) => ({ ...r, ok: r.ok === 1 }),
+    insert: `INSERT INTO prefetch_results (task_id, node_id, ok, fail_type, fail_message, at, created_at)
+             SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(task_id bigint, node_id text, ok boolean, fail_type text,
+               fail_message text, at bigint, created_at bigint)`,
   },
   {
     // The webhook outbox and its log, in enqueue order (new ids keep it); holds are dropped, so pending

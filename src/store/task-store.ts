@@ -169,12 +169,34 @@ export type NodeReportInput = Omit<NodeReport, 'nodeId' | 'appliedAt'>;
  */
 export type NodeReportOutcome = 'recorded' | 'duplicate' | 'unknown';
 
-/** One node's ack in a batch (TaskStore.ackNodes): as the arguments of ackNode. */
+/** What one node said of one prefetch task: it fetched the object, or could not (issue 9: kept durably). */
+export interface PrefetchResult {
+  readonly nodeId: string;
+  readonly taskId: number;
+  readonly ok: boolean;
+  /** Not ok: the FailType the task takes if this result decides it; null when ok. */
+  readonly failType: string | null;
+  /** Not ok: "NODE: why", the task's FailMessage if this result decides it; null when ok. */
+  readonly failMessage: string | null;
+  /** When the control plane received it, ms. */
+  readonly at: number;
+}
+
+/** A result as a node's ack carries it: the node and the time are the ack's. */
+export type PrefetchResultInput = Omit<PrefetchResult, 'nodeId' | 'at'>;
+
+/** One node's ack in a batch (TaskStore.ackNodes): as the arguments of ackNode, plus its prefetch results. */
 export interface NodeAck {
   readonly nodeId: string;
   readonly seq: number;
   readonly at: number;
   readonly reports?: readonly NodeReportInput[];
+  /**
+   * Prefetch results: at most one per (task, node), the first stands (later ones are `duplicate`);
+   * recorded only when task `taskId` exists and is a prefetch (else `unknown`). Which node may report on
+   * which task is the caller's check (FanoutHub). Pruned with their tasks.
+   */
+  readonly results?: readonly PrefetchResultInput[];
 }
 
 export interface TaskStore extends Partial<WebhookOutbox> {
@@ -260,10 +282,16 @@ export interface TaskStore extends Partial<WebhookOutbox> {
    * settle (as updateTasks(settled, settledAt, webhooks), webhook outbox rows included), durably and in ONE transaction before it resolves: a
    * status never becomes visible without the acks it was derived from, and a batch of acks costs one
    * durable write. All or nothing: when it rejects, nothing of the batch was written. Answers, per ack, one
-   * outcome per report. Cost: O(acks + reports + settled), each an index lookup.
+   * outcome per report, then one per result (NodeAck.results). Cost: O(acks + reports + results + settled),
+   * each an index lookup.
    */
   ackNodes(acks: readonly NodeAck[], settled: readonly TaskUpdate[], settledAt: number, webhooks?: WebhookRouter): Promise<NodeReportOutcome[][]>;
   nodeProgress(): Promise<NodeProgress[]>;
+  /**
+   * Every node's prefetch result on these tasks (ids of any app: callers pass the ids of tasks they already
+   * read, scoped), by task id, then receipt time, then node id. Cost: one index range per task.
+   */
+  prefetchResults(taskIds: readonly number[]): Promise<PrefetchResult[]>;
   /**
    * Every node's report on the tasks of one job of app `appId` ([] for another app's job), by task id,
    * then node id. Cost: the job's tasks × the nodes that reported on them.
@@ -279,7 +307,7 @@ export interface TaskStore extends Partial<WebhookOutbox> {
   /** Processing tasks with afterSeq < seq <= maxSeq, ascending by seq, at most `limit` (afterSeq defaults to 0). */
   processingTasks(maxSeq: number, limit: number, afterSeq?: number): Promise<TaskRecord[]>;
 
-  /** Deletes jobs, tasks, log entries, node reports and webhook deliveries created before `before`; returns the number of tasks removed. */
+  /** Deletes jobs, tasks, log entries, node reports, prefetch results and webhook deliveries created before `before`; returns the number of tasks removed. */
   prune(before: number): Promise<number>;
 }
 

@@ -225,6 +225,25 @@ CREATE INDEX webhook_deliveries_app ON webhook_deliveries (app_id, id);
 CREATE INDEX webhook_deliveries_time ON webhook_deliveries (created_at);
 `,
   },
+  {
+    version: 6,
+    name: 'prefetch_results: per (task, node), whether the node fetched the object (issue 9)',
+    // As SQLite's v5, written in the ack's transaction: whichever replica takes a node's result, the leader
+    // settles with it, and a replica's death loses none. created_at is the task's (retention, as node_reports).
+    sql: `
+CREATE TABLE prefetch_results (
+  task_id      bigint NOT NULL,
+  node_id      text COLLATE "C" NOT NULL,
+  ok           boolean NOT NULL,
+  fail_type    text,
+  fail_message text,
+  at           bigint NOT NULL,
+  created_at   bigint NOT NULL,
+  PRIMARY KEY (task_id, node_id)
+);
+CREATE INDEX prefetch_results_time ON prefetch_results (created_at);
+`,
+  },
 ];
 
 export const PG_LATEST_VERSION: number = PG_MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);

@@ -24,7 +24,7 @@ import { DuplicateJobIdError, QuotaExceededError } from '../task-store.ts';
 import { newEventId } from '../../shared/ids.ts';
 import { clipError, DELIVERY_COLS, settledAtCreation, settledEvent, toDelivery, type DeliveryRow, type NewDelivery } from '../webhook-rows.ts';
 import type {
-  NewJob, NodeAck, NodeProgress, NodeReport, NodeReportInput, NodeReportOutcome, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
+  NewJob, NodeAck, NodeProgress, NodeReport, NodeReportInput, NodeReportOutcome, PrefetchResult, PrefetchResultInput, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
   WebhookAttempt, WebhookDelivery, WebhookOutbox, WebhookRouter,
 } from '../task-store.ts';
 import { migrate, quoteIdent } from './migrations.ts';
@@ -555,7 +555,10 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
         );
       }
       const outcomes: NodeReportOutcome[][] = [];
-      for (const a of acks) outcomes.push(a.reports?.length ? await this.#ackReports(client, a.nodeId, a.at, a.reports, async () => {}) : []);
+      for (const a of acks) {
+        const o = a.reports?.length ? await this.#ackReports(client, a.nodeId, a.at, a.reports, async () => {}) : [];
+        outcomes.push(a.results?.length ? [...o, ...(await this.#recordResults(client, a.nodeId, a.at, a.results))] : o);
+      }
       await this.#updateTasks(client, settled, settledAt, webhooks);
       return outcomes;
     });
@@ -596,6 +599,32 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
       else outcomes.push((await client.query('SELECT 1 FROM tasks WHERE id = $1 AND seq = $2', [r.taskId, r.seq])).rowCount ? 'duplicate' : 'unknown');
     }
     return outcomes;
+  }
+
+  /** One ack's prefetch results (see NodeAck.results), inside the caller's transaction. */
+  async #recordResults(client: PoolClient, nodeId: string, at: number, results: readonly PrefetchResultInput[]): Promise<NodeReportOutcome[]> {
+    const outcomes: NodeReportOutcome[] = [];
+    for (const r of results) {
+      const done = await client.query(
+        `INSERT INTO prefetch_results (task_id, node_id, ok, fail_type, fail_message, at, created_at)
+         SELECT id, $1, $2, $3, $4, $5, created_at FROM tasks WHERE id = $6 AND type = 'prefetch_url'
+         ON CONFLICT (task_id, node_id) DO NOTHING`,
+        [nodeId, r.ok, r.failType, r.failMessage, at, r.taskId],
+      );
+      if ((done.rowCount ?? 0) > 0) outcomes.push('recorded');
+      else outcomes.push((await client.query(`SELECT 1 FROM tasks WHERE id = $1 AND type = 'prefetch_url'`, [r.taskId])).rowCount ? 'duplicate' : 'unknown');
+    }
+    return outcomes;
+  }
+
+  async prefetchResults(taskIds: readonly number[]): Promise<PrefetchResult[]> {
+    if (taskIds.length === 0) return [];
+    const { rows } = await this.#open().query<{ task_id: string; node_id: string; ok: boolean; fail_type: string | null; fail_message: string | null; at: string }>(
+      `SELECT task_id, node_id, ok, fail_type, fail_message, at FROM prefetch_results
+       WHERE task_id = ANY($1::bigint[]) ORDER BY task_id, at, node_id`,
+      [taskIds],
+    );
+    return rows.map((r) => ({ nodeId: r.node_id, taskId: Number(r.task_id), ok: r.ok, failType: r.fail_type, failMessage: r.fail_message, at: Number(r.at) }));
   }
 
   async jobNodeReports(appId: number, jobId: string): Promise<NodeReport[]> {
@@ -770,6 +799,7 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
       if ((r.rowCount ?? 0) < PRUNE_BATCH_LOG) break;
     }
     await pool.query('DELETE FROM node_reports WHERE created_at < $1', [before]);
+    await pool.query('DELETE FROM prefetch_results WHERE created_at < $1', [before]);
     await pool.query('DELETE FROM webhook_deliveries WHERE created_at < $1', [before]);
     // Quota days are zone-local dates; a day string more than a day older than `before` is over in every zone.
     await pool.query('DELETE FROM quota_usage WHERE day < $1', [new Date(before - DAY_MS).toISOString().slice(0, 10)]);

@@ -209,6 +209,23 @@ CREATE INDEX webhook_deliveries_app ON webhook_deliveries (app_id, id);
 CREATE INDEX webhook_deliveries_time ON webhook_deliveries (created_at);
 `,
   },
+  {
+    version: 5,
+    name: 'prefetch_results: per (task, node), whether the node fetched the object (issue 9)',
+    // Written in the ack's transaction: a restart between a node's report and the task's settling loses
+    // nothing. Keyed like node_reports: the settle pass reads one range per task, prune deletes with the task.
+    sql: `
+CREATE TABLE prefetch_results (
+  task_id      INTEGER NOT NULL,
+  node_id      TEXT NOT NULL,
+  ok           INTEGER NOT NULL,
+  fail_type    TEXT,
+  fail_message TEXT,
+  at           INTEGER NOT NULL,
+  PRIMARY KEY (task_id, node_id)
+) WITHOUT ROWID;
+`,
+  },
 ];
 
 /** v2: the records of every job already stored, exactly as createJob now writes them. */

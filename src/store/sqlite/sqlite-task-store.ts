@@ -10,7 +10,7 @@ import { PRUNE_BATCH_JOBS, pruneBatchJobs } from '../prune-batches.ts';
 import { isRefreshType } from '../refresh-record-ids.ts';
 import { DuplicateJobIdError, QuotaExceededError } from '../task-store.ts';
 import type {
-  NewJob, NodeAck, NodeProgress, NodeReport, NodeReportInput, NodeReportOutcome, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
+  NewJob, NodeAck, NodeProgress, NodeReport, NodeReportInput, NodeReportOutcome, PrefetchResult, PrefetchResultInput, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
   WebhookAttempt, WebhookDelivery, WebhookOutbox, WebhookRouter,
 } from '../task-store.ts';
 import { newEventId } from '../../shared/ids.ts';
@@ -398,7 +398,10 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     if (acks.length === 0 && settled.length === 0) return [];
     // One commit and one WAL sync for the whole batch.
     return this.#writeDurable(() => {
-      const outcomes = acks.map((a) => this.#ackOne(a.nodeId, a.seq, a.at, a.reports ?? []));
+      const outcomes = acks.map((a) => {
+        const o = this.#ackOne(a.nodeId, a.seq, a.at, a.reports ?? []);
+        return a.results?.length ? [...o, ...this.#recordResults(a.nodeId, a.at, a.results)] : o;
+      });
       this.#updateTasks(settled, settledAt, webhooks);
       return outcomes;
     });
@@ -424,6 +427,30 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
       if (done.changes > 0) return 'recorded';
       return exists.get(r.taskId, r.seq) === undefined ? 'unknown' : 'duplicate';
     });
+  }
+
+  /** One ack's prefetch results (see NodeAck.results). Caller holds the write transaction. */
+  #recordResults(nodeId: string, at: number, results: readonly PrefetchResultInput[]): NodeReportOutcome[] {
+    const insert = this.#stmt(
+      `INSERT INTO prefetch_results (task_id, node_id, ok, fail_type, fail_message, at)
+       SELECT id, ?, ?, ?, ?, ? FROM tasks WHERE id = ? AND type = 'prefetch_url'
+       ON CONFLICT (task_id, node_id) DO NOTHING`,
+    );
+    const exists = this.#stmt(`SELECT 1 FROM tasks WHERE id = ? AND type = 'prefetch_url'`);
+    return results.map((r): NodeReportOutcome => {
+      const done = insert.run(nodeId, r.ok ? 1 : 0, r.failType, r.failMessage, at, r.taskId);
+      if (done.changes > 0) return 'recorded';
+      return exists.get(r.taskId) === undefined ? 'unknown' : 'duplicate';
+    });
+  }
+
+  async prefetchResults(taskIds: readonly number[]): Promise<PrefetchResult[]> {
+    if (taskIds.length === 0) return [];
+    const rows = this.#stmt(
+      `SELECT task_id, node_id, ok, fail_type, fail_message, at FROM prefetch_results
+       WHERE task_id IN (SELECT value FROM json_each(?)) ORDER BY task_id, at, node_id`,
+    ).all(JSON.stringify(taskIds)) as unknown as Array<{ task_id: number; node_id: string; ok: number; fail_type: string | null; fail_message: string | null; at: number }>;
+    return rows.map((r) => ({ nodeId: r.node_id, taskId: r.task_id, ok: r.ok === 1, failType: r.fail_type, failMessage: r.fail_message, at: r.at }));
   }
 
   async nodeProgress(): Promise<NodeProgress[]> {
@@ -758,6 +785,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
       this.#stmt(`DELETE FROM task_fts WHERE rowid IN (${inJobs})`).run(list);
       this.#stmt(`DELETE FROM task_hosts WHERE task_id IN (${inJobs})`).run(list);
       this.#stmt(`DELETE FROM node_reports WHERE task_id IN (${inJobs})`).run(list);
+      this.#stmt(`DELETE FROM prefetch_results WHERE task_id IN (${inJobs})`).run(list);
       this.#stmt('DELETE FROM refresh_records WHERE job_id IN (SELECT value FROM json_each(?))').run(list);
       const removed = this.#stmt('DELETE FROM tasks WHERE job_id IN (SELECT value FROM json_each(?))').run(list);
       this.#stmt('DELETE FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))').run(list);
