@@ -354,8 +354,8 @@ export class WebConsole {
     const job = await this.#d.store.getJob(appId, jobId);
     if (!job) return null;
     const [tasks, reports] = await Promise.all([this.#d.store.jobTasks(appId, jobId), this.#d.store.jobNodeReports(appId, jobId)]);
-    const reportsOf = Map.groupBy(reports, (r) => r.taskId);
-    return { job, tasks: tasks.map((task) => ({ task, nodes: this.#d.hub.nodeViews(task, reportsOf.get(task.id)) })) };
+    const views = await this.#d.hub.jobViews(tasks, reports);
+    return { job, tasks: tasks.map((task) => ({ task, nodes: views.get(task.id) ?? [] })) };
   }
 
   async #job(res: ServerResponse, me: SignedIn, jobId: string): Promise<void> {

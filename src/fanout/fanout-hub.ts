@@ -9,7 +9,9 @@ import type { Directory } from '../purge/directory.ts';
 import type { TaskRecord } from '../purge/types.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { NodeAck, NodeReport, NodeReportInput, NodeReportOutcome, TaskStore, TaskUpdate, WebhookRouter } from '../store/task-store.ts';
+import type {
+  NodeAck, NodeReport, NodeReportInput, NodeReportOutcome, PrefetchResult, PrefetchResultInput, TaskStore, TaskUpdate, WebhookRouter,
+} from '../store/task-store.ts';
 import { LogTail, tailEntry, type TailEntry } from './log-tail.ts';
 import {
   ACK_CHANNEL_PROTOCOL, MAX_CHANNEL_PENDING, ackRequestSchema, type AckRequest, type AckResponse, type IgnoredReason, type ReportIgnoredReason, type StreamLine, type TaskResult,
@@ -40,6 +42,12 @@ export interface FanoutHubOptions {
 interface CheckedReports {
   readonly candidates: NodeReportInput[];
   readonly ignored: Array<{ seq: number; taskId: number; reason: ReportIgnoredReason }>;
+}
+
+/** An ack's prefetch results: those streamed to the node (the store records them), and those ignored. */
+interface CheckedResults {
+  readonly candidates: PrefetchResultInput[];
+  readonly ignored: Array<{ taskId: number; reason: IgnoredReason }>;
 }
 
 /** An ack validated and waiting for its batch's commit. */
@@ -153,6 +161,23 @@ interface PrefetchOutcome {
   readonly since: number;
 }
 
+/** Adds one node's result to a task's outcome. */
+function addResult(o: PrefetchOutcome, nodeId: string, r: Pick<PrefetchResult, 'ok' | 'failType' | 'failMessage'>): void {
+  if (r.ok) o.ok.add(nodeId);
+  else o.failed.set(nodeId, { failType: r.failType ?? 'taskFailed', failMessage: r.failMessage ?? `${nodeId}: failed` });
+}
+
+/** The stored results (TaskStore.prefetchResults) as one outcome per task, in the store's order. */
+function outcomesOf(results: readonly PrefetchResult[]): Map<number, PrefetchOutcome> {
+  const m = new Map<number, PrefetchOutcome>();
+  for (const r of results) {
+    let o = m.get(r.taskId);
+    if (!o) m.set(r.taskId, (o = { ok: new Set(), failed: new Map(), since: r.at }));
+    addResult(o, r.nodeId, r);
+  }
+  return m;
+}
+
 const MAX_ACK_BYTES = 1024 * 1024;
 /** Reports per ack checked against the log (entries another process streamed): one index read each. */
 const MAX_REPORT_LOOKUPS = 64;
@@ -193,8 +218,10 @@ export class FanoutHub {
   readonly #nodes = new Map<string, NodeConfig>();
   readonly #progress = new Map<string, Progress>();
   /**
-   * Outcomes of prefetches not seen to settle yet, per task: the verdict reads them (in memory: see README
-   * "Limits"). A late result for a task that settled without any (a timeout) also lands here, for nodeViews.
+   * Outcomes this process recorded of prefetches not seen to settle yet, per task: nodeViews shows them
+   * when its caller passes no stored results. The verdict reads the store's (prefetch_results: whichever
+   * process took them, across restarts, issue 9). A late result for a task that settled without any (a
+   * timeout) also lands here.
    */
   readonly #prefetch = new Map<number, PrefetchOutcome>();
   /**
@@ -755,11 +782,13 @@ export class FanoutHub {
       // and the statuses they give are committed with it, never before it.
       const next = new Map<string, Progress>();
       const checked: CheckedReports[] = [];
+      const checkedResults: CheckedResults[] = [];
       let lo = Number.POSITIVE_INFINITY;
       let hi = 0;
       for (const q of batch) {
         const known = next.get(q.node.id)?.ackedSeq ?? this.#progress.get(q.node.id)?.ackedSeq ?? 0;
         checked.push(await this.#checkReports(q.node, q.body, q.seq, known));
+        checkedResults.push(await this.#checkResults(q.node.id, q.body.results ?? []));
         const after = Math.max(known, q.seq);
         next.set(q.node.id, { ackedSeq: after, seenAt: q.at });
         if (after > known) [lo, hi] = [Math.min(lo, known), Math.max(hi, after)];
@@ -769,14 +798,18 @@ export class FanoutHub {
       const updates: TaskUpdate[] = [];
       for (let after = lo; after < hi; ) {
         const tasks = await store.processingTasks(hi, 1000, after);
+        const outcomes = await this.#storedOutcomes(tasks);
         for (const t of tasks) {
-          const u = this.#verdict(t, now, progressOf);
+          const u = this.#verdict(t, now, outcomes, progressOf);
           if (u) updates.push(u);
         }
         if (tasks.length < 1000) break;
         after = tasks[tasks.length - 1]!.seq ?? hi;
       }
-      const acks: NodeAck[] = batch.map((q, i) => ({ nodeId: q.node.id, seq: q.seq, at: q.at, reports: checked[i]!.candidates }));
+      // Results go in the same transaction as their ack (issue 9: a restart or failover loses none).
+      const acks: NodeAck[] = batch.map((q, i) => ({
+        nodeId: q.node.id, seq: q.seq, at: q.at, reports: checked[i]!.candidates, results: checkedResults[i]!.candidates,
+      }));
       // Memory moves as the commit starts, not after its sync: a store whose commit is readable before it
       // is synced (SQLite's WAL sync off the loop) may show the settled status meanwhile, and the per-node
       // view must not then say `pending`. Put back should the batch fail (nothing else runs in the lane).
@@ -792,12 +825,14 @@ export class FanoutHub {
       let failed = false;
       let results = false;
       const answers = batch.map((q, i): AckResponse => {
-        const ignoredReports = this.#afterAck(q.node.id, q.seq, checked[i]!, outcomes[i] ?? []);
+        const stored = outcomes[i] ?? [];
+        const nReports = checked[i]!.candidates.length;
+        const ignoredReports = this.#afterAck(q.node.id, q.seq, checked[i]!, stored.slice(0, nReports));
         for (const l of this.#ackListeners) l(q.node.id, this.#progress.get(q.node.id)!.ackedSeq);
         // Outcomes are only recorded here; settling turns them into a status, and only for tasks still
         // processing: a late result (a node that was fenced, or answered after the deadline) changes no final
         // status.
-        const recorded = this.#recordResults(q.node.id, q.body.results ?? [], q.at);
+        const recorded = this.#recordResults(q.node.id, checkedResults[i]!, stored.slice(nReports), q.at);
         failed ||= recorded.failed;
         results ||= (q.body.results?.length ?? 0) > 0;
         return {
@@ -902,32 +937,66 @@ export class FanoutHub {
   }
 
   /**
-   * Records the prefetch outcomes the node was waited for (the verdict reads them); `failed` when one of
-   * them is a failure. The others are ignored rather than refused, and named in the answer: refusing
-   * the ack would also refuse its seq and lease, and an honest node can race (a result after the
-   * deadline, or after a control-plane restart) — it must not be fenced for it. A node's first result
-   * for a task is its answer; repeats are `duplicate`.
+   * Splits an ack's prefetch results: those of prefetches streamed to the node and not yet reported
+   * (hardening issue 1) go to the store; the others are ignored rather than refused, and named in the
+   * answer: refusing the ack would also refuse its seq and lease, and an honest node can race (a result
+   * after the deadline, or a retried ack) — it must not be fenced for it. A result the store already holds
+   * for this node is `duplicate` (one read, only for results not awaited).
    */
-  #recordResults(nodeId: string, results: readonly TaskResult[], now: number): { failed: boolean; ignored: Array<{ taskId: number; reason: IgnoredReason }> } {
-    let failed = false;
+  async #checkResults(nodeId: string, results: readonly TaskResult[]): Promise<CheckedResults> {
+    const candidates: PrefetchResultInput[] = [];
     const ignored: Array<{ taskId: number; reason: IgnoredReason }> = [];
     const awaiting = this.#awaiting.get(nodeId);
+    const others: number[] = [];
     for (const r of results) {
-      if (!awaiting?.delete(r.taskId)) {
-        const seen = this.#prefetch.get(r.taskId) ?? this.#settledPrefetch.get(r.taskId);
-        ignored.push({ taskId: r.taskId, reason: seen && (seen.ok.has(nodeId) || seen.failed.has(nodeId)) ? 'duplicate' : 'unexpected' });
-        continue;
+      if (awaiting?.has(r.taskId)) {
+        candidates.push({
+          taskId: r.taskId, ok: r.ok,
+          failType: r.ok ? null : (r.failType ?? 'taskFailed'),
+          failMessage: r.ok ? null : `${nodeId}: ${r.failMessage ?? 'failed'}`,
+        });
+      } else others.push(r.taskId);
+    }
+    if (others.length) {
+      const seen = new Set((await this.#o.store.prefetchResults(others)).filter((x) => x.nodeId === nodeId).map((x) => x.taskId));
+      for (const taskId of others) ignored.push({ taskId, reason: seen.has(taskId) ? 'duplicate' : 'unexpected' });
+    }
+    return { candidates, ignored };
+  }
+
+  /**
+   * After the ack committed: the results the store recorded are no longer awaited and join this process's
+   * outcomes (nodeViews); `failed` when one of them is a failure (settled before the ack is answered).
+   */
+  #recordResults(
+    nodeId: string,
+    checked: CheckedResults,
+    outcomes: readonly NodeReportOutcome[],
+    now: number,
+  ): { failed: boolean; ignored: Array<{ taskId: number; reason: IgnoredReason }> } {
+    let failed = false;
+    const ignored = checked.ignored;
+    const awaiting = this.#awaiting.get(nodeId);
+    checked.candidates.forEach((r, i) => {
+      const o = outcomes[i];
+      awaiting?.delete(r.taskId);
+      if (o !== 'recorded') {
+        ignored.push({ taskId: r.taskId, reason: o === 'duplicate' ? 'duplicate' : 'unexpected' });
+        return;
       }
       // A late result for a settled task is still shown by nodeViews; it changes no status.
-      let o = this.#prefetch.get(r.taskId) ?? this.#settledPrefetch.get(r.taskId);
-      if (!o) this.#prefetch.set(r.taskId, (o = { ok: new Set<string>(), failed: new Map(), since: now }));
-      if (r.ok) o.ok.add(nodeId);
-      else {
-        o.failed.set(nodeId, { failType: r.failType ?? 'taskFailed', failMessage: `${nodeId}: ${r.failMessage ?? 'failed'}` });
-        failed = true;
-      }
-    }
+      let kept = this.#prefetch.get(r.taskId) ?? this.#settledPrefetch.get(r.taskId);
+      if (!kept) this.#prefetch.set(r.taskId, (kept = { ok: new Set<string>(), failed: new Map(), since: now }));
+      addResult(kept, nodeId, r);
+      failed ||= !r.ok;
+    });
     return { failed, ignored };
+  }
+
+  /** The stored outcomes of the prefetches among `tasks` (one read; none when there is no prefetch). */
+  async #storedOutcomes(tasks: readonly TaskRecord[]): Promise<ReadonlyMap<number, PrefetchOutcome>> {
+    const ids = tasks.filter((t) => t.type === 'prefetch_url').map((t) => t.id);
+    return ids.length ? outcomesOf(await this.#o.store.prefetchResults(ids)) : new Map();
   }
 
   /** Fenced, as the verdict may assume it: only the leader assumes anything (see #leader). */
@@ -981,10 +1050,11 @@ export class FanoutHub {
     let after = 0;
     for (;;) {
       const tasks = await store.processingTasks(last, 1000, after);
+      const outcomes = await this.#storedOutcomes(tasks);
       const updates: TaskUpdate[] = [];
       for (const t of tasks) {
         after = t.seq ?? after;
-        const u = this.#verdict(t, now);
+        const u = this.#verdict(t, now, outcomes);
         if (u) updates.push(u);
       }
       if (updates.length) await this.#finish(updates, now);
@@ -1041,10 +1111,16 @@ export class FanoutHub {
   }
 
   /** DESIGN invariant 3: success when every responsible node applied it (or is fenced), timeout past the deadline. */
-  #verdict(t: TaskRecord, now: number, progressOf: (id: string) => Progress | undefined = (id) => this.#progress.get(id)): TaskUpdate | undefined {
+  #verdict(
+    t: TaskRecord,
+    now: number,
+    outcomes: ReadonlyMap<number, PrefetchOutcome>,
+    progressOf: (id: string) => Progress | undefined = (id) => this.#progress.get(id),
+  ): TaskUpdate | undefined {
     const seq = t.seq ?? 0;
     const nodes = this.#responsible(t.hosts);
-    const outcome = this.#prefetch.get(t.id);
+    // A prefetch's results as stored: every node's, whichever process took them (issue 9).
+    const outcome = outcomes.get(t.id);
     let pending: string[];
     if (t.type === 'prefetch_url') {
       const failed = outcome?.failed.values().next().value;
@@ -1126,10 +1202,24 @@ export class FanoutHub {
   }
 
   /**
-   * Per-node progress of one task (DESIGN invariant 3: "per-node progress is kept and shown"); `reports`
-   * are this task's node reports (TaskStore.jobNodeReports, those of other tasks are not looked at).
+   * nodeViews of each of one job's `tasks` (by task id), with the prefetch results as stored, whichever
+   * process took them; `reports` are the job's (TaskStore.jobNodeReports). Cost: one read when the job
+   * holds prefetches.
    */
-  nodeViews(t: TaskRecord, reports: readonly NodeReport[] = []): NodeView[] {
+  async jobViews(tasks: readonly TaskRecord[], reports: readonly NodeReport[]): Promise<Map<number, NodeView[]>> {
+    const prefetches = tasks.filter((t) => t.type === 'prefetch_url').map((t) => t.id);
+    const results = prefetches.length ? Map.groupBy(await this.#o.store.prefetchResults(prefetches), (r) => r.taskId) : new Map<number, PrefetchResult[]>();
+    const reportsOf = Map.groupBy(reports, (r) => r.taskId);
+    return new Map(tasks.map((t) => [t.id, this.nodeViews(t, reportsOf.get(t.id), t.type === 'prefetch_url' ? (results.get(t.id) ?? []) : undefined)]));
+  }
+
+  /**
+   * Per-node progress of one task (DESIGN invariant 3: "per-node progress is kept and shown"); `reports`
+   * are this task's node reports (TaskStore.jobNodeReports, those of other tasks are not looked at);
+   * `results`, when given, its prefetch results (TaskStore.prefetchResults), else those this process took.
+   */
+  nodeViews(t: TaskRecord, reports: readonly NodeReport[] = [], results?: readonly PrefetchResult[]): NodeView[] {
+    const stored = results && outcomesOf(results.filter((r) => r.taskId === t.id)).get(t.id);
     const now = this.#o.clock.now();
     return this.#responsible(t.hosts).map((nodeId) => {
       const p = this.#progress.get(nodeId);
@@ -1142,7 +1232,7 @@ export class FanoutHub {
         seenAt: p?.seenAt ?? null,
         ...(r ? { report: { executedAs: r.executedAs, matched: r.matched, note: r.note, appliedAt: r.appliedAt } } : {}),
       };
-      const outcome = this.#prefetch.get(t.id) ?? this.#settledPrefetch.get(t.id);
+      const outcome = results ? stored : (this.#prefetch.get(t.id) ?? this.#settledPrefetch.get(t.id));
       const failed = outcome?.failed.get(nodeId);
       if (failed) return { ...base, state: 'failed' as const, failMessage: failed.failMessage };
       // Its outcome no longer kept: the task's own FailMessage still names the node that failed it.

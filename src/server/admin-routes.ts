@@ -87,7 +87,7 @@ export async function jobView(deps: AdminDeps, appId: number, jobId: string) {
   const job = await deps.store.getJob(appId, jobId);
   if (!job) return undefined;
   const [tasks, reports] = await Promise.all([deps.store.jobTasks(appId, job.jobId), deps.store.jobNodeReports(appId, job.jobId)]);
-  const reportsOf = Map.groupBy(reports, (r) => r.taskId);
+  const views = await deps.hub?.jobViews(tasks, reports);
   return {
     JobId: job.jobId,
     Type: job.type,
@@ -101,7 +101,7 @@ export async function jobView(deps: AdminDeps, appId: number, jobId: string) {
       Seq: t.seq,
       UpdateTime: formatIso(t.updatedAt),
       ...(t.failType ? { FailType: t.failType, FailMessage: t.failMessage } : {}),
-      Nodes: (deps.hub?.nodeViews(t, reportsOf.get(t.id)) ?? []).map((n) => ({
+      Nodes: (views?.get(t.id) ?? []).map((n) => ({
         NodeId: n.nodeId,
         State: n.state,
         Driver: n.driver,

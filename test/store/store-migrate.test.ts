@@ -1,6 +1,6 @@
 // `edgepurge store migrate`: a SQLite store with history made through the real API (SDK purges and
 // prefetches applied by a real edge) moves into a fresh PostgreSQL database; a control plane on it
-// answers DescribePurgeTasks with the same tasks, the same quota usage and node reports, and the edge
+// answers DescribePurgeTasks with the same tasks, the same quota usage, node reports and prefetch results, and the edge
 // resumes from its applied seq (no cache reset) and applies the next purge. A non-empty target is refused
 // unless --replace.
 import assert from 'node:assert/strict';
@@ -99,6 +99,7 @@ describe('edgepurge store migrate', { skip }, () => {
       tasks: await describeAll(`127.0.0.1:${port}`),
       quota: await teo.DescribeContentQuota({ ZoneId: ACME.zoneId }),
       reports: await Promise.all(jobs.map((j) => sqlite.jobNodeReports(ACME.appId, j))),
+      prefetchResults: await sqlite.prefetchResults((await Promise.all(jobs.map((j) => sqlite.jobTasks(ACME.appId, j)))).flat().map((x) => x.id)),
       records: await sqlite.listRefreshRecords({ appId: ACME.appId, offset: 0, limit: 100 }),
       progress: await sqlite.nodeProgress(),
       lastSeq: await sqlite.lastSeq(),
@@ -107,6 +108,7 @@ describe('edgepurge store migrate', { skip }, () => {
     };
     assert.equal(before.deliveries.length, jobs.length, 'one pending delivery per settled job');
     assert.ok(before.reports.flat().length > 0, 'the node reported what it executed');
+    assert.deepEqual(before.prefetchResults.map((r) => [r.nodeId, r.ok]), [[NODE.id, true]], 'the node reported fetching the prefetch');
     cp1Closed = true;
     await cp1.close();
     await sqlite.close();
@@ -133,6 +135,7 @@ describe('edgepurge store migrate', { skip }, () => {
     assert.deepEqual(await describeAll(`127.0.0.1:${port}`), before.tasks);
     assert.deepEqual(await teo.DescribeContentQuota({ ZoneId: ACME.zoneId }).then(({ RequestId: _, ...q }) => q), (({ RequestId: _, ...q }) => q)(before.quota));
     assert.deepEqual(await Promise.all(jobs.map((j) => pgStore.jobNodeReports(ACME.appId, j))), before.reports);
+    assert.deepEqual(await pgStore.prefetchResults(before.prefetchResults.map((r) => r.taskId)), before.prefetchResults, 'prefetch results moved');
     assert.deepEqual(await pgStore.listRefreshRecords({ appId: ACME.appId, offset: 0, limit: 100 }), before.records);
     assert.equal(await pgStore.lastSeq(), before.lastSeq);
     assert.deepEqual((await pgStore.webhookDeliveries({ limit: 100 })).map((d) => [d.eventId, d.jobId, d.url, d.event, d.createdAt]), before.deliveries, 'the webhook outbox moved, in order');

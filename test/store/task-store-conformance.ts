@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import type { TaskRecord, TaskStatus, TaskType } from '../../src/purge/types.ts';
 import { DuplicateJobIdError, QuotaExceededError } from '../../src/store/task-store.ts';
-import type { NewJob, NewTask, NodeReport, NodeReportInput, QuotaCharge, TaskQuery, TaskStore } from '../../src/store/task-store.ts';
+import type { NewJob, NewTask, NodeReport, NodeReportInput, PrefetchResultInput, QuotaCharge, TaskQuery, TaskStore } from '../../src/store/task-store.ts';
 
 /** Makes a fresh, empty, not yet started store; the suite starts and closes it. */
 export type MakeStore = (t: TestContext) => TaskStore | Promise<TaskStore>;
@@ -709,6 +709,62 @@ export function describeTaskStoreConformance(name: string, makeStore: MakeStore,
         assert.deepEqual(await store.nodeProgress(), []);
         assert.equal((await store.jobTasks(APP, a.jobId))[0]!.status, 'processing');
         assert.deepEqual(await store.jobNodeReports(APP, a.jobId), []);
+      });
+    });
+
+    describe('prefetch results (with acks, issue 9)', () => {
+      const ok = (t: TaskRecord): PrefetchResultInput => ({ taskId: t.id, ok: true, failType: null, failMessage: null });
+      const failed = (t: TaskRecord, why: string): PrefetchResultInput => ({ taskId: t.id, ok: false, failType: 'originFailed', failMessage: why });
+      const prefetch = async (store: TaskStore, targets: readonly string[], over: Partial<Omit<NewJob, 'tasks'>> = {}) =>
+        create(store, job(targets.map((x) => task(x)), { type: 'prefetch_url', ...over }));
+
+      it('records results in the ack batch: one per task and node, the first standing; outcomes after the reports', async (t) => {
+        const store = await open(t);
+        const [p1, p2] = (await prefetch(store, ['https://a.example.com/p1', 'https://a.example.com/p2'])) as [TaskRecord, TaskRecord];
+        const [purge] = (await create(store, job([task('https://a.example.com/x')]))) as [TaskRecord];
+        const outcomes = await store.ackNodes(
+          [
+            { nodeId: 'edge-a', seq: purge.seq!, at: T0 + 10, results: [ok(p1), failed(p2, 'edge-a: origin returned 503')],
+              reports: [{ taskId: purge.id, seq: purge.seq!, driver: 'builtin', executedAs: 'invalidate', matched: null, note: null }] },
+            { nodeId: 'edge-b', seq: purge.seq!, at: T0 + 11, results: [ok(p1), ok(purge), { ...ok(p1), taskId: 987654321 }] },
+            { nodeId: 'edge-a', seq: purge.seq!, at: T0 + 12, results: [failed(p1, 'edge-a: late change of mind')] },
+          ],
+          [],
+          T0 + 20,
+        );
+        assert.deepEqual(outcomes, [['recorded', 'recorded', 'recorded'], ['recorded', 'unknown', 'unknown'], ['duplicate']], 'a purge task takes no result');
+        assert.deepEqual(await store.prefetchResults([p2.id, p1.id, purge.id]), [
+          { nodeId: 'edge-a', taskId: p1.id, ok: true, failType: null, failMessage: null, at: T0 + 10 },
+          { nodeId: 'edge-b', taskId: p1.id, ok: true, failType: null, failMessage: null, at: T0 + 11 },
+          { nodeId: 'edge-a', taskId: p2.id, ok: false, failType: 'originFailed', failMessage: 'edge-a: origin returned 503', at: T0 + 10 },
+        ]);
+        assert.deepEqual(await store.prefetchResults([]), []);
+      });
+
+      it('writes no result of a batch that fails (all or nothing)', async (t) => {
+        const store = await open(t);
+        const [p1] = (await prefetch(store, ['https://a.example.com/p1'])) as [TaskRecord];
+        await assert.rejects(
+          store.ackNodes(
+            [
+              { nodeId: 'edge-a', seq: p1.seq!, at: T0 + 10, results: [ok(p1)] },
+              { nodeId: 'edge-b', seq: p1.seq!, at: T0 + 10, reports: [{ taskId: p1.id, seq: p1.seq!, driver: null, executedAs: null as never, matched: null, note: null }] },
+            ],
+            [],
+            T0 + 20,
+          ),
+        );
+        assert.deepEqual(await store.prefetchResults([p1.id]), []);
+      });
+
+      it('are pruned with their tasks', async (t) => {
+        const store = await open(t);
+        const [old] = (await prefetch(store, ['https://a.example.com/old'], { createdAt: T0 }))  as [TaskRecord];
+        const [fresh] = (await prefetch(store, ['https://a.example.com/new'], { createdAt: T0 + DAY })) as [TaskRecord];
+        await store.ackNodes([{ nodeId: 'edge-a', seq: fresh.seq!, at: T0 + DAY, results: [ok(old), ok(fresh)] }], [], T0 + DAY);
+        await store.prune(T0 + 1);
+        assert.deepEqual((await store.prefetchResults([old.id, fresh.id])).map((r) => r.taskId), [fresh.id]);
+        assert.deepEqual(await store.ackNodes([{ nodeId: 'edge-b', seq: fresh.seq!, at: T0 + DAY, results: [ok(old)] }], [], T0 + DAY), [['unknown']], 'a late result of a pruned task is not kept');
       });
     });
 
