@@ -1,0 +1,50 @@
+// Prefetch results are shared by replicas (issue 9): a node's result is committed with its ack on whichever
+// replica takes it, and the leader settles the prefetch with every stored result, not only those it took.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { ConfigInput } from '../../src/config/schema.ts';
+import { ACME, baseConfig } from '../helpers/control-plane.ts';
+import { freshTestDatabase, postgresSkip } from '../helpers/postgres.ts';
+import { teoClient } from '../helpers/sdk.ts';
+import { RawNode, until } from '../fanout/raw-node.ts';
+import { startReplica } from './helpers.ts';
+
+const skip = postgresSkip('the replica prefetch result tests');
+const url = skip ? '' : await freshTestDatabase();
+const node = (id: string, i: number) => ({ id, listen: `127.0.0.1:${i}`, token: `token-${id}-0123456789`, hosts: [ACME.host] });
+const [A, B, C] = [node('edge-a', 1), node('edge-b', 2), node('edge-c', 3)];
+// edge-c never connects: only the leader counts it fenced, so only the leader can settle the prefetch.
+const CONFIG: ConfigInput = { ...baseConfig(), nodes: [A, B, C], fanout: { leaseMs: 60_000, taskTimeoutMs: 60_000 } };
+
+describe('prefetch results across replicas', { skip }, () => {
+  it('a result taken by a replica that does not lead counts at the leader (the prefetch ends success)', async (t) => {
+    const schema = `prefetch_${process.pid}`;
+    const leader = await startReplica(t, url, schema, CONFIG, { heartbeatMs: 50 });
+    await until('the first replica leads', () => leader.controlPlane.duties.leader);
+    const other = await startReplica(t, url, schema, CONFIG, { heartbeatMs: 50 });
+    assert.equal(other.controlPlane.hub.leading, false);
+    const onLeader = new RawNode(leader.url, A.id, A.token);
+    const onOther = new RawNode(other.url, B.id, B.token);
+    for (const n of [onLeader, onOther]) {
+      await n.stream(t);
+      assert.equal((await n.ack({ seq: n.seenSeq() })).status, 200);
+    }
+    const sdk = teoClient(other.endpoint, ACME.secretId, ACME.secretKey);
+    const { JobId } = await sdk.CreatePrefetchTask({ ZoneId: ACME.zoneId, Targets: [`http://${ACME.host}/warm.jpg`] });
+    await until('streamed by both replicas', () => onLeader.entries().length === 1 && onOther.entries().length === 1);
+    const e = onLeader.entries()[0]!;
+    const status = async () => (await leader.store.jobTasks(ACME.appId, JobId as string))[0]!.status;
+    // The leader's own node first: it still waits for edge-b.
+    const first = await onLeader.ack({ seq: e.seq, results: [{ taskId: e.taskId, ok: true }] });
+    assert.equal(first.json.ignored, undefined, JSON.stringify(first.json));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await status(), 'processing', 'edge-b has not fetched it yet');
+    // edge-b's result, taken by the replica that does not lead (which cannot settle it: edge-c is silent).
+    const second = await onOther.ack({ seq: e.seq, results: [{ taskId: e.taskId, ok: true }] });
+    assert.equal(second.json.ignored, undefined, JSON.stringify(second.json));
+    // Before issue 9 each replica kept its own node's result in memory: the task waited for its deadline.
+    await until('the leader settles it with both stored results', async () => (await status()) === 'success', 5000);
+    const views = await leader.controlPlane.hub.jobViews(await leader.store.jobTasks(ACME.appId, JobId as string), []);
+    assert.deepEqual([...views.values()][0]!.map((v) => [v.nodeId, v.state]), [[A.id, 'applied'], [B.id, 'applied'], [C.id, 'fenced']], 'per-node progress from the stored results, whichever replica took them');
+  });
+});
