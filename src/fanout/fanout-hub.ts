@@ -364,11 +364,16 @@ export class FanoutHub {
     clearInterval(this.#timer);
     this.#wakeStreams();
     for (const res of this.#streams.keys()) res.end();
-    // Lines in flight are answered once their batch commits (below); the sockets end after that.
-    for (const socket of this.#channels.keys()) socket.end();
     // Acks already taken are committed and answered, not dropped.
     clearTimeout(this.#flushTimer);
     await this.#exclusive(() => this.#flushAcks());
+    // Ack channels end once the acks they carried are answered (those answers are written a turn after the
+    // batch resolves); one whose node does not hang up in turn is cut a second later, so close() is not held.
+    await new Promise<void>((r) => setImmediate(r));
+    for (const socket of this.#channels.keys()) {
+      socket.end();
+      setTimeout(() => socket.destroy(), 1000).unref();
+    }
     await this.#settling;
   }
 

@@ -151,3 +151,20 @@ test('an agent acks over its channel, and posts its acks to a control plane with
   assert.equal(hub.memory().ackChannels, 0);
   assert.equal((await store.nodeProgress()).find((p) => p.nodeId === NODE.id)?.ackedSeq, 0);
 });
+
+test('closing the control plane answers the acks a channel carried, then ends the channel', async (t) => {
+  const server = await setup(t);
+  const channel = await AckChannel.open(server.url, headers);
+  t.after(() => channel.close());
+  // Closed right as the ack's batch has committed, before its answer is written.
+  let closing: Promise<void> | undefined;
+  server.controlPlane.hub.onAck(() => void (closing ??= server.controlPlane.hub.close()));
+  const t0 = Date.now();
+  const answer = channel.send({ seq: 0 });
+  await until('close() was called', () => closing !== undefined);
+  await closing;
+  await server.close();
+  assert.ok(Date.now() - t0 < 3000, `close() took ${Date.now() - t0} ms`);
+  assert.equal((await answer).leaseMs, 60_000, 'the ack in flight was answered');
+  await until('the channel is closed', () => !channel.open);
+});
