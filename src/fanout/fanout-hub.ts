@@ -793,7 +793,8 @@ export class FanoutHub {
       for (const q of batch) {
         const known = next.get(q.node.id)?.ackedSeq ?? this.#progress.get(q.node.id)?.ackedSeq ?? 0;
         checked.push(await this.#checkReports(q.node, q.body, q.seq, known));
-        checkedResults.push(await this.#checkResults(q.node.id, q.body.results ?? []));
+        // Most acks carry no result (purges only): no extra turn of the loop for them.
+        checkedResults.push(q.body.results?.length ? await this.#checkResults(q.node.id, q.body.results) : { candidates: [], ignored: [] });
         const after = Math.max(known, q.seq);
         next.set(q.node.id, { ackedSeq: after, seenAt: q.at });
         if (after > known) [lo, hi] = [Math.min(lo, known), Math.max(hi, after)];
