@@ -408,7 +408,9 @@ export class EdgeAgent {
       } catch (e) {
         if (this.#channel === entry) this.#channel = undefined;
         if (!(e instanceof AckChannelUnsupported)) throw e;
-        this.#o.logger.info('control plane has no ack channel; posting acks', { node: this.#o.nodeId, controlPlane: url });
+        // A warning, once per control plane: acks still work, but each costs an HTTP request (slower fan-out
+        // on a large fleet). Usually an older control plane, or a proxy that does not pass `Upgrade`.
+        this.#o.logger.warn('control plane has no ack channel; posting each ack instead (an older control plane, or a proxy in between that does not pass Upgrade for /edge/v1/acks)', { node: this.#o.nodeId, controlPlane: url, error: e });
         this.#noChannel.add(url);
         return this.#sendAck(body);
       }
