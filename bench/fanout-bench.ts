@@ -14,7 +14,7 @@ import { systemClock } from '../src/shared/clock.ts';
 import { silentLogger } from '../src/shared/logger.ts';
 import { SqliteTaskStore } from '../src/store/sqlite/sqlite-task-store.ts';
 import { BENCH_CREDENTIAL, signedRequest } from './api-bench.ts';
-import type { LoadRequest } from './load.ts';
+import { sendOne } from './load.ts';
 import { BenchChild } from './processes.ts';
 import { median, quantile } from './stats.ts';
 
@@ -46,20 +46,6 @@ export interface FanoutBenchResult {
   readonly notAppliedEverywhere: number;
   /** Samples settled before their answer was read (counted as 0 ms; expected 0). */
   readonly settledBeforeAnswer: number;
-}
-
-function post(agent: http.Agent, port: number, r: LoadRequest): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method: r.method, path: r.path, headers: r.headers, agent }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve(text));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(r.body);
-  });
 }
 
 export async function runFanoutBench(o: FanoutBenchOptions): Promise<FanoutBenchResult> {
@@ -118,7 +104,7 @@ export async function runFanoutBench(o: FanoutBenchOptions): Promise<FanoutBench
       // Signed just in time: the run may outlast a signature's 300 s.
       const r = signedRequest(port, 'CreatePurgeTask', { ZoneId: ZONE, Type: 'purge_url', Targets: [`https://${HOST}/fanout/${i}.js`] });
       const t0 = performance.now();
-      const text = await post(agent, port, r);
+      const text = await sendOne(agent, port, r);
       const answered = performance.now();
       const res = JSON.parse(text) as { Response: { JobId?: string; Error?: { Code: string; Message: string } } };
       if (!res.Response.JobId) throw new Error(`CreatePurgeTask failed: ${text}`);

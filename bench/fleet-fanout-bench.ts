@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { BENCH_CREDENTIAL, signedRequest } from './api-bench.ts';
-import type { LoadRequest } from './load.ts';
+import { sendOne } from './load.ts';
 import { BenchChild, type AckVia } from './processes.ts';
 import { median, quantile } from './stats.ts';
 
@@ -45,23 +45,9 @@ export interface FleetFanoutResult {
   readonly pollsPerPurge: number;
 }
 
-function send(agent: http.Agent, port: number, r: LoadRequest): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method: r.method, path: r.path, headers: r.headers, agent }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve(text));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(r.body);
-  });
-}
-
 /** The control plane's durable store writes so far (edgepurge_store_commit_seconds_count, every op). */
 async function storeWrites(agent: http.Agent, port: number): Promise<number> {
-  const text = await send(agent, port, { method: 'GET', path: '/metrics', headers: {}, body: '' });
+  const text = await sendOne(agent, port, { method: 'GET', path: '/metrics', headers: {}, body: '' });
   let n = 0;
   for (const m of text.matchAll(/^edgepurge_store_commit_seconds_count\{[^}]*\} (\d+)/gm)) n += Number(m[1]);
   return n;
@@ -111,7 +97,7 @@ export async function runFleetFanoutBench(o: FleetFanoutOptions): Promise<FleetF
       for (;;) {
         const r = signedRequest(port, 'DescribePurgeTasks', { ZoneId: ZONE, Filters: [{ Name: 'job-id', Values: [jobId] }] });
         polls++;
-        const text = await send(agent, port, r);
+        const text = await sendOne(agent, port, r);
         const at = performance.now();
         const res = JSON.parse(text) as { Response: { Tasks?: Array<{ Status: string }>; Error?: unknown } };
         const status = res.Response.Tasks?.[0]?.Status;
@@ -142,7 +128,7 @@ export async function runFleetFanoutBench(o: FleetFanoutOptions): Promise<FleetF
         cpu0 = cp.cpuSeconds();
       }
       const r = signedRequest(port, 'CreatePurgeTask', { ZoneId: ZONE, Type: 'purge_url', Targets: [`https://${HOST}/fleet/${i}.js`] });
-      const text = await send(agent, port, r);
+      const text = await sendOne(agent, port, r);
       const answered = performance.now();
       const jobId = (JSON.parse(text) as { Response: { JobId?: string } }).Response.JobId;
       if (!jobId) throw new Error(`CreatePurgeTask failed: ${text}`);

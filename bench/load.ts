@@ -6,6 +6,7 @@
 // Content-Length or chunked body): on a 2-core machine an http.Agent client costs several times more
 // CPU per request than the servers it measures, and would mostly measure itself.
 import { fork, spawnSync } from 'node:child_process';
+import http from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { quantileSorted } from './stats.ts';
@@ -327,5 +328,20 @@ if (import.meta.main && process.send) {
       (result) => process.send?.({ result }, () => process.exit(0)),
       (e: unknown) => process.send?.({ error: e instanceof Error ? e.message : String(e) }, () => process.exit(1)),
     );
+  });
+}
+
+/** One request on loopback through `agent` (keep-alive); resolves with the body, whatever the status. */
+export function sendOne(agent: http.Agent, port: number, r: LoadRequest): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: r.method, path: r.path, headers: r.headers, agent }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve(text));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(r.body);
   });
 }
