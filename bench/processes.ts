@@ -71,9 +71,16 @@ export interface LeaseWatch {
   readonly checks: number;
 }
 
+/** Agents: every node has applied (`applied`) or acked with an answer (`acked`) the entry `seq`. */
+interface Watched {
+  readonly seq: number;
+  readonly what: 'applied' | 'acked';
+}
+
 interface Reply {
   readonly ready?: Ready;
   readonly applied?: readonly number[];
+  readonly watched?: Watched;
   readonly loop?: LoopDelay;
   readonly leases?: LeaseWatch;
   readonly error?: string;
@@ -114,6 +121,27 @@ export class BenchChild {
     return this.#ask('applied').then((m) => m.applied ?? []);
   }
 
+  /**
+   * Agents: `applied` resolves when every node has applied the entry `seq` (its cache's applied seq reached
+   * it), `acked` when every node's ack up to it was answered (durable at its control plane); each with this
+   * process's performance.now() when the news arrived. Told by the child as it happens: nothing polls.
+   */
+  watch(seq: number): { applied: Promise<number>; acked: Promise<number> } {
+    const at = (what: Watched['what']) =>
+      new Promise<number>((resolve) => {
+        const heard = (m: Reply) => {
+          if (m.watched?.seq !== seq || m.watched.what !== what) return;
+          const now = performance.now();
+          this.process.off('message', heard);
+          resolve(now);
+        };
+        this.process.on('message', heard);
+      });
+    const out = { applied: at('applied'), acked: at('acked') };
+    this.process.send({ ask: 'watch', seq });
+    return out;
+  }
+
   /** Control plane started with `reportSettled`: `listener` hears of every batch of tasks its hub settles. */
   onSettled(listener: (tasks: number) => void): void {
     this.process.on('message', (m: { settled?: number }) => {
@@ -133,9 +161,9 @@ export class BenchChild {
 
   #ask(ask: string): Promise<Reply> {
     return new Promise((resolve) => {
-      // Unasked-for notices (`settled`) are not the answer.
+      // Unasked-for notices (`settled`, `watched`) are not the answer.
       const answer = (m: Reply & { settled?: number }) => {
-        if (m.settled !== undefined) return;
+        if (m.settled !== undefined || m.watched !== undefined) return;
         this.process.off('message', answer);
         resolve(m);
       };
@@ -217,6 +245,7 @@ interface Running extends Ready {
   applied?(): number[];
   loop?(reset: boolean): LoopDelay;
   leases?(): LeaseWatch;
+  watch?(seq: number, tell: (w: Watched) => void): void;
 }
 
 async function runChild(init: Init): Promise<Running> {
@@ -253,6 +282,33 @@ async function runChild(init: Init): Promise<Running> {
       const agents = init.nodes.map(
         (n, i) => new EdgeAgent({ controlPlane: init.controlPlane, nodeId: n.id, token: n.token, target: proxies[i]!, clock: systemClock, logger: silentLogger }),
       );
+      // watch(): told the moment the last node applies an entry, from inside the apply (no polling).
+      const watches = new Set<{ seq: number; done: () => void }>();
+      const moved = () => {
+        for (const w of watches) {
+          if (proxies.every((p) => p.appliedSeq >= w.seq)) {
+            watches.delete(w);
+            w.done();
+          }
+        }
+      };
+      for (const p of proxies) {
+        const [apply, advanceTo, dropAll] = [p.apply.bind(p), p.advanceTo.bind(p), p.dropAll.bind(p)];
+        p.apply = (cmd) => {
+          const r = apply(cmd);
+          if (watches.size) moved();
+          return r;
+        };
+        p.advanceTo = (seq) => {
+          advanceTo(seq);
+          if (watches.size) moved();
+        };
+        p.dropAll = (seq) => {
+          const r = dropAll(seq);
+          if (watches.size) moved();
+          return r;
+        };
+      }
       for (const a of agents) a.start();
       // Every node has said hello and acked: the hub counts it (a node that never acked is fenced).
       await Promise.all(agents.map((a) => a.waitForAck(0)));
@@ -271,6 +327,11 @@ async function runChild(init: Init): Promise<Running> {
       return {
         applied: () => proxies.map((p) => p.appliedSeq),
         leases: () => ({ ...watch }),
+        watch: (seq, tell) => {
+          watches.add({ seq, done: () => tell({ seq, what: 'applied' }) });
+          moved();
+          void Promise.all(agents.map((a) => a.waitForAck(seq))).then(() => tell({ seq, what: 'acked' }));
+        },
         close: async () => {
           clearInterval(watcher);
           await Promise.all(agents.map((a) => a.close()));
@@ -422,6 +483,7 @@ if (import.meta.main && process.send) {
           if (m.ask === 'applied') send({ applied: running.applied?.() ?? [] });
           if (m.ask === 'loop' || m.ask === 'loop-reset') send({ loop: running.loop?.(m.ask === 'loop-reset') });
           if (m.ask === 'leases') send({ leases: running.leases?.() });
+          if (m.ask === 'watch') running.watch?.((m as { seq: number }).seq, (watched) => send({ watched }));
           if (m.ask === 'stop') void running.close().finally(() => process.exit(0));
         });
         send({ ready: { port: running.port, startupMs: running.startupMs, settledAtStartup: running.settledAtStartup } });
