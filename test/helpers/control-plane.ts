@@ -4,11 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
+import type { Config } from '../../src/config/schema.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { ControlPlane, type ControlPlaneOptions } from '../../src/server/control-plane.ts';
 import { systemClock, type Clock } from '../../src/shared/clock.ts';
 import { silentLogger, type Logger } from '../../src/shared/logger.ts';
 import { SqliteTaskStore } from '../../src/store/sqlite/sqlite-task-store.ts';
+import type { TaskStore } from '../../src/store/task-store.ts';
 
 // The SDKs route every request through a proxy when http_proxy is set (TENCENT-API §5.1).
 for (const k of ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY']) delete process.env[k];
@@ -55,43 +57,70 @@ export function baseConfig(origin = 'http://127.0.0.1:9'): ConfigInput {
   };
 }
 
-export interface TestServer {
+/** A control plane on a started store, and how to close both. */
+export interface RunningControlPlane<S extends TaskStore> {
   readonly port: number;
   readonly endpoint: string;
   readonly url: string;
-  readonly dir: string;
   readonly controlPlane: ControlPlane;
-  readonly store: SqliteTaskStore;
+  readonly store: S;
   close(): Promise<void>;
 }
 
-/** Starts a control plane; cleanup is registered on `t` before the caller's first assertion (STYLE 14). */
-export async function startControlPlane(
+export interface ControlPlaneTestOptions {
+  clock?: Clock;
+  heartbeatMs?: number;
+  logger?: Logger;
+  console?: ControlPlaneOptions['console'];
+}
+
+/**
+ * Starts `store` and a control plane on it (whatever the store's engine); closing stops both, then runs
+ * `cleanup`. Cleanup is registered on `t` before the caller's first assertion (STYLE 14).
+ */
+export async function startOnStore<S extends TaskStore & { start(): Promise<void>; close(): Promise<void> }>(
   t: Pick<TestContext, 'after'> | undefined,
-  input: ConfigInput = baseConfig(),
-  opts: { clock?: Clock; dir?: string; heartbeatMs?: number; logger?: Logger; console?: ControlPlaneOptions['console'] } = {},
-): Promise<TestServer> {
-  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'edgepurge-test-'));
-  const config = parseConfig({ ...input, store: { driver: 'sqlite', path: join(dir, 'edgepurge.db') } });
-  const store = new SqliteTaskStore({ path: join(dir, 'edgepurge.db') });
+  config: Config,
+  store: S,
+  opts: ControlPlaneTestOptions = {},
+  cleanup: () => void = () => {},
+): Promise<RunningControlPlane<S>> {
   await store.start();
   const controlPlane = new ControlPlane({ config, store, clock: opts.clock ?? systemClock, logger: opts.logger ?? silentLogger, ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}), ...(opts.console ? { console: opts.console } : {}) });
   const { port } = await controlPlane.start();
   let closed: Promise<void> | undefined;
-  const server: TestServer = {
+  const server: RunningControlPlane<S> = {
     port,
     endpoint: `127.0.0.1:${port}`,
     url: `http://127.0.0.1:${port}`,
-    dir,
     controlPlane,
     store,
     close: () =>
       (closed ??= (async () => {
         await controlPlane.close();
         await store.close();
-        if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+        cleanup();
       })()),
   };
   t?.after(() => server.close());
   return server;
+}
+
+export interface TestServer extends RunningControlPlane<SqliteTaskStore> {
+  readonly dir: string;
+}
+
+/** Starts a control plane on a temp SQLite store (removed on close unless `opts.dir` is given). */
+export async function startControlPlane(
+  t: Pick<TestContext, 'after'> | undefined,
+  input: ConfigInput = baseConfig(),
+  opts: ControlPlaneTestOptions & { dir?: string } = {},
+): Promise<TestServer> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'edgepurge-test-'));
+  const config = parseConfig({ ...input, store: { driver: 'sqlite', path: join(dir, 'edgepurge.db') } });
+  const store = new SqliteTaskStore({ path: join(dir, 'edgepurge.db') });
+  const server = await startOnStore(t, config, store, opts, () => {
+    if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+  });
+  return { ...server, dir };
 }

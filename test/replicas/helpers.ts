@@ -4,43 +4,17 @@ import { request } from 'node:http';
 import type { TestContext } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
-import { ControlPlane } from '../../src/server/control-plane.ts';
-import { systemClock, type Clock } from '../../src/shared/clock.ts';
-import { silentLogger } from '../../src/shared/logger.ts';
+import type { Clock } from '../../src/shared/clock.ts';
 import { PostgresTaskStore } from '../../src/store/postgres/postgres-task-store.ts';
+import { startOnStore, type RunningControlPlane } from '../helpers/control-plane.ts';
 import type { SignedRequest, V2Body } from '../v2/helpers.ts';
 
-export interface Replica {
-  readonly port: number;
-  readonly endpoint: string;
-  readonly url: string;
-  readonly controlPlane: ControlPlane;
-  readonly store: PostgresTaskStore;
-  close(): Promise<void>;
-}
+export type Replica = RunningControlPlane<PostgresTaskStore>;
 
 /** A control plane on `schema` of `url`; closed after the test. */
-export async function startReplica(t: Pick<TestContext, 'after'>, url: string, schema: string, input: ConfigInput, opts: { clock?: Clock; heartbeatMs?: number } = {}): Promise<Replica> {
+export function startReplica(t: Pick<TestContext, 'after'>, url: string, schema: string, input: ConfigInput, opts: { clock?: Clock; heartbeatMs?: number } = {}): Promise<Replica> {
   const config = parseConfig({ ...input, store: { driver: 'postgres', url, schema } });
-  const store = new PostgresTaskStore({ url, schema, pool: { max: 4 } });
-  await store.start();
-  const controlPlane = new ControlPlane({ config, store, clock: opts.clock ?? systemClock, logger: silentLogger, ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}) });
-  const { port } = await controlPlane.start();
-  let closed: Promise<void> | undefined;
-  const replica: Replica = {
-    port,
-    endpoint: `127.0.0.1:${port}`,
-    url: `http://127.0.0.1:${port}`,
-    controlPlane,
-    store,
-    close: () =>
-      (closed ??= (async () => {
-        await controlPlane.close();
-        await store.close();
-      })()),
-  };
-  t.after(() => replica.close());
-  return replica;
+  return startOnStore(t, config, new PostgresTaskStore({ url, schema, pool: { max: 4 } }), opts);
 }
 
 /**
