@@ -3,14 +3,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DriverError, type DriverCommand } from '../../src/drivers/edge-driver.ts';
 import { EDGEPURGE_VCL_PATH, edgepurgeVcl } from '../../src/drivers/varnish/edgepurge-vcl.ts';
 import { pipeline } from '../../src/drivers/varnish/pipelined-http.ts';
-import { VarnishAdmin } from '../../src/drivers/varnish/varnish-admin.ts';
+import { cliQuote, VarnishAdmin } from '../../src/drivers/varnish/varnish-admin.ts';
 import { VarnishDriver } from '../../src/drivers/varnish/varnish-driver.ts';
 import { driverConformance } from './driver-conformance.ts';
 import { startVarnishHarness, type VarnishHarness } from './varnish-harness.ts';
@@ -190,6 +190,39 @@ if (missing !== undefined && inCi) {
         assert.equal(pending, 0, 'the lurker completed the bans');
       } finally {
         await admin.close();
+      }
+    });
+
+    it('a URL delete leaves nothing to revalidate, even for a request right behind it (purge.hard() before Varnish 7.5 did)', async () => {
+      // purge.hard() only expired the objects and left them on the hash for the expiry thread: a miss
+      // before that thread ran sent the origin the deleted copy's ETag (and a 304 would have served it).
+      // Each PURGE here is followed on the same connection, in the same write, by a GET of its URL: Varnish
+      // runs the GET right after the purge, before the expiry thread gets a turn.
+      const token = `test-${Date.now()}`;
+      const admin = new VarnishAdmin({ host: '127.0.0.1', port: Number(h.varnishd.admin.split(':')[1]), secret: readFileSync(h.varnishd.secretFile) });
+      const vcl = `vcl 4.1;\nimport var;\nbackend none none;\nsub vcl_init {\n    var.global_set("edgepurge.token", "${token}");\n}\n`;
+      try {
+        assert.equal((await admin.command(`vcl.inline hard_purge_${Date.now()} ${cliQuote(vcl)}`, 60_000)).status, 200);
+        const paths = Array.from({ length: 300 }, (_, i) => `/hard/${i}`);
+        for (const p of paths) {
+          await h.get('hard.test', p);
+          h.origin.bump('hard.test', p);
+        }
+        const since = h.origin.requests.length;
+        const socket = connect(h.varnishd.port, '127.0.0.1');
+        socket.resume();
+        socket.on('error', () => {});
+        socket.write(paths.map((p) => `PURGE ${p} HTTP/1.1\r\nhost: hard.test\r\nx-edgepurge-token: ${token}\r\nx-edgepurge-do: url\r\n\r\nGET ${p} HTTP/1.1\r\nhost: hard.test\r\n\r\n`).join(''));
+        const deadline = Date.now() + 20_000;
+        const seen = () => h.origin.requests.slice(since).filter((r) => r.host === 'hard.test');
+        while (seen().length < paths.length && Date.now() < deadline) await sleep(20);
+        socket.destroy();
+        assert.equal(seen().length, paths.length, 'every GET after its purge reached the origin');
+        const conditional = seen().filter((r) => r.conditional).map((r) => r.path);
+        assert.deepEqual(conditional, [], 'no GET right after a delete revalidated the deleted copy');
+      } finally {
+        await admin.close();
+        await h.driver.start(); // the driver's token back
       }
     });
 

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** The protocol version the VCL answers in X-EdgePurge-Vcl; the driver refuses any other. */
-export const EDGEPURGE_VCL_VERSION = '1';
+// 2: URL deletes no longer use purge.hard() (a purged copy could be revalidated back, before Varnish 7.5).
+export const EDGEPURGE_VCL_VERSION = '2';
 
 /** Where the VCL file is in the package (include it from here, or copy it next to your VCL). */
 export const EDGEPURGE_VCL_PATH: string = fileURLToPath(new URL('./edgepurge.vcl', import.meta.url));

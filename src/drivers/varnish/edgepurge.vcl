@@ -1,4 +1,4 @@
-# EdgePurge for Varnish — edgepurge-vcl/1
+# EdgePurge for Varnish — edgepurge-vcl/2
 #
 # Lets the EdgePurge agent (and nobody else) purge this cache, and stops cache hits once the agent's
 # lease lapses (DESIGN invariant 4). Include it FIRST, right after `vcl 4.1;` and before your own
@@ -100,7 +100,12 @@ sub edgepurge_purge_url {
         # Expired now, no grace, kept a day for a conditional revalidation (DESIGN invariant 6).
         set req.http.X-EdgePurge-Matched = purge.soft(0s, 0s, 1d);
     } else {
-        set req.http.X-EdgePurge-Matched = purge.hard();
+        # Not purge.hard(): before Varnish 7.5 it only expires the objects "now" and leaves them on the hash
+        # until the expiry thread runs, and a miss in that window picks the purged copy as the stale
+        # object and sends the origin its ETag / Last-Modified: a 304 would serve the deleted copy again.
+        # A TTL far in the past (no grace, no keep) makes every lookup skip them at once, as xkey.purge and
+        # bans do.
+        set req.http.X-EdgePurge-Matched = purge.soft(-100y, 0s, 0s);
     }
     return (synth(200, "EdgePurge URL purged"));
 }
@@ -138,7 +143,7 @@ sub edgepurge_revalidate {
 
 sub vcl_synth {
     if (req.http.X-EdgePurge-Token) {
-        set resp.http.X-EdgePurge-Vcl = "1";
+        set resp.http.X-EdgePurge-Vcl = "2";
         if (req.http.X-EdgePurge-Reason) {
             set resp.http.X-EdgePurge-Reason = req.http.X-EdgePurge-Reason;
         }
