@@ -81,7 +81,9 @@ const NODES = [
   { id: 'edge-b', listen: '127.0.0.1:2', token: 'token-edge-b-0123456789', hosts: [ACME.host2] },
 ];
 
-async function setup(t: Parameters<typeof startControlPlane>[0], leaseMs = 1500, taskTimeoutMs = 60_000) {
+// The default lease is long enough that a loaded CI machine's pauses never lapse it: a test that wants a
+// lapse passes its own.
+async function setup(t: Parameters<typeof startControlPlane>[0], leaseMs = 5000, taskTimeoutMs = 60_000) {
   const server = await startControlPlane(t, { ...baseConfig(), nodes: NODES, fanout: { leaseMs, taskTimeoutMs } }, { heartbeatMs: 100 });
   return server;
 }

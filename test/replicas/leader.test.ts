@@ -14,6 +14,9 @@ import { freshTestDatabase, postgresSkip } from '../helpers/postgres.ts';
 const skip = postgresSkip('the leader election tests');
 const url = skip ? '' : await freshTestDatabase();
 let schemas = 0;
+// Leadership moves within one or two campaign rounds (1 s each); the bound leaves room for a loaded CI machine
+// and stays inside the issue's "within seconds".
+const MOVE_MS = 5000;
 
 async function stores(t: TestContext, n: number): Promise<PostgresTaskStore[]> {
   const schema = `leader${++schemas}_${process.pid}`;
@@ -37,8 +40,8 @@ describe('leader election on PostgreSQL', { skip }, () => {
     const leader = leases.findIndex((l) => l.isLeader);
     const t0 = Date.now();
     await leases[leader]!.close();
-    await until('the other leads', () => leases[1 - leader]!.isLeader, 5000);
-    assert.ok(Date.now() - t0 < 3000, `moved in ${Date.now() - t0} ms`);
+    await until('the other leads', () => leases[1 - leader]!.isLeader, MOVE_MS + 1000);
+    assert.ok(Date.now() - t0 < MOVE_MS, `moved in ${Date.now() - t0} ms`);
   });
 
   it("a leader whose session is killed steps down at once, and a replica leads again within seconds", async (t) => {
@@ -61,11 +64,11 @@ describe('leader election on PostgreSQL', { skip }, () => {
     const t0 = Date.now();
     const { rowCount } = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'edgepurge-leader %' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)");
     assert.equal(rowCount, 1);
-    await until('the old leader stepped down', () => !duties[leader]!.leader, 2000);
+    await until('the old leader stepped down', () => !duties[leader]!.leader, MOVE_MS);
     // Both campaign again (the old one on a new session): whichever tries first leads, and only one.
-    await until('a replica leads again', () => duties.filter((d) => d.leader).length === 1, 5000);
+    await until('a replica leads again', () => duties.filter((d) => d.leader).length === 1, MOVE_MS + 1000);
     const moved = Date.now() - t0;
-    assert.ok(moved < 3000, `led again after ${moved} ms`);
+    assert.ok(moved < MOVE_MS, `led again after ${moved} ms`);
     const now = duties.findIndex((d) => d.leader);
     assert.deepEqual(started, [`start ${leader}`, `stop ${leader}`, `start ${now}`], 'the duties stopped before they started again');
     await new Promise((r) => setTimeout(r, 2500));
