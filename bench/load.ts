@@ -67,7 +67,8 @@ export interface LoadResult {
 const CRLF_CRLF = Buffer.from('\r\n\r\n');
 const CRLF = Buffer.from('\r\n');
 
-function serialise(r: LoadRequest): Buffer {
+/** The request's bytes on the wire (Content-Length added for a body). */
+export function serialise(r: LoadRequest): Buffer {
   const body = r.body === undefined ? undefined : Buffer.from(r.body);
   let head = `${r.method} ${r.path} HTTP/1.1\r\n`;
   for (const [k, v] of Object.entries(r.headers)) head += `${k}: ${v}\r\n`;
@@ -77,7 +78,7 @@ function serialise(r: LoadRequest): Buffer {
 }
 
 /** Incremental parser for one response at a time on one connection. */
-class ResponseParser {
+export class ResponseParser {
   #buf: Buffer = Buffer.alloc(0);
   #headerDone = false;
   status = 0;

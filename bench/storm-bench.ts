@@ -3,14 +3,14 @@
 // must not move. One control-plane child; every sender is its own child process (paced, open loop), so
 // that the storm's client work never delays B's clock. Calm and storm phases alternate in one run.
 import { fork } from 'node:child_process';
-import { Agent, request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { ConfigInput } from '../src/config/schema.ts';
 import { signTc3Request } from '../src/protocols/tc3/tc3-signature.ts';
-import { pinToCpu } from './load.ts';
+import { pinToCpu, ResponseParser, serialise } from './load.ts';
 import { BenchChild, type LoopDelay } from './processes.ts';
 import { quantile } from './stats.ts';
 
@@ -95,53 +95,102 @@ function stormConfig(dbPath: string, limitPerSecond: number): ConfigInput {
   };
 }
 
-/** Sends `perSecond` requests spread evenly (a 1 ms pacing tick, open loop), each a distinct signed 1-URL purge. */
+/**
+ * Sends `perSecond` requests spread evenly (a 1 ms pacing tick, open loop), each a distinct signed 1-URL
+ * purge, on raw keep-alive sockets with pre-serialised requests and a minimal response parser (load.ts):
+ * an http.Agent client costs several times the server's CPU per request, and A's sender shares a core
+ * with B's, so B's clock would mostly measure A's client.
+ */
 async function send(spec: SenderSpec): Promise<SenderResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: spec.connections });
   const host = `127.0.0.1:${spec.port}`;
   // Signed before the clock starts (a signature holds for 300 s): the sender's CPU goes to sending, so a
   // sender starved of CPU on a loaded machine does not pass for a slow server.
   const total = Math.ceil(((spec.warmupMs + spec.durationMs) / 1000) * spec.perSecond) + 1;
-  const signed = Array.from({ length: total }, (_, i) => {
+  const wire = Array.from({ length: total }, (_, i) => {
     const body = JSON.stringify({ ZoneId: spec.tenant.zoneId, Type: 'purge_url', Targets: [`https://${spec.tenant.host}/storm/${process.pid}/${i}.js`] });
     const headers = signTc3Request({
       secretId: spec.tenant.secretId, secretKey: spec.tenant.secretKey, host, service: 'teo', action: 'CreatePurgeTask', version: TEO,
       timestamp: Math.floor(Date.now() / 1000), body, method: 'POST', contentType: 'application/json',
     });
-    return { body, headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) } };
+    return serialise({ method: 'POST', path: '/', headers, body });
   });
-  const start = performance.now();
-  const stopAt = start + spec.warmupMs + spec.durationMs;
   const result: SenderResult & { errors: number; errorSample?: string } = { ok: [], refused: [], errors: 0 };
-  let sent = 0;
+  const fail = (why: string) => {
+    result.errors++;
+    result.errorSample ??= why;
+  };
+  let start = 0;
+  let stopped = false;
   let inFlight = 0;
-  const one = (i: number) => {
-    const { body, headers } = signed[Math.min(i, total - 1)]!;
-    const t0 = performance.now();
-    const counted = t0 >= start + spec.warmupMs;
-    inFlight++;
-    const req = request({ host: '127.0.0.1', port: spec.port, method: 'POST', path: '/', agent, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        inFlight--;
-        const ms = performance.now() - t0;
-        if (!counted) return;
-        const text = Buffer.concat(chunks).toString();
-        if (text.includes('"RequestLimitExceeded"')) result.refused.push(ms);
-        else if (res.statusCode === 200 && !text.includes('"Error":')) result.ok.push(ms);
-        else {
-          result.errors++;
-          result.errorSample ??= `${res.statusCode} ${text.slice(0, 200)}`;
+  const idle: Conn[] = [];
+  const all = new Set<Socket>();
+  /** Requests due while every allowed socket was busy: sent as one frees, timed from when they were due. */
+  const backlog: Array<{ i: number; dueAt: number }> = [];
+  interface Conn { write(i: number, dueAt: number): void }
+  const open = (): Promise<Conn> =>
+    new Promise((resolve, reject) => {
+      const sock = connect({ host: '127.0.0.1', port: spec.port, noDelay: true });
+      all.add(sock);
+      const parser = new ResponseParser({ bodyExcludes: '"Error":' });
+      let sentAt = 0;
+      let busy = false;
+      const conn: Conn = {
+        write(i, dueAt) {
+          busy = true;
+          inFlight++;
+          sentAt = dueAt;
+          sock.write(wire[Math.min(i, total - 1)]!);
+        },
+      };
+      const freed = () => {
+        const next = backlog.shift();
+        if (next && !stopped) conn.write(next.i, next.dueAt);
+        else idle.push(conn);
+      };
+      sock.once('connect', () => resolve(conn));
+      sock.on('data', (chunk: Buffer) =>
+        parser.feed(chunk, (err) => {
+          const ms = performance.now() - sentAt;
+          busy = false;
+          inFlight--;
+          if (sentAt >= start + spec.warmupMs) {
+            if (err === undefined) result.ok.push(ms);
+            else if (err.includes('"RequestLimitExceeded"')) result.refused.push(ms);
+            else fail(err.slice(0, 200));
+          }
+          freed();
+        }),
+      );
+      sock.on('error', (e) => (start === 0 ? reject(e) : fail(`socket: ${e.message}`)));
+      sock.on('close', () => {
+        all.delete(sock);
+        if (busy && !stopped) {
+          inFlight--;
+          fail('connection closed mid-request');
         }
       });
     });
-    req.on('error', (e) => {
-      inFlight--;
-      result.errors++;
-      result.errorSample ??= e.message;
-    });
-    req.end(body);
+  // A few sockets before the clock starts; more open as the open loop needs them (up to `connections`).
+  idle.push(...(await Promise.all(Array.from({ length: Math.min(8, spec.connections) }, open))));
+  start = performance.now();
+  const stopAt = start + spec.warmupMs + spec.durationMs;
+  let sent = 0;
+  // A new socket takes the backlog's head once connected (or waits idle).
+  const openFor = () =>
+    open().then(
+      (c) => {
+        const next = backlog.shift();
+        if (next && !stopped) c.write(next.i, next.dueAt);
+        else idle.push(c);
+      },
+      (e: unknown) => fail(`connect: ${String(e)}`),
+    );
+  const one = (i: number) => {
+    const dueAt = performance.now();
+    const conn = idle.pop();
+    if (conn) return conn.write(i, dueAt);
+    backlog.push({ i, dueAt });
+    if (all.size < spec.connections) void openFor();
   };
   await new Promise<void>((resolve) => {
     const tick = setInterval(() => {
@@ -157,8 +206,10 @@ async function send(spec: SenderSpec): Promise<SenderResult> {
   });
   // Answers still in flight at the end are waited for (a slow refusal must count).
   const deadline = performance.now() + 5000;
-  while (inFlight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-  agent.destroy();
+  while ((inFlight > 0 || backlog.length > 0) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  stopped = true;
+  if (backlog.length > 0) fail(`${backlog.length} requests never sent (no free connection)`);
+  for (const s of all) s.destroy();
   return result;
 }
 
