@@ -13,7 +13,7 @@ import { readBody } from '../protocols/http-body.ts';
 import type { JsonReply } from '../protocols/json-reply.ts';
 import { clientIp, type RawRequest } from '../protocols/request-parts.ts';
 import { NonceCache, nonceCapacity, nonceExpiresAt, nonceKey, replayAttack, reserveNonce, type NonceClaim } from '../protocols/nonce-cache.ts';
-import { API3_TIMESTAMP_WINDOW_SECONDS, decodeApi3Request } from '../protocols/tc3/api3-request.ts';
+import { API3_TIMESTAMP_WINDOW_SECONDS, authenticateApi3Request } from '../protocols/tc3/api3-request.ts';
 import { renderApi3Error, renderApi3Success } from '../protocols/tc3/api3-envelope.ts';
 import { decodeV2Request, V2_TIMESTAMP_WINDOW_SECONDS } from '../protocols/v2/v2-request.ts';
 import { renderV2Error, renderV2Success } from '../protocols/v2/v2-envelope.ts';
@@ -322,7 +322,7 @@ export class ControlPlane {
   #throttle(ctx: ActionContext, scope: string, action: string): Promise<void> | undefined {
     const rl = ctx.account.rateLimit;
     if (rl === false) return undefined;
-    const refused = () => new ApiError('RequestLimitExceeded', `Requests to ${action} exceed ${rl.perSecond} per second for this account; wait and retry.`);
+    const refused = () => ApiError.withoutStack('RequestLimitExceeded', `Requests to ${action} exceed ${rl.perSecond} per second for this account; wait and retry.`);
     const taken = this.#rates.take(`${ctx.account.appId} ${scope}:${action}`, rl.perSecond, rl.burst);
     // In memory the answer is immediate: no await between the Nonce check and its record (see reserveNonce).
     if (typeof taken === 'boolean') {
@@ -341,7 +341,7 @@ export class ControlPlane {
     let reply: JsonReply;
     try {
       const raw = await this.#raw(req);
-      const call = decodeApi3Request(raw, { clock: this.#o.clock, lookupSecret: (id) => this.#lookup(id) });
+      const call = authenticateApi3Request(raw, { clock: this.#o.clock, lookupSecret: (id) => this.#lookup(id) });
       Object.assign(seen, { api: api3Name(call.version), action: call.action, appId: call.appId });
       const actions = API3_ACTIONS.get(call.version);
       if (!actions) throw new ApiError('NoSuchVersion', `The API version \`${call.version}\` does not exist; use 2022-09-01 (EdgeOne) or 2018-06-06 (CDN).`);
@@ -349,7 +349,8 @@ export class ControlPlane {
       if (!handler) throw new ApiError('InvalidAction', `The action \`${call.action}\` does not exist in version ${call.version}.`);
       const ctx = this.#context(call.appId, call.secretId, call.clientIp);
       await this.#admit(ctx, call.version, call.action, call.nonce && { claim: call.nonce, cache: this.#api3Nonces, buckets: API3_BUCKETS });
-      reply = renderApi3Success(await handler(ctx, call.params), requestId);
+      // The body is parsed only now: a refused request (a storm past the rate limit) does not pay for it.
+      reply = renderApi3Success(await handler(ctx, call.params()), requestId);
       this.#obs.api.finish(seen, 'Success');
     } catch (e) {
       reply = renderApi3Error(e, requestId, (msg, err) => this.#o.logger.error(msg, { error: err, requestId }));

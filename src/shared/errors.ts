@@ -124,6 +124,20 @@ export class ApiError extends Error {
   get legacy(): LegacyCode {
     return ERRORS[this.code].legacy;
   }
+
+  /**
+   * An ApiError that captures no stack trace: for answers given in bulk whose trace nobody reads (a
+   * refusal under a storm). Capturing one costs ~15-20 µs here, more than the rest of a refusal's own work.
+   */
+  static withoutStack(code: ErrorCode, message?: string): ApiError {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return new ApiError(code, message);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+  }
 }
 
 export const isApiError = (e: unknown): e is ApiError => e instanceof ApiError;

@@ -14,9 +14,15 @@ export interface Logger {
 export function createLogger(level: LogLevel, write: (line: string) => void = (l) => process.stderr.write(l), clock: Clock = systemClock): Logger {
   const at = (lvl: Exclude<LogLevel, 'silent'>) => (msg: string, fields?: Record<string, unknown>) => {
     if (RANK[lvl] < RANK[level]) return;
-    const f: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(fields ?? {})) f[k] = v instanceof Error ? { message: v.message, stack: v.stack, cause: String(v.cause ?? '') } : v;
-    write(`${JSON.stringify({ t: new Date(clock.now()).toISOString(), level: lvl, msg, ...f })}\n`);
+    // One object built in place (the access log writes a line per request).
+    const line: Record<string, unknown> = { t: new Date(clock.now()).toISOString(), level: lvl, msg };
+    if (fields) {
+      for (const k of Object.keys(fields)) {
+        const v = fields[k];
+        line[k] = v instanceof Error ? { message: v.message, stack: v.stack, cause: String(v.cause ?? '') } : v;
+      }
+    }
+    write(`${JSON.stringify(line)}\n`);
   };
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }

@@ -63,3 +63,19 @@ test('the official SDK sees RequestLimitExceeded when a real burst exceeds the l
   assert.equal(refused.length, 12 - ok);
   for (const r of refused) assert.equal((r.reason as { code?: string }).code, 'RequestLimitExceeded');
 });
+
+test('a storm is refused after the signature check and before the body is decoded', async (t) => {
+  const clock = new ManualClock(Date.UTC(2026, 4, 1));
+  const s = await startControlPlane(t, config((a) => (a.appId === ACME.appId ? { rateLimit: { perSecond: 1, burst: 1 } } : {})), { clock });
+  const submit = (body: string | Record<string, unknown>, who: Caller = ACME) => rawCall(s, who, { action: 'CreatePurgeTask', version: TEO, body }, clock);
+  const valid = { ZoneId: ACME.zoneId, Type: 'purge_url', Targets: [`http://${ACME.host}/x`] };
+  // Within the limit a body that is not JSON is InvalidParameter (and spends the token: it was signed).
+  assertError(await submit('{"ZoneId":'), 'InvalidParameter');
+  // Past it the same request is refused without its body being parsed.
+  assertError(await submit('{"ZoneId":'), 'RequestLimitExceeded');
+  assertError(await submit(valid), 'RequestLimitExceeded');
+  // A forged request naming the throttled account is an authentication failure, not a refusal.
+  assertError(await submit(valid, { secretId: ACME.secretId, secretKey: 'not-the-key' }), 'AuthFailure.SignatureFailure');
+  clock.advance(1000);
+  assert.equal((await submit(valid)).response.Error, undefined);
+});

@@ -90,6 +90,18 @@ describe('parseAuthorization', () => {
     assert.deepEqual(parseAuthorization(ok.replaceAll(', ', ',')), expected);
   });
 
+  test('the SDK form read once per scope gives each header its own signature, as the full parse does', () => {
+    const other = ok.replace('a'.repeat(64), 'B'.repeat(64));
+    assert.equal(parseAuthorization(ok).signature, 'a'.repeat(64));
+    assert.equal(parseAuthorization(other).signature, 'b'.repeat(64));
+    assert.equal(parseAuthorization(ok.replace('AKID/', 'AKID2/')).secretId, 'AKID2');
+    // A scope that fails its checks is refused every time (never remembered as parsed).
+    const badDate = ok.replace('2019-02-25', '2019-2-25');
+    for (let i = 0; i < 2; i++) {
+      assert.throws(() => parseAuthorization(badDate), (e: unknown) => e instanceof ApiError && e.code === 'AuthFailure.InvalidAuthorization');
+    }
+  });
+
   test('keeps a service with a port (Node SDK with localhost:PORT endpoint)', () => {
     assert.equal(parseAuthorization(ok.replace('/cvm/', '/localhost:18080/')).service, 'localhost:18080');
   });

@@ -56,6 +56,15 @@ export interface Api3Request {
   readonly nonce?: NonceClaim;
 }
 
+/**
+ * An authenticated API 3.0 request whose input may not be decoded yet: `params()` decodes it (a TC3 JSON
+ * body is parsed only then, so a request refused by the rate limit never pays for it) and throws
+ * InvalidParameter when it cannot be; it decodes once.
+ */
+export interface Api3Call extends Omit<Api3Request, 'params'> {
+  params(): Record<string, unknown>;
+}
+
 const nonEmpty = (v: string | undefined): string | undefined => (v === undefined || v === '' ? undefined : v);
 
 /**
@@ -64,6 +73,15 @@ const nonEmpty = (v: string | undefined): string | undefined => (v === undefined
  * Throws ApiError; the caller renders it with renderApi3Error.
  */
 export function decodeApi3Request(input: RawRequest, deps: AuthDeps): Api3Request {
+  const { params, ...call } = authenticateApi3Request(input, deps);
+  return { ...call, params: params() };
+}
+
+/**
+ * Authenticates only: the signature, timestamp and credential are checked (throwing as decodeApi3Request
+ * does), the input is decoded when the caller asks (`params()`), e.g. after the rate limit admitted it.
+ */
+export function authenticateApi3Request(input: RawRequest, deps: AuthDeps): Api3Call {
   // §2.7 UnsupportedProtocol: only GET and POST.
   if (input.method !== 'GET' && input.method !== 'POST') {
     throw new ApiError('UnsupportedProtocol', `HTTP method ${quote(input.method, 20)} is not supported; use GET or POST.`);
@@ -72,7 +90,7 @@ export function decodeApi3Request(input: RawRequest, deps: AuthDeps): Api3Reques
   return authorization !== undefined ? decodeTc3(input, authorization, deps) : decodeV1(input, deps);
 }
 
-function decodeTc3(input: RawRequest, authorization: string, deps: AuthDeps): Api3Request {
+function decodeTc3(input: RawRequest, authorization: string, deps: AuthDeps): Api3Call {
   const auth = parseAuthorization(authorization);
   const action = nonEmpty(headerValue(input.headers, 'x-tc-action'));
   const version = nonEmpty(headerValue(input.headers, 'x-tc-version'));
@@ -111,15 +129,16 @@ function decodeTc3(input: RawRequest, authorization: string, deps: AuthDeps): Ap
   }
   refuseToken(headerValue(input.headers, 'x-tc-token'));
 
-  // Authenticated from here on: decode the payload.
-  const params =
-    input.method === 'GET'
-      ? unflatten(parseFormEncoded(query))
-      : decodeTc3Body(headerValue(input.headers, 'content-type'), input.body);
+  // Authenticated from here on: the payload is decoded when asked for.
+  let params: Record<string, unknown> | undefined;
   return {
     action,
     version,
-    params,
+    params: () =>
+      (params ??=
+        input.method === 'GET'
+          ? unflatten(parseFormEncoded(query))
+          : decodeTc3Body(headerValue(input.headers, 'content-type'), input.body)),
     secretId: auth.secretId,
     appId: credential.appId,
     region: nonEmpty(headerValue(input.headers, 'x-tc-region')),
@@ -185,7 +204,7 @@ function nestingExceeds(text: string, max: number): boolean {
   return false;
 }
 
-function decodeV1(input: RawRequest, deps: AuthDeps): Api3Request {
+function decodeV1(input: RawRequest, deps: AuthDeps): Api3Call {
   const { path, query } = splitUrl(input.rawUrl);
   const flat = input.method === 'GET' ? parseFormEncoded(query) : v1FormBody(input);
   const required = ['Action', 'Version', 'SecretId', 'Timestamp', 'Nonce', 'Signature'] as const;
@@ -224,12 +243,15 @@ function decodeV1(input: RawRequest, deps: AuthDeps): Api3Request {
   }
   refuseToken(flat['Token']);
 
+  // Decoded now, as the signature needed the fields parsed anyway: a v1 request whose input cannot be
+  // rebuilt is refused before the caller records its Nonce.
   const fields: FlatParams = {};
   for (const [k, v] of Object.entries(flat)) if (!V1_COMMON_PARAMS.includes(k)) setOwn(fields, k, v);
+  const params = unflatten(fields);
   return {
     action,
     version,
-    params: unflatten(fields),
+    params: () => params,
     secretId,
     appId: credential.appId,
     region: nonEmpty(flat['Region']),

@@ -31,6 +31,28 @@ const invalid = (why: string): ApiError =>
  * and `host` must be among the signed headers (§2.4). Anything else → AuthFailure.InvalidAuthorization.
  */
 export function parseAuthorization(header: string): Tc3Authorization {
+  // The form every SDK sends: its Credential and SignedHeaders repeat for a client's whole day, only the
+  // Signature changes, so their checks are done once (a storm's refusals each parse this header).
+  const m = SDK_FORM.exec(header);
+  if (m) {
+    const id = `${m[1]}\n${m[2]}`;
+    let known = parsedScopes.get(id);
+    if (!known) {
+      const { signature: _, ...rest } = parseAuthorizationFields(header);
+      if (parsedScopes.size >= 1024) parsedScopes.clear();
+      parsedScopes.set(id, (known = rest));
+    }
+    return { ...known, signature: m[3]!.toLowerCase() };
+  }
+  return parseAuthorizationFields(header);
+}
+
+/** `TC3-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=<64 hex>`, no other spaces: what parseAuthorizationFields reads the same way. */
+const SDK_FORM = /^TC3-HMAC-SHA256 Credential=([^\s,=]+), ?SignedHeaders=([^\s,=]+), ?Signature=([0-9a-fA-F]{64})$/;
+/** What parseAuthorizationFields made of a (Credential, SignedHeaders) pair that passed its checks. */
+const parsedScopes = new Map<string, Omit<Tc3Authorization, 'signature'>>();
+
+function parseAuthorizationFields(header: string): Tc3Authorization {
   const trimmed = header.trim();
   const space = trimmed.search(/\s/);
   const algorithm = space === -1 ? trimmed : trimmed.slice(0, space);
@@ -105,8 +127,12 @@ export function payloadHash(body: Uint8Array, contentSha256Header: string | unde
 
 /** §2.4: the credential-scope date is the UTC date of the timestamp (local time breaks after midnight). */
 export function utcDate(timestampSeconds: number): string {
-  return new Date(timestampSeconds * 1000).toISOString().slice(0, 10);
+  // Every request of a day asks for the same date: one Date formatting per day, not per request.
+  const day = Math.floor(timestampSeconds / 86_400);
+  if (day !== lastDay.day) lastDay = { day, date: new Date(timestampSeconds * 1000).toISOString().slice(0, 10) };
+  return lastDay.date;
 }
+let lastDay = { day: Number.NaN, date: '' };
 
 /** §2.4 StringToSign = algorithm \n timestamp \n date/service/tc3_request \n HexLower(SHA256(CanonicalRequest)). */
 export function stringToSign(timestamp: string, date: string, service: string, canonical: string): string {
