@@ -6,7 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { fencesItself, type Config, type NodeConfig } from '../config/schema.ts';
 import type { Directory } from '../purge/directory.ts';
-import type { TaskRecord } from '../purge/types.ts';
+import type { PurgeLogEntry, TaskRecord } from '../purge/types.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import type {
@@ -389,10 +389,12 @@ export class FanoutHub {
     return this.#leader;
   }
 
-  /** Wakes the streams: new entries up to `lastSeq` are committed. */
-  notify(_lastSeq: number): void {
-    this.#tail.notify();
-    this.#wakeStreams();
+  /**
+   * Wakes the streams: new entries up to `lastSeq` are committed; `entries`, when the caller has them, are
+   * the last of them (see LogTail.notify). Nothing to wake for when the shared tail holds `lastSeq` already.
+   */
+  notify(lastSeq: number, entries?: readonly PurgeLogEntry[]): void {
+    if (this.#tail.notify(lastSeq, entries)) this.#wakeStreams();
   }
 
   #wakeStreams(): void {

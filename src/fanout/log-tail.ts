@@ -20,6 +20,8 @@ export function tailEntry(e: PurgeLogEntry): TailEntry {
 }
 
 const PAGE = 1000;
+/** Offered chunks kept at most (see notify): beyond, the oldest are dropped and read from the store instead. */
+const MAX_OFFERS = 256;
 
 export class LogTail {
   readonly #store: Pick<TaskStore, 'readLog' | 'lastSeq'>;
@@ -33,6 +35,12 @@ export class LogTail {
   /** Every entry committed before notify() number #readGeneration has been read into the window. */
   #readGeneration = -1;
   #reading: Promise<void> | undefined;
+  /** The highest seq a notify() said is committed. */
+  #known = -1;
+  /** A notify() without a seq (or with one behind the window: the store may have gone back): the next read asks the store. */
+  #askStore = false;
+  /** Committed entries handed to notify(), by the seq of the first of each chunk: the next read takes them instead of reading them. */
+  readonly #offers = new Map<number, readonly PurgeLogEntry[]>();
 
   /** `capacity`: entries kept (default 10,000, about 300 B each); a stream further behind reads the store itself. */
   constructor(store: Pick<TaskStore, 'readLog' | 'lastSeq'>, capacity = 10_000) {
@@ -40,14 +48,28 @@ export class LogTail {
     this.#capacity = capacity;
   }
 
-  /** The count of notify() calls so far: pass it to after() to see every entry committed before it. */
+  /** The count of notify() calls that told of new entries so far: pass it to after() to see every entry committed before it. */
   get generation(): number {
     return this.#generation;
   }
 
-  /** New entries are committed (up to some seq): the next after() reads them. */
-  notify(): void {
+  /**
+   * New entries are committed, up to `lastSeq` when given (every seq up to it is then readable): the next
+   * after() reads them. `entries`, when given, are committed entries ending at `lastSeq`, ascending and
+   * gap-free (one commit's, known to the process that committed it or carried by its notification): the
+   * read takes them rather than asking the store. Returns false when the window already holds `lastSeq`
+   * (nothing to wake anyone for).
+   */
+  notify(lastSeq?: number, entries?: readonly PurgeLogEntry[]): boolean {
+    if (lastSeq !== undefined && entries?.length && entries[entries.length - 1]!.seq === lastSeq && entries[0]!.seq > this.#end) {
+      if (this.#offers.size >= MAX_OFFERS) this.#offers.delete(this.#offers.keys().next().value!);
+      this.#offers.set(entries[0]!.seq, entries);
+    }
+    if (lastSeq === undefined || lastSeq < this.#end) this.#askStore = true;
+    else if (lastSeq === this.#end) return false;
+    else this.#known = Math.max(this.#known, lastSeq);
     this.#generation++;
+    return true;
   }
 
   /** How many entries the window holds (memory checks). */
@@ -83,23 +105,44 @@ export class LogTail {
   }
 
   async #read(): Promise<void> {
-    const last = await this.#store.lastSeq();
-    if (this.#end === -1 || last < this.#end) {
-      // First read, or the store went back (reset): start an empty window at the log's end.
-      this.#window = [];
-      this.#start = this.#end = last;
-      return;
+    const askStore = this.#askStore || this.#end === -1;
+    this.#askStore = false;
+    let last = this.#known;
+    if (askStore) {
+      const stored = await this.#store.lastSeq();
+      if (this.#end === -1 || stored < this.#end) {
+        // First read, or the store went back (reset): start an empty window at the log's end.
+        this.#window = [];
+        this.#start = this.#end = stored;
+        this.#dropOffers();
+        return;
+      }
+      last = Math.max(last, stored);
     }
     while (this.#end < last) {
+      const offer = this.#offers.get(this.#end + 1);
+      if (offer) {
+        this.#offers.delete(this.#end + 1);
+        for (const e of offer) this.#window.push(tailEntry(e));
+        this.#end = offer[offer.length - 1]!.seq;
+        continue;
+      }
       const page = await this.#store.readLog(this.#end, PAGE);
       for (const e of page) this.#window.push(tailEntry(e));
-      // Everything up to `last` was committed before readLog ran, so a short page read all of it.
-      this.#end = page.length === PAGE ? page[page.length - 1]!.seq : last;
+      // Everything up to `last` was committed before readLog ran, so a short page read all of it (and
+      // perhaps entries committed since: any read sees a prefix of the log, so the window holds up to its last).
+      this.#end = page.length === PAGE ? page[page.length - 1]!.seq : Math.max(last, page[page.length - 1]?.seq ?? last);
     }
+    this.#dropOffers();
     if (this.#window.length > this.#capacity) {
       const drop = this.#window.length - this.#capacity;
       this.#start = this.#window[drop - 1]!.entry.seq;
       this.#window = this.#window.slice(drop);
     }
+  }
+
+  /** Forgets offered chunks that start inside the window (read meanwhile, or the window was reset). */
+  #dropOffers(): void {
+    for (const first of this.#offers.keys()) if (first <= this.#end) this.#offers.delete(first);
   }
 }

@@ -177,7 +177,8 @@ export class ControlPlane {
       directory,
       clock: this.#o.clock,
       timezone: config.server.timezone,
-      onCommitted: (seq) => this.hub.notify(seq),
+      // A store that announces its commits itself (onAppend, with their entries) wakes the streams: not twice.
+      ...(this.#o.store.onAppend ? {} : { onCommitted: (seq: number) => this.hub.notify(seq) }),
       webhooks: (job) => this.#webhookRouter(job),
       onSettled: () => this.webhooks.wake(),
     });
@@ -220,7 +221,7 @@ export class ControlPlane {
     this.duties.start();
     await this.#obs.start();
     // A shared store (PostgreSQL) tells of entries other replicas commit: their streams wake here too.
-    this.#unsubscribeAppend = this.#o.store.onAppend?.((seq) => this.hub.notify(seq));
+    this.#unsubscribeAppend = this.#o.store.onAppend?.((seq, entries) => this.hub.notify(seq, entries));
     const addr = this.#server.address() as AddressInfo;
     return { host, port: addr.port };
   }

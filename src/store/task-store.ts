@@ -253,8 +253,10 @@ export interface TaskStore extends Partial<WebhookOutbox> {
    * replica wake within milliseconds. Every entry up to `lastSeq` is readable when it is called; calls
    * come in increasing `lastSeq` order, and one call may stand for several commits. Returns a function
    * that unsubscribes. Stores without it leave waking to their caller (PurgeServiceOptions.onCommitted).
+   * `entries`, when given, are the committed entries ending at `lastSeq` (ascending, gap-free; one commit's,
+   * perhaps not all since the previous call): what readLog would return for them, so need not be read.
    */
-  onAppend?(listener: (lastSeq: number) => void): () => void;
+  onAppend?(listener: (lastSeq: number, entries?: readonly PurgeLogEntry[]) => void): () => void;
   /**
    * Optional capability of stores that several processes share (PostgreSQL): leader election, the shared
    * rate limit and replay memory (replica-coordination.ts). Absent: the process is alone on its store, is

@@ -87,3 +87,57 @@ test('the window is bounded; a cursor behind it is told to read the store; pages
   assert.equal(await fresh.after(10, fresh.generation), undefined);
   assert.deepEqual(await fresh.after(2500, fresh.generation), { entries: [], end: 2500 });
 });
+
+test('entries handed to notify() are served without a store read; a gap before them is read; a seq the window holds wakes no one', async (t) => {
+  const { store, counted, calls, append } = await setup(t);
+  const tail = new LogTail(counted);
+  await tail.after(0, tail.generation);
+  await append(2);
+  const before = { ...calls };
+  // What a committing replica (or its NOTIFY) hands over: the commit's entries, ending at its last seq.
+  assert.equal(tail.notify(2, await store.readLog(0, 10)), true);
+  const got = await tail.after(0, tail.generation);
+  assert.deepEqual(got?.entries.map((e) => e.entry.seq), [1, 2]);
+  assert.equal(got?.end, 2);
+  assert.deepEqual({ readLog: calls.readLog - before.readLog, lastSeq: calls.lastSeq - before.lastSeq }, { readLog: 0, lastSeq: 0 });
+  // Already in the window (a late or repeated notice): no new generation, nothing read.
+  const generation = tail.generation;
+  assert.equal(tail.notify(2), false);
+  assert.equal(tail.generation, generation);
+  // Entries 3–4 were never handed over (their notice was lost); 5 is: 3–4 are read, 5 is taken as given.
+  await append(2);
+  await append(1);
+  assert.equal(tail.notify(5, await store.readLog(4, 10)), true);
+  const more = await tail.after(2, tail.generation);
+  assert.deepEqual(more?.entries.map((e) => e.entry.seq), [3, 4, 5]);
+  assert.equal(more?.end, 5);
+  assert.equal(calls.lastSeq - before.lastSeq, 0, 'a notice with a seq needs no lastSeq()');
+  assert.ok(calls.readLog - before.readLog >= 1);
+  // Each entry once, in order, even if the read overlapped what was handed over.
+  assert.deepEqual((await tail.after(0, tail.generation))?.entries.map((e) => e.entry.seq), [1, 2, 3, 4, 5]);
+});
+
+test('an entry committed between the read of the last seq and of the log is in the window once', async (t) => {
+  const { store, append } = await setup(t);
+  let between: (() => Promise<void>) | undefined;
+  // lastSeq() answers, then another entry commits before readLog() runs.
+  const racing: Pick<TaskStore, 'readLog' | 'lastSeq'> = {
+    lastSeq: async () => {
+      const last = await store.lastSeq();
+      await between?.();
+      between = undefined;
+      return last;
+    },
+    readLog: (after, limit) => store.readLog(after, limit),
+  };
+  const tail = new LogTail(racing);
+  await tail.after(0, tail.generation);
+  await append(1);
+  between = () => append(1);
+  tail.notify();
+  assert.deepEqual((await tail.after(0, tail.generation))?.entries.map((e) => e.entry.seq), [1, 2]);
+  tail.notify();
+  const all = await tail.after(0, tail.generation);
+  assert.deepEqual(all?.entries.map((e) => e.entry.seq), [1, 2], 'entry 2 is not repeated');
+  assert.equal(all?.end, 2);
+});

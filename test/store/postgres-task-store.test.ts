@@ -8,6 +8,7 @@ import pg from 'pg';
 import { openStore } from '../../src/store/index.ts';
 import { PG_LATEST_VERSION } from '../../src/store/postgres/migrations.ts';
 import { PostgresTaskStore } from '../../src/store/postgres/postgres-task-store.ts';
+import type { PurgeLogEntry } from '../../src/purge/types.ts';
 import { QuotaExceededError, type NewJob } from '../../src/store/task-store.ts';
 import { until } from '../e2e/helpers.ts';
 import { freshTestDatabase, postgresSkip } from '../helpers/postgres.ts';
@@ -122,37 +123,56 @@ describe('PostgresTaskStore specifics', { skip }, () => {
     assert.equal((await pools[1]!.listTasks({ appId: 1, offset: 0, limit: 0 })).total, 37);
   });
 
-  it('onAppend wakes a replica within milliseconds of another replica committing (LISTEN/NOTIFY)', async (t) => {
+  it('onAppend wakes a replica within milliseconds of another replica committing (LISTEN/NOTIFY), with the entries when they fit', async (t) => {
     const schema = freshSchema();
     const a = store(t, schema);
     const b = store(t, schema);
     await a.start();
     await b.start();
-    const heard: number[] = [];
+    const heard: Array<{ seq: number; entries: readonly PurgeLogEntry[] | undefined }> = [];
     let wake: (() => void) | undefined;
-    const unsubscribe = b.onAppend((seq) => {
-      heard.push(seq);
+    const unsubscribe = b.onAppend((seq, entries) => {
+      heard.push({ seq, entries });
       wake?.();
     });
-    const local: number[] = [];
-    a.onAppend((seq) => local.push(seq));
+    const local: Array<{ seq: number; entries: readonly PurgeLogEntry[] | undefined }> = [];
+    a.onAppend((seq, entries) => local.push({ seq, entries }));
     // The listener connects in the background: wait for it to hear the first commit.
     await a.createJob(job('n0'), charge());
     await until('the listener to hear the first commit', () => heard.length > 0);
+    /** What the store holds for the entries a listener was given (headers compared as objects: jsonb orders keys its own way). */
+    const stored = async (entries: readonly PurgeLogEntry[]) => b.readLog(entries[0]!.seq - 1, entries.length);
     const latencies: number[] = [];
     for (let i = 1; i <= 10; i++) {
       const heardBy = new Promise<void>((resolve) => (wake = resolve));
-      const { tasks } = await a.createJob(job(`n${i}`, {}, [`https://h.example/${i}/a`, `https://h.example/${i}/b`]), charge());
+      // Every other one a prefetch with headers (what an entry can carry besides its target).
+      const over: Partial<NewJob> = i % 2 ? {} : { type: 'prefetch_url', method: 'invalidate' };
+      const targets = [`https://h.example/${i}/a`, `https://h.example/${i}/b`];
+      const plain = job(`n${i}`, over, targets);
+      const made = i % 2 ? plain : { ...plain, tasks: plain.tasks.map((x) => ({ ...x, headers: { 'X-B': '1', 'X-Aa': 'two' } })) };
+      const { tasks } = await a.createJob(made, charge());
       const t0 = performance.now();
       await heardBy;
       latencies.push(performance.now() - t0);
-      assert.equal(heard.at(-1), tasks[1]!.seq, 'the listener is told the last seq of the commit');
-      assert.equal((await b.readLog(heard.at(-1)! - 2, 10)).length, 2, 'what it is told about is readable');
+      const last = heard.at(-1)!;
+      assert.equal(last.seq, tasks[1]!.seq, 'the listener is told the last seq of the commit');
+      assert.equal((await b.readLog(last.seq - 2, 10)).length, 2, 'what it is told about is readable');
+      assert.deepEqual(last.entries, await stored(last.entries!), 'the NOTIFY carries the commit\'s entries, as readLog returns them');
+      assert.deepEqual(local.at(-1)!.entries, last.entries, 'the committing replica announces the same entries');
     }
-    assert.deepEqual(heard, [...heard].sort((x, y) => x - y), 'announced in increasing order');
-    assert.equal(new Set(local).size, local.length, 'a local commit is announced once (its NOTIFY echo is not repeated)');
+    assert.deepEqual(heard.map((h) => h.seq), heard.map((h) => h.seq).sort((x, y) => x - y), 'announced in increasing order');
+    assert.equal(new Set(local.map((l) => l.seq)).size, local.length, 'a local commit is announced once (its NOTIFY echo is not repeated)');
     latencies.sort((x, y) => x - y);
     assert.ok(latencies[4]! < 200, `median wake-up ${latencies[4]} ms`);
+
+    // A commit whose entries do not fit in a NOTIFY payload (8000 bytes): its seq only; the committer still has them.
+    const heardBy = new Promise<void>((resolve) => (wake = resolve));
+    const big = Array.from({ length: 40 }, (_, k) => `https://h.example/big/${k}/${'x'.repeat(200)}`);
+    const { tasks } = await a.createJob(job('big', {}, big), charge(1_000_000, big.length));
+    await heardBy;
+    assert.deepEqual(heard.at(-1), { seq: tasks.at(-1)!.seq, entries: undefined });
+    assert.equal(local.at(-1)!.entries?.length, 40);
+    assert.deepEqual(local.at(-1)!.entries, await stored(local.at(-1)!.entries!));
     unsubscribe();
   });
 

@@ -27,6 +27,7 @@ import type {
   NewJob, NodeAck, NodeProgress, NodeReport, NodeReportInput, NodeReportOutcome, PrefetchResult, PrefetchResultInput, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
   WebhookAttempt, WebhookDelivery, WebhookOutbox, WebhookRouter,
 } from '../task-store.ts';
+import { decodeLogNotice, encodeLogNotice } from './log-notice.ts';
 import { migrate, quoteIdent } from './migrations.ts';
 import { DAY_MS, dayOf, ensurePartitions, partitionDays, partitionName } from './postgres-partitions.ts';
 import { PostgresReplicas } from './postgres-replicas.ts';
@@ -93,8 +94,10 @@ interface LogRow {
 export class PostgresTaskStore implements TaskStore, WebhookOutbox {
   readonly #o: PostgresTaskStoreOptions;
   readonly #schema: string;
-  /** NOTIFY channel of this schema's log (a hash: channel names are capped at 63 bytes). */
+  /** NOTIFY channel of this schema's log (a hash: channel names are capped at 63 bytes): the last seq of each commit. */
   readonly #channel: string;
+  /** The same, with the commit's entries when they fit (log-notice.ts); sent first. */
+  readonly #entriesChannel: string;
   #pool: pg.Pool | null = null;
   #reader: PostgresTaskReader | null = null;
   #starting: Promise<void> | null = null;
@@ -102,7 +105,7 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
   #flushing: Promise<void> | null = null;
   /** Days whose partitions are known to exist. */
   readonly #days = new Set<number>();
-  readonly #appendListeners = new Set<(lastSeq: number) => void>();
+  readonly #appendListeners = new Set<(lastSeq: number, entries?: readonly PurgeLogEntry[]) => void>();
   /** Highest seq announced to the listeners. */
   #announced = 0;
   #listener: pg.Client | null = null;
@@ -114,6 +117,7 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
     this.#o = options;
     this.#schema = options.schema ?? 'public';
     this.#channel = `edgepurge_log_${createHash('sha256').update(this.#schema).digest('hex').slice(0, 16)}`;
+    this.#entriesChannel = `${this.#channel}_e`;
   }
 
   /** The schema holding this store's tables. */
@@ -215,13 +219,16 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
   }
 
   async #commitBatch(batch: readonly PendingJob[]): Promise<void> {
+    const log: PurgeLogEntry[] = [];
     // A batch not committed (or not known to be) is refused whole: nothing of it is acknowledged.
-    const outcomes = await settleBatch(batch, () => this.#runBatch(batch));
+    const outcomes = await settleBatch(batch, () => this.#runBatch(batch, log));
     const last = outcomes.reduce((m, o) => (o.ok ? Math.max(m, ...o.tasks.map((t) => t.seq ?? 0)) : m), 0);
-    if (last > 0) this.#announce(last);
+    // This process's streams take the committed entries as they are, without reading them back.
+    if (last > 0) this.#announce(last, log.at(-1)?.seq === last ? log : undefined);
   }
 
-  async #runBatch(batch: readonly PendingJob[]): Promise<JobOutcome[]> {
+  /** `log` receives the log entries of the attempt that committed. */
+  async #runBatch(batch: readonly PendingJob[], log: PurgeLogEntry[]): Promise<JobOutcome[]> {
     for (let attempt = 1; ; attempt++) {
       const days = batch.map((p) => dayOf(p.job.createdAt)).filter((d) => !this.#days.has(d));
       if (days.length > 0) await this.#ensureDays(days);
@@ -230,7 +237,8 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
       try {
         await client.query('BEGIN');
         try {
-          const outcomes = await this.#writeBatch(client, batch);
+          log.length = 0;
+          const outcomes = await this.#writeBatch(client, batch, log);
           await client.query('COMMIT');
           return outcomes;
         } catch (e) {
@@ -259,7 +267,7 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
    * The batch's statements, inside its transaction. Quota rows are locked first, all in one statement
    * in key order; the log counter last (see "Log order" at the top of this file).
    */
-  async #writeBatch(client: PoolClient, batch: readonly PendingJob[]): Promise<JobOutcome[]> {
+  async #writeBatch(client: PoolClient, batch: readonly PendingJob[], log: PurgeLogEntry[]): Promise<JobOutcome[]> {
     // 1. Lock (creating when missing) every quota row the batch charges, in key order.
     const keyOf = (appId: number, type: string, day: string): string => JSON.stringify([appId, type, day]);
     const keys = [...new Map(batch.map(({ job, charge }) => [keyOf(job.appId, charge.quotaType, charge.day), { appId: job.appId, type: charge.quotaType, day: charge.day }])).values()];
@@ -359,7 +367,17 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
     await this.#insertRefreshRecords(client, records);
     await this.#insertDeliveries(client, admitted.flatMap((p) => settledAtCreation(p.job, p.webhooks)));
 
-    // 4. The serialized part: counter, tasks, hosts, log entries and the NOTIFY, in one statement.
+    // The log entries, in seq order (fan 1, 2, …): carried by the NOTIFY when they fit, announced here after COMMIT.
+    const entries = rows.flatMap((r): Array<Omit<PurgeLogEntry, 'seq'> & { fan: number }> => {
+      if (r.fan === null) return [];
+      const e = {
+        fan: r.fan as number, taskId: r.id as number, jobId: r.job_id as string, appId: r.app_id as number, type: r.type as TaskType, method: r.method as Method,
+        hosts: r.hosts as string[], target: r.log_target as string, createdAt: r.created_at as number,
+      };
+      return r.headers === null ? [e] : [{ ...e, headers: r.headers as Record<string, string> }];
+    });
+
+    // 4. The serialized part: counter, tasks, hosts, log entries and the NOTIFYs, in one statement.
     const base = (
       await client.query<{ base: number }>(
         `WITH c AS (
@@ -380,10 +398,12 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
            SELECT c.base + x.fan, x.id, x.job_id, x.app_id, x.type, x.method, x.hosts, x.log_target, x.headers, x.created_at
            FROM x CROSS JOIN c WHERE x.fan IS NOT NULL
          )
-         SELECT c.base, pg_notify($3, (c.base + $2::bigint)::text) FROM c`,
-        [JSON.stringify(rows), fanned, this.#channel],
+         SELECT c.base, CASE WHEN $5::text IS NOT NULL THEN pg_notify($4, (c.base + $2::bigint)::text || $5::text) END AS e,
+                pg_notify($3, (c.base + $2::bigint)::text) FROM c`,
+        [JSON.stringify(rows), fanned, this.#channel, this.#entriesChannel, encodeLogNotice(entries)],
       )
     ).rows[0]?.base ?? 0;
+    for (const { fan, ...e } of entries) log.push({ ...e, seq: base + fan });
 
     let k = 0;
     return outcomes.map((o) => {
@@ -413,17 +433,17 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
 
   // --- LISTEN/NOTIFY ---
 
-  onAppend(listener: (lastSeq: number) => void): () => void {
+  onAppend(listener: (lastSeq: number, entries?: readonly PurgeLogEntry[]) => void): () => void {
     this.#appendListeners.add(listener);
     if (this.#pool && !this.#listener && !this.#closed) void this.#listen().catch(() => this.#relisten());
     return () => void this.#appendListeners.delete(listener);
   }
 
   /** Calls the listeners when `lastSeq` is news (local commits announce at once, their NOTIFY comes after). */
-  #announce(lastSeq: number): void {
+  #announce(lastSeq: number, entries?: readonly PurgeLogEntry[]): void {
     if (lastSeq <= this.#announced) return;
     this.#announced = lastSeq;
-    for (const l of [...this.#appendListeners]) l(lastSeq);
+    for (const l of [...this.#appendListeners]) l(lastSeq, entries);
   }
 
   /** One connection that LISTENs to the log's channel; on loss it reconnects and announces what it missed. */
@@ -432,13 +452,16 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
     const client = new pg.Client({ ...this.#poolConfig(), types: pgTypes });
     this.#listener = client;
     client.on('notification', (n) => {
+      // A commit's entries come first, then its plain seq (announced already, then, unless the entries did not decode).
+      const notice = n.channel === this.#entriesChannel ? decodeLogNotice(n.payload ?? '') : undefined;
+      if (notice) return this.#announce(notice.lastSeq, notice.entries);
       const seq = Number(n.payload);
-      if (Number.isSafeInteger(seq)) this.#announce(seq);
+      if (n.channel === this.#channel && Number.isSafeInteger(seq)) this.#announce(seq);
     });
     client.on('error', () => this.#relisten());
     client.on('end', () => this.#relisten());
     await client.connect();
-    await client.query(`LISTEN ${quoteIdent(this.#channel)}`);
+    await client.query(`LISTEN ${quoteIdent(this.#entriesChannel)}; LISTEN ${quoteIdent(this.#channel)}`);
     // Entries committed while no one listened.
     this.#announce(await this.lastSeq());
   }
