@@ -46,6 +46,8 @@ export interface SubmitBenchOptions {
   readonly serverExecArgv?: readonly string[];
   /** false: skip the storm part. */
   readonly storm?: boolean;
+  /** URLs per request of the shapes to measure; default both (1 and 1,000). */
+  readonly shapes?: ReadonlyArray<1 | 1000>;
   readonly log?: (line: string) => void;
 }
 
@@ -118,7 +120,7 @@ export async function runSubmitBench(o: SubmitBenchOptions): Promise<SubmitBench
     for (const [name, dbPath, t] of stores) {
       const server = await BenchChild.start({ role: 'control-plane', config: benchConfig(dbPath, t) }, o.serverCpu, o.serverExecArgv);
       try {
-        for (const [urls, conns] of [[1, one], [1000, many]] as const) {
+        for (const [urls, conns] of ([[1, one], [1000, many]] as const).filter(([u]) => o.shapes?.includes(u) ?? true)) {
           log(`CreatePurgeTask on the ${name} store, ${urls} URL(s)/request, ${conns} connections …`);
           const requests = createRequests(server.port, t, urls, urls === 1 ? 2000 : 40);
           create.set(`${name} ${urls}`, await measure(server.port, requests, conns, o, server, urls));
@@ -140,19 +142,24 @@ export async function runSubmitBench(o: SubmitBenchOptions): Promise<SubmitBench
 }
 
 // `npx node bench/submit-bench.ts [--prof DIR]`: the empty-store half alone, optionally with a CPU profile
-// of the control plane (written to DIR when it exits).
+// of the control plane (written to DIR when it exits). EDGEPURGE_BENCH_SUBMIT_URLS=1 (or 1000): that shape
+// only; EDGEPURGE_BENCH_STORM=0: without the storm part; EDGEPURGE_BENCH_ROUNDS=N: N rounds (default 1);
+// EDGEPURGE_BENCH_SERVER_FLAGS: more node flags for the control plane.
 if (import.meta.main) {
   const at = process.argv.indexOf('--prof');
   const profDir = at > 0 ? process.argv[at + 1] : undefined;
   const r = await runSubmitBench({
     serverCpu: 0,
     loadCpu: 1,
-    rounds: 1,
-    ...(profDir ? { serverExecArgv: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
+    rounds: Number(process.env.EDGEPURGE_BENCH_ROUNDS ?? 1),
+    ...(process.env.EDGEPURGE_BENCH_SUBMIT_URLS ? { shapes: [Number(process.env.EDGEPURGE_BENCH_SUBMIT_URLS) === 1000 ? 1000 : 1] } : {}),
+    ...(process.env.EDGEPURGE_BENCH_STORM === '0' ? { storm: false } : {}),
+    // EDGEPURGE_BENCH_SERVER_FLAGS: more node flags for the control plane (e.g. --perf-basic-prof for `perf record`).
+    serverExecArgv: [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...(process.env.EDGEPURGE_BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? [])],
     log: (l) => console.log(l),
   });
   const show = (name: string, f: SubmitFigure) =>
-    console.log(`${name}: ${Math.round(f.rps)} req/s, ${Math.round(f.urlsPerSecond)} URLs/s, p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, cpu ${f.serverCpuPct.toFixed(0)} %, errors ${f.errors} ${f.errorSample ?? ''}`);
+    console.log(`${name}: ${Math.round(f.rps)} req/s, ${Math.round(f.urlsPerSecond)} URLs/s, p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, cpu ${f.serverCpuPct.toFixed(0)} % (${Math.round((f.serverCpuPct * 1e4) / f.rps)} µs/request), errors ${f.errors} ${f.errorSample ?? ''}`);
   show('bare', r.bare);
   for (const [k, f] of r.create) show(k, f);
   if (r.storm) console.log('storm:', JSON.stringify(r.storm));
