@@ -1,7 +1,8 @@
 // Runs the TaskStore conformance suite against SQLite, plus what only the SQLite store promises.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import fs, { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -19,6 +20,24 @@ function tempDir(t: TestContext): string {
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
+
+/** Puts `fake` in place of fs.fdatasync for the store (its ESM import is resynced) until the test ends; returns the real one. */
+function replaceFdatasync(t: TestContext, fake: (fd: number, cb: (error: NodeJS.ErrnoException | null) => void) => void): typeof fs.fdatasync {
+  const real = fs.fdatasync;
+  fs.fdatasync = fake as typeof fs.fdatasync;
+  syncBuiltinESMExports();
+  t.after(() => {
+    fs.fdatasync = real;
+    syncBuiltinESMExports();
+  });
+  return real;
+}
+
+const oneUrlJob = (jobId: string): NewJob => ({
+  jobId, appId: 7, zoneId: 'zone-a', type: 'purge_url', method: 'invalidate', createdAt: 1_000, secretId: 'AKID', clientIp: '127.0.0.1', source: 'teo',
+  tasks: [{ target: `https://a.example.com/${jobId}`, hosts: ['a.example.com'], status: 'processing', fanOut: true }],
+});
+const ONE_URL_CHARGE = { quotaType: 'purge_url' as const, day: '2026-01-01', amount: 1, daily: 100 };
 
 describeTaskStoreConformance('sqlite (file)', (t) => new SqliteTaskStore({ path: join(tempDir(t), 'db', 'tasks.db') }));
 describeTaskStoreConformance('sqlite (:memory:)', () => new SqliteTaskStore({ path: ':memory:' }));
@@ -67,6 +86,89 @@ describe('SqliteTaskStore specifics', () => {
     assert.equal(tasks[0]?.seq, 1);
     assert.equal(await store.lastSeq(), 1, 'lastSeq after the sync');
     assert.deepEqual((await store.readLog(0, 10)).map((e) => e.seq), [1]);
+  });
+
+  it('a batch committed while a WAL sync runs gets its own sync at once, and is answered only after the earlier one succeeded; a failed sync fails the batches beside it', async (t) => {
+    // fdatasync held by the test: node:fs is patched and the ESM bindings resynced, so the store's import sees it.
+    const held: Array<(error: NodeJS.ErrnoException | null) => void> = [];
+    let holding = true;
+    const realFdatasync = replaceFdatasync(t, (fd, cb) => {
+      if (holding) held.push(cb);
+      else realFdatasync(fd, cb);
+    });
+    const store = new SqliteTaskStore({ path: join(tempDir(t), 'tasks.db'), readers: 0 });
+    t.after(async () => {
+      holding = false;
+      for (const cb of held.splice(0)) cb(null);
+      await store.close();
+    });
+    await store.start();
+    const answered: string[] = [];
+    const submit = (jobId: string) => {
+      const p = store.createJob(oneUrlJob(jobId), ONE_URL_CHARGE).then(
+        () => void answered.push(`${jobId} ok`),
+        (e: Error) => void answered.push(`${jobId} ${e.message}`),
+      );
+      return p;
+    };
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+    const j1 = submit('j1');
+    await turn();
+    const j2 = submit('j2');
+    await turn();
+    assert.equal(held.length, 2, 'j2\'s batch did not wait for j1\'s sync to end before its own started');
+    const j3 = submit('j3');
+    await turn();
+    assert.equal(held.length, 2, 'at most two syncs at once');
+    held[1]!(null);
+    await turn();
+    assert.deepEqual(answered, [], 'j2\'s sync ended first: nothing answered before j1\'s sync succeeded');
+    assert.equal(await store.lastSeq(), 0);
+    held[0]!(null);
+    await Promise.all([j1, j2]);
+    assert.deepEqual(answered, ['j1 ok', 'j2 ok']);
+    assert.equal(await store.lastSeq(), 2);
+    assert.equal(held.length, 3, 'j3 got its sync once one was free');
+    held[2]!(null);
+    await j3;
+    assert.equal(await store.lastSeq(), 3);
+
+    // j4's sync fails after j5's (started beside it) succeeded: j5 is not durable for that success.
+    const j4 = submit('j4');
+    await turn();
+    const j5 = submit('j5');
+    await turn();
+    assert.equal(held.length, 5);
+    held[4]!(null);
+    held[3]!(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    await Promise.all([j4, j5]);
+    assert.deepEqual(answered.slice(3), ['j4 EIO: i/o error, fdatasync', 'j5 EIO: i/o error, fdatasync']);
+    assert.equal(await store.lastSeq(), 3, 'the entries of the failed syncs are not offered to nodes');
+  });
+
+  it('close() waits for the WAL syncs in flight before it closes the WAL', async (t) => {
+    const held: Array<() => void> = [];
+    // Each sync really runs, but only once the test lets it.
+    const realFdatasync = replaceFdatasync(t, (fd, cb) => void held.push(() => realFdatasync(fd, cb)));
+    const store = new SqliteTaskStore({ path: join(tempDir(t), 'tasks.db'), readers: 0 });
+    await store.start();
+    const jobs = [store.createJob(oneUrlJob('j1'), ONE_URL_CHARGE)];
+    await new Promise((resolve) => setImmediate(resolve));
+    jobs.push(store.createJob(oneUrlJob('j2'), ONE_URL_CHARGE));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(held.length, 2);
+    let closed = false;
+    const closing = store.close().then(() => void (closed = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(closed, false, 'close() waits for the syncs in flight');
+    // Released in reverse: a descriptor closed under the first would fail it (EBADF).
+    while (held.length > 0) {
+      held.pop()!();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await closing;
+    for (const r of await Promise.all(jobs)) assert.equal(r.tasks.length, 1);
   });
 
   it('a job that fails half-way through its writes fails alone: the rest of its group commit is kept, nothing of it is', async (t) => {
