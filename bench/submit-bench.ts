@@ -26,7 +26,8 @@ export interface SubmitFigure {
 }
 
 export interface SubmitBenchResult {
-  readonly bare: SubmitFigure;
+  /** Absent with bare: false. */
+  readonly bare?: SubmitFigure;
   /** Keyed by store ('empty' | 'seeded') and URLs per request (1 | 1000). */
   readonly create: ReadonlyMap<string, SubmitFigure>;
   readonly connections: { readonly one: number; readonly many: number };
@@ -48,6 +49,8 @@ export interface SubmitBenchOptions {
   readonly storm?: boolean;
   /** URLs per request of the shapes to measure; default both (1 and 1,000). */
   readonly shapes?: ReadonlyArray<1 | 1000>;
+  /** false: skip the bare node:http figure (it is only compared with the 1-URL shape). */
+  readonly bare?: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -101,15 +104,18 @@ export async function runSubmitBench(o: SubmitBenchOptions): Promise<SubmitBench
   const many = 8;
   const create = new Map<string, SubmitFigure>();
 
-  log(`bare node:http, fixed JSON body, ${one} connections …`);
-  const bareServer = await BenchChild.start({ role: 'bare-http' }, o.serverCpu);
-  let bare: SubmitFigure;
-  try {
-    // The same signed 1-URL bodies the control plane gets, so both sides read the same bytes.
-    bare = await measure(bareServer.port, createRequests(bareServer.port, emptyTenant(1), 1, 2000), one, o, bareServer, 1, false);
-  } finally {
-    await bareServer.stop();
+  let bare: SubmitFigure | undefined;
+  if (o.bare !== false) {
+    log(`bare node:http, fixed JSON body, ${one} connections …`);
+    const bareServer = await BenchChild.start({ role: 'bare-http' }, o.serverCpu);
+    try {
+      // The same signed 1-URL bodies the control plane gets, so both sides read the same bytes.
+      bare = await measure(bareServer.port, createRequests(bareServer.port, emptyTenant(1), 1, 2000), one, o, bareServer, 1, false);
+    } finally {
+      await bareServer.stop();
+    }
   }
+
 
   const stores: Array<['empty' | 'seeded', string, SeededTenant]> = [];
   const dir = mkdtempSync(join(tmpdir(), 'edgepurge-submit-bench-'));
@@ -132,13 +138,24 @@ export async function runSubmitBench(o: SubmitBenchOptions): Promise<SubmitBench
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  if (o.storm === false) return { bare, create, connections: { one, many } };
+  const base = { ...(bare ? { bare } : {}), create, connections: { one, many } };
+  if (o.storm === false) return base;
   const storm = await runStormBench({
     ...(o.serverCpu === undefined ? {} : { serverCpu: o.serverCpu }),
     ...(o.loadCpu === undefined ? {} : { loadCpu: o.loadCpu }),
     log,
   });
-  return { bare, create, connections: { one, many }, storm };
+  return { ...base, storm };
+}
+
+/**
+ * EDGEPURGE_BENCH_SUBMIT_URLS=1 (or 1000): that shape only; with 1000 alone, no bare server either (it is
+ * compared with the 1-URL shape). Also read by `npm run bench -- --only submit`.
+ */
+export function shapesFromEnv(): Pick<SubmitBenchOptions, 'shapes' | 'bare'> {
+  const v = process.env.EDGEPURGE_BENCH_SUBMIT_URLS;
+  if (!v) return {};
+  return Number(v) === 1000 ? { shapes: [1000], bare: false } : { shapes: [1] };
 }
 
 // `npx node bench/submit-bench.ts [--prof DIR]`: the empty-store half alone, optionally with a CPU profile
@@ -152,7 +169,7 @@ if (import.meta.main) {
     serverCpu: 0,
     loadCpu: 1,
     rounds: Number(process.env.EDGEPURGE_BENCH_ROUNDS ?? 1),
-    ...(process.env.EDGEPURGE_BENCH_SUBMIT_URLS ? { shapes: [Number(process.env.EDGEPURGE_BENCH_SUBMIT_URLS) === 1000 ? 1000 : 1] } : {}),
+    ...shapesFromEnv(),
     ...(process.env.EDGEPURGE_BENCH_STORM === '0' ? { storm: false } : {}),
     // EDGEPURGE_BENCH_SERVER_FLAGS: more node flags for the control plane (e.g. --perf-basic-prof for `perf record`).
     serverExecArgv: [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...(process.env.EDGEPURGE_BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? [])],
@@ -160,7 +177,7 @@ if (import.meta.main) {
   });
   const show = (name: string, f: SubmitFigure) =>
     console.log(`${name}: ${Math.round(f.rps)} req/s, ${Math.round(f.urlsPerSecond)} URLs/s, p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, cpu ${f.serverCpuPct.toFixed(0)} % (${Math.round((f.serverCpuPct * 1e4) / f.rps)} µs/request), errors ${f.errors} ${f.errorSample ?? ''}`);
-  show('bare', r.bare);
+  if (r.bare) show('bare', r.bare);
   for (const [k, f] of r.create) show(k, f);
   if (r.storm) console.log('storm:', JSON.stringify(r.storm));
 }
