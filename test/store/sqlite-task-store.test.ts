@@ -11,7 +11,7 @@ import type { TestContext } from 'node:test';
 import type { TaskType } from '../../src/purge/types.ts';
 import { openStore } from '../../src/store/index.ts';
 import { LATEST_VERSION, migrate, MIGRATIONS } from '../../src/store/sqlite/migrations.ts';
-import { ftsTerm, SqliteTaskStore, trigramsOf } from '../../src/store/sqlite/sqlite-task-store.ts';
+import { ftsTerm, SqliteTaskStore, targetHash, trigramsOf } from '../../src/store/sqlite/sqlite-task-store.ts';
 import type { NewJob } from '../../src/store/task-store.ts';
 import { describeTaskStoreConformance } from './task-store-conformance.ts';
 
@@ -504,6 +504,31 @@ describe('SqliteTaskStore: history reads never stall the event loop (hardening: 
     for (const r of rows.slice(1)) assert.ok(r.record_id > 0 && r.record_id < 2 ** 48, String(r.record_id));
     assert.equal(new Set(rows.map((r) => r.record_id)).size, 3);
     assert.ok(rows.every((r) => !taskIds.has(r.record_id)), 'no record id is a task row id');
+  });
+
+  it('migration 6 keys the exact-target index by hour: tasks stored before it are still found, in their range only', async (t) => {
+    const path = join(tempDir(t), 'tasks.db');
+    const db = new DatabaseSync(path);
+    migrate(db, MIGRATIONS.filter((m) => m.version <= 5));
+    const url = 'https://a.example/old.js';
+    const at = [Date.UTC(2026, 0, 1), Date.UTC(2026, 0, 1, 5), Date.UTC(2026, 0, 3)];
+    at.forEach((createdAt, i) => {
+      db.prepare(`INSERT INTO jobs (job_id, app_id, zone_id, type, method, created_at, secret_id, client_ip, source, task_count) VALUES (?, 1, 'z', 'purge_url', 'invalidate', ?, 's', '::1', 'teo', 1)`).run(`j${i}`, createdAt);
+      const id = Number(
+        db.prepare(`INSERT INTO tasks (job_id, app_id, zone_id, type, method, target, target_hash, hosts, status, created_at, updated_at) VALUES (?, 1, 'z', 'purge_url', 'invalidate', ?, ?, '["a.example"]', 'success', ?, ?)`)
+          .run(`j${i}`, url, targetHash(url), createdAt, createdAt).lastInsertRowid,
+      );
+      db.prepare(`INSERT INTO task_id_ranges (hour, min_id, max_id) VALUES (?, ?, ?)`).run(Math.floor(createdAt / 3_600_000), id, id);
+    });
+    db.close();
+    const store = new SqliteTaskStore({ path, readers: 0 });
+    await store.start();
+    t.after(() => store.close());
+    assert.deepEqual(await store.schemaVersion(), { applied: LATEST_VERSION, expected: LATEST_VERSION });
+    const found = async (over: { from?: number; to?: number }) => (await store.listTasks({ appId: 1, offset: 0, limit: 10, target: url, ...over })).tasks.map((x) => x.jobId);
+    assert.deepEqual(await found({}), ['j2', 'j1', 'j0']);
+    assert.deepEqual(await found({ from: at[0]! + 1, to: at[2]! - 1 }), ['j1']);
+    assert.match(store.explainListTasks({ appId: 1, offset: 0, limit: 10, target: url }).join('\n'), /USING INDEX tasks_target \(app_id=\? AND created_hour=\? AND target_hash=\?\)/);
   });
 });
 

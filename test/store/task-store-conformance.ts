@@ -462,6 +462,24 @@ export function describeTaskStoreConformance(name: string, makeStore: MakeStore,
         assert.equal((await store.listTasks(q({ targetContains: 'skew', to: T0 - 1 }))).total, 0);
       });
 
+      it('finds an exact target in every hour it was purged, within the time range asked', async (t) => {
+        const store = await open(t);
+        const url = 'https://www.alpha.com/hours/a.js';
+        // Either side of hour boundaries, days apart, stamped out of commit order; another tenant's same URL.
+        const at = [T0 + 2 * DAY, T0, T0 + HOUR - 1, T0 + HOUR, T0 + 3 * HOUR + 1];
+        for (const createdAt of at) await create(store, job([task(url), task('https://www.alpha.com/hours/b.js')], { createdAt }));
+        await create(store, job([task(url)], { appId: OTHER_APP, createdAt: T0 }));
+        const times = async (over: Partial<TaskQuery>) => (await store.listTasks(q({ target: url, ...over }))).tasks.map((x) => x.createdAt);
+        assert.deepEqual(await times({}), [...at].sort((a, b) => b - a));
+        assert.deepEqual(await times({ from: T0, to: T0 + HOUR - 1 }), [T0 + HOUR - 1, T0]);
+        assert.deepEqual(await times({ from: T0 + HOUR - 1, to: T0 + HOUR }), [T0 + HOUR, T0 + HOUR - 1]);
+        assert.deepEqual(await times({ from: T0 + 1, to: T0 + 3 * HOUR + 1 }), [T0 + 3 * HOUR + 1, T0 + HOUR, T0 + HOUR - 1]);
+        assert.deepEqual(await times({ from: T0 + 3 * HOUR + 2 }), [T0 + 2 * DAY]);
+        assert.deepEqual(await times({ to: T0 - 1 }), []);
+        assert.equal((await store.listTasks(q({ target: url, offset: 4, limit: 10 }))).total, 5);
+        assert.deepEqual((await store.listTasks(q({ appId: OTHER_APP, target: url }))).tasks.map((x) => x.createdAt), [T0]);
+      });
+
       it('finds non-ASCII substrings', async (t) => {
         const store = await open(t);
         await create(store, job([task('https://www.alpha.com/文件/图片.jpg'), task('https://www.alpha.com/ß/Ünïcode')]));

@@ -21,6 +21,15 @@ const TRIGRAMS_PER_SEARCH = 3;
  */
 const TRIGRAMS_WHEN_COMMON = 6;
 export const HOUR_MS = 3_600_000;
+/**
+ * The exact-target index is keyed by (app, hour, hash) (migration v6): probe each hour of the range that
+ * holds tasks. Bound with hourBounds(from, to) before the hash.
+ */
+const TARGET_HOURS = 't.created_hour IN (SELECT hour FROM task_id_ranges WHERE hour >= ? AND hour <= ?)';
+const hourBounds = (from: number | undefined, to: number | undefined): [number, number] => [
+  from === undefined ? Number.MIN_SAFE_INTEGER : Math.floor(from / HOUR_MS),
+  to === undefined ? Number.MAX_SAFE_INTEGER : Math.floor(to / HOUR_MS),
+];
 /** Rowid bounds for task_fts. BigInt: FTS5 ignores a rowid bound bound as REAL, and node:sqlite binds numbers as REAL. */
 const NO_LOWER_ID = 0n;
 const NO_UPPER_ID = 9_223_372_036_854_775_807n;
@@ -278,8 +287,8 @@ export class SqliteTaskReader {
     let ord = 'r.ord';
     if (q.target !== undefined) {
       // The records holding the target: its tasks (few, through the hash), their hosts, their records.
-      const sub: string[] = ['t.app_id = ?', 't.target_hash = ?', 't.target = ?'];
-      const subParams: SQLInputValue[] = [q.appId, targetHash(q.target), q.target];
+      const sub: string[] = ['t.app_id = ?', TARGET_HOURS, 't.target_hash = ?', 't.target = ?'];
+      const subParams: SQLInputValue[] = [q.appId, ...hourBounds(q.from, q.to), targetHash(q.target), q.target];
       if (q.jobId !== undefined) (sub.push('+t.job_id = ?'), subParams.push(q.jobId));
       if (q.from !== undefined) (sub.push('+t.created_at >= ?'), subParams.push(q.from));
       if (q.to !== undefined) (sub.push('+t.created_at <= ?'), subParams.push(q.to));
@@ -333,7 +342,7 @@ export class SqliteTaskReader {
       return taskSource(q, 'tasks t INDEXED BY tasks_job', ['t.job_id = ?'], [q.jobId]);
     }
     if (q.target !== undefined) {
-      return taskSource(q, 'tasks t INDEXED BY tasks_target', ['t.app_id = ?', 't.target_hash = ?'], [q.appId, targetHash(q.target)]);
+      return taskSource(q, 'tasks t INDEXED BY tasks_target', ['t.app_id = ?', TARGET_HOURS, 't.target_hash = ?'], [q.appId, ...hourBounds(q.from, q.to), targetHash(q.target)]);
     }
     const plan = q.targetContains !== undefined ? this.#ftsPlan(q.targetContains, q.from, q.to) : null;
     if (plan === 'no-match') return null;
@@ -409,8 +418,7 @@ export class SqliteTaskReader {
   #idBounds(from: number | undefined, to: number | undefined): { lo: bigint; hi: bigint } | null {
     if (from === undefined && to === undefined) return { lo: NO_LOWER_ID, hi: NO_UPPER_ID };
     const row = this.#stmts.get('SELECT min(min_id) AS lo, max(max_id) AS hi FROM task_id_ranges WHERE hour >= ? AND hour <= ?').get(
-      from === undefined ? Number.MIN_SAFE_INTEGER : Math.floor(from / HOUR_MS),
-      to === undefined ? Number.MAX_SAFE_INTEGER : Math.floor(to / HOUR_MS),
+      ...hourBounds(from, to),
     ) as { lo: number | null; hi: number | null };
     if (row.lo === null || row.hi === null) return null;
     return { lo: BigInt(row.lo), hi: BigInt(row.hi) };
