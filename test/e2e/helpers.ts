@@ -288,6 +288,11 @@ export interface FleetOptions {
   readonly origin?: Origin;
   /** No API rate limit for the account (benches poll DescribePurgeTasks). */
   readonly unlimited?: boolean;
+  /**
+   * Nodes and agents connect to the control plane directly, not through their Relay (which then cannot
+   * cut them off): benches, where the relay's hop through the bench's own busy event loop would be timed.
+   */
+  readonly direct?: boolean;
 }
 
 interface Slot {
@@ -342,7 +347,7 @@ export class Fleet {
       fleet.nodes.push({ id: `edge-${i}`, port: await freePort(), link: await new Relay(fleet.cpPort).start(), proc: undefined });
     }
     for (const a of o.agents ?? []) fleet.agents.push({ id: a.id, link: await new Relay(fleet.cpPort).start(), proc: undefined });
-    const nodeEntry = (n: Slot) => ({ id: n.id, token: `token-${n.id}-0123456789abcdef`, controlPlane: `http://127.0.0.1:${n.link.port}` });
+    const nodeEntry = (n: Slot) => ({ id: n.id, token: `token-${n.id}-0123456789abcdef`, controlPlane: `http://127.0.0.1:${o.direct ? fleet.cpPort : n.link.port}` });
     const base = baseConfig(fleet.origin.url);
     const config = {
       ...base,
