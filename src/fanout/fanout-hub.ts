@@ -253,6 +253,11 @@ export class FanoutHub {
    * claims entries it cannot have applied. Absent until the node's first stream in this process.
    */
   readonly #sent = new Map<string, number>();
+  /**
+   * Nodes with an open stream that were streamed something (up to the seq held) no ack has covered yet.
+   * Empty when the last of them acks: nothing more is coming, so that batch commits without the linger.
+   */
+  readonly #unacked = new Map<string, number>();
   /** Open ack channels (upgraded sockets) and the node each one authenticated as. */
   readonly #channels = new Map<Duplex, string>();
   /** Open streams and the node each one serves. */
@@ -319,6 +324,7 @@ export class FanoutHub {
         this.#lastError.delete(id);
       }
       this.#sent.delete(id);
+      this.#unacked.delete(id);
       for (const [res, nodeId] of this.#streams) if (nodeId === id) res.end();
       // A channel was authenticated once, under the old entry (perhaps the old token): it must not outlive it.
       for (const [socket, nodeId] of this.#channels) if (nodeId === id) socket.destroy();
@@ -560,6 +566,8 @@ export class FanoutHub {
     res.on('close', () => {
       open = false;
       this.#streams.delete(res);
+      // A node without a stream acks nothing soon: the others' acks must not linger for it.
+      if (![...this.#streams.values()].includes(node.id)) this.#unacked.delete(node.id);
       if (!res.writableFinished && !this.#closed) this.#noteLinkError(node.id, 'stream dropped (connection closed)');
     });
     const write = (line: StreamLine) => writeLine(`${JSON.stringify(line)}\n`);
@@ -575,7 +583,12 @@ export class FanoutHub {
       });
     };
     /** Recorded before the line goes out: the node may ack it before write() returns. */
-    const sentUpTo = (seq: number) => this.#sent.set(node.id, Math.max(this.#sent.get(node.id) ?? 0, seq));
+    const sentUpTo = (seq: number) => {
+      const before = this.#sent.get(node.id);
+      if (before !== undefined && seq <= before) return;
+      this.#sent.set(node.id, seq);
+      this.#unacked.set(node.id, seq);
+    };
     const [firstSeq, lastSeq] = [await store.firstSeq(), await store.lastSeq()];
     let cursor = after === -1 ? lastSeq : after;
     // Behind the retained log (or ahead of it, after a store reset): the node must start from empty.
@@ -682,6 +695,18 @@ export class FanoutHub {
     // plane must not think a lease ended earlier than it did.
     return new Promise<AckResponse>((resolve, reject) => {
       this.#ackQueue.push({ node, body, seq, at: clock.now(), lastSeq, resolve, reject });
+      const owed = this.#unacked.get(node.id);
+      if (owed !== undefined && seq >= owed) {
+        this.#unacked.delete(node.id);
+        if (this.#unacked.size === 0) {
+          // The last node that owed an ack: no other ack is coming to share the batch (a small fleet, or the
+          // last of a large one), so it commits now instead of after the linger: the purge settles sooner.
+          clearTimeout(this.#flushTimer);
+          this.#flushTimer = undefined;
+          void this.#exclusive(() => this.#flushAcks());
+          return;
+        }
+      }
       if (this.#flushTimer === undefined) {
         this.#flushTimer = setTimeout(() => {
           this.#flushTimer = undefined;

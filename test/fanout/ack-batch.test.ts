@@ -156,3 +156,33 @@ test('every settled task is announced once, with ack batches and settle passes r
   assert.deepEqual([...heard.entries()].filter(([, n]) => n !== 1), [], 'no task announced twice');
   assert.equal(heard.size, ids.length);
 });
+
+test('the ack of the last node that owed one commits at once, without the linger; acks while others still owe wait for it', async (t) => {
+  const { writes, nodes, purge, status } = await setup(t, { ackLingerMs: 60_000 });
+  for (const n of nodes) await n.stream(t);
+  // Every node owes an ack for its stream's start: the last one's flushes the batch.
+  await Promise.all(nodes.map((n) => n.ack({ seq: 0 })));
+  writes.length = 0;
+  const [taskId] = await purge();
+  await until('streamed to every node', () => nodes.every((n) => n.entries().length === 1));
+  let answered = 0;
+  const first = ackAll(nodes.slice(1)).then((rs) => ((answered = rs.length), rs));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(answered, 0, 'one node still owes an ack: the others linger for it');
+  assert.equal(writes.length, 0);
+  const started = Date.now();
+  const [last] = await ackAll(nodes.slice(0, 1));
+  assert.equal(last!.status, 200);
+  assert.ok(Date.now() - started < 30_000, 'not held for the 60 s linger');
+  assert.ok((await first).every((r) => r.status === 200));
+  assert.equal(writes.length, 1, 'the 20 acks and the task they complete are one write');
+  assert.equal(writes[0]!.acks.length, 20);
+  assert.deepEqual(writes[0]!.settled, [{ taskId, status: 'success' }]);
+  assert.equal(await status(taskId!), 'success');
+  // An ack that covers nothing new (a lease renewal) lingers as before.
+  let renewed = false;
+  const renewal = nodes[0]!.ack({ seq: nodes[0]!.seenSeq() }).then((r) => ((renewed = true), r));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(renewed, false, 'a renewal alone waits for the linger');
+  void renewal.catch(() => {});
+});
