@@ -65,6 +65,9 @@ describe('PostgreSQL listTasks: merged probes, capped totals, fuzzy windows', { 
         { ...base, hosts: ['b.example'] },
         { ...base, hosts: ['a.example', 'c.example'], statuses: ['success', 'processing'], from: T0 + 5 * HOUR, to: end - 3 * HOUR },
         { ...base, hosts: ['a.example', 'b.example', 'c.example'] },
+        // A value listed twice is one probe: its tasks are counted and paged once.
+        { ...base, statuses: ['failed', 'failed'], hosts: ['a.example'] },
+        { ...base, statuses: ['success', 'timeout', 'success'], hosts: ['b.example', 'b.example'] },
         { ...base, targetContains: 'COMMON' },
         { ...base, targetContains: 'rare-' },
         { ...base, targetContains: 'jpg', from: T0 + 90 * 60_000, to: end - 7 * HOUR },
