@@ -299,8 +299,8 @@ export class EdgeAgent {
         if (e.type === 'prefetch_url') {
           target.advanceTo(e.seq);
           void target.prefetch(e).then(
-            (r) => this.#report(taskResult(e.taskId, r)),
-            (err: unknown) => this.#report(taskResult(e.taskId, { ok: false, failType: 'taskFailed', failMessage: String(err) })),
+            (r) => this.#report(taskResult(e, r)),
+            (err: unknown) => this.#report(taskResult(e, { ok: false, failType: 'taskFailed', failMessage: String(err) })),
           );
         } else {
           const done = target.apply(e);
@@ -447,10 +447,12 @@ function executionReport(
 }
 
 /** The wire form of a prefetch outcome: a FailType the API knows, a message within the wire's bound. */
-function taskResult(taskId: number, r: PrefetchOutcome): TaskResult {
-  if (r.ok) return { taskId, ok: true };
+/** The result of prefetch entry `e`, with its seq: a replica the node fails over to before sending it can check it. */
+function taskResult(e: WireEntry, r: PrefetchOutcome): TaskResult {
+  const { taskId, seq } = e;
+  if (r.ok) return { taskId, seq, ok: true };
   const failType = (FAIL_TYPES as readonly string[]).includes(r.failType) ? (r.failType as FailType) : 'taskFailed';
-  return { taskId, ok: false, failType, failMessage: r.failMessage.slice(0, MAX_FAIL_MESSAGE) };
+  return { taskId, seq, ok: false, failType, failMessage: r.failMessage.slice(0, MAX_FAIL_MESSAGE) };
 }
 
 function postJson<T>(url: URL, headers: Record<string, string>, body: unknown, signal: AbortSignal): Promise<T> {

@@ -181,6 +181,8 @@ function outcomesOf(results: readonly PrefetchResult[]): Map<number, PrefetchOut
 const MAX_ACK_BYTES = 1024 * 1024;
 /** Reports per ack checked against the log (entries another process streamed): one index read each. */
 const MAX_REPORT_LOOKUPS = 64;
+/** Log reads per ack to check prefetch results this process did not stream (see #logEntries). */
+const MAX_RESULT_READS = 16;
 
 /** The routes and their one method each. */
 const ENDPOINTS: ReadonlyMap<string, 'GET' | 'POST'> = new Map([
@@ -821,7 +823,7 @@ export class FanoutHub {
         const known = next.get(q.node.id)?.ackedSeq ?? this.#progress.get(q.node.id)?.ackedSeq ?? 0;
         checked.push(await this.#checkReports(q.node, q.body, q.seq, known));
         // Most acks carry no result (purges only): no extra turn of the loop for them.
-        checkedResults.push(q.body.results?.length ? await this.#checkResults(q.node.id, q.body.results) : { candidates: [], ignored: [] });
+        checkedResults.push(q.body.results?.length ? await this.#checkResults(q.node, q.body.results) : { candidates: [], ignored: [] });
         const after = Math.max(known, q.seq);
         next.set(q.node.id, { ackedSeq: after, seenAt: q.at });
         if (after > known) [lo, hi] = [Math.min(lo, known), Math.max(hi, after)];
@@ -973,28 +975,68 @@ export class FanoutHub {
    * Splits an ack's prefetch results: those of prefetches streamed to the node and not yet reported
    * (hardening issue 1) go to the store; the others are ignored rather than refused, and named in the
    * answer: refusing the ack would also refuse its seq and lease, and an honest node can race (a result
-   * after the deadline, or a retried ack) — it must not be fenced for it. A result the store already holds
-   * for this node is `duplicate` (one read, only for results not awaited).
+   * after the deadline, or a retried ack) — it must not be fenced for it. A result this process did not
+   * stream (the node failed over from another replica, issue 9) counts when it carries its entry's seq,
+   * that seq is at or below what the node's stream here started from or was sent, and the log holds a
+   * prefetch of that task there for one of the node's hosts. A result the store already holds for this
+   * node is `duplicate` (one read, only for results not taken).
    */
-  async #checkResults(nodeId: string, results: readonly TaskResult[]): Promise<CheckedResults> {
+  async #checkResults(node: NodeConfig, results: readonly TaskResult[]): Promise<CheckedResults> {
     const candidates: PrefetchResultInput[] = [];
     const ignored: Array<{ taskId: number; reason: IgnoredReason }> = [];
-    const awaiting = this.#awaiting.get(nodeId);
+    const take = (r: TaskResult) =>
+      candidates.push({
+        taskId: r.taskId, ok: r.ok,
+        failType: r.ok ? null : (r.failType ?? 'taskFailed'),
+        failMessage: r.ok ? null : `${node.id}: ${r.failMessage ?? 'failed'}`,
+      });
+    const awaiting = this.#awaiting.get(node.id);
+    const sent = this.#sent.get(node.id);
     const others: number[] = [];
+    const elsewhere: Array<TaskResult & { seq: number }> = [];
     for (const r of results) {
-      if (awaiting?.has(r.taskId)) {
-        candidates.push({
-          taskId: r.taskId, ok: r.ok,
-          failType: r.ok ? null : (r.failType ?? 'taskFailed'),
-          failMessage: r.ok ? null : `${nodeId}: ${r.failMessage ?? 'failed'}`,
-        });
-      } else others.push(r.taskId);
+      if (awaiting?.has(r.taskId)) take(r);
+      else if (r.seq !== undefined && sent !== undefined && r.seq <= sent) elsewhere.push({ ...r, seq: r.seq });
+      else others.push(r.taskId);
+    }
+    if (elsewhere.length) {
+      const log = await this.#logEntries(elsewhere.map((r) => r.seq));
+      for (const r of elsewhere) {
+        const e = log.get(r.seq);
+        if (e && e.taskId === r.taskId && e.type === 'prefetch_url' && this.#serves(node, e.hosts)) take(r);
+        else others.push(r.taskId);
+      }
     }
     if (others.length) {
-      const seen = new Set((await this.#o.store.prefetchResults(others)).filter((x) => x.nodeId === nodeId).map((x) => x.taskId));
+      const seen = new Set((await this.#o.store.prefetchResults(others)).filter((x) => x.nodeId === node.id).map((x) => x.taskId));
       for (const taskId of others) ignored.push({ taskId, reason: seen.has(taskId) ? 'duplicate' : 'unexpected' });
     }
     return { candidates, ignored };
+  }
+
+  /**
+   * The log entries at `seqs`: from the shared tail when it holds them, else read in runs (at most
+   * MAX_RESULT_READS reads of up to 1,000 entries per call; seqs beyond are left out, as pruned ones are).
+   */
+  async #logEntries(seqs: readonly number[]): Promise<Map<number, PurgeLogEntry>> {
+    const found = new Map<number, PurgeLogEntry>();
+    const wanted = [...new Set(seqs)].sort((a, b) => a - b);
+    let reads = 0;
+    for (let i = 0; i < wanted.length; i++) {
+      const seq = wanted[i]!;
+      if (found.has(seq)) continue;
+      const held = this.#tail.entry(seq);
+      if (held) {
+        found.set(seq, held);
+        continue;
+      }
+      if (reads++ >= MAX_RESULT_READS) break;
+      // One read from here to the last wanted seq within 1,000 entries (the log is gap-free).
+      let last = seq;
+      for (let j = i + 1; j < wanted.length && wanted[j]! < seq + 1000; j++) last = wanted[j]!;
+      for (const e of await this.#o.store.readLog(seq - 1, last - seq + 1)) found.set(e.seq, e);
+    }
+    return found;
   }
 
   /**

@@ -93,7 +93,17 @@ export class LogTail {
       await this.#reading;
     }
     if (cursor < this.#start) return undefined;
-    // Binary search for the first entry after the cursor.
+    return { entries: this.#window.slice(this.#firstAfter(cursor)), end: this.#end };
+  }
+
+  /** The entry `seq` when the window holds it (no store read); undefined otherwise. */
+  entry(seq: number): PurgeLogEntry | undefined {
+    const e = this.#window[this.#firstAfter(seq - 1)]?.entry;
+    return e?.seq === seq ? e : undefined;
+  }
+
+  /** Index of the first window entry after `cursor` (binary search). */
+  #firstAfter(cursor: number): number {
     let lo = 0;
     let hi = this.#window.length;
     while (lo < hi) {
@@ -101,7 +111,7 @@ export class LogTail {
       if (this.#window[mid]!.entry.seq <= cursor) lo = mid + 1;
       else hi = mid;
     }
-    return { entries: this.#window.slice(lo), end: this.#end };
+    return lo;
   }
 
   async #read(): Promise<void> {

@@ -75,6 +75,11 @@ export interface ExecutionReport {
 
 export interface TaskResult {
   readonly taskId: number;
+  /**
+   * The prefetch entry's seq. A process that did not stream the entry to this node (the replica it failed
+   * over to, issue 9) checks the result against the log by it; without it, such a process ignores the result.
+   */
+  readonly seq?: number;
   readonly ok: boolean;
   readonly failType?: FailType;
   readonly failMessage?: string;
@@ -133,6 +138,7 @@ export const ackRequestSchema = z.object({
     .array(
       z.object({
         taskId: z.int().positive(),
+        seq: z.int().positive().optional(),
         ok: z.boolean(),
         failType: z.enum(FAIL_TYPES).optional(),
         failMessage: z.string().max(MAX_FAIL_MESSAGE).optional(),

@@ -168,6 +168,31 @@ describe('nodes fail over between control-plane replicas', { skip }, () => {
     })).metrics();
     assert.match(text, /^edgepurge_agent_failovers_total\{node="edge-1"\} 1$/m);
   });
+
+  it('a prefetch result the agent sends after failing over counts on the new replica (it carries its entry\'s seq)', async (t) => {
+    // Long lease and deadline: only the result can settle the prefetch within the test.
+    const input: ConfigInput = { ...baseConfig(), nodes: [{ ...NODE, listen: '127.0.0.1:9' }], fanout: { leaseMs: 60_000, taskTimeoutMs: 60_000 } };
+    const rs = await replicas(t, input, 2);
+    const target = new RecordingTarget();
+    let release: (() => void) | undefined;
+    target.prefetch = () => new Promise<PrefetchOutcome>((resolve) => (release = () => resolve({ ok: true })));
+    const agent = new EdgeAgent({ controlPlane: rs.map(linkUrl), nodeId: NODE.id, token: NODE.token, target, clock: systemClock, logger: silentLogger, stallMs: 600 });
+    agent.start();
+    t.after(() => agent.close());
+    await until('agent connected', () => agent.connected);
+    const first = rs.find((r) => linkUrl(r) === agent.controlPlane)!;
+    const { JobId } = await first.teo.CreatePrefetchTask({ ZoneId: ACME.zoneId, Targets: [`http://${ACME.host}/warm.jpg`] });
+    await until('the prefetch started', () => release !== undefined);
+    await agent.waitForAck(target.appliedSeq);
+    first.link.pause();
+    await until('agent on the other replica', () => agent.connected && agent.controlPlane !== linkUrl(first), 5000);
+    release!();
+    const second = rs.find((r) => r !== first)!;
+    await until('the prefetch settles with the result the other replica took', async () => {
+      const { Tasks } = await second.teo.DescribePrefetchTasks({ ZoneId: ACME.zoneId, Filters: [{ Name: 'job-id', Values: [JobId] }] });
+      return Tasks[0].Status === 'success';
+    }, 5000);
+  });
 });
 
 /** A cache that records what it applied (the agent's side of a driver, without a real cache). */
@@ -184,9 +209,7 @@ class RecordingTarget implements EdgeTarget {
   advanceTo(seq: number): void {
     this.appliedSeq = Math.max(this.appliedSeq, seq);
   }
-  async prefetch(): Promise<PrefetchOutcome> {
-    return { ok: true };
-  }
+  prefetch: (e: WireEntry) => Promise<PrefetchOutcome> = async () => ({ ok: true });
   dropAll(seq: number): void {
     if (seq > 0 && this.appliedSeq > 0) this.drops.push(seq);
     this.appliedSeq = seq;

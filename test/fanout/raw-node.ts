@@ -64,6 +64,11 @@ export class RawNode {
     await until('hello', () => this.lines.length > 0);
   }
 
+  /** Hangs up its stream (a node leaving this control plane, e.g. to fail over to another). */
+  close(): void {
+    this.#abort.abort();
+  }
+
   entries(): WireEntry[] {
     return this.lines.flatMap((l) => (l.t === 'entry' ? [l.e] : []));
   }
