@@ -1,4 +1,4 @@
-// `npm run bench [-- --only store,api,submit,query,pg,replicas,failover,fanout,edge,hit,varnish,nginx,drivers,soak,metrics,console,webhooks]`: runs the benchmarks of the
+// `npm run bench [-- --only store,api,submit,storm,query,pg,replicas,failover,fanout,edge,hit,varnish,nginx,drivers,soak,metrics,console,webhooks]`: runs the benchmarks of the
 // issues on this machine and prints each figure next to its bar. Parts run in the order listed; `api` needs the
 // database `store` seeds (it seeds one itself when `store` is not selected); so does `submit` (issue 11).
 import { spawnSync } from 'node:child_process';
@@ -21,9 +21,9 @@ import { runReplicasBench } from './replicas-bench.ts';
 import { median } from './stats.ts';
 import { runStoreBench } from './store-bench.ts';
 import { runSubmitBench, shapesFromEnv, type SubmitBenchResult } from './submit-bench.ts';
-import type { StormBenchResult } from './storm-bench.ts';
+import { runStormBench, type StormBenchResult } from './storm-bench.ts';
 
-const PARTS = ['store', 'api', 'submit', 'query', 'pg', 'replicas', 'failover', 'fanout', 'edge', 'hit', 'varnish', 'nginx', 'drivers', 'soak', 'metrics', 'console', 'webhooks'] as const;
+const PARTS = ['store', 'api', 'submit', 'storm', 'query', 'pg', 'replicas', 'failover', 'fanout', 'edge', 'hit', 'varnish', 'nginx', 'drivers', 'soak', 'metrics', 'console', 'webhooks'] as const;
 type Part = (typeof PARTS)[number];
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });
@@ -113,13 +113,18 @@ try {
   if (selected('submit')) {
     heading('Issue 11: submit throughput, signed CreatePurgeTask over HTTP vs bare node:http, empty store vs 1,000,000 tasks (bench/submit-bench.ts)');
     const tenant = readSeededTenant(dbPath());
-    // EDGEPURGE_BENCH_SUBMIT_URLS=1000 (or 1) measures one shape only (see shapesFromEnv).
-    // EDGEPURGE_BENCH_STORM=0: without the storm part.
-    const narrow = { ...shapesFromEnv(), ...(process.env.EDGEPURGE_BENCH_STORM === '0' ? { storm: false } : {}) };
-    printSubmit(await runSubmitBench({ seededDbPath: dbPath(), seededTenant: tenant, rounds: 3, roundMs: 5000, ...narrow, ...pin, log: (l) => console.log(`  ${l}`) }));
+    // EDGEPURGE_BENCH_SUBMIT_URLS=1000 (or 1) measures one shape only (see shapesFromEnv); the storm runs below.
+    printSubmit(await runSubmitBench({ seededDbPath: dbPath(), seededTenant: tenant, rounds: 3, roundMs: 5000, ...shapesFromEnv(), storm: false, ...pin, log: (l) => console.log(`  ${l}`) }));
   }
 } finally {
   if (seedDir) rmSync(seedDir, { recursive: true, force: true });
+}
+
+// Part of issue 11's goals: run with `submit` too (unless EDGEPURGE_BENCH_STORM=0); `--only storm` runs it
+// alone (no seeded store needed).
+if ((selected('submit') && process.env.EDGEPURGE_BENCH_STORM !== '0') || selected('storm')) {
+  heading('Issue 11: a purge storm at 10× an account\'s rate limit beside another account (bench/storm-bench.ts)');
+  printStorm(await runStormBench({ ...pin, log: (l) => console.log(`  ${l}`) }));
 }
 
 if (selected('query')) {
@@ -496,7 +501,7 @@ function stormRows(s: StormBenchResult): Row[] {
   return [
     {
       figure: `storm: account A at ${int(s.stormPerSecond)} req/s, 10× its limit of ${s.limitPerSecond}/s: RequestLimitExceeded answers, client on loopback`,
-      measured: `${lat(s.refusals)}; A admitted ${int(s.admitted)}; server CPU ${s.serverCpuPct.toFixed(0)} %, ${ms(s.cpuPerRequestMs)} ms per request${s.errors ? `; ${s.errors} errors (${s.errorSample ?? ''})` : ''}`,
+      measured: `${lat(s.refusals)}; A admitted ${int(s.admitted)}; server CPU ${s.serverCpuPct.toFixed(0)} %, ${ms(s.cpuPerRequestMs)} ms per request, ${ms(s.cpuPerRefusalMs)} ms per refusal (CPU beyond A at its limit)${s.errors ? `; ${s.errors} errors (${s.errorSample ?? ''})` : ''}`,
       bar: 'p99 ≤ 1 ms',
       verdict: verdict(s.refusals.p99Ms <= 1 && s.errors === 0 && s.refusals.count > 0),
     },
@@ -507,7 +512,15 @@ function stormRows(s: StormBenchResult): Row[] {
       bar: '≤ 1.20',
       verdict: verdict(ratio <= 1.2 && s.errors === 0),
     },
-    { figure: '  B as the server times it: with / without the storm', measured: `${lat(s.server.storm)} / ${lat(s.server.calm)}` },
+    { figure: '  B as the server times it: with / without the storm (p99 ratio)', measured: `${lat(s.server.storm)} / ${lat(s.server.calm)} (${(s.server.storm.p99Ms / s.server.calm.p99Ms).toFixed(2)})` },
+    {
+      figure: `  B beside A at its limit (${s.limitPerSecond}/s, all admitted): p99 / without A, client (server)`,
+      measured: `${(s.limit.p99Ms / s.calm.p99Ms).toFixed(2)} (${(s.server.limit.p99Ms / s.server.calm.p99Ms).toFixed(2)}); ${lat(s.limit)}`,
+    },
+    {
+      figure: '  what the refusals add: B p99 beside the storm / beside A at its limit, client (server)',
+      measured: `${(s.storm.p99Ms / s.limit.p99Ms).toFixed(2)} (${(s.server.storm.p99Ms / s.server.limit.p99Ms).toFixed(2)})`,
+    },
     { figure: '  control plane event-loop delay p99 / max: storm / calm', measured: `${loop(s.loop.storm)} / ${loop(s.loop.calm)} ms` },
   ];
 }
@@ -556,14 +569,18 @@ function printSubmit(r: SubmitBenchResult): void {
       verdict: verdict(ratio >= 0.8 && ok(seeded) && [...empty.roundRps, ...seeded.roundRps].every((x) => x > 0)),
     });
   }
-  if (r.storm) rows.push(...stormRows(r.storm));
   console.log('  medians over 3 rounds of 5 s after 2 s of warm-up; pre-signed requests (2,000 distinct bodies for 1 URL, 40 for 1,000');
   console.log('  URLs); the account has rateLimit: false. The bare server gets the same 1-URL requests and reads each body.');
-  if (r.storm) {
-    console.log('  Storm: a fresh control plane; A (limit 100/s, burst 100) sends 1,000 signed 1-URL purges/s and B 100/s, each paced');
-    console.log('  open loop by its own process; 2 pairs of 5 s phases (B alone, then B beside the storm). Refusals come after the');
-    console.log('  TC3 signature check, on purpose: an unsigned request must not spend a tenant\'s rate limit.');
-  }
+  table(rows);
+  summary.push(...rows.filter((x) => x.bar));
+}
+
+function printStorm(s: StormBenchResult): void {
+  console.log('  A fresh control plane; A (limit 100/s, burst 100) sends 1,000 signed 1-URL purges/s and B 100/s, each paced open');
+  console.log('  loop by its own process on raw keep-alive sockets; 2 rounds of three 5 s phases: B alone, B beside A at its limit');
+  console.log('  (every request admitted: what A\'s purges cost B), B beside the storm.');
+  console.log('  Refusals come after the TC3 signature check, on purpose: an unsigned request must not spend a tenant\'s rate limit.');
+  const rows = stormRows(s);
   table(rows);
   summary.push(...rows.filter((x) => x.bar));
 }

@@ -1,7 +1,8 @@
 // Storm bench (issue 11): account A sends signed CreatePurgeTask at 10× its rate limit while account B
 // sends at a steady modest rate; A's refusals (RequestLimitExceeded) must be answered fast and B's p99
 // must not move. One control-plane child; every sender is its own child process (paced, open loop), so
-// that the storm's client work never delays B's clock. Calm and storm phases alternate in one run.
+// that the storm's client work never delays B's clock. Phases alternate in one run: B alone, B beside A at its limit
+// (all admitted), B beside the storm.
 import { fork } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -36,6 +37,8 @@ interface SenderResult {
   readonly refused: number[];
   readonly errors: number;
   readonly errorSample?: string;
+  /** Wall clock (ms since the epoch) at the end of the warm-up: the server's figures start there too. */
+  readonly measuredFrom: number;
 }
 
 export interface Latency {
@@ -52,11 +55,12 @@ export interface StormBenchResult {
   readonly refusals: Latency;
   /** A's requests admitted during the storm (about its limit). */
   readonly admitted: number;
-  /** B without and with the storm, over all calm and all storm phases. */
+  /** B alone, beside A at its limit (every request admitted), and beside the storm, over all phases of each. */
   readonly calm: Latency;
+  readonly limit: Latency;
   readonly storm: Latency;
   /** The same, as the server's access log times them (handler entry to answer, `durationMs`). */
-  readonly server: { readonly refusals: Latency; readonly calm: Latency; readonly storm: Latency };
+  readonly server: { readonly refusals: Latency; readonly calm: Latency; readonly limit: Latency; readonly storm: Latency };
   /** The control plane's event-loop delay in the last calm and the last storm phase. */
   readonly loop: { readonly calm: LoopDelay | undefined; readonly storm: LoopDelay | undefined };
   readonly errors: number;
@@ -64,12 +68,17 @@ export interface StormBenchResult {
   /** Server CPU over the storm phases, % of one core, and per request it answered then (ms). */
   readonly serverCpuPct: number;
   readonly cpuPerRequestMs: number;
+  /**
+   * What a refusal costs: server CPU per second in the storm less that beside A at its limit (the same
+   * admitted work), per refusal answered (ms).
+   */
+  readonly cpuPerRefusalMs: number;
 }
 
 export interface StormBenchOptions {
   readonly serverCpu?: number;
   readonly loadCpu?: number;
-  /** Calm/storm pairs (default 2) and each phase's length (default 5 s). */
+  /** Rounds of the three phases (default 2) and each phase's length (default 5 s). */
   readonly pairs?: number;
   readonly phaseMs?: number;
   /** Node flags for the control-plane child (e.g. --cpu-prof). */
@@ -114,7 +123,7 @@ async function send(spec: SenderSpec): Promise<SenderResult> {
     });
     return serialise({ method: 'POST', path: '/', headers, body });
   });
-  const result: SenderResult & { errors: number; errorSample?: string } = { ok: [], refused: [], errors: 0 };
+  const result: SenderResult & { errors: number; errorSample?: string; measuredFrom: number } = { ok: [], refused: [], errors: 0, measuredFrom: 0 };
   const fail = (why: string) => {
     result.errors++;
     result.errorSample ??= why;
@@ -173,6 +182,7 @@ async function send(spec: SenderSpec): Promise<SenderResult> {
   // A few sockets before the clock starts; more open as the open loop needs them (up to `connections`).
   idle.push(...(await Promise.all(Array.from({ length: Math.min(8, spec.connections) }, open))));
   start = performance.now();
+  result.measuredFrom = Date.now() + spec.warmupMs;
   const stopAt = start + spec.warmupMs + spec.durationMs;
   let sent = 0;
   // A new socket takes the backlog's head once connected (or waits idle).
@@ -231,11 +241,14 @@ function sender(spec: SenderSpec, cpu: number | undefined): Promise<SenderResult
 
 const latency = (xs: readonly number[]): Latency => ({ count: xs.length, p50Ms: quantile(xs, 0.5), p99Ms: quantile(xs, 0.99) });
 
-/** The access-log lines written since `from` (a byte offset), as {account, code, durationMs}. */
-function accessLines(path: string, from: number): Array<{ account: number | null; code: string; durationMs: number }> {
+/** The access-log lines written since `from` (a byte offset), as {at (ms since the epoch), account, code, durationMs}. */
+function accessLines(path: string, from: number): Array<{ at: number; account: number | null; code: string; durationMs: number }> {
   return readFileSync(path).subarray(from).toString().split('\n')
     .filter((l) => l.includes('"msg":"request"'))
-    .map((l) => JSON.parse(l) as { account: number | null; code: string; durationMs: number });
+    .map((l) => {
+      const line = JSON.parse(l) as { t: string; account: number | null; code: string; durationMs: number };
+      return { ...line, at: Date.parse(line.t) };
+    });
 }
 const sizeOf = (path: string): number => statSync(path, { throwIfNoEntry: false })?.size ?? 0;
 
@@ -249,10 +262,9 @@ export async function runStormBench(o: StormBenchOptions = {}): Promise<StormBen
   const dir = mkdtempSync(join(tmpdir(), 'edgepurge-storm-bench-'));
   const logFile = join(dir, 'access.log');
   const server = await BenchChild.start({ role: 'control-plane', config: stormConfig(join(dir, 'storm.db'), limitPerSecond), logFile }, o.serverCpu, o.serverExecArgv);
-  const srv = { refusals: [] as number[], calm: [] as number[], storm: [] as number[] };
+  const srv = { refusals: [] as number[], calm: [] as number[], limit: [] as number[], storm: [] as number[] };
   const loop: { calm?: LoopDelay | undefined; storm?: LoopDelay | undefined } = {};
-  const calm: number[] = [];
-  const storm: number[] = [];
+  const b = { calm: [] as number[], limit: [] as number[], storm: [] as number[] };
   const refused: number[] = [];
   let admitted = 0;
   let errors = 0;
@@ -260,41 +272,59 @@ export async function runStormBench(o: StormBenchOptions = {}): Promise<StormBen
   let stormCpu = 0;
   let stormSeconds = 0;
   let stormAnswered = 0;
+  let stormRefusals = 0;
+  let limitCpu = 0;
+  let limitSeconds = 0;
   const take = (r: SenderResult) => {
     errors += r.errors;
     errorSample ??= r.errorSample;
   };
+  /** One phase: B at its rate, beside A at `aPerSecond` (none: B alone); what B and the server saw is kept under `name`. */
+  const phase = async (name: 'calm' | 'limit' | 'storm', aPerSecond: number) => {
+    const at = sizeOf(logFile);
+    await server.loopDelay(true);
+    const [cpu0, t0] = [server.cpuSeconds(), performance.now()];
+    const [a, b1] = await Promise.all([
+      aPerSecond > 0 ? sender({ port: server.port, tenant: A, perSecond: aPerSecond, connections: 256, warmupMs, durationMs: phaseMs }, o.loadCpu) : undefined,
+      sender({ port: server.port, tenant: B, perSecond: bPerSecond, connections: 64, warmupMs, durationMs: phaseMs }, o.loadCpu),
+    ]);
+    const cpu = server.cpuSeconds() - cpu0;
+    const seconds = (performance.now() - t0) / 1000;
+    const delay = await server.loopDelay(true);
+    const lines = accessLines(logFile, at);
+    // Past the warm-up, as the clients count (the log line's time is the answer's; the start is about then).
+    for (const l of lines) {
+      if (l.account === A.appId && l.code === 'RequestLimitExceeded') {
+        if (name === 'storm' && a && l.at >= a.measuredFrom) srv.refusals.push(l.durationMs);
+      } else if (l.account === B.appId && l.code === 'Success' && l.at >= b1.measuredFrom) srv[name].push(l.durationMs);
+    }
+    b[name].push(...b1.ok);
+    take(b1);
+    if (a) take(a);
+    if (name === 'calm') loop.calm = delay;
+    if (name === 'limit') {
+      limitCpu += cpu;
+      limitSeconds += seconds;
+    }
+    if (name === 'storm' && a) {
+      loop.storm = delay;
+      stormCpu += cpu;
+      stormSeconds += seconds;
+      stormAnswered += lines.length;
+      stormRefusals += lines.filter((l) => l.code === 'RequestLimitExceeded').length;
+      refused.push(...a.refused);
+      admitted += a.ok.length;
+    }
+  };
   try {
     for (let pair = 0; pair < (o.pairs ?? 2); pair++) {
       log(`calm: B alone at ${bPerSecond} req/s for ${phaseMs / 1000} s …`);
-      let at = sizeOf(logFile);
-      await server.loopDelay(true);
-      const b0 = await sender({ port: server.port, tenant: B, perSecond: bPerSecond, connections: 64, warmupMs, durationMs: phaseMs }, o.loadCpu);
-      loop.calm = await server.loopDelay(true);
-      calm.push(...b0.ok);
-      srv.calm.push(...accessLines(logFile, at).filter((l) => l.account === B.appId && l.code === 'Success').map((l) => l.durationMs));
-      at = sizeOf(logFile);
-      take(b0);
+      await phase('calm', 0);
+      // A's admitted purges share the store with B's: this phase tells their cost from the refusals'.
+      log(`A at its limit (${limitPerSecond} req/s) beside B at ${bPerSecond} req/s for ${phaseMs / 1000} s …`);
+      await phase('limit', limitPerSecond);
       log(`storm: A at ${stormPerSecond} req/s (limit ${limitPerSecond}/s) beside B at ${bPerSecond} req/s for ${phaseMs / 1000} s …`);
-      const [cpu0, t0] = [server.cpuSeconds(), performance.now()];
-      const [a, b1] = await Promise.all([
-        sender({ port: server.port, tenant: A, perSecond: stormPerSecond, connections: 256, warmupMs, durationMs: phaseMs }, o.loadCpu),
-        sender({ port: server.port, tenant: B, perSecond: bPerSecond, connections: 64, warmupMs, durationMs: phaseMs }, o.loadCpu),
-      ]);
-      stormCpu += server.cpuSeconds() - cpu0;
-      loop.storm = await server.loopDelay(true);
-      const lines = accessLines(logFile, at);
-      stormAnswered += lines.length;
-      for (const l of lines) {
-        if (l.account === A.appId && l.code === 'RequestLimitExceeded') srv.refusals.push(l.durationMs);
-        else if (l.account === B.appId && l.code === 'Success') srv.storm.push(l.durationMs);
-      }
-      stormSeconds += (performance.now() - t0) / 1000;
-      refused.push(...a.refused);
-      admitted += a.ok.length;
-      storm.push(...b1.ok);
-      take(a);
-      take(b1);
+      await phase('storm', stormPerSecond);
     }
   } finally {
     await server.stop();
@@ -302,12 +332,13 @@ export async function runStormBench(o: StormBenchOptions = {}): Promise<StormBen
   }
   return {
     limitPerSecond, stormPerSecond, bPerSecond,
-    refusals: latency(refused), admitted, calm: latency(calm), storm: latency(storm),
-    server: { refusals: latency(srv.refusals), calm: latency(srv.calm), storm: latency(srv.storm) },
+    refusals: latency(refused), admitted, calm: latency(b.calm), limit: latency(b.limit), storm: latency(b.storm),
+    server: { refusals: latency(srv.refusals), calm: latency(srv.calm), limit: latency(srv.limit), storm: latency(srv.storm) },
     loop: { calm: loop.calm, storm: loop.storm },
     errors, ...(errorSample === undefined ? {} : { errorSample }),
     serverCpuPct: (stormCpu / stormSeconds) * 100,
     cpuPerRequestMs: (stormCpu * 1000) / stormAnswered,
+    cpuPerRefusalMs: ((stormCpu / stormSeconds - limitCpu / limitSeconds) * 1000) / (stormRefusals / stormSeconds),
   };
 }
 

@@ -299,21 +299,30 @@ export class ControlPlane {
    * rate limit, then the Nonce is recorded. Only a request that passed everything uses up a Nonce, so
    * nobody's refused requests fill the cache; an account's share (its rate limit's worth of requests
    * inside the window, see nonceCapacity) bounds only that account.
+   *
+   * Alone on its store the checks are synchronous: a refusal throws here, and undefined means admitted
+   * (no promise per request, and no rejected one for a storm's every refusal). With replicas, a promise.
    */
-  async #admit(ctx: ActionContext, scope: string, action: string, replay?: { claim: NonceClaim; cache: NonceCache; buckets: number }): Promise<void> {
+  #admit(ctx: ActionContext, scope: string, action: string, replay?: { claim: NonceClaim; cache: NonceCache; buckets: number }): Promise<void> | undefined {
     let record: (() => void) | undefined;
     if (replay) {
       const capacity = nonceCapacity(ctx.account.rateLimit, replay.buckets, replay.cache.windowSeconds);
       record = reserveNonce(replay.cache, ctx.account.appId, replay.claim, capacity, this.#o.clock.now());
     }
     const throttled = this.#throttle(ctx, scope, action);
-    if (throttled) await throttled;
-    // Replicas: the store's memory is the one that counts (a copy may have gone to another replica); its
-    // INSERT is atomic, so of two copies racing through this process or two, one is refused.
-    if (replay && this.#replicas && !(await this.#replicas.claimNonce(`${scope} ${nonceKey(replay.claim)}`, nonceExpiresAt(replay.claim, replay.cache.windowSeconds)))) {
-      throw replayAttack(replay.claim);
+    if (!throttled && !(replay && this.#replicas)) {
+      record?.();
+      return undefined;
     }
-    record?.();
+    return (async () => {
+      if (throttled) await throttled;
+      // Replicas: the store's memory is the one that counts (a copy may have gone to another replica); its
+      // INSERT is atomic, so of two copies racing through this process or two, one is refused.
+      if (replay && this.#replicas && !(await this.#replicas.claimNonce(`${scope} ${nonceKey(replay.claim)}`, nonceExpiresAt(replay.claim, replay.cache.windowSeconds)))) {
+        throw replayAttack(replay.claim);
+      }
+      record?.();
+    })();
   }
 
   /**
@@ -349,7 +358,8 @@ export class ControlPlane {
       const handler = actions.get(call.action);
       if (!handler) throw new ApiError('InvalidAction', `The action \`${call.action}\` does not exist in version ${call.version}.`);
       const ctx = this.#context(call.appId, call.secretId, call.clientIp);
-      await this.#admit(ctx, call.version, call.action, call.nonce && { claim: call.nonce, cache: this.#api3Nonces, buckets: API3_BUCKETS });
+      const admitting = this.#admit(ctx, call.version, call.action, call.nonce && { claim: call.nonce, cache: this.#api3Nonces, buckets: API3_BUCKETS });
+      if (admitting) await admitting;
       // The body is parsed only now: a refused request (a storm past the rate limit) does not pay for it.
       reply = renderApi3Success(await handler(ctx, call.params()), requestId);
       this.#obs.api.finish(seen, 'Success');
@@ -371,7 +381,8 @@ export class ControlPlane {
       const handler: ActionHandler | undefined = V2_ACTIONS.get(call.action);
       if (!handler) throw new ApiError('InvalidAction', `The action ${call.action} does not exist in CDN API v2.`);
       const ctx = this.#context(call.appId, call.secretId, call.clientIp);
-      await this.#admit(ctx, 'v2', call.action, { claim: call.nonce, cache: this.#v2Nonces, buckets: V2_ACTIONS.size });
+      const admitting = this.#admit(ctx, 'v2', call.action, { claim: call.nonce, cache: this.#v2Nonces, buckets: V2_ACTIONS.size });
+      if (admitting) await admitting;
       const data = await handler(ctx, call.params);
       reply = renderV2Success(Object.keys(data).length ? data : undefined);
       this.#obs.api.finish(seen, 'Success');
