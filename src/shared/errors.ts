@@ -127,7 +127,8 @@ export class ApiError extends Error {
 
   /**
    * An ApiError that captures no stack trace: for answers given in bulk whose trace nobody reads (a
-   * refusal under a storm). Capturing one costs ~15-20 µs here, more than the rest of a refusal's own work.
+   * refusal under a storm). Capturing one costs ~5 µs of CPU from a request handler (measured), about
+   * as much as parsing and verifying the request's TC3 signature.
    */
   static withoutStack(code: ErrorCode, message?: string): ApiError {
     const limit = Error.stackTraceLimit;
