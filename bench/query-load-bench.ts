@@ -324,7 +324,12 @@ export async function runQueryLoadBench(o: QueryLoadOptions = {}): Promise<Query
   try {
     const seed = await seedQueryTenant(dbPath, Date.now());
     log(`seeded ${seed.jobs.toLocaleString('en')} jobs (${seed.tasks.toLocaleString('en')} tasks) over 30 days in ${seed.seconds.toFixed(1)} s`);
-    server = await BenchChild.start({ role: 'control-plane', config: queryBenchConfig(dbPath, leaseMs) }, o.serverCpu);
+    server = await BenchChild.start(
+      { role: 'control-plane', config: queryBenchConfig(dbPath, leaseMs) },
+      o.serverCpu,
+      // Flags for the control plane only, e.g. EDGEPURGE_BENCH_CP_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof' or '--trace-gc'.
+      process.env.EDGEPURGE_BENCH_CP_FLAGS?.split(' ').filter(Boolean) ?? [],
+    );
     const domains = [...QUERY_TENANT.zones.flatMap((z) => z.hosts), PROBE_TENANT.host].map((host) => ({ host, origin: 'http://127.0.0.1:9' }));
     agents = await BenchChild.start({ role: 'agents', controlPlane: `http://127.0.0.1:${server.port}`, nodes: [NODE], domains }, o.loadCpu);
     const client = new Client(server.port);

@@ -57,12 +57,17 @@ export interface RssSeries {
   /** Least-squares slope after warm-up, and over the second half alone, in MB per minute. */
   readonly slopeMbPerMin: number;
   readonly lateSlopeMbPerMin: number;
-  /** [seconds, live V8 heap after the latest major GC, bytes] from the process's own probe (NaN before one). */
+  /**
+   * [seconds, live V8 heap after the latest major GC, bytes] from the process's own probe, summed over
+   * its isolates (the main thread and every worker thread; heap in use for one without a major GC yet).
+   */
   readonly heap: ReadonlyArray<readonly [number, number]>;
   readonly heapSlopeMbPerMin: number;
-  /** [seconds, V8 heap reserved + external (heapTotal + external), bytes]: RSS less this is native memory. */
+  /** [seconds, V8 heap reserved + external (heapTotal + external), bytes], summed over the isolates: RSS less this is native memory. */
   readonly v8: ReadonlyArray<readonly [number, number]>;
-  /** Major GCs the process ran during the soak (the live-heap figure is as fresh as the last one). */
+  /** The same per isolate ('main', 'sqlite-read #2', …): [seconds, heapTotal + external, bytes]. */
+  readonly isolates: ReadonlyMap<string, ReadonlyArray<readonly [number, number]>>;
+  /** Major GCs the main thread ran during the soak (the live-heap figure is as fresh as the last one). */
   readonly majorGcs: number;
 }
 
@@ -111,16 +116,47 @@ function rssBreakdown(pid: number): { anon: number; file: number; shmem: number 
   }
 }
 
-/** The latest line the probe wrote to `file`: live heap after the latest major GC (bytes; NaN before one) and how many there were. */
-function lastProbe(file: string): { heap: number; majorGcs: number; v8: number } {
+/** One thread's latest probe line (see soak-heap-probe.ts). */
+interface ThreadProbe {
+  readonly label: string;
+  /** Live heap after the thread's latest major GC, or its heap in use before it had one. */
+  readonly live: number;
+  /** heapTotal + external: what V8 has reserved for this isolate, and the Buffers it accounts. */
+  readonly v8: number;
+  readonly majorGcs: number;
+}
+
+/**
+ * The latest line of every thread still writing to `file` (a thread silent for 15 s has ended): the
+ * main thread and each worker thread are isolates with heaps of their own, all in the process's RSS.
+ */
+function lastProbes(file: string): ThreadProbe[] {
+  let text: string;
   try {
-    const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
-    const v = JSON.parse(lines.at(-1) ?? '{}') as { heapAfterMajorGc?: number | null; majorGcs?: number; heapTotal?: number; external?: number };
-    const v8 = typeof v.heapTotal === 'number' && typeof v.external === 'number' ? v.heapTotal + v.external : Number.NaN;
-    return { heap: typeof v.heapAfterMajorGc === 'number' ? v.heapAfterMajorGc : Number.NaN, majorGcs: v.majorGcs ?? 0, v8 };
+    text = readFileSync(file, 'utf8');
   } catch {
-    return { heap: Number.NaN, majorGcs: 0, v8: Number.NaN };
+    return [];
   }
+  const latest = new Map<number, { thread: number; name?: string; at: number; heapAfterMajorGc: number | null; heapUsed: number; heapTotal: number; external: number; majorGcs: number }>();
+  for (const line of text.trimEnd().split('\n')) {
+    if (!line) continue;
+    try {
+      const v = JSON.parse(line) as NonNullable<ReturnType<typeof latest.get>>;
+      latest.set(v.thread, v);
+    } catch {
+      // a line being written as we read: the next sample has it
+    }
+  }
+  const newest = Math.max(...[...latest.values()].map((v) => v.at));
+  return [...latest.values()]
+    .filter((v) => v.at >= newest - 15_000)
+    .sort((a, b) => a.thread - b.thread)
+    .map((v) => ({
+      label: v.thread === 0 ? 'main' : `${v.name ?? 'worker'} #${v.thread}`,
+      live: typeof v.heapAfterMajorGc === 'number' ? v.heapAfterMajorGc : v.heapUsed,
+      v8: v.heapTotal + v.external,
+      majorGcs: v.majorGcs,
+    }));
 }
 
 const fileBytes = (path: string): number => {
@@ -242,7 +278,7 @@ export async function runSoakBench(o: SoakOptions): Promise<SoakResult> {
     // A control plane that has run for a while holds a history larger than its SQLite page caches
     // (16 MiB for the writer and per read worker: bounded, but they fill as pages are first read),
     // and the caches are full. Starting from an empty store would measure the caches filling, not a
-    // leak: seed a month of history and prime the caches during the warm-up (see primeCaches).
+    // leak: seed a month of history, which a tenant reads throughout (see historyReads).
     const seed = await seedQueryTenant(join(dir, 'soak.db'), Date.now());
     o.log(`  seeded ${seed.jobs.toLocaleString('en')} jobs (${seed.tasks.toLocaleString('en')} tasks) in ${seed.seconds.toFixed(0)} s; store ${fmtMb(fileBytes(join(dir, 'soak.db')))} MB`);
     const configPath = join(dir, 'edgepurge.yaml');
@@ -256,12 +292,15 @@ export async function runSoakBench(o: SoakOptions): Promise<SoakResult> {
       edges.push({ port: e.port, hosts: n.hosts ?? ZONES.flatMap((z) => z.hosts) });
     }
     const durationMs = o.minutes * 60_000;
-    const priming = primeCaches(cp.port, seed, o.warmupMinutes * 60_000);
+    const history = historyReads(cp.port, seed, durationMs);
     const load = await forkRole<{ started: true }>('load', { role: 'load', spec: { cpPort: cp.port, edges, rps: o.rps } satisfies LoadGenSpec }, probe('load'));
     procs.push(load);
     const loadStats = new Promise<LoadStats>((resolve) => load.child.on('message', (m: { stats?: LoadStats }) => m.stats && resolve(m.stats)));
 
-    const measured = procs.map((p) => ({ name: p.name, pid: p.child.pid ?? -1, samples: [] as Array<readonly [number, number]>, heap: [] as Array<readonly [number, number]>, v8: [] as Array<readonly [number, number]>, majorGcs: 0 }));
+    const measured = procs.map((p) => ({
+      name: p.name, pid: p.child.pid ?? -1, samples: [] as Array<readonly [number, number]>, heap: [] as Array<readonly [number, number]>, v8: [] as Array<readonly [number, number]>,
+      isolates: new Map<string, Array<readonly [number, number]>>(), majorGcs: 0,
+    }));
     const storeBytes: Array<readonly [number, number]> = [];
     const t0 = performance.now();
     let nextReport = 60;
@@ -269,10 +308,14 @@ export async function runSoakBench(o: SoakOptions): Promise<SoakResult> {
       const t = (performance.now() - t0) / 1000;
       for (const m of measured) {
         m.samples.push([t, rssBytes(m.pid)] as const);
-        const p = lastProbe(probe(m.name));
-        m.heap.push([t, p.heap] as const);
-        m.v8.push([t, p.v8] as const);
-        m.majorGcs = p.majorGcs;
+        const threads = lastProbes(probe(m.name));
+        const sum = (xs: readonly number[]) => (xs.length > 0 ? xs.reduce((a, b) => a + b, 0) : Number.NaN);
+        m.heap.push([t, sum(threads.map((p) => p.live))] as const);
+        m.v8.push([t, sum(threads.map((p) => p.v8))] as const);
+        // One column per sample for every isolate (— before it started and after it ended).
+        for (const p of threads) if (!m.isolates.has(p.label)) m.isolates.set(p.label, m.samples.slice(0, -1).map(([x]) => [x, Number.NaN] as const));
+        for (const [label, series] of m.isolates) series.push([t, threads.find((p) => p.label === label)?.v8 ?? Number.NaN] as const);
+        m.majorGcs = threads.find((p) => p.label === 'main')?.majorGcs ?? 0;
       }
       storeBytes.push([t, fileBytes(join(dir, 'soak.db')) + fileBytes(join(dir, 'soak.db-wal'))] as const);
       if (t >= nextReport) {
@@ -282,8 +325,8 @@ export async function runSoakBench(o: SoakOptions): Promise<SoakResult> {
       if (t * 1000 >= durationMs) break;
       await new Promise((r) => setTimeout(r, Math.min(o.sampleMs, durationMs - t * 1000 + 1)));
     }
-    const primed = await priming;
-    o.log(`  caches primed during the warm-up: ${primed.queries} history queries (${primed.failed} failed)`);
+    const reads = await history;
+    o.log(`  history reads (heaviest query of every action, one at a time, at most one a second, warm-up included): ${reads.queries} (${reads.failed} failed)`);
     const breakdown = measured.map((m) => ({ name: m.name, ...rssBreakdown(m.pid) }));
     load.child.send({ stop: true });
     const stats = await loadStats;
@@ -307,10 +350,15 @@ export async function runSoakBench(o: SoakOptions): Promise<SoakResult> {
 }
 
 /**
- * During the warm-up only: the heaviest history queries of every action over the seeded month, one at a
- * time, so that every read worker's page cache and the writer's (job and log reads) reach their bound.
+ * For the whole soak, warm-up included: the heaviest history queries of every action over the seeded
+ * month, one at a time and at most one a second, so that every read worker's page cache and the
+ * writer's (job and log reads) reach their bound, and the read path's biggest answers are soaked too.
+ * The pace is the same from start to end on purpose: each read worker is an isolate whose heap grows
+ * to ~50 MB on these answers, and V8 gives most of it back a minute after they stop. Run during the
+ * warm-up only (as it was), that give-back showed as a 50 MB drop after the warm-up and a climb after
+ * it: the soak measured the load changing, not the system (issue 7's failed 10-minute run).
  */
-async function primeCaches(port: number, seed: QuerySeed, forMs: number): Promise<{ queries: number; failed: number }> {
+async function historyReads(port: number, seed: QuerySeed, forMs: number): Promise<{ queries: number; failed: number }> {
   const client = new Client(port);
   const queries = heavyQueries(port, Date.now(), seed);
   const until = performance.now() + forMs;
@@ -318,9 +366,11 @@ async function primeCaches(port: number, seed: QuerySeed, forMs: number): Promis
   let failed = 0;
   try {
     while (performance.now() < until) {
+      const started = performance.now();
       const q = queries[n++ % queries.length]!;
       const r = await client.send(q.call());
       if (q.check(r.status, r.body).error !== undefined) failed++;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(started + 1000, until) - performance.now())));
     }
   } finally {
     client.close();
@@ -358,13 +408,17 @@ export async function soakSection(heading: (title: string) => void, table: (rows
     const pts = s.samples.filter((_, i) => i % every === 0).map(([, y]) => fmtMb(y));
     log(`    ${s.name.padEnd(14)} ${pts.join(' ')}`);
   }
-  log('  live V8 heap after the latest major GC, MB every 30 s (what leaked JS objects would raise; garbage does not):');
+  log('  live V8 heap after the latest major GC, all isolates of the process, MB every 30 s (what leaked JS objects would raise; garbage does not):');
   for (const s of r.series) {
     log(`    ${s.name.padEnd(14)} ${s.heap.filter((_, i) => i % every === 0).map(([, y]) => fmtMb(y)).join(' ')}`);
   }
-  log('  V8 heap reserved + external (heapTotal + external), MB every 30 s: RSS less this is native memory (SQLite page caches, malloc arenas, code):');
+  log('  V8 heap reserved + external (heapTotal + external), all isolates, MB every 30 s: RSS less this is native memory (SQLite page caches, malloc arenas, code):');
   for (const s of r.series) {
     log(`    ${s.name.padEnd(14)} ${s.v8.filter((_, i) => i % every === 0).map(([, y]) => fmtMb(y)).join(' ')}`);
+    // A process with worker threads: each isolate's share (a worker's heap is in the RSS, not in the main thread's figures).
+    if (s.isolates.size > 1) {
+      for (const [label, pts] of s.isolates) log(`      ${label.padEnd(18)} ${pts.filter((_, i) => i % every === 0).map(([, y]) => fmtMb(y)).join(' ')}`);
+    }
   }
   log(`    ${'(store files)'.padEnd(14)} ${r.storeBytes.filter((_, i) => i % every === 0).map(([, y]) => fmtMb(y)).join(' ')}   ← the control plane's SQLite database + WAL`);
   log(`  at the end, resident memory by kind (MB, anon / file / shmem): ${r.breakdown.map((b) => `${b.name} ${fmtMb(b.anon)} / ${fmtMb(b.file)} / ${fmtMb(b.shmem)}`).join('; ')}`);

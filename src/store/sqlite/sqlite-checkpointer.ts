@@ -35,7 +35,7 @@ export class SqliteCheckpointer {
   }
 
   static async start(data: CheckpointWorkerData): Promise<SqliteCheckpointer> {
-    const worker = new Worker(new URL('./sqlite-checkpoint-worker.ts', import.meta.url), { workerData: data });
+    const worker = new Worker(new URL('./sqlite-checkpoint-worker.ts', import.meta.url), { workerData: data, name: 'sqlite-checkpoint' });
     await new Promise<void>((resolve, reject) => {
       worker.once('message', () => resolve());
       worker.once('error', reject);
