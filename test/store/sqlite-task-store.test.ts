@@ -12,7 +12,7 @@ import type { TaskType } from '../../src/purge/types.ts';
 import { openStore } from '../../src/store/index.ts';
 import { LATEST_VERSION, migrate, MIGRATIONS } from '../../src/store/sqlite/migrations.ts';
 import { ftsTerm, SqliteTaskStore, targetHash, trigramsOf } from '../../src/store/sqlite/sqlite-task-store.ts';
-import type { NewJob } from '../../src/store/task-store.ts';
+import { DuplicateJobIdError, QuotaExceededError, type NewJob, type QuotaCharge } from '../../src/store/task-store.ts';
 import { describeTaskStoreConformance } from './task-store-conformance.ts';
 
 function tempDir(t: TestContext): string {
@@ -196,6 +196,34 @@ describe('SqliteTaskStore specifics', () => {
     // The log has no gap where the failed job's seqs were handed out and taken back.
     assert.deepEqual((await store.readLog(0, 10)).map((e) => [e.seq, e.jobId]), [[1, 'good-1'], [2, 'good-1'], [3, 'good-2'], [4, 'good-2']]);
     assert.equal((await store.quotaUsage(7, '2026-01-01')).get('purge_url'), 4);
+  });
+
+  it('jobs of one group commit are admitted in turn against one quota counter: each sees what the earlier ones took', async (t) => {
+    const store = new SqliteTaskStore({ path: join(tempDir(t), 'tasks.db'), readers: 0 });
+    t.after(() => store.close());
+    await store.start();
+    await store.createJob(oneUrlJob('before'), { ...ONE_URL_CHARGE, amount: 1, daily: 6 });
+    const charge = (amount: number, over: Partial<QuotaCharge> = {}): QuotaCharge => ({ ...ONE_URL_CHARGE, amount, daily: 6, ...over });
+    // Same turn of the loop: one batch.
+    const results = await Promise.allSettled([
+      store.createJob(oneUrlJob('a'), charge(2)),
+      store.createJob(oneUrlJob('b'), charge(2)),
+      store.createJob(oneUrlJob('c'), charge(2)),
+      store.createJob(oneUrlJob('a'), charge(1)), // duplicate id: refused, charges nothing
+      store.createJob(oneUrlJob('d'), charge(1)),
+      store.createJob(oneUrlJob('e'), charge(1)),
+      store.createJob(oneUrlJob('other-day'), charge(5, { day: '2026-01-02' })),
+      store.createJob(oneUrlJob('prefix'), charge(3, { quotaType: 'purge_prefix' })),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'rejected', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    const refusal = (i: number): unknown => (results[i] as PromiseRejectedResult).reason;
+    const [c, dup, e] = [refusal(2), refusal(3), refusal(5)];
+    assert.ok(c instanceof QuotaExceededError && c.used === 5, 'c sees before + a + b');
+    assert.ok(dup instanceof DuplicateJobIdError);
+    assert.ok(e instanceof QuotaExceededError && e.used === 6, 'e sees d too');
+    assert.deepEqual([...(await store.quotaUsage(7, '2026-01-01'))].sort(), [['purge_prefix', 3], ['purge_url', 6]]);
+    assert.equal((await store.quotaUsage(7, '2026-01-02')).get('purge_url'), 5);
+    assert.equal(await store.getJob(7, 'c'), null);
   });
 
   it('checkpoints run in their own thread: the WAL is copied into the database without a COMMIT doing it (issue 11)', async (t) => {

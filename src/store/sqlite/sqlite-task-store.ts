@@ -61,6 +61,9 @@ const WAL_CHECKPOINT_ON_LOOP_BYTES = 256 * 2 ** 20;
  */
 const MAX_SYNCS_IN_FLIGHT = 2;
 
+/** A group commit's quota counters by `appId type day`: the stored count, and what the batch's admitted jobs add. */
+type QuotaTally = Map<string, { readonly appId: number; readonly type: TaskType; readonly day: string; readonly used: number; added: number }>;
+
 interface SyncWaiter {
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
@@ -227,17 +230,24 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     const batch = this.#pendingJobs;
     this.#pendingJobs = [];
     if (batch.length === 0) return;
+    // Each quota counter of the batch is read once and charged once, before the COMMIT.
+    const admitAll = (admit: (p: PendingJob, tally: QuotaTally) => JobOutcome) => (): JobOutcome[] => {
+      const tally: QuotaTally = new Map();
+      const outcomes = batch.map((p) => admit(p, tally));
+      this.#chargeQuotas(tally);
+      return outcomes;
+    };
     void settleBatch(batch, async () => {
       let outcomes: JobOutcome[];
       try {
-        outcomes = this.#write(() => batch.map((p) => this.#admitJob(p)));
+        outcomes = this.#write(admitAll((p, tally) => this.#admitJob(p, tally)));
       } catch {
         const db = this.#open();
-        outcomes = this.#write(() =>
-          batch.map((p) => {
+        outcomes = this.#write(
+          admitAll((p, tally) => {
             db.exec('SAVEPOINT job');
             try {
-              const o = this.#admitJob(p);
+              const o = this.#admitJob(p, tally);
               db.exec('RELEASE job');
               return o;
             } catch (error) {
@@ -255,11 +265,19 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
   }
 
   /**
-   * One job of a batch: its quota checked, then its rows written. A refusal (quota, duplicate id) is
-   * decided before the first write, so it leaves nothing behind; anything else thrown may have.
+   * One job of a batch: its quota checked against the counter as the batch left it so far, then its
+   * rows written, then its amount added to the batch's tally (charged by #chargeQuotas). A refusal
+   * (quota, duplicate id) is decided before the first write, so it leaves nothing behind; anything
+   * else thrown may have, and has added nothing to the tally.
    */
-  #admitJob({ job, charge, webhooks }: PendingJob): JobOutcome {
-    const used = this.#quotaUsed(job.appId, charge.quotaType, charge.day);
+  #admitJob({ job, charge, webhooks }: PendingJob, tally: QuotaTally): JobOutcome {
+    const key = `${job.appId} ${charge.quotaType} ${charge.day}`;
+    let counter = tally.get(key);
+    if (!counter) {
+      counter = { appId: job.appId, type: charge.quotaType, day: charge.day, used: this.#quotaUsed(job.appId, charge.quotaType, charge.day), added: 0 };
+      tally.set(key, counter);
+    }
+    const used = counter.used + counter.added;
     if (used + charge.amount > charge.daily) return { ok: false, error: new QuotaExceededError(used) };
     let tasks: TaskRecord[];
     try {
@@ -268,12 +286,20 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
       if (error instanceof DuplicateJobIdError) return { ok: false, error };
       throw error;
     }
-    this.#stmt(
-      `INSERT INTO quota_usage (app_id, quota_type, day, used) VALUES (?, ?, ?, ?)
-       ON CONFLICT (app_id, quota_type, day) DO UPDATE SET used = used + excluded.used`,
-    ).run(job.appId, charge.quotaType, charge.day, charge.amount);
     for (const d of settledAtCreation(job, webhooks)) this.#insertDelivery(d);
+    counter.added += charge.amount;
     return { ok: true, tasks };
+  }
+
+  /** Writes what a batch's admitted jobs used, one statement per (app, type, day) counter. Caller holds the write transaction. */
+  #chargeQuotas(tally: QuotaTally): void {
+    for (const c of tally.values()) {
+      if (c.added === 0) continue;
+      this.#stmt(
+        `INSERT INTO quota_usage (app_id, quota_type, day, used) VALUES (?, ?, ?, ?)
+         ON CONFLICT (app_id, quota_type, day) DO UPDATE SET used = used + excluded.used`,
+      ).run(c.appId, c.type, c.day, c.added);
+    }
   }
 
   /**
