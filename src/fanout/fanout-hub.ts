@@ -54,10 +54,9 @@ interface CheckedResults {
 interface QueuedAck {
   readonly node: NodeConfig;
   readonly body: AckRequest;
-  /** The seq recorded: the node's claim capped at what was streamed to it and the log's end. */
-  readonly seq: number;
+  /** The seq recorded: the node's claim capped at what was streamed to it (and, in the batch, at the log's end). */
+  seq: number;
   readonly at: number;
-  readonly lastSeq: number;
   readonly resolve: (answer: AckResponse) => void;
   readonly reject: (e: unknown) => void;
 }
@@ -687,16 +686,15 @@ export class FanoutHub {
     const parsed = ackRequestSchema.safeParse(json);
     if (!parsed.success) return { error: `invalid ack: ${describeIssues(parsed.error)}` };
     const body = parsed.data;
-    const { store, clock } = this.#o;
-    const lastSeq = await store.lastSeq();
+    const { clock } = this.#o;
     const known = this.#progress.get(node.id)?.ackedSeq ?? 0;
     // Only entries streamed to the node count (hardening issue 1); before its first stream in this process,
-    // it stays where it was. Never beyond the log's end either.
-    const seq = Math.min(body.seq, lastSeq, this.#sent.get(node.id) ?? known);
+    // it stays where it was. Never beyond the log's end either (#flushAcks: one read of it per batch).
+    const seq = Math.min(body.seq, this.#sent.get(node.id) ?? known);
     // Persisted before answering, with the reports, in the batch's one transaction: a restarted control
     // plane must not think a lease ended earlier than it did.
     return new Promise<AckResponse>((resolve, reject) => {
-      this.#ackQueue.push({ node, body, seq, at: clock.now(), lastSeq, resolve, reject });
+      this.#ackQueue.push({ node, body, seq, at: clock.now(), resolve, reject });
       const owed = this.#unacked.get(node.id);
       if (owed !== undefined && seq >= owed) {
         this.#unacked.delete(node.id);
@@ -812,6 +810,10 @@ export class FanoutHub {
     /** Progress as it was before this batch, while its commit is under way. */
     const before = new Map<string, Progress | undefined>();
     try {
+      // The log's end, read after every ack of the batch was taken: each answer's lastSeq (the node renews its
+      // lease only once it applied up to there) is at least what was committed when its ack arrived.
+      const lastSeq = await store.lastSeq();
+      for (const q of batch) q.seq = Math.min(q.seq, lastSeq);
       // The progress the batch will record, over what memory holds: verdicts read it before it is durable,
       // and the statuses they give are committed with it, never before it.
       const next = new Map<string, Progress>();
@@ -871,7 +873,7 @@ export class FanoutHub {
         failed ||= recorded.failed;
         results ||= (q.body.results?.length ?? 0) > 0;
         return {
-          lastSeq: q.lastSeq,
+          lastSeq,
           leaseMs: this.#leaseMs,
           ...(recorded.ignored.length ? { ignored: recorded.ignored } : {}),
           ...(ignoredReports.length ? { ignoredReports } : {}),
