@@ -522,6 +522,10 @@ function stormRows(s: StormBenchResult): Row[] {
       measured: `${(s.storm.p99Ms / s.limit.p99Ms).toFixed(2)} (${(s.server.storm.p99Ms / s.server.limit.p99Ms).toFixed(2)})`,
     },
     { figure: '  control plane event-loop delay p99 / max: storm / calm', measured: `${loop(s.loop.storm)} / ${loop(s.loop.calm)} ms` },
+    {
+      figure: '  the senders\' own loops in the storm, late p99 / max: A / B (the client\'s share of its figures)',
+      measured: `${ms(s.senderLate.a.p99Ms)} / ${ms(s.senderLate.a.maxMs)} / ${ms(s.senderLate.b.p99Ms)} / ${ms(s.senderLate.b.maxMs)} ms`,
+    },
   ];
 }
 

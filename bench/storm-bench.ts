@@ -39,6 +39,12 @@ interface SenderResult {
   readonly errorSample?: string;
   /** Wall clock (ms since the epoch) at the end of the warm-up: the server's figures start there too. */
   readonly measuredFrom: number;
+  /**
+   * How late the sender's own 1 ms pacing tick fired past the warm-up (ms, p99 and max): an answer that
+   * arrives while the sender's loop is late is timed late by as much, so this bounds the client's share.
+   */
+  readonly loopLateP99Ms: number;
+  readonly loopLateMaxMs: number;
 }
 
 export interface Latency {
@@ -63,6 +69,8 @@ export interface StormBenchResult {
   readonly server: { readonly refusals: Latency; readonly calm: Latency; readonly limit: Latency; readonly storm: Latency };
   /** The control plane's event-loop delay in the last calm and the last storm phase. */
   readonly loop: { readonly calm: LoopDelay | undefined; readonly storm: LoopDelay | undefined };
+  /** How late A's and B's senders ran their own loops in the storm (worst phase's p99, and max), ms. */
+  readonly senderLate: { readonly a: { p99Ms: number; maxMs: number }; readonly b: { p99Ms: number; maxMs: number } };
   readonly errors: number;
   readonly errorSample?: string;
   /** Server CPU over the storm phases, % of one core, and per request it answered then (ms). */
@@ -123,7 +131,10 @@ async function send(spec: SenderSpec): Promise<SenderResult> {
     });
     return serialise({ method: 'POST', path: '/', headers, body });
   });
-  const result: SenderResult & { errors: number; errorSample?: string; measuredFrom: number } = { ok: [], refused: [], errors: 0, measuredFrom: 0 };
+  const result: SenderResult & { errors: number; errorSample?: string; measuredFrom: number; loopLateP99Ms: number; loopLateMaxMs: number } = {
+    ok: [], refused: [], errors: 0, measuredFrom: 0, loopLateP99Ms: 0, loopLateMaxMs: 0,
+  };
+  const late: number[] = [];
   const fail = (why: string) => {
     result.errors++;
     result.errorSample ??= why;
@@ -202,9 +213,12 @@ async function send(spec: SenderSpec): Promise<SenderResult> {
     backlog.push({ i, dueAt });
     if (all.size < spec.connections) void openFor();
   };
+  let lastTick = start;
   await new Promise<void>((resolve) => {
     const tick = setInterval(() => {
       const now = performance.now();
+      if (now >= start + spec.warmupMs) late.push(Math.max(0, now - lastTick - 1));
+      lastTick = now;
       if (now >= stopAt) {
         clearInterval(tick);
         resolve();
@@ -218,6 +232,8 @@ async function send(spec: SenderSpec): Promise<SenderResult> {
   const deadline = performance.now() + 5000;
   while ((inFlight > 0 || backlog.length > 0) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   stopped = true;
+  result.loopLateP99Ms = quantile(late, 0.99);
+  result.loopLateMaxMs = late.reduce((m, x) => Math.max(m, x), 0);
   if (backlog.length > 0) fail(`${backlog.length} requests never sent (no free connection)`);
   for (const s of all) s.destroy();
   return result;
@@ -275,9 +291,15 @@ export async function runStormBench(o: StormBenchOptions = {}): Promise<StormBen
   let stormRefusals = 0;
   let limitCpu = 0;
   let limitSeconds = 0;
+  /** The senders' own loop lateness (p99, max over phases), A's and B's in the storm. */
+  const senderLate = { a: { p99Ms: 0, maxMs: 0 }, b: { p99Ms: 0, maxMs: 0 } };
   const take = (r: SenderResult) => {
     errors += r.errors;
     errorSample ??= r.errorSample;
+  };
+  const lateOf = (into: { p99Ms: number; maxMs: number }, r: SenderResult) => {
+    into.p99Ms = Math.max(into.p99Ms, r.loopLateP99Ms);
+    into.maxMs = Math.max(into.maxMs, r.loopLateMaxMs);
   };
   /** One phase: B at its rate, beside A at `aPerSecond` (none: B alone); what B and the server saw is kept under `name`. */
   const phase = async (name: 'calm' | 'limit' | 'storm', aPerSecond: number) => {
@@ -307,6 +329,8 @@ export async function runStormBench(o: StormBenchOptions = {}): Promise<StormBen
       limitSeconds += seconds;
     }
     if (name === 'storm' && a) {
+      lateOf(senderLate.a, a);
+      lateOf(senderLate.b, b1);
       loop.storm = delay;
       stormCpu += cpu;
       stormSeconds += seconds;
@@ -335,6 +359,7 @@ export async function runStormBench(o: StormBenchOptions = {}): Promise<StormBen
     refusals: latency(refused), admitted, calm: latency(b.calm), limit: latency(b.limit), storm: latency(b.storm),
     server: { refusals: latency(srv.refusals), calm: latency(srv.calm), limit: latency(srv.limit), storm: latency(srv.storm) },
     loop: { calm: loop.calm, storm: loop.storm },
+    senderLate,
     errors, ...(errorSample === undefined ? {} : { errorSample }),
     serverCpuPct: (stormCpu / stormSeconds) * 100,
     cpuPerRequestMs: (stormCpu * 1000) / stormAnswered,
