@@ -20,8 +20,6 @@ export function tailEntry(e: PurgeLogEntry): TailEntry {
 }
 
 const PAGE = 1000;
-/** Offered chunks kept at most (see notify): beyond, the oldest are dropped and read from the store instead. */
-const MAX_OFFERS = 256;
 
 export class LogTail {
   readonly #store: Pick<TaskStore, 'readLog' | 'lastSeq'>;
@@ -41,6 +39,8 @@ export class LogTail {
   #askStore = false;
   /** Committed entries handed to notify(), by the seq of the first of each chunk: the next read takes them instead of reading them. */
   readonly #offers = new Map<number, readonly PurgeLogEntry[]>();
+  /** Entries in #offers: at most the window's capacity (with no stream reading, nothing takes them). */
+  #offered = 0;
 
   /** `capacity`: entries kept (default 10,000, about 300 B each); a stream further behind reads the store itself. */
   constructor(store: Pick<TaskStore, 'readLog' | 'lastSeq'>, capacity = 10_000) {
@@ -61,9 +61,14 @@ export class LogTail {
    * (nothing to wake anyone for).
    */
   notify(lastSeq?: number, entries?: readonly PurgeLogEntry[]): boolean {
-    if (lastSeq !== undefined && entries?.length && entries[entries.length - 1]!.seq === lastSeq && entries[0]!.seq > this.#end) {
-      if (this.#offers.size >= MAX_OFFERS) this.#offers.delete(this.#offers.keys().next().value!);
+    if (lastSeq !== undefined && entries?.length && entries.length <= this.#capacity && entries[entries.length - 1]!.seq === lastSeq && entries[0]!.seq > this.#end) {
+      // Over the bound, the oldest chunks go: they are read from the store instead.
+      for (const [first, chunk] of this.#offers) {
+        if (this.#offered + entries.length <= this.#capacity) break;
+        this.#dropOffer(first, chunk);
+      }
       this.#offers.set(entries[0]!.seq, entries);
+      this.#offered += entries.length;
     }
     if (lastSeq === undefined || lastSeq < this.#end) this.#askStore = true;
     else if (lastSeq === this.#end) return false;
@@ -72,9 +77,9 @@ export class LogTail {
     return true;
   }
 
-  /** How many entries the window holds (memory checks). */
+  /** How many entries the window holds, and those handed over and not yet taken into it (memory checks). */
   get size(): number {
-    return this.#window.length;
+    return this.#window.length + this.#offered;
   }
 
   /**
@@ -132,7 +137,7 @@ export class LogTail {
     while (this.#end < last) {
       const offer = this.#offers.get(this.#end + 1);
       if (offer) {
-        this.#offers.delete(this.#end + 1);
+        this.#dropOffer(this.#end + 1, offer);
         for (const e of offer) this.#window.push(tailEntry(e));
         this.#end = offer[offer.length - 1]!.seq;
         continue;
@@ -153,6 +158,11 @@ export class LogTail {
 
   /** Forgets offered chunks that start inside the window (read meanwhile, or the window was reset). */
   #dropOffers(): void {
-    for (const first of this.#offers.keys()) if (first <= this.#end) this.#offers.delete(first);
+    for (const [first, chunk] of this.#offers) if (first <= this.#end) this.#dropOffer(first, chunk);
+  }
+
+  #dropOffer(first: number, chunk: readonly PurgeLogEntry[]): void {
+    this.#offers.delete(first);
+    this.#offered -= chunk.length;
   }
 }

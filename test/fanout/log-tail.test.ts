@@ -141,3 +141,16 @@ test('an entry committed between the read of the last seq and of the log is in t
   assert.deepEqual(all?.entries.map((e) => e.entry.seq), [1, 2], 'entry 2 is not repeated');
   assert.equal(all?.end, 2);
 });
+
+test('entries handed over while no stream reads stay bounded by the capacity; what was dropped is read', async (t) => {
+  const { store, counted, append } = await setup(t);
+  const tail = new LogTail(counted, 100);
+  await tail.after(0, tail.generation);
+  await append(300);
+  const log = await store.readLog(0, 1000);
+  for (let i = 0; i < 300; i += 10) tail.notify(i + 10, log.slice(i, i + 10));
+  assert.ok(tail.size <= 100, `${tail.size} entries held`);
+  const got = await tail.after(200, tail.generation);
+  assert.deepEqual(got?.entries.map((e) => e.entry.seq), Array.from({ length: 100 }, (_, i) => 201 + i));
+  assert.equal(tail.size, 100);
+});
