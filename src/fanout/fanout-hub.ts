@@ -279,6 +279,8 @@ export class FanoutHub {
    * (the other then no longer sees it processing), so no settled listener hears of a task twice.
    */
   #lane: Promise<unknown> = Promise.resolve();
+  /** Ack batches that left the lane at their commit, answered in commit order once synced (#answerBatch). */
+  #answering: Promise<void> = Promise.resolve();
   /**
    * Streams waiting for notify(), their next heartbeat or close(); each removes itself when it wakes. (Racing
    * one shared promise against a sleep instead added a reaction to it on every heartbeat of every stream
@@ -374,6 +376,7 @@ export class FanoutHub {
     // Acks already taken are committed and answered, not dropped.
     clearTimeout(this.#flushTimer);
     await this.#exclusive(() => this.#flushAcks());
+    await this.#answering;
     // Ack channels end once the acks they carried are answered (those answers are written a turn after the
     // batch resolves); one whose node does not hang up in turn is cut a second later, so close() is not held.
     await new Promise<void>((r) => setImmediate(r));
@@ -798,9 +801,9 @@ export class FanoutHub {
 
   /**
    * Commits the queued acks as one batch: their progress, reports and the tasks they complete, in one
-   * transaction (TaskStore.ackNodes); only then does memory move and is each ack answered. Settling here
-   * looks only at the tasks these acks can have completed (seqs between the nodes' old and new progress),
-   * instead of a pass over every processing task per ack. Runs in the lane.
+   * transaction (TaskStore.ackNodes); each ack is answered once it is durable. Settling here looks only at
+   * the tasks these acks can have completed (seqs between the nodes' old and new progress), instead of a
+   * pass over every processing task per ack. Runs in the lane up to its commit (see #answerBatch).
    */
   async #flushAcks(): Promise<void> {
     const batch = this.#ackQueue;
@@ -856,8 +859,58 @@ export class FanoutHub {
         this.#progress.set(id, { ackedSeq: Math.max(old?.ackedSeq ?? 0, p.ackedSeq), seenAt: p.seenAt });
       }
       // Completion webhooks of the jobs it settles are enqueued in the same transaction.
-      const outcomes = await store.ackNodes(acks, updates, now, this.#o.webhooks);
+      let committed!: () => void;
+      const atCommit = new Promise<'committed'>((r) => (committed = () => r('committed')));
+      const write = store.ackNodes(acks, updates, now, this.#o.webhooks, committed);
+      const first = await Promise.race([atCommit, write.then(() => 'durable' as const, () => 'failed' as const)]);
+      if (first === 'committed') {
+        // Committed, its sync under way: the lane is free for the next batch, whose verdicts read the progress
+        // moved above (committed already) and whose own commit need not wait for this sync (the last ack of a
+        // purge often arrives during the sync of the ones before it). The answers still wait for this sync,
+        // in commit order (the store answers syncs in the order they started).
+        before.clear();
+        const answered = this.#answering.then(() => this.#answerBatch(batch, write, lastSeq, checked, checkedResults, updates, now, true));
+        this.#answering = answered.catch(() => {});
+        return;
+      }
+      // A store that answers only once durable (or a failed write: the catch below puts memory back).
+      await write;
       before.clear();
+      await this.#answerBatch(batch, write, lastSeq, checked, checkedResults, updates, now, false);
+    } catch (e) {
+      for (const [id, p] of before) {
+        if (p) this.#progress.set(id, p);
+        else this.#progress.delete(id);
+      }
+      for (const q of batch) q.reject(e);
+    }
+  }
+
+  /**
+   * What follows a batch's durable commit: the settled tasks announced, reports and results recorded in
+   * memory, then each ack answered. `split`: the batch left the lane at its commit, so a settle pass it
+   * needs queues in the lane; a sync that fails then answers no ack as recorded (the nodes send them again)
+   * but cannot move memory back, as later batches built on it (nor can the store take the commit back).
+   */
+  async #answerBatch(
+    batch: readonly QueuedAck[],
+    write: Promise<NodeReportOutcome[][]>,
+    lastSeq: number,
+    checked: readonly CheckedReports[],
+    checkedResults: readonly CheckedResults[],
+    updates: readonly TaskUpdate[],
+    now: number,
+    split: boolean,
+  ): Promise<void> {
+    let outcomes: NodeReportOutcome[][];
+    try {
+      outcomes = await write;
+    } catch (e) {
+      this.#o.logger.error('ack batch committed but not synced: its acks are refused, the nodes send them again', { acks: batch.length, error: e });
+      for (const q of batch) q.reject(e);
+      return;
+    }
+    try {
       if (updates.length) this.#settled(updates, now);
       let failed = false;
       let results = false;
@@ -880,15 +933,17 @@ export class FanoutHub {
         };
       });
       // A failure is settled before the ack is answered: the node will not report it again.
-      if (failed) await this.#settleOnce().catch((e: unknown) => this.#o.logger.error('settling task statuses failed', { error: e }));
+      if (failed) {
+        await (split ? this.#exclusive(() => this.#settleOnce()) : this.#settleOnce()).catch((e: unknown) =>
+          this.#o.logger.error('settling task statuses failed', { error: e }),
+        );
+      }
       batch.forEach((q, i) => q.resolve(answers[i]!));
       // A prefetch's success needs every node's result: a pass over the processing tasks sees it.
       if (results && !failed) this.settle();
     } catch (e) {
-      for (const [id, p] of before) {
-        if (p) this.#progress.set(id, p);
-        else this.#progress.delete(id);
-      }
+      // Durable, but bookkeeping failed: no ack is left unanswered (the nodes send the refused ones again).
+      this.#o.logger.error('answering an ack batch failed', { acks: batch.length, error: e });
       for (const q of batch) q.reject(e);
     }
   }

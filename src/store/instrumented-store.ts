@@ -41,9 +41,9 @@ export function instrumentStore(store: TaskStore, observer: StoreObserver): Task
       observer.nodeAcked(nodeId, seq, at);
       return outcomes;
     },
-    async ackNodes(acks: readonly NodeAck[], settled: readonly TaskUpdate[], settledAt: number, webhooks?: WebhookRouter) {
+    async ackNodes(acks: readonly NodeAck[], settled: readonly TaskUpdate[], settledAt: number, webhooks?: WebhookRouter, committed?: () => void) {
       const t0 = process.hrtime.bigint();
-      const outcomes = await store.ackNodes(acks, settled, settledAt, webhooks);
+      const outcomes = await store.ackNodes(acks, settled, settledAt, webhooks, committed);
       // One durable write for the whole batch, counted once.
       observer.written('ack_node', since(t0));
       for (const a of acks) observer.nodeAcked(a.nodeId, a.seq, a.at);

@@ -285,9 +285,11 @@ export interface TaskStore extends Partial<WebhookOutbox> {
    * status never becomes visible without the acks it was derived from, and a batch of acks costs one
    * durable write. All or nothing: when it rejects, nothing of the batch was written. Answers, per ack, one
    * outcome per report, then one per result (NodeAck.results). Cost: O(acks + reports + results + settled),
-   * each an index lookup.
+   * each an index lookup. `committed`, when the store's commit is visible before it is durable (SQLite: the
+   * WAL is synced after COMMIT), is called once it is committed, before the sync; the promise still resolves
+   * only once durable. A store whose commit is durable at once need not call it.
    */
-  ackNodes(acks: readonly NodeAck[], settled: readonly TaskUpdate[], settledAt: number, webhooks?: WebhookRouter): Promise<NodeReportOutcome[][]>;
+  ackNodes(acks: readonly NodeAck[], settled: readonly TaskUpdate[], settledAt: number, webhooks?: WebhookRouter, committed?: () => void): Promise<NodeReportOutcome[][]>;
   nodeProgress(): Promise<NodeProgress[]>;
   /**
    * Every node's prefetch result on these tasks (ids of any app: callers pass the ids of tasks they already

@@ -458,17 +458,20 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     return this.#writeDurable(() => this.#ackOne(nodeId, seq, at, reports));
   }
 
-  async ackNodes(acks: readonly NodeAck[], settled: readonly TaskUpdate[], settledAt: number, webhooks?: WebhookRouter): Promise<NodeReportOutcome[][]> {
+  async ackNodes(acks: readonly NodeAck[], settled: readonly TaskUpdate[], settledAt: number, webhooks?: WebhookRouter, committed?: () => void): Promise<NodeReportOutcome[][]> {
     if (acks.length === 0 && settled.length === 0) return [];
     // One commit and one WAL sync for the whole batch.
-    return this.#writeDurable(() => {
-      const outcomes = acks.map((a) => {
+    const outcomes = this.#write(() => {
+      const out = acks.map((a) => {
         const o = this.#ackOne(a.nodeId, a.seq, a.at, a.reports ?? []);
         return a.results?.length ? [...o, ...this.#recordResults(a.nodeId, a.at, a.results)] : o;
       });
       this.#updateTasks(settled, settledAt, webhooks);
-      return outcomes;
+      return out;
     });
+    committed?.();
+    await this.#durable();
+    return outcomes;
   }
 
   /** One ack and its reports (see TaskStore.ackNode). Caller holds the write transaction. */
