@@ -3,7 +3,7 @@
 // Run: npx node bench/pg-bench.ts [tasks] [seedSeconds]   (default 10,000,000 tasks, at most 300 s of seeding)
 // The server: EDGEPURGE_TEST_PG or postgres://postgres@127.0.0.1:5432/postgres; a fresh database, dropped after,
 // or EDGEPURGE_PG_BENCH_DB=name: kept and reused by the next run (bench/pg-seed.ts).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -31,6 +31,13 @@ export interface PgScenario {
   readonly p50: number;
   readonly p99: number;
   readonly meanTotal: number;
+  /**
+   * Server CPU per query, p50/p99 ms (the backends' run time, /proc/<pid>/schedstat; NaN when the server is
+   * not on this machine): what a query costs whatever else runs, where wall-clock p99 on a loaded machine is
+   * mostly waits in the run queue.
+   */
+  readonly cpuP50: number;
+  readonly cpuP99: number;
 }
 
 export interface PgBenchResult {
@@ -72,6 +79,16 @@ async function throughput(stores: readonly TaskStore[], ms: number, tag: string)
 }
 
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+
+/** Nanoseconds on CPU of these server processes so far (NaN when one is not readable: a remote server). */
+const cpuNs = (pids: readonly number[]): number =>
+  pids.reduce((n, pid) => {
+    try {
+      return n + Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      return Number.NaN;
+    }
+  }, 0);
 
 export async function runPgBench(opts: PgBenchOptions = {}): Promise<PgBenchResult> {
   const want = opts.tasks ?? 10_000_000;
@@ -148,26 +165,46 @@ export async function runPgBench(opts: PgBenchOptions = {}): Promise<PgBenchResu
       },
     ];
     log(`load average before the queries: ${loadavg().map((x) => x.toFixed(2)).join(', ')} (${cpus().length} CPUs)`);
-    // The plan of (b)'s first window; the trigram index's partitions are named `…_target_idx` (`tasks_target`, the
-    // exact target's hash, is `…_app_id_hashtextextended_idx`).
+    // The plan of (b)'s first window; the trigram index's partitions (migration 7, on the folded target) are named
+    // `…_replace_idx` (`tasks_target`, the exact target's hash, is `…_app_id_hashtextextended_idx`).
     const fuzzyPlan = await reader.explainListTasks(scenarios.find((s) => s.name.startsWith('(b)'))!.query());
-    const fuzzyIndex = (fuzzyPlan.find((l) => /Index Scan .*_target_idx/.test(l)) ?? fuzzyPlan.find((l) => /Index Scan/.test(l)))?.trim() ?? fuzzyPlan.join(' | ');
+    const fuzzyIndex = (fuzzyPlan.find((l) => /Index Scan .*_replace_idx/.test(l)) ?? fuzzyPlan.find((l) => /Index Scan/.test(l)))?.trim() ?? fuzzyPlan.join(' | ');
     log(`fuzzy plan: ${fuzzyIndex}`);
     const results: PgScenario[] = [];
+    const backends = async (): Promise<number[]> => {
+      const a = new pg.Client({ connectionString: url });
+      await a.connect();
+      try {
+        const { rows } = await a.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'edgepurge'`);
+        return rows.map((x) => x.pid);
+      } finally {
+        await a.end();
+      }
+    };
     for (const sc of scenarios) {
       for (let i = 0; i < 10; i++) await reader.listTasks(sc.query());
+      // The reader's connections (opened by the warm-up; sequential queries reuse them).
+      const pids = await backends();
       const times: number[] = [];
+      const cpu: number[] = [];
       let totals = 0;
       for (let i = 0; i < iterations; i++) {
         const q = sc.query();
+        const c0 = cpuNs(pids);
         const q0 = performance.now();
         const res = await reader.listTasks(q);
         times.push(performance.now() - q0);
+        cpu.push((cpuNs(pids) - c0) / 1e6);
         totals += res.total;
       }
-      const res = { name: sc.name, p50: quantile(times, 0.5), p99: quantile(times, 0.99), meanTotal: totals / iterations };
+      const res = {
+        name: sc.name, p50: quantile(times, 0.5), p99: quantile(times, 0.99), meanTotal: totals / iterations, cpuP50: quantile(cpu, 0.5), cpuP99: quantile(cpu, 0.99),
+      };
       results.push(res);
-      log(`${res.name.padEnd(56)} p50 ${res.p50.toFixed(2).padStart(7)} ms  p99 ${res.p99.toFixed(2).padStart(7)} ms  mean total ${res.meanTotal.toFixed(0)}`);
+      log(
+        `${res.name.padEnd(56)} p50 ${res.p50.toFixed(2).padStart(7)} ms  p99 ${res.p99.toFixed(2).padStart(7)} ms  ` +
+          `server CPU p50 ${res.cpuP50.toFixed(2)} / p99 ${res.cpuP99.toFixed(2)} ms  mean total ${res.meanTotal.toFixed(0)}`,
+      );
     }
 
     // --- retention: one day, dropped (a day seeded below the history for it, so a kept database stays whole) ---

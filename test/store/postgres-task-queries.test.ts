@@ -5,7 +5,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { TaskRecord, TaskStatus } from '../../src/purge/types.ts';
-import { COUNT_AHEAD } from '../../src/store/postgres/postgres-task-reader.ts';
+import pg from 'pg';
+import { PG_MIGRATIONS } from '../../src/store/postgres/migrations.ts';
+import { asciiLower } from '../../src/store/refresh-record-ids.ts';
+import { COUNT_AHEAD, foldTarget, TARGET_FOLD_SQL, trigramSearchable } from '../../src/store/postgres/postgres-task-reader.ts';
 import { PostgresTaskStore } from '../../src/store/postgres/postgres-task-store.ts';
 import type { TaskQuery } from '../../src/store/task-store.ts';
 import { freshTestDatabase, postgresSkip } from '../helpers/postgres.ts';
@@ -73,6 +76,12 @@ describe('PostgreSQL listTasks: merged probes, capped totals, fuzzy windows', { 
         { ...base, targetContains: 'jpg', from: T0 + 90 * 60_000, to: end - 7 * HOUR },
         { ...base, targetContains: 'other-1', statuses: ['failed'], hosts: ['c.example'] },
         { ...base, targetContains: 'g' }, // no trigram: row by row, window by window
+        // Across punctuation (folded to q in the index, migration 7), upper case, and punctuation alone.
+        { ...base, targetContains: 'IMG/Common-1' },
+        { ...base, targetContains: 'b.example/img/rare-', from: T0 + 3 * HOUR },
+        { ...base, targetContains: 'n-2', statuses: ['success', 'timeout'] },
+        { ...base, targetContains: '://' },
+        { ...base, targetContains: '0.jp' },
         { ...base, targetContains: 'nothing-like-this' },
       );
     }
@@ -95,5 +104,26 @@ describe('PostgreSQL listTasks: merged probes, capped totals, fuzzy windows', { 
       if (offset + 100 >= r.total) break;
     }
     assert.deepEqual(walk, expected(all, { appId: APP, targetContains: 'jpg', offset: 0, limit: 1e9 }).tasks.map((x) => x.id));
+  });
+
+  it("folds a needle exactly as the fuzzy index's expression folds a target (migration 7)", async (t) => {
+    const migration = PG_MIGRATIONS.find((m) => m.version === 7)!;
+    assert.ok(migration.sql.includes(`USING gin ((${TARGET_FOLD_SQL}) gin_trgm_ops)`), 'the index is on the expression the reader writes');
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    t.after(() => c.end());
+    const printable = Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join('');
+    for (const text of [printable, "https://IMG.Example.com/a_b%c\\d'e/Été-ß.JPG?x=1&y=2", '']) {
+      const { rows } = await c.query<{ f: string }>(`SELECT ${TARGET_FOLD_SQL.replace('(target', '($1::text')} AS f`, [text]);
+      assert.equal(rows[0]!.f, foldTarget(text), text);
+      // The row check's case folding (lower under the C collation) is asciiLower's.
+      const lowered = (await c.query<{ l: string }>('SELECT lower($1::text COLLATE "C") AS l', [text])).rows[0]!.l;
+      assert.equal(lowered, asciiLower(text), text);
+      assert.equal([...foldTarget(text)].length, [...text].length, 'one character for one');
+    }
+    assert.equal(foldTarget('T-Playli.JS?a=É'), 'tqplayliqjsqaqÉ');
+    for (const [needle, searchable] of [['://', false], ['ab', false], ['a-b', true], ['jpg', true], ['-/', false], ['é-x', true]] as const) {
+      assert.equal(trigramSearchable(needle), searchable, needle);
+    }
   });
 });
