@@ -529,6 +529,12 @@ function stormRows(s: StormBenchResult): Row[] {
   ];
 }
 
+/** Server CPU time per request of a submit figure (CPU % over the figure's wall time, warm-up included, ÷ its req/s). */
+const cpuPerRequest = (x: { serverCpuPct: number; rps: number }): string => {
+  const us = (x.serverCpuPct * 1e4) / x.rps;
+  return us >= 1000 ? `${ms(us / 1000)} ms` : `${us.toFixed(0)} µs`;
+};
+
 function printSubmit(r: SubmitBenchResult): void {
   const f = (k: string) => r.create.get(k);
   const rounds = (x: { roundRps: readonly number[] }) => x.roundRps.map(int).join(' / ');
@@ -567,7 +573,8 @@ function printSubmit(r: SubmitBenchResult): void {
     const ratio = seeded.rps / empty.rps;
     rows.push({
       figure: `${label}/request on 1,000,000 tasks vs empty store`,
-      measured: `${ratio.toFixed(2)} (${int(seeded.rps)} vs ${int(empty.rps)} req/s; p99 ${ms(seeded.p99Ms)} ms)${errs(seeded)}`,
+      // Server CPU per request beside it: on a loaded machine a starved server's req/s says little, its CPU per request still compares.
+      measured: `${ratio.toFixed(2)} (${int(seeded.rps)} vs ${int(empty.rps)} req/s; p99 ${ms(seeded.p99Ms)} ms; server CPU/request ${cpuPerRequest(seeded)} vs ${cpuPerRequest(empty)})${errs(seeded)}`,
       bar: '≥ 0.8',
       // A side that finished no request in a round has no throughput to compare.
       verdict: verdict(ratio >= 0.8 && ok(seeded) && [...empty.roundRps, ...seeded.roundRps].every((x) => x > 0)),
