@@ -53,11 +53,12 @@ export interface Migration {
  * `created_at` is the settle time, which prune compares like the jobs' (a delivery never outlives retention).
  *
  * v6 keys `tasks_target` by (app, hour of createdAt, hash) instead of (app, hash) (issue 11): under a random
- * hash every insert landed on a random leaf of an index as large as the history (at 1M tasks a commit of
- * 8,000 URLs dirtied thousands of pages, and submitting cost 0.7× the empty store's); now inserts go to
+ * hash every insert landed on a random leaf of an index as large as the history (inserting a task cost
+ * 42 µs CPU at 1M tasks against 24 µs on an empty store, measured in-process); now inserts go to
  * the current hour's few pages. An exact-target query probes each hour of its range that has tasks
- * (`task_id_ranges`). The hour is a VIRTUAL generated column: nothing is stored in the rows, and adding
- * it rewrites none; only the index is rebuilt (a few seconds per million tasks, once).
+ * (`task_id_ranges`): ~2 ms CPU for 30 days at 1M tasks (was ~0.1 ms), in a read worker. The hour is
+ * a VIRTUAL generated column: nothing is stored in the rows, and adding it rewrites none; only the
+ * index is rebuilt (a few seconds per million tasks, once).
  */
 export const MIGRATIONS: readonly Migration[] = [
   {
