@@ -421,12 +421,17 @@ export async function soakSection(heading: (title: string) => void, table: (rows
     log(`    ${s.name.padEnd(14)} ${pts.join(' ')}`);
   }
   // Where the settling ends: a leak keeps every window's slope up, settling memory brings them to ~0.
-  log(`  RSS slope in successive ${WINDOW_MIN}-minute windows, MB/min (| marks the end of the warm-up):`);
+  // Windows laid from the end of the warm-up, back to the start and on to the end (a shorter one first).
+  const bounds: number[] = [warmupMinutes];
+  while (bounds[0]! > 0) bounds.unshift(Math.max(0, bounds[0]! - WINDOW_MIN));
+  while (bounds.at(-1)! < minutes) bounds.push(Math.min(minutes, bounds.at(-1)! + WINDOW_MIN));
+  log(`  RSS slope in ${WINDOW_MIN}-minute windows from the end of the warm-up (|), MB/min:`);
   for (const s of r.series) {
     const windows: string[] = [];
-    for (let from = 0; from + WINDOW_MIN / 2 <= minutes; from += WINDOW_MIN) {
-      const pts = s.samples.filter(([x, y]) => x >= from * 60 && x < (from + WINDOW_MIN) * 60 && Number.isFinite(y)).map(([x, y]) => [x / 60, y / MB] as const);
-      if (from > 0 && from - WINDOW_MIN < warmupMinutes && from >= warmupMinutes) windows.push('|');
+    for (let i = 1; i < bounds.length; i++) {
+      const [from, to] = [bounds[i - 1]!, bounds[i]!];
+      const pts = s.samples.filter(([x, y]) => x >= from * 60 && x <= to * 60 && Number.isFinite(y)).map(([x, y]) => [x / 60, y / MB] as const);
+      if (from === warmupMinutes && from > 0) windows.push('|');
       windows.push(signed(slope(pts)));
     }
     log(`    ${s.name.padEnd(14)} ${windows.join(' ')}`);
