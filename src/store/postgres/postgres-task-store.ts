@@ -108,6 +108,8 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
   readonly #appendListeners = new Set<(lastSeq: number, entries?: readonly PurgeLogEntry[]) => void>();
   /** Highest seq announced to the listeners. */
   #announced = 0;
+  /** Settles when the batch being committed has been announced (null: none is). */
+  #committing: Promise<void> | null = null;
   #listener: pg.Client | null = null;
   #listenerRetry: NodeJS.Timeout | undefined;
   #replicas: PostgresReplicas | null = null;
@@ -220,11 +222,18 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
 
   async #commitBatch(batch: readonly PendingJob[]): Promise<void> {
     const log: PurgeLogEntry[] = [];
-    // A batch not committed (or not known to be) is refused whole: nothing of it is acknowledged.
-    const outcomes = await settleBatch(batch, () => this.#runBatch(batch, log));
-    const last = outcomes.reduce((m, o) => (o.ok ? Math.max(m, ...o.tasks.map((t) => t.seq ?? 0)) : m), 0);
-    // This process's streams take the committed entries as they are, without reading them back.
-    if (last > 0) this.#announce(last, log.at(-1)?.seq === last ? log : undefined);
+    let done!: () => void;
+    this.#committing = new Promise<void>((r) => (done = r));
+    try {
+      // A batch not committed (or not known to be) is refused whole: nothing of it is acknowledged.
+      const outcomes = await settleBatch(batch, () => this.#runBatch(batch, log));
+      const last = outcomes.reduce((m, o) => (o.ok ? Math.max(m, ...o.tasks.map((t) => t.seq ?? 0)) : m), 0);
+      // This process's streams take the committed entries as they are, without reading them back.
+      if (last > 0) this.#announce(last, log.at(-1)?.seq === last ? log : undefined);
+    } finally {
+      this.#committing = null;
+      done();
+    }
   }
 
   /** `log` receives the log entries of the attempt that committed. */
@@ -456,14 +465,21 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
       const notice = n.channel === this.#entriesChannel ? decodeLogNotice(n.payload ?? '') : undefined;
       if (notice) return this.#announce(notice.lastSeq, notice.entries);
       const seq = Number(n.payload);
-      if (n.channel === this.#channel && Number.isSafeInteger(seq)) this.#announce(seq);
+      if (n.channel !== this.#channel || !Number.isSafeInteger(seq)) return;
+      // The echo of this process's own commit can arrive before the commit's answer: the batch in flight
+      // announces first, with its entries (else the streams would read back what they were about to be given).
+      if (this.#committing) void this.#committing.then(() => this.#announce(seq));
+      else this.#announce(seq);
     });
     client.on('error', () => this.#relisten());
     client.on('end', () => this.#relisten());
     await client.connect();
-    await client.query(`LISTEN ${quoteIdent(this.#entriesChannel)}; LISTEN ${quoteIdent(this.#channel)}`);
-    // Entries committed while no one listened.
-    this.#announce(await this.lastSeq());
+    // Entries committed while no one listened, read on this connection in the same round trip: a commit's
+    // notification then comes after this answer, not before it.
+    const results = (await client.query(
+      `LISTEN ${quoteIdent(this.#entriesChannel)}; LISTEN ${quoteIdent(this.#channel)}; SELECT value FROM store_meta WHERE key = 'last_seq'`,
+    )) as unknown as Array<pg.QueryResult<{ value: number }>>;
+    this.#announce(results.at(-1)?.rows[0]?.value ?? 0);
   }
 
   #relisten(): void {
