@@ -1,6 +1,6 @@
 // WAL checkpoints of the SQLite store in a worker thread (the writer runs with wal_autocheckpoint=0).
 import { Worker } from 'node:worker_threads';
-import type { CheckpointReply, CheckpointWorkerData } from './sqlite-checkpoint-worker.ts';
+import type { CheckpointReply, CheckpointRequest, CheckpointWorkerData } from './sqlite-checkpoint-worker.ts';
 
 /** Least time between two checkpoints, ms: often enough that the WAL stays a few MiB under load. */
 const CHECKPOINT_INTERVAL_MS = 100;
@@ -8,28 +8,53 @@ const CHECKPOINT_INTERVAL_MS = 100;
 /**
  * Runs a PASSIVE checkpoint on its own connection after commits, at most one at a time and one per
  * CHECKPOINT_INTERVAL_MS. PASSIVE never waits for the writer or readers; frames it could not copy yet
- * are copied by the next one, and the writer rewinds the WAL once a checkpoint has copied all of it.
+ * are copied by the next one. The writer restarts the WAL from the beginning only if a transaction
+ * of its starts when every frame is copied and no reader uses the WAL, which under continuous writes
+ * a PASSIVE checkpoint seldom leaves it: the store asks for reset() (a RESTART checkpoint) while it
+ * holds its writes back, once the WAL has grown past its bound.
  */
 export class SqliteCheckpointer {
   readonly #worker: Worker;
-  #running = false;
+  /** The request the thread is working on. */
+  #inFlight: 'checkpoint' | 'reset' | null = null;
   #due = false;
   #lastStart = 0;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** Callers of reset() waiting for the reset in flight, and for the next one. */
+  #resetting: Array<(restartable: boolean) => void> = [];
+  #resetQueued: Array<(restartable: boolean) => void> = [];
   /** The last checkpoint's answer (diagnostics and tests). */
   last: { log: number; checkpointed: number } | undefined;
   /** Checkpoints that failed (the next commit asks again). */
   failures = 0;
+  /** Resets done, and resets that gave up waiting for readers (or failed). */
+  resets = 0;
+  resetsBusy = 0;
 
   private constructor(worker: Worker) {
     this.#worker = worker;
     worker.on('message', (m: CheckpointReply) => {
       if ('ready' in m) return;
-      this.#running = false;
+      const kind = this.#inFlight;
+      this.#inFlight = null;
       if ('error' in m) this.failures++;
-      else this.last = m;
-      if (this.#due) this.committed();
+      else this.last = { log: m.log, checkpointed: m.checkpointed };
+      if (kind === 'reset') {
+        const restartable = !('error' in m) && !m.busy && m.checkpointed === m.log;
+        if (restartable) this.resets++;
+        else this.resetsBusy++;
+        const waiters = this.#resetting;
+        this.#resetting = [];
+        for (const w of waiters) w(restartable);
+      }
+      if (this.#resetQueued.length > 0) this.#post('reset');
+      else if (this.#due) this.committed();
+    });
+    worker.once('exit', () => {
+      for (const w of [...this.#resetting, ...this.#resetQueued]) w(false);
+      this.#resetting = [];
+      this.#resetQueued = [];
     });
     worker.unref();
   }
@@ -47,7 +72,7 @@ export class SqliteCheckpointer {
   committed(): void {
     if (this.#closed) return;
     this.#due = true;
-    if (this.#running || this.#timer) return;
+    if (this.#inFlight || this.#timer) return;
     const wait = this.#lastStart + CHECKPOINT_INTERVAL_MS - performance.now();
     if (wait > 0) {
       this.#timer = setTimeout(() => {
@@ -58,9 +83,32 @@ export class SqliteCheckpointer {
       return;
     }
     this.#due = false;
-    this.#running = true;
+    this.#post('checkpoint');
+  }
+
+  /**
+   * A RESTART checkpoint after the one in flight: every frame copied into the database (and fsynced),
+   * then up to the thread's resetWaitMs for the readers still using the WAL to finish. Resolves true
+   * if the writer's next transaction restarts the WAL, false if a reader (or an error) kept it from
+   * that. Call it only while no write can start: RESTART holds the write lock throughout, and a
+   * COMMIT on the event loop would sleep in its busy handler meanwhile.
+   */
+  reset(): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      this.#resetQueued.push(resolve);
+      if (!this.#inFlight) this.#post('reset');
+    });
+  }
+
+  #post(m: Exclude<CheckpointRequest, 'close'>): void {
+    if (m === 'reset') {
+      this.#resetting = this.#resetQueued;
+      this.#resetQueued = [];
+    }
+    this.#inFlight = m;
     this.#lastStart = performance.now();
-    this.#worker.postMessage('checkpoint');
+    this.#worker.postMessage(m satisfies CheckpointRequest);
   }
 
   /** Waits for a checkpoint in flight, then ends the thread. Idempotent. */
@@ -71,7 +119,7 @@ export class SqliteCheckpointer {
     const exited = new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
     // Referenced again: close() must keep the process alive until the thread has closed its connection.
     this.#worker.ref();
-    this.#worker.postMessage('close');
+    this.#worker.postMessage('close' satisfies CheckpointRequest);
     await exited;
   }
 }

@@ -36,6 +36,11 @@ export interface SqliteTaskStoreOptions {
    * the reads on the caller's thread (always so for `:memory:`, whose data no other connection sees).
    */
   readonly readers?: number;
+  /**
+   * WAL size (bytes) past which the store resets the WAL (see #afterCommit); also its
+   * journal_size_limit, what the file is cut back to after a reset. Default WAL_LIMIT_BYTES.
+   */
+  readonly walLimitBytes?: number;
 }
 
 interface LogRow {
@@ -54,6 +59,21 @@ interface LogRow {
 const DAY_MS = 86_400_000;
 /** WAL size past which the writer checkpoints on its own thread (see #afterCommit). */
 const WAL_CHECKPOINT_ON_LOOP_BYTES = 256 * 2 ** 20;
+
+/**
+ * WAL size past which writes are held back while the checkpoint thread resets the WAL (see
+ * #afterCommit). The file stays under about this plus one commit's pages; it is also the WAL's
+ * journal_size_limit. README (How it works) states it.
+ */
+export const WAL_LIMIT_BYTES = 64 * 2 ** 20;
+
+/**
+ * How long a reset waits for reads still using the WAL (ms), writes held meanwhile. A read that
+ * lasts longer makes the reset give up: writes go on, the WAL grows until a later reset succeeds,
+ * tried again WAL_RESET_RETRY_MS later.
+ */
+const WAL_RESET_WAIT_MS = 250;
+const WAL_RESET_RETRY_MS = 1000;
 
 /**
  * WAL syncs at once on the libuv thread pool (4 threads by default): a batch committed while one
@@ -109,12 +129,18 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
   #syncsRunning = 0;
   /** Checkpoints off the event loop (file stores); null: SQLite's automatic checkpoints on COMMIT. */
   #checkpointer: SqliteCheckpointer | null = null;
+  readonly #walLimitBytes: number;
+  /** Set while the checkpoint thread resets the WAL: no write starts until it settles (see #afterCommit). */
+  #walReset: Promise<void> | null = null;
+  /** performance.now() before which no reset is tried again (the last one found a long read). */
+  #walResetRetryAt = 0;
 
   constructor(options: SqliteTaskStoreOptions) {
     this.#path = options.path;
     this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     const inMemory = options.path === ':memory:' || options.path === '' || options.path.startsWith('file:');
     this.#readers = inMemory ? 0 : Math.max(0, Math.trunc(options.readers ?? defaultReaders()));
+    this.#walLimitBytes = Math.max(2 ** 20, Math.trunc(options.walLimitBytes ?? WAL_LIMIT_BYTES));
   }
 
   async start(): Promise<void> {
@@ -131,7 +157,8 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
       // mid-transaction leaves nothing: SQLite rolls it back. Checkpoints still fsync the database.
       db.exec('PRAGMA journal_mode = WAL');
       db.exec('PRAGMA synchronous = NORMAL');
-      db.exec('PRAGMA journal_size_limit = 67108864');
+      // After a reset the WAL file is cut back to this at the next COMMIT (it is reused, not regrown).
+      db.exec(`PRAGMA journal_size_limit = ${this.#walLimitBytes}`);
       db.exec(`PRAGMA cache_size = ${-PAGE_CACHE_KIB}`);
       db.exec('PRAGMA temp_store = MEMORY');
       migrate(db);
@@ -151,7 +178,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
       this.#walFd = openSync(`${this.#path}-wal`, 'r');
       fdatasyncSync(this.#walFd);
       try {
-        this.#checkpointer = await SqliteCheckpointer.start({ path: this.#path, busyTimeoutMs: this.#busyTimeoutMs });
+        this.#checkpointer = await SqliteCheckpointer.start({ path: this.#path, busyTimeoutMs: this.#busyTimeoutMs, resetWaitMs: WAL_RESET_WAIT_MS });
       } catch (e) {
         this.#db = null;
         this.#closeWal();
@@ -185,6 +212,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
 
   async close(): Promise<void> {
     // Jobs already handed to createJob are committed (and answered) before the database closes.
+    if (this.#walReset) await this.#walResetDone();
     if (this.#db) this.#commitPendingJobs();
     const db = this.#db;
     if (!db) return;
@@ -227,6 +255,8 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
   }
 
   #commitPendingJobs(): void {
+    // Held back during a WAL reset; the reset's end commits what gathered meanwhile.
+    if (this.#walReset) return;
     const batch = this.#pendingJobs;
     this.#pendingJobs = [];
     if (batch.length === 0) return;
@@ -460,6 +490,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
 
   async ackNodes(acks: readonly NodeAck[], settled: readonly TaskUpdate[], settledAt: number, webhooks?: WebhookRouter, committed?: () => void): Promise<NodeReportOutcome[][]> {
     if (acks.length === 0 && settled.length === 0) return [];
+    if (this.#walReset) await this.#walResetDone();
     // One commit and one WAL sync for the whole batch.
     const outcomes = this.#write(() => {
       const out = acks.map((a) => {
@@ -596,6 +627,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
   async claimWebhookDeliveries(now: number, limit: number, holdMs: number): Promise<WebhookDelivery[]> {
     const n = Math.max(0, Math.trunc(limit));
     if (n === 0) return [];
+    if (this.#walReset) await this.#walResetDone();
     return this.#write(() => {
       const rows = this.#stmt(
         `UPDATE webhook_deliveries SET held_until = ?
@@ -607,6 +639,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
   }
 
   async recordWebhookAttempt(a: WebhookAttempt): Promise<void> {
+    if (this.#walReset) await this.#walResetDone();
     this.#write(() => {
       this.#stmt(
         `UPDATE webhook_deliveries SET
@@ -647,6 +680,10 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
   async prune(before: number): Promise<number> {
     let removed = 0;
     for (;;) {
+      if (this.#walReset) {
+        await this.#walResetDone();
+        if (this.#db === null) return removed;
+      }
       const batch = this.#pruneBatch(before);
       removed += batch.tasks;
       if (batch.jobs === 0) break;
@@ -657,6 +694,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     // Quota days are zone-local dates; a day string more than a day older than `before` is over
     // in every zone.
     const cutoffDay = new Date(before - DAY_MS).toISOString().slice(0, 10);
+    if (this.#walReset) await this.#walResetDone();
     this.#write(() => {
       this.#stmt('DELETE FROM quota_usage WHERE day < ?').run(cutoffDay);
       // Hours that ended by `before` held only pruned tasks.
@@ -681,9 +719,35 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
    * unbounded WAL.
    */
   #afterCommit(db: DatabaseSync): void {
-    if (!this.#checkpointer || this.#walFd === null) return;
-    this.#checkpointer.committed();
-    if (fstatSync(this.#walFd).size > WAL_CHECKPOINT_ON_LOOP_BYTES) db.exec('PRAGMA wal_checkpoint(PASSIVE)');
+    const checkpointer = this.#checkpointer;
+    if (!checkpointer || this.#walFd === null) return;
+    checkpointer.committed();
+    const size = fstatSync(this.#walFd).size;
+    if (size > WAL_CHECKPOINT_ON_LOOP_BYTES) db.exec('PRAGMA wal_checkpoint(PASSIVE)');
+    // The WAL restarts from its beginning only when the writer starts a transaction while every
+    // frame is checkpointed and no reader uses the WAL. Under continuous writes the PASSIVE
+    // checkpoints above seldom leave it so (a commit lands while one runs), and the WAL grew to
+    // hundreds of MiB. Past the limit, writes are held back (they wait on a promise: the event
+    // loop runs on) while the thread's RESTART checkpoint copies the rest and waits for readers;
+    // the next COMMIT then writes from the start of the file, and journal_size_limit cuts it back.
+    // The WAL's sync order is untouched: a checkpoint fsyncs the WAL before copying it and the
+    // database before the WAL is reused, so what an outstanding WAL sync acknowledges is on disk.
+    if (size <= this.#walLimitBytes || this.#walReset || performance.now() < this.#walResetRetryAt) return;
+    this.#walReset = checkpointer.reset().then((restartable) => {
+      this.#walResetRetryAt = restartable ? 0 : performance.now() + WAL_RESET_RETRY_MS;
+      this.#walReset = null;
+      if (this.#pendingJobs.length > 0) setImmediate(() => this.#commitPendingJobs());
+    });
+  }
+
+  /** Resolves at once unless a WAL reset holds writes back; then when it is over. Every write path awaits it before #write. */
+  async #walResetDone(): Promise<void> {
+    while (this.#walReset) await this.#walReset;
+  }
+
+  /** Diagnostics and tests: WAL resets done and given up (a long read), see #afterCommit. */
+  walResetStats(): { resets: number; busy: number } | null {
+    return this.#checkpointer ? { resets: this.#checkpointer.resets, busy: this.#checkpointer.resetsBusy } : null;
   }
 
   /** Diagnostics and tests: the last off-loop checkpoint's WAL frames and frames copied, failures. */
@@ -715,6 +779,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
 
   /** #write, resolved once the commit is on disk. */
   async #writeDurable<T>(fn: () => T): Promise<T> {
+    if (this.#walReset) await this.#walResetDone();
     const out = this.#write(fn);
     await this.#durable();
     return out;
