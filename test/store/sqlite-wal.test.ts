@@ -1,7 +1,8 @@
 // The SQLite store's WAL stays bounded under continuous writes and reads (its checkpoint thread
 // resets it past walLimitBytes while writes are held back), and nothing written is lost on the way.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -117,5 +118,28 @@ describe('SQLite store WAL under continuous writes', () => {
     // Writes waited at most a reset's wait for readers (250 ms) and the checkpoint, never the read itself.
     assert.ok(slowest < 2_000, `slowest createJob ${slowest.toFixed(0)} ms`);
     assert.equal(await store.lastSeq(), (n + 1) * 5);
+  });
+
+  it('regression: a script whose only pending work is writes held for a reset does not exit before they are answered', (t) => {
+    const path = tempDbPath(t);
+    const store = new URL('../../src/store/sqlite/sqlite-task-store.ts', import.meta.url).href;
+    // One writer, nothing else keeping the process alive: the checkpoint thread must be, while writes wait on it.
+    const code = `import { SqliteTaskStore } from ${JSON.stringify(store)};
+      const s = new SqliteTaskStore({ path: ${JSON.stringify(path)}, readers: 0, walLimitBytes: ${MiB} });
+      await s.start();
+      const charge = { quotaType: 'purge_url', day: '2026-01-01', amount: 50, daily: 1e12 };
+      let i = 0;
+      for (; i < 2000 && (s.walResetStats()?.resets ?? 0) < 3; i++) {
+        await s.createJob({ jobId: 'j' + i, appId: 7, zoneId: 'z', type: 'purge_url', method: 'invalidate', createdAt: 1000, secretId: 'AK', clientIp: '::1', source: 'teo',
+          tasks: Array.from({ length: 50 }, (_, k) => ({ target: 'https://a.example.com/' + i + '/' + k, hosts: ['a.example.com'], status: 'processing', fanOut: true })) }, charge);
+      }
+      console.log(JSON.stringify({ jobs: i, ...s.walResetStats() }));
+      await s.close();`;
+    const script = join(path, '..', 'held-writes.mjs');
+    writeFileSync(script, code);
+    const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { jobs: number; resets: number };
+    assert.ok(out.resets >= 3, r.stdout);
   });
 });

@@ -46,6 +46,7 @@ export class SqliteCheckpointer {
         else this.resetsBusy++;
         const waiters = this.#resetting;
         this.#resetting = [];
+        if (this.#resetQueued.length === 0 && !this.#closed) this.#worker.unref();
         for (const w of waiters) w(restartable);
       }
       if (this.#resetQueued.length > 0) this.#post('reset');
@@ -95,6 +96,9 @@ export class SqliteCheckpointer {
    */
   reset(): Promise<boolean> {
     if (this.#closed) return Promise.resolve(false);
+    // Referenced until answered: writes wait for it, and an unreferenced thread would let a process
+    // with nothing else pending exit with them unanswered.
+    this.#worker.ref();
     return new Promise((resolve) => {
       this.#resetQueued.push(resolve);
       if (!this.#inFlight) this.#post('reset');
