@@ -530,10 +530,10 @@ function stormRows(s: StormBenchResult): Row[] {
 }
 
 /** Server CPU time per request of a submit figure (CPU % over the figure's wall time, warm-up included, ÷ its req/s). */
-const cpuPerRequest = (x: { serverCpuPct: number; rps: number }): string => {
+function cpuPerRequest(x: { serverCpuPct: number; rps: number }): string {
   const us = (x.serverCpuPct * 1e4) / x.rps;
   return us >= 1000 ? `${ms(us / 1000)} ms` : `${us.toFixed(0)} µs`;
-};
+}
 
 function printSubmit(r: SubmitBenchResult): void {
   const f = (k: string) => r.create.get(k);
