@@ -721,8 +721,8 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
   #afterCommit(db: DatabaseSync): void {
     const checkpointer = this.#checkpointer;
     if (!checkpointer || this.#walFd === null) return;
-    checkpointer.committed();
     const size = fstatSync(this.#walFd).size;
+    checkpointer.committed(size);
     if (size > WAL_CHECKPOINT_ON_LOOP_BYTES) db.exec('PRAGMA wal_checkpoint(PASSIVE)');
     // The WAL restarts from its beginning only when the writer starts a transaction while every
     // frame is checkpointed and no reader uses the WAL. Under continuous writes the PASSIVE
