@@ -260,7 +260,8 @@ describe('SqliteTaskStore specifics', () => {
       rewinds.add(fs.readFileSync(`${path}-wal`).readUInt32BE(12));
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    assert.ok(rewinds.size <= 3, `the WAL was rewound ${rewinds.size - 1} times in 100 commits over ~2.5 s`);
+    // Paced by frames (about one checkpoint per 1,000): 100 commits of ~10-20 frames allow a few, not ~25.
+    assert.ok(rewinds.size <= 6, `the WAL was rewound ${rewinds.size - 1} times in 100 commits over ~2.5 s`);
     assert.equal(store.checkpointStats()?.failures, 0);
   });
 
