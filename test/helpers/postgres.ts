@@ -31,10 +31,10 @@ function withDatabase(admin: string, database: string): string {
 }
 
 /**
- * Creates `edgepurge_test_<random>` on the server (pg_trgm installed in its public schema) and drops it
- * when the test file ends. Throws when the server is not configured or not reachable.
+ * Creates `edgepurge_test_<random>` on the server (pg_trgm installed in its public schema unless
+ * `trgm: false`) and drops it when the test file ends. Throws when the server is not configured or not reachable.
  */
-export async function freshTestDatabase(): Promise<string> {
+export async function freshTestDatabase(opts: { trgm?: boolean } = {}): Promise<string> {
   const admin = process.env[TEST_PG_ENV];
   if (!admin) throw new Error(`the PostgreSQL tests need ${TEST_PG_ENV}: ${postgresMissing()}`);
   const name = `edgepurge_test_${randomBytes(6).toString('hex')}`;
@@ -55,6 +55,7 @@ export async function freshTestDatabase(): Promise<string> {
     }
   });
   const url = withDatabase(admin, name);
+  if (opts.trgm === false) return url;
   const db = new pg.Client({ connectionString: url });
   await db.connect();
   try {

@@ -39,6 +39,17 @@ const job = (jobId: string, over: Partial<NewJob> = {}, targets = [`https://h.ex
 const charge = (daily = 1_000_000, amount = 1) => ({ quotaType: 'purge_url' as const, day: '2026-01-01', amount, daily });
 
 describe('PostgresTaskStore specifics', { skip }, () => {
+  it('regression: two store schemas on a database that had no pg_trgm both migrate (the extension goes to public)', async (t) => {
+    const bare = await freshTestDatabase({ trgm: false });
+    for (const schema of ['first_store', 'second_store']) {
+      const s = new PostgresTaskStore({ url: bare, schema, pool: { max: 2 } });
+      t.after(() => s.close());
+      await s.start();
+      await s.createJob(job(`j-${schema}`), charge());
+      assert.equal((await s.listTasks({ appId: 1, targetContains: 'example/j-', offset: 0, limit: 10 })).total, 1);
+    }
+  });
+
   it('replicas starting together apply each migration exactly once (advisory lock)', async (t) => {
     const schema = freshSchema();
     const replicas = [store(t, schema), store(t, schema), store(t, schema), store(t, schema)];

@@ -40,7 +40,9 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     version: 1,
     name: 'jobs, day-partitioned tasks and hosts, purge log, refresh records, quota, node progress',
     sql: `
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
+-- In public, which every store schema's search_path holds: created in the first store's own schema, its
+-- operator classes were out of reach of a second store schema on the same database.
+CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;
 
 CREATE TABLE store_meta (
   key   text PRIMARY KEY,
