@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ACME } from '../helpers/control-plane.ts';
-import { api, serve, serveSandbox } from '../helpers/serve-process.ts';
+import { acmeAccountsYaml, api, serve, serveSandbox } from '../helpers/serve-process.ts';
 
 const TARGETS_PER_JOB = 3;
 
@@ -17,17 +17,7 @@ test('every JobId acknowledged before kill -9 is listed with all its tasks after
     configPath,
     `server: { listen: "127.0.0.1:0" }
 store: { driver: sqlite, path: ${JSON.stringify(join(dir, 'edgepurge.db'))} }
-accounts:
-  - appId: ${ACME.appId}
-    name: acme
-    credentials: [{ secretId: ${ACME.secretId}, secretKey: ${ACME.secretKey} }]
-    rateLimit: false
-    quotas: { purge_url: { batch: 100, daily: 1000000 } }
-    zones:
-      - zoneId: ${ACME.zoneId}
-        name: acme.com
-        domains: [{ host: ${ACME.host}, origin: "http://127.0.0.1:9" }]
-`,
+${acmeAccountsYaml('quotas: { purge_url: { batch: 100, daily: 1000000 } }')}`,
   );
 
   const first = await serve(configPath);

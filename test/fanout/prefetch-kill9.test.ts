@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ACME } from '../helpers/control-plane.ts';
-import { api, serve, serveSandbox } from '../helpers/serve-process.ts';
+import { acmeAccountsYaml, api, serve, serveSandbox } from '../helpers/serve-process.ts';
 import { RawNode, until } from './raw-node.ts';
 
 const NODES = [
@@ -32,16 +32,7 @@ store: { driver: sqlite, path: ${JSON.stringify(join(dir, 'edgepurge.db'))} }
 fanout: { leaseMs: 60000, taskTimeoutMs: 60000 }
 nodes:
 ${NODES.map((n, i) => `  - { id: ${n.id}, listen: "127.0.0.1:${i + 1}", token: ${n.token} }`).join('\n')}
-accounts:
-  - appId: ${ACME.appId}
-    name: acme
-    credentials: [{ secretId: ${ACME.secretId}, secretKey: ${ACME.secretKey} }]
-    rateLimit: false
-    zones:
-      - zoneId: ${ACME.zoneId}
-        name: acme.com
-        domains: [{ host: ${ACME.host}, origin: "http://127.0.0.1:9" }]
-`,
+${acmeAccountsYaml()}`,
   );
   const first = await serve(configPath);
   running.push(first.child);

@@ -12,6 +12,23 @@ import { ACME } from './control-plane.ts';
 const TEO = '2022-09-01';
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
+/**
+ * The `accounts:` section of an edgepurge.yaml with ACME alone (rate limit off, one zone and domain);
+ * `extra` are further YAML lines of the account (e.g. `quotas: …`, `webhooks: […]`).
+ */
+export function acmeAccountsYaml(...extra: string[]): string {
+  return `accounts:
+  - appId: ${ACME.appId}
+    name: acme
+    credentials: [{ secretId: ${ACME.secretId}, secretKey: ${ACME.secretKey} }]
+    rateLimit: false
+${extra.map((line) => `    ${line}\n`).join('')}    zones:
+      - zoneId: ${ACME.zoneId}
+        name: acme.com
+        domains: [{ host: ${ACME.host}, origin: "http://127.0.0.1:9" }]
+`;
+}
+
 export interface Server {
   readonly child: ChildProcess;
   readonly base: string;

@@ -2,7 +2,7 @@
 // never runs, so it never acked, holds no lease and counts as fenced; every purge settles at the next pass.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ACME } from '../helpers/control-plane.ts';
+import { acmeAccountsYaml } from '../helpers/serve-process.ts';
 
 /** Writes `dir`/edgepurge.yaml (SQLite store in `dir`) and returns its path; `delivery` is the webhookDelivery YAML. */
 export function writeHookConfig(dir: string, url: string, delivery: string): string {
@@ -13,17 +13,7 @@ export function writeHookConfig(dir: string, url: string, delivery: string): str
 store: { driver: sqlite, path: ${JSON.stringify(join(dir, 'edgepurge.db'))} }
 webhookDelivery: ${delivery}
 nodes: [{ id: edge-1, listen: "127.0.0.1:1", token: node-token-0000000000000000 }]
-accounts:
-  - appId: ${ACME.appId}
-    name: acme
-    credentials: [{ secretId: ${ACME.secretId}, secretKey: ${ACME.secretKey} }]
-    rateLimit: false
-    webhooks: [{ url: ${JSON.stringify(url)}, secret: whsec-0123456789abcdef }]
-    zones:
-      - zoneId: ${ACME.zoneId}
-        name: acme.com
-        domains: [{ host: ${ACME.host}, origin: "http://127.0.0.1:9" }]
-`,
+${acmeAccountsYaml(`webhooks: [{ url: ${JSON.stringify(url)}, secret: whsec-0123456789abcdef }]`)}`,
   );
   return path;
 }
