@@ -162,6 +162,8 @@ export async function migrateSqliteToPostgres(o: StoreMigrateOptions): Promise<S
 
   const src = new DatabaseSync(o.from, { readOnly: true });
   const client = new pg.Client({ connectionString: o.to, options: `-c search_path=${quoteIdent(schema)},public` });
+  // A lost connection fails the query in flight (and so the move); unheard, it would also crash the process.
+  client.on('error', () => {});
   await client.connect();
   try {
     await client.query('BEGIN');

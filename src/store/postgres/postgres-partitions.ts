@@ -31,6 +31,7 @@ export async function ensurePartitions(pool: Pool, schema: string, days: Iterabl
   const wanted = [...new Set(days)].sort((a, b) => a - b);
   if (wanted.length === 0) return;
   const client = await pool.connect();
+  let broken = false;
   try {
     await client.query('BEGIN');
     try {
@@ -46,11 +47,11 @@ export async function ensurePartitions(pool: Pool, schema: string, days: Iterabl
       }
       await client.query('COMMIT');
     } catch (e) {
-      await client.query('ROLLBACK');
+      await client.query('ROLLBACK').catch(() => (broken = true));
       throw e;
     }
   } finally {
-    client.release();
+    client.release(broken);
   }
 }
 

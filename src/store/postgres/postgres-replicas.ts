@@ -6,6 +6,7 @@ import pg from 'pg';
 import type { PoolConfig } from 'pg';
 import type { LeaderLease, ReplicaCoordination } from '../replica-coordination.ts';
 import { PgLeaderLock } from './leader.ts';
+import { newPool } from './pool.ts';
 
 /** Connections of the admission pool: one statement per request, each a few hundred µs. */
 const ADMISSION_POOL_MAX = 4;
@@ -29,8 +30,7 @@ export class PostgresReplicas implements ReplicaCoordination {
     if (this.#closed) throw new Error('the store was closed');
     if (!this.#pool) {
       const options = `${this.#config.options ?? ''} -c synchronous_commit=off`.trim();
-      this.#pool = new pg.Pool({ ...this.#config, max: ADMISSION_POOL_MAX, options, application_name: 'edgepurge-admission' });
-      this.#pool.on('error', () => {});
+      this.#pool = newPool({ ...this.#config, max: ADMISSION_POOL_MAX, options, application_name: 'edgepurge-admission' });
     }
     return this.#pool;
   }

@@ -219,15 +219,20 @@ export class PostgresTaskReader {
     const stmt = window ? this.#taskStatement({ ...q, from: Math.max(q.from ?? q.to!, q.to! - WINDOW_MS + 1) }, true) : this.#taskStatement(q);
     if (stmt === null) return [];
     const client = await this.#pool.connect();
+    let broken = false;
     try {
       await client.query('BEGIN');
-      if (window) await client.query('SET LOCAL plan_cache_mode = force_custom_plan');
-      if (options.forbidSeqScan) await client.query('SET LOCAL enable_seqscan = off');
-      const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS OFF) ${stmt.sql}`, stmt.params);
-      await client.query('ROLLBACK');
-      return rows.map((r) => r['QUERY PLAN']);
+      try {
+        if (window) await client.query('SET LOCAL plan_cache_mode = force_custom_plan');
+        if (options.forbidSeqScan) await client.query('SET LOCAL enable_seqscan = off');
+        const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS OFF) ${stmt.sql}`, stmt.params);
+        return rows.map((r) => r['QUERY PLAN']);
+      } finally {
+        // Also after an error: a client left in an aborted transaction would fail its next user's BEGIN.
+        await client.query('ROLLBACK').catch(() => (broken = true));
+      }
     } finally {
-      client.release();
+      client.release(broken);
     }
   }
 

@@ -32,6 +32,7 @@ import { migrate, quoteIdent } from './migrations.ts';
 import { DAY_MS, dayOf, ensurePartitions, partitionDays, partitionName } from './postgres-partitions.ts';
 import { PostgresReplicas } from './postgres-replicas.ts';
 import { PostgresTaskReader } from './postgres-task-reader.ts';
+import { newPool } from './pool.ts';
 
 /** One node's progress: never moves backwards. */
 const PROGRESS_SQL = `INSERT INTO node_progress (node_id, acked_seq, seen_at) VALUES ($1, $2, $3)
@@ -156,15 +157,19 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
   }
 
   async #start(): Promise<void> {
-    const pool = new pg.Pool(this.#poolConfig());
-    // An idle connection that the server drops must not crash the process: the pool replaces it.
-    pool.on('error', () => {});
+    // A connection that the server drops must not crash the process: the pool replaces it.
+    const pool = newPool(this.#poolConfig());
     this.#pool = pool;
     const client = await pool.connect();
+    let failed: Error | undefined;
     try {
       await migrate(client, this.#schema);
+    } catch (e) {
+      failed = e as Error;
+      throw e;
     } finally {
-      client.release();
+      // Not back to the pool after a failure: it may still hold the session's migration lock.
+      client.release(failed);
     }
     for (const d of await partitionDays(pool)) this.#days.add(d);
     this.#reader = new PostgresTaskReader(pool);
@@ -248,7 +253,9 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
         try {
           log.length = 0;
           const outcomes = await this.#writeBatch(client, batch, log);
-          await client.query('COMMIT');
+          // PostgreSQL answers COMMIT of a transaction that an error aborted with ROLLBACK, not an error.
+          const end = await client.query('COMMIT');
+          if (end.command !== 'COMMIT') throw new RetryBatch(`the batch's transaction ended in ${end.command}, not COMMIT`);
           return outcomes;
         } catch (e) {
           await client.query('ROLLBACK').catch(() => (broken = true));
@@ -332,12 +339,23 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
       charged.set(key, c);
     }
     const charges = [...charged.values()];
-    await client.query(
+    const after = await client.query<{ app_id: number; quota_type: string; day: string; used: number }>(
       `UPDATE quota_usage q SET used = q.used + d.amount
        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS d(a, t, day, amount)
-       WHERE q.app_id = d.a AND q.quota_type = d.t AND q.day = d.day`,
+       WHERE q.app_id = d.a AND q.quota_type = d.t AND q.day = d.day
+       RETURNING q.app_id, q.quota_type, q.day, q.used`,
       [charges.map((c) => c.appId), charges.map((c) => c.type), charges.map((c) => c.day), charges.map((c) => c.amount)],
     );
+    // The rows are locked since step 1, so each must now hold exactly what admission counted. Checked all
+    // the same (CI once saw a daily quota over-admitted by one replica's whole batch, not reproduced since):
+    // a count that moved under the lock is never committed; the batch starts over and counts again.
+    const moved = after.rows.filter((r) => r.used !== used.get(keyOf(r.app_id, r.quota_type, r.day)));
+    if (moved.length > 0 || after.rows.length !== charges.length) {
+      const r = moved[0];
+      throw new RetryBatch(
+        r ? `quota ${r.quota_type} of app ${r.app_id} on ${r.day} is ${r.used} after the charge, admission counted ${used.get(keyOf(r.app_id, r.quota_type, r.day))}` : 'a charged quota row is missing',
+      );
+    }
     const taskCount = admitted.reduce((n, p) => n + p.job.tasks.length, 0);
     const ids = (await client.query<{ id: number }>("SELECT nextval('tasks_id_seq') AS id FROM generate_series(1, $1::int)", [taskCount])).rows
       .map((r) => r.id)
@@ -606,16 +624,19 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
   /** Runs `fn` in one transaction on one pooled connection; rolls back when it throws. */
   async #inTransaction<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#open().connect();
+    let broken = false;
     try {
       await client.query('BEGIN');
       const out = await fn(client);
-      await client.query('COMMIT');
+      const end = await client.query('COMMIT');
+      if (end.command !== 'COMMIT') throw new Error(`the transaction ended in ${end.command}, not COMMIT`);
       return out;
     } catch (e) {
-      await client.query('ROLLBACK').catch(() => {});
+      // A client whose transaction could not be ended must not go back to the pool (the next user's BEGIN would fail).
+      await client.query('ROLLBACK').catch(() => (broken = true));
       throw e;
     } finally {
-      client.release();
+      client.release(broken);
     }
   }
 
