@@ -134,6 +134,23 @@ describe('PostgresTaskStore specifics', { skip }, () => {
     assert.equal((await pools[1]!.listTasks({ appId: 1, offset: 0, limit: 0 })).total, 37);
   });
 
+  it('a quota count that moves under the lock is never acknowledged (the charge reads back what admission counted)', async (t) => {
+    const s = store(t);
+    await s.start();
+    await s.createJob(job('before'), charge(10));
+    // Something other than this batch changing the locked row: a trigger adds 5 to every charge.
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    t.after(() => c.end());
+    await c.query(`SET search_path = "${s.schema}"`);
+    await c.query(`CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.used := NEW.used + 5; RETURN NEW; END $$`);
+    await c.query(`CREATE TRIGGER bump BEFORE UPDATE ON quota_usage FOR EACH ROW WHEN (NEW.used > OLD.used) EXECUTE FUNCTION bump()`);
+    await assert.rejects(s.createJob(job('moved'), charge(10)), /quota purge_url of app 1 on 2026-01-01 is 7 after the charge, admission counted 2/);
+    await c.query('DROP TRIGGER bump ON quota_usage');
+    assert.equal((await s.quotaUsage(1, '2026-01-01')).get('purge_url'), 1, 'nothing of the refused batch was committed');
+    assert.equal((await s.listTasks({ appId: 1, offset: 0, limit: 0 })).total, 1);
+  });
+
   it('onAppend wakes a replica within milliseconds of another replica committing (LISTEN/NOTIFY), with the entries when they fit', async (t) => {
     const schema = freshSchema();
     const a = store(t, schema);
