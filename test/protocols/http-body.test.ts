@@ -87,4 +87,36 @@ describe('readBody', () => {
     const e = await outcomes[0];
     assert.ok(e instanceof ApiError && e.code === 'InvalidRequest', String(e));
   });
+
+  test('a body that came with its headers is taken in one read (the stream never flows); pipelined requests each get theirs; a late body is streamed', async (t) => {
+    const seen: Array<{ body: string; flowed: boolean | null }> = [];
+    const server = createServer((req, res) => {
+      void readBody(req, LIMIT).then((body) => {
+        seen.push({ body: body.toString(), flowed: req.readableFlowing });
+        res.end(`ok ${body.length}`);
+      });
+    });
+    t.after(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    let answers = '';
+    socket.on('data', (d: Buffer) => (answers += d.toString()));
+    const until = async (n: number) => {
+      for (let i = 0; i < 400 && (answers.match(/ok \d+/g) ?? []).length < n; i++) await new Promise((r) => setTimeout(r, 5));
+    };
+    const post = (body: string) => `POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    socket.write(post('{"a":1}') + post('') + post('{"b":"é"}'));
+    await until(3);
+    // Headers now, the body 30 ms later: read the streaming way.
+    socket.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab');
+    await new Promise((r) => setTimeout(r, 30));
+    socket.write('cde');
+    await until(4);
+    socket.destroy();
+    assert.deepEqual(seen.map((s) => s.body), ['{"a":1}', '', '{"b":"é"}', 'abcde']);
+    assert.deepEqual(seen.slice(0, 3).map((s) => s.flowed), [null, null, null], 'taken by read()');
+    assert.equal(seen[3]!.flowed, true);
+    assert.match(answers, /ok 7[^]*ok 0[^]*ok 10[^]*ok 5/);
+  });
 });
