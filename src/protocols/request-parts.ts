@@ -47,7 +47,8 @@ export function splitUrl(rawUrl: string): { path: string; query: string } {
 }
 
 /** The peer address, with IPv4-mapped IPv6 (`::ffff:1.2.3.4`) shown as plain IPv4. */
-export const clientIp = (remoteAddress: string): string => remoteAddress.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+export const clientIp = (remoteAddress: string): string =>
+  remoteAddress.startsWith('::ffff:') ? remoteAddress.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1') : remoteAddress;
 
 /**
  * Checks a signed Unix-seconds timestamp against the server clock: ±300 s for API 3.0 (§2.3, §7.3),

@@ -1,9 +1,8 @@
 // TC3-HMAC-SHA256 as small pure functions (TENCENT-API §2.3-§2.4, §7.3): parse, canonicalise, derive,
 // sign, verify — plus a signer for our own CLI and tests.
-import { createHmac, createSecretKey, hash as digestOnce, type KeyObject } from 'node:crypto';
+import { createHmac, hash as digestOnce } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ApiError } from '../../shared/errors.ts';
-import { constantTimeEqual } from '../hmac-signature.ts';
 import { headerValue } from '../request-parts.ts';
 
 export const TC3_ALGORITHM = 'TC3-HMAC-SHA256';
@@ -115,9 +114,14 @@ export interface CanonicalRequestInput {
  * Header names lower-cased, values trimmed and lower-cased, in the order the client signed them.
  */
 export function canonicalRequest(r: CanonicalRequestInput): string {
-  const headerLines = r.headers.map(([name, value]) => `${name.toLowerCase()}:${canonicalHeaderValue(value)}\n`).join('');
-  const signedHeaders = r.headers.map(([name]) => name.toLowerCase()).join(';');
-  return [r.method.toUpperCase(), r.path, r.query, headerLines, signedHeaders, r.payloadHash].join('\n');
+  let headerLines = '';
+  let signedHeaders = '';
+  for (const [name, value] of r.headers) {
+    const lower = name.toLowerCase();
+    headerLines += `${lower}:${canonicalHeaderValue(value)}\n`;
+    signedHeaders += signedHeaders === '' ? lower : `;${lower}`;
+  }
+  return `${r.method.toUpperCase()}\n${r.path}\n${r.query}\n${headerLines}\n${signedHeaders}\n${r.payloadHash}`;
 }
 
 /** §2.4 / §2.3: the payload hash is over the exact bytes received, or the literal `UNSIGNED-PAYLOAD`. */
@@ -148,33 +152,75 @@ export function deriveSigningKey(secretKey: string, date: string, service: strin
 
 /**
  * The signing key depends only on (secret, date, service), so one derivation serves a key's whole
- * day: three HMACs saved per request, the largest CPU cost of verification under load.
+ * day: three HMACs saved per request, the largest CPU cost of verification under load. Kept as the
+ * HMAC's two padded key blocks (RFC 2104: K xor ipad, K xor opad), so that the request's own HMAC is
+ * two one-shot digests, without an Hmac object (its construction and key import cost more than the
+ * two SHA-256 rounds over a ~130-byte string to sign).
  */
-const signingKeys = new Map<string, KeyObject>();
-function cachedSigningKey(secretKey: string, date: string, service: string): KeyObject {
+export interface Tc3SigningKey {
+  readonly key: Buffer;
+  /** The 64-byte blocks as latin1 strings (one character per byte). */
+  readonly inner: string;
+  readonly outer: string;
+}
+const signingKeys = new Map<string, Tc3SigningKey>();
+function cachedSigningKey(secretKey: string, date: string, service: string): Tc3SigningKey {
   const id = `${date}\u0000${service}\u0000${secretKey}`;
   let key = signingKeys.get(id);
   if (!key) {
     if (signingKeys.size >= 4096) signingKeys.clear();
-    // A KeyObject, not a Buffer: createHmac would otherwise import the raw key on every call.
-    key = createSecretKey(deriveSigningKey(secretKey, date, service));
+    key = hmacPads(deriveSigningKey(secretKey, date, service));
     signingKeys.set(id, key);
   }
   return key;
 }
 
+/** RFC 2104 for SHA-256 (64-byte blocks): a key of at most 64 bytes (ours: 32) zero-padded, xor 0x36 / 0x5c. */
+function hmacPads(key: Buffer): Tc3SigningKey {
+  const inner = Buffer.alloc(64, 0x36);
+  const outer = Buffer.alloc(64, 0x5c);
+  for (let i = 0; i < key.length; i++) {
+    inner[i]! ^= key[i]!;
+    outer[i]! ^= key[i]!;
+  }
+  return { key, inner: inner.toString('latin1'), outer: outer.toString('latin1') };
+}
+
+/** crypto.hash encodes its digest in any Buffer encoding; @types/node lists only hex and base64(url). */
+const digestLatin1 = digestOnce as unknown as (algorithm: string, data: Uint8Array, outputEncoding: 'latin1') => string;
+
+/** Only 7-bit characters: their latin1 and UTF-8 bytes are the same. */
+const ASCII = /^[\x00-\x7f]*$/;
+
 /** §2.4: Signature = HexLower(HMAC_SHA256(SecretSigning, StringToSign)). */
-export function signTc3(signingKey: Buffer | KeyObject, toSign: string): string {
-  return createHmac('sha256', signingKey).update(toSign, 'utf8').digest('hex');
+export function signTc3(signingKey: Buffer | Tc3SigningKey, toSign: string): string {
+  if (Buffer.isBuffer(signingKey) || !ASCII.test(toSign)) {
+    return createHmac('sha256', Buffer.isBuffer(signingKey) ? signingKey : signingKey.key).update(toSign, 'utf8').digest('hex');
+  }
+  const inner = digestLatin1('sha256', Buffer.from(signingKey.inner + toSign, 'latin1'), 'latin1');
+  return digestOnce('sha256', Buffer.from(signingKey.outer + inner, 'latin1'), 'hex');
 }
 
 /**
  * §2.4 "How real clients fill host": the Node SDK signs the hostname without the port while sending
  * `host:port`; Python/Go/tccli sign exactly what they send. Try as sent, then with the port stripped.
  */
-export function hostCandidates(hostHeader: string): string[] {
-  const stripped = hostHeader.replace(/^(\[[^\]]*\]|[^:]*):\d+$/, '$1');
-  return stripped === hostHeader ? [hostHeader] : [hostHeader, stripped];
+export function hostCandidates(hostHeader: string): readonly string[] {
+  // A client sends the same Host on every request: its candidates are worked out once.
+  if (hostHeader !== lastHost.header) {
+    const stripped = hostHeader.replace(/^(\[[^\]]*\]|[^:]*):\d+$/, '$1');
+    lastHost = { header: hostHeader, candidates: stripped === hostHeader ? [hostHeader] : [hostHeader, stripped] };
+  }
+  return lastHost.candidates;
+}
+let lastHost: { header: string; candidates: readonly string[] } = { header: '', candidates: [''] };
+
+/** Two hex signatures compared in time independent of where they differ (both 64 characters after parsing). */
+function sameSignature(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }
 
 export interface Tc3VerifyInput {
@@ -208,7 +254,7 @@ export function verifyTc3(input: Tc3VerifyInput): Tc3Verification {
     const canonical = canonicalRequest({ method: input.method, path: input.path, query: input.query, headers, payloadHash: hash });
     const expected = signTc3(key, stringToSign(input.timestamp, auth.date, auth.service, canonical));
     // Stopping at the first match tells only which public host form the client signed, never a secret.
-    if (constantTimeEqual(expected, auth.signature)) return { ok: true };
+    if (sameSignature(expected, auth.signature)) return { ok: true };
   }
   return {
     ok: false,
