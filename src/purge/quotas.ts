@@ -34,8 +34,18 @@ export function offsetMinutes(tz: string): number {
 
 /** The quota day (`YYYY-MM-DD`) that `ms` falls in, in the zone `tz`. */
 export function quotaDay(ms: number, tz: string): string {
-  return new Date(ms + offsetMinutes(tz) * 60_000).toISOString().slice(0, 10);
+  // Every request of a day asks for the same day: worked out once per day and zone, not per request.
+  const last = lastQuotaDay;
+  if (ms >= last.from && ms < last.to && tz === last.tz) return last.day;
+  const offsetMs = offsetMinutes(tz) * 60_000;
+  const start = Math.floor((ms + offsetMs) / DAY_MS) * DAY_MS;
+  const day = new Date(start).toISOString().slice(0, 10);
+  lastQuotaDay = { tz, from: start - offsetMs, to: start - offsetMs + DAY_MS, day };
+  return day;
 }
+const DAY_MS = 86_400_000;
+/** The last day quotaDay worked out: [from, to) in UTC ms is `day` in zone `tz`. */
+let lastQuotaDay = { tz: '', from: 0, to: 0, day: '' };
 
 /** Units left today: never negative (a lowered limit may sit below what was already used). */
 export function available(limit: QuotaLimit, used: number): number {

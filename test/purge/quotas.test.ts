@@ -2,6 +2,7 @@
 // days cut at 00:00 in the configured zone (+08:00 by default).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { available, DEFAULT_QUOTAS, offsetMinutes, quotaDay, quotaFor, units } from '../../src/purge/quotas.ts';
 import { TASK_TYPES } from '../../src/purge/types.ts';
 
@@ -62,6 +63,24 @@ describe('quota days', () => {
     // UTC midnight is 08:00 in +08:00: no boundary there.
     assert.equal(quotaDay(Date.UTC(2026, 2, 10, 23, 59, 59, 999), tz), '2026-03-11');
     assert.equal(quotaDay(Date.UTC(2026, 2, 11, 0, 0, 0, 0), tz), '2026-03-11');
+  });
+
+  test('the day worked out once and reused gives what the calendar gives, whatever the order of times and zones asked', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: Date.UTC(1969, 0, 1), max: Date.UTC(2100, 0, 1) }), fc.constantFrom('+08:00', '+00:00', '-05:00', '+05:30', '-12:00', '+14:00')), { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: -2, max: 2 }),
+        (asks, nudge) => {
+          for (const [at, tz] of asks) {
+            // Around the zone's own midnight too (±2 ms), where a reused day is most likely to be wrong.
+            const midnight = Math.floor((at + offsetMinutes(tz) * 60_000) / 86_400_000) * 86_400_000 - offsetMinutes(tz) * 60_000;
+            for (const ms of [at, midnight + nudge, midnight - 1]) {
+              assert.equal(quotaDay(ms, tz), new Date(ms + offsetMinutes(tz) * 60_000).toISOString().slice(0, 10), `${ms} ${tz}`);
+            }
+          }
+        },
+      ),
+    );
   });
 
   test('month, year and leap-day boundaries', () => {
