@@ -149,6 +149,19 @@ describe('verifyTc3', () => {
     assert.equal(verifyTc3(input({ ...lower(signed), host: '127.0.0.2' })).ok, false);
     assert.equal(verifyTc3({ ...input(lower(signed)), secretKey: 'other' }).ok, false);
   });
+  test('the HMAC over the cached key blocks is the HMAC: same answers as createHmac, ASCII or not, for many keys and scopes', () => {
+    for (const [service, timestamp, key] of [['teo', '1700000000', 'sk'], ['cdn', '1700000001', 'x'.repeat(80)], ['tëo', '1700000002', 'sk'], ['日本', '1700000003', 'ключ']] as const) {
+      const auth = { secretId: 'AKID', date: utcDate(Number(timestamp)), service, signedHeaders: ['content-type', 'host'], signature: '' };
+      const canonical = canonicalRequest({ method: 'POST', path: '/', query: '', headers: [['content-type', 'application/json'], ['host', '127.0.0.1']], payloadHash: sha256Hex(body) });
+      const toSign = stringToSign(timestamp, auth.date, service, canonical);
+      const signature = createHmac('sha256', deriveSigningKey(key, auth.date, service)).update(toSign, 'utf8').digest('hex');
+      const headers = { 'content-type': 'application/json', host: '127.0.0.1' };
+      const base = { secretKey: key, method: 'POST', path: '/', query: '', headers, body, timestamp };
+      // Twice: the second verification uses the cached key.
+      for (let i = 0; i < 2; i++) assert.deepEqual(verifyTc3({ ...base, auth: { ...auth, signature } }), { ok: true }, `${service} ${i}`);
+      assert.equal(verifyTc3({ ...base, auth: { ...auth, signature: signature.replace(/^./, (c) => (c === '0' ? '1' : '0')) } }).ok, false);
+    }
+  });
   test('a missing signed header is named in the reason', () => {
     const h = lower(signed);
     delete h['content-type'];
