@@ -85,15 +85,25 @@ describe('PostgreSQL listTasks: merged probes, capped totals, fuzzy windows', { 
         { ...base, targetContains: 'nothing-like-this' },
       );
     }
-    for (const q of queries) {
-      const want = expected(all, q);
-      const got = await s.listTasks(q);
-      const what = JSON.stringify(q);
-      assert.deepEqual(got.tasks.map((x) => x.id), want.tasks.map((x) => x.id), `page of ${what}`);
-      assert.deepEqual(got.tasks, want.tasks, `rows of ${what}`);
-      const cap = q.offset + q.limit + COUNT_AHEAD;
-      assert.equal(got.total, Math.min(want.total, cap), `total of ${what} (exact ${want.total})`);
+    // Twice: the index asked for every trigram of a needle, then (a sample of the targets taken) for a few.
+    for (const sampled of [false, true]) {
+      if (sampled) await s.refreshTargetSample();
+      for (const q of queries) {
+        const want = expected(all, q);
+        const got = await s.listTasks(q);
+        const what = `${JSON.stringify(q)}${sampled ? ' (sampled)' : ''}`;
+        assert.deepEqual(got.tasks.map((x) => x.id), want.tasks.map((x) => x.id), `page of ${what}`);
+        assert.deepEqual(got.tasks, want.tasks, `rows of ${what}`);
+        const cap = q.offset + q.limit + COUNT_AHEAD;
+        assert.equal(got.total, Math.min(want.total, cap), `total of ${what} (exact ${want.total})`);
+      }
     }
+    // Sampled, the index is asked for a few of a long needle's trigrams, not its 19 (target-sample.ts).
+    const plan = (await s.explainListTasks({ appId: APP, targetContains: 'example/img/common-12', to: end, offset: 0, limit: 20 })).join('\n');
+    const asked = /~~ '%([^']*)%'::text/.exec(plan)?.[1];
+    assert.ok(asked !== undefined, plan);
+    const trigrams = asked.split('%').reduce((n, x) => n + x.length - 2, 0);
+    assert.ok(trigrams >= 1 && trigrams <= 6, `asked for ${asked}`);
     // The cap is reached (the reference's total is above it) by at least one shape, and a client paging
     // while offset < total still walks every match.
     assert.ok(queries.some((q) => expected(all, q).total > q.offset + q.limit + COUNT_AHEAD));

@@ -1,10 +1,12 @@
 // The PostgreSQL store's history queries (jobTasks, listTasks, listRefreshRecords): each answered from the
 // index of its most selective filter, a count and its page in one statement (one snapshot).
 import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { Pool } from 'pg';
 import type { TaskRecord } from '../../purge/types.ts';
 import { asciiLower } from '../refresh-record-ids.ts';
 import { DAY_MS, dayOf } from './postgres-partitions.ts';
+import { SAMPLE_ROWS, TargetSample } from './target-sample.ts';
 import { TASK_COLS, taskCols, toJob, toTask, type JobRow, type TaskRow } from '../store-rows.ts';
 import { REFRESH_TYPES, type RefreshRecord, type RefreshRecordQuery, type TaskQuery } from '../task-store.ts';
 
@@ -116,11 +118,57 @@ const page = (limit: number, offset: number): { limit: number; offset: number } 
   offset: Math.max(0, Math.trunc(offset)),
 });
 
+/** The sample of targets choosing a fuzzy needle's trigrams (target-sample.ts) is taken again after this long. */
+const SAMPLE_TTL_MS = 15 * 60_000;
+
 export class PostgresTaskReader {
   readonly #pool: Pool;
+  #sample: TargetSample | null = null;
+  /** performance.now() of the sample's query (-Infinity: none yet). */
+  #sampledAt = Number.NEGATIVE_INFINITY;
+  #sampling: Promise<void> | null = null;
 
   constructor(pool: Pool) {
     this.#pool = pool;
+  }
+
+  /**
+   * Takes a new sample of the stored targets (about SAMPLE_ROWS, from random pages of every day) for the
+   * choice of a fuzzy needle's trigrams. Fuzzy queries take one in the background when theirs is older
+   * than SAMPLE_TTL_MS; until the first is in, they ask the index for every trigram of the needle.
+   */
+  refreshTargetSample(): Promise<void> {
+    this.#sampling ??= (async () => {
+      const at = performance.now();
+      try {
+        // Rows from the statistics (reltuples: -1 before the first ANALYZE), else from the pages at ~20 a page.
+        const { rows: size } = await this.#pool.query<{ rows: number; pages: number }>(
+          `SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::float8 AS rows, coalesce(sum(pg_relation_size(c.oid)), 0)::float8 / 8192 AS pages
+             FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'tasks'::regclass`,
+        );
+        const rows = Math.max(size[0]?.rows ?? 0, (size[0]?.pages ?? 0) * 20, 1);
+        const percent = Math.min(100, (100 * 1.2 * SAMPLE_ROWS) / rows);
+        const { rows: sampled } = await this.#pool.query<{ f: string }>(
+          `SELECT ${TARGET_FOLD_SQL} AS f FROM tasks TABLESAMPLE SYSTEM ($1) LIMIT ${2 * SAMPLE_ROWS}`,
+          [percent],
+        );
+        this.#sample = await TargetSample.build(sampled.map((r) => r.f));
+        this.#sampledAt = at;
+      } finally {
+        this.#sampling = null;
+      }
+    })();
+    return this.#sampling;
+  }
+
+  /** The pattern asking the fuzzy index for a needle: a few of its trigrams (target-sample.ts), or all of them. */
+  #indexPattern(needle: string): string {
+    if (performance.now() - this.#sampledAt > SAMPLE_TTL_MS && this.#sampling === null) {
+      // A failure (a closed pool) leaves the old sample, and the next fuzzy query tries again.
+      this.refreshTargetSample().catch(() => {});
+    }
+    const folded = foldTarget(needle);
+    return this.#sample?.indexPattern(folded) ?? containsPattern(folded);
   }
 
   async jobTasks(appId: number, jobId: string): Promise<TaskRecord[]> {
@@ -153,6 +201,7 @@ export class PostgresTaskReader {
     if (isEmptyList(q.hosts) || isEmptyList(q.statuses) || isEmptyList(q.types)) return { total: 0, tasks: [] };
     const { limit, offset } = page(q.limit, q.offset);
     const cap = offset + limit + COUNT_AHEAD;
+    const pattern = this.#indexPattern(q.targetContains!);
     const client = await this.#pool.connect();
     let broken = false;
     try {
@@ -190,16 +239,17 @@ export class PostgresTaskReader {
           const localLimit = Math.max(0, offset + limit - Math.max(seen, offset));
           // Under a day the planner weighs the window's rows against the needle's candidates (a time range,
           // or both bitmaps ANDed); a day or more is read through the trigram index (pinned, as without windows).
-          const stmt = this.#taskStatement({ ...q, from: lo, to: hi, offset: localOffset, limit: localLimit }, hi - lo + 1 < DAY_MS)!;
+          const stmt = this.#taskStatement({ ...q, from: lo, to: hi, offset: localOffset, limit: localLimit }, hi - lo + 1 < DAY_MS, pattern)!;
           const { rows } = await client.query<TaskRow & { total: number }>(stmt.sql, stmt.params);
           seen += rows[0]?.total ?? 0;
           for (const r of rows) if (r.id !== null) tasks.push(toTask(r));
           hi = lo - 1;
-          // The next window from the density so far: wide enough for what is still wanted (at least twice
-          // the last), the whole rest when nothing matched yet, so that a rare needle reads each day's
-          // trigram entries about once instead of once per window touching the day.
+          // The next window from the density so far: wide enough for what is still wanted with half again
+          // to spare (not twice the last: a needle matching 744 in the first hour wanted 0.4 hour more, and
+          // two hours cost 1,483 row checks), the whole rest when nothing matched yet, so that a rare needle
+          // reads each day's trigram entries about once instead of once per window touching the day.
           const covered = to - hi;
-          width = seen === 0 ? hi - from + 1 : Math.max(width * 2, Math.ceil(((cap - seen) * covered * 1.25) / seen));
+          width = seen === 0 ? hi - from + 1 : Math.max(WINDOW_MS / 4, Math.ceil(((cap - seen) * covered * 1.5) / seen));
         }
         await client.query('COMMIT');
         return { total: Math.min(seen, cap), tasks };
@@ -216,7 +266,8 @@ export class PostgresTaskReader {
   async explainListTasks(q: TaskQuery, options: { forbidSeqScan?: boolean } = {}): Promise<string[]> {
     // A windowed query: the plan of its first window (the last hour of the range).
     const window = windowed(q) && q.to !== undefined;
-    const stmt = window ? this.#taskStatement({ ...q, from: Math.max(q.from ?? q.to!, q.to! - WINDOW_MS + 1) }, true) : this.#taskStatement(q);
+    const pattern = q.targetContains === undefined ? undefined : this.#indexPattern(q.targetContains);
+    const stmt = window ? this.#taskStatement({ ...q, from: Math.max(q.from ?? q.to!, q.to! - WINDOW_MS + 1) }, true, pattern) : this.#taskStatement(q, false, pattern);
     if (stmt === null) return [];
     const client = await this.#pool.connect();
     let broken = false;
@@ -300,11 +351,11 @@ export class PostgresTaskReader {
   // --- internals ---
 
   /** The one statement answering a task query (rows: the page, each with `total`; one all-null row when the page is empty). */
-  #taskStatement(q: TaskQuery, window = false): { sql: string; params: unknown[] } | null {
+  #taskStatement(q: TaskQuery, window = false, indexPattern?: string): { sql: string; params: unknown[] } | null {
     if (isEmptyList(q.hosts) || isEmptyList(q.statuses) || isEmptyList(q.types)) return null;
     if (q.from !== undefined && q.to !== undefined && q.from > q.to) return null;
     const p = new Params();
-    const src = this.#taskSource(q, p, window);
+    const src = this.#taskSource(q, p, window, indexPattern);
     const { limit, offset } = page(q.limit, q.offset);
     const where = src.where.join(' AND ');
     const cap = offset + limit + COUNT_AHEAD;
@@ -370,7 +421,7 @@ export class PostgresTaskReader {
    * app (and of the day partitions of the time range); only a needle with no trigram is checked row by
    * row, within the app's time range (and hosts).
    */
-  #taskSource(q: TaskQuery, p: Params, window = false): Source {
+  #taskSource(q: TaskQuery, p: Params, window = false, indexPattern?: string): Source {
     const onTasks = (where: string[], pinned = false): Source => {
       const src: Source = { from: 'tasks t', where, id: 't.id', ts: 't.created_at', distinct: false, onePass: true };
       columnFilters(src, q, p, pinned ? 't.+' : 't.');
@@ -395,8 +446,8 @@ export class PostgresTaskReader {
       // Day-aligned bounds on the bare column keep the partitions of other days out.
       // A window (see #listByWindows) is planned with its bounds: the planner weighs the window's rows.
       // The needle folded as the index's expression (TARGET_FOLD_SQL, written out: the planner matches the
-      // index by its text); the row check (textFilters) stays the exact one.
-      const folded = `${TARGET_FOLD_SQL.replace('(target', '(t.target')} LIKE ${p.add(containsPattern(foldTarget(q.targetContains)))}`;
+      // index by its text), or a few of its trigrams (#indexPattern); the row check (textFilters) stays the exact one.
+      const folded = `${TARGET_FOLD_SQL.replace('(target', '(t.target')} LIKE ${p.add(indexPattern ?? containsPattern(foldTarget(q.targetContains)))}`;
       if (window) return onTasks([`t.app_id = ${p.add(q.appId)}`, folded]);
       return onTasks([`t.app_id + 0 = ${p.add(q.appId)}`, folded], true);
     }

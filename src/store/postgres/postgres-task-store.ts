@@ -528,6 +528,11 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
     return this.#read().listTasks(q);
   }
 
+  /** Samples the stored targets now for the fuzzy index's trigram choice (fuzzy queries do it in the background every 15 min). */
+  async refreshTargetSample(): Promise<void> {
+    await this.#read().refreshTargetSample();
+  }
+
   async listRefreshRecords(q: RefreshRecordQuery): Promise<{ total: number; records: RefreshRecord[] }> {
     return this.#read().listRefreshRecords(q);
   }
