@@ -84,6 +84,17 @@ describe('fuzzy index trigram choice (target sample)', () => {
     }
   });
 
+  it("tells the needle's share of the sampled targets (the first window of a fuzzy query is sized from it)", async () => {
+    const all = targets(4_000, 11);
+    const sample = await TargetSample.build(all);
+    for (const needle of ['bannerqlogo', 'logoq', 'qjpg', 'erqlogoq', '4821', 'nowhereq']) {
+      const holding = all.filter((x) => x.includes(needle)).length;
+      assert.equal(sample.choose(needle).share, holding / all.length, needle);
+    }
+    assert.equal(sample.choose('a!b').share, null, 'no trigram to find them by');
+    assert.equal((await TargetSample.build(targets(500))).choose('logoq').share, null, 'too small a sample');
+  });
+
   it('falls back to the whole needle: a young store (small sample), no ASCII trigram; escapes LIKE wildcards', async () => {
     const young = await TargetSample.build(targets(500));
     assert.equal(young.indexPattern('bannerqlogo'), '%bannerqlogo%');

@@ -127,6 +127,8 @@ export class PostgresTaskReader {
   /** performance.now() of the sample's query (-Infinity: none yet). */
   #sampledAt = Number.NEGATIVE_INFINITY;
   #sampling: Promise<void> | null = null;
+  /** Tasks a ms (of every account) when the sample was taken: the stored tasks over the time they span. */
+  #rowsPerMs = 0;
 
   constructor(pool: Pool) {
     this.#pool = pool;
@@ -141,9 +143,11 @@ export class PostgresTaskReader {
     this.#sampling ??= (async () => {
       const at = performance.now();
       try {
-        // Rows from the statistics (reltuples: -1 before the first ANALYZE), else from the pages at ~20 a page.
-        const { rows: size } = await this.#pool.query<{ rows: number; pages: number }>(
-          `SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::float8 AS rows, coalesce(sum(pg_relation_size(c.oid)), 0)::float8 / 8192 AS pages
+        // Rows from the statistics (reltuples: -1 before the first ANALYZE), else from the pages at ~20 a page;
+        // the time they span from the jobs' time index (two probes).
+        const { rows: size } = await this.#pool.query<{ rows: number; pages: number; span: number | null }>(
+          `SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::float8 AS rows, coalesce(sum(pg_relation_size(c.oid)), 0)::float8 / 8192 AS pages,
+                  (SELECT (max(created_at) - min(created_at))::float8 FROM jobs) AS span
              FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'tasks'::regclass`,
         );
         const rows = Math.max(size[0]?.rows ?? 0, (size[0]?.pages ?? 0) * 20, 1);
@@ -153,6 +157,7 @@ export class PostgresTaskReader {
           [percent],
         );
         this.#sample = await TargetSample.build(sampled.map((r) => r.f));
+        this.#rowsPerMs = rows / Math.max(size[0]?.span ?? 0, WINDOW_MS);
         this.#sampledAt = at;
       } finally {
         this.#sampling = null;
@@ -161,14 +166,26 @@ export class PostgresTaskReader {
     return this.#sampling;
   }
 
-  /** The pattern asking the fuzzy index for a needle: a few of its trigrams (target-sample.ts), or all of them. */
-  #indexPattern(needle: string): string {
+  /**
+   * How to ask the fuzzy index for a needle: a few of its trigrams (target-sample.ts), or all of them; and the
+   * first window of #listByWindows, from the needle's share of the sampled targets (of every account: this
+   * one's matches are at most as dense), sized to see the page and the count (`cap`) with a quarter to
+   * spare: the whole range at once when even that share would not fill it (a rare needle then reads each
+   * day's trigram entries once, not once for a first hour and again for the rest).
+   */
+  #fuzzyPlan(needle: string, cap: number): { pattern: string; firstWindow: number } {
     if (performance.now() - this.#sampledAt > SAMPLE_TTL_MS && this.#sampling === null) {
       // A failure (a closed pool) leaves the old sample, and the next fuzzy query tries again.
       this.refreshTargetSample().catch(() => {});
     }
     const folded = foldTarget(needle);
-    return this.#sample?.indexPattern(folded) ?? containsPattern(folded);
+    const sample = this.#sample;
+    if (sample === null) return { pattern: containsPattern(folded), firstWindow: WINDOW_MS };
+    const { pattern, share } = sample.choose(folded);
+    if (share === null) return { pattern, firstWindow: WINDOW_MS };
+    // A needle in none of the sampled rows: in at most about one in twice the sample's size.
+    const perMs = Math.max(share, 0.5 / sample.size) * this.#rowsPerMs;
+    return { pattern, firstWindow: Math.max(WINDOW_MS, Math.ceil((cap * 1.25) / perMs)) };
   }
 
   async jobTasks(appId: number, jobId: string): Promise<TaskRecord[]> {
@@ -192,7 +209,8 @@ export class PostgresTaskReader {
   }
 
   /**
-   * A fuzzy target: the time range in windows, newest first, 1 hour then sized from the matches so far, each answered
+   * A fuzzy target: the time range in windows, newest first, the first sized from the needle's share of the
+   * sampled targets (#fuzzyPlan; 1 hour without a sample), the next ones from the matches so far, each answered
    * from the trigram index (or row by row for a needle without a trigram) with its exact count, until
    * offset + limit + COUNT_AHEAD matches are seen or the range is done. A needle matching thousands an
    * hour stops in the first windows; a rare one reads its candidates once. One snapshot for all windows.
@@ -201,7 +219,7 @@ export class PostgresTaskReader {
     if (isEmptyList(q.hosts) || isEmptyList(q.statuses) || isEmptyList(q.types)) return { total: 0, tasks: [] };
     const { limit, offset } = page(q.limit, q.offset);
     const cap = offset + limit + COUNT_AHEAD;
-    const pattern = this.#indexPattern(q.targetContains!);
+    const { pattern, firstWindow } = this.#fuzzyPlan(q.targetContains!, cap);
     const client = await this.#pool.connect();
     let broken = false;
     try {
@@ -232,7 +250,7 @@ export class PostgresTaskReader {
         if (openEnd) await client.query(custom);
         let seen = 0;
         const tasks: TaskRecord[] = [];
-        for (let hi = to, width = WINDOW_MS; hi >= from && seen < cap; ) {
+        for (let hi = to, width = firstWindow; hi >= from && seen < cap; ) {
           const lo = Math.max(from, hi - width + 1);
           // This window's part of the page: positions [offset, offset + limit) less those seen before.
           const localOffset = Math.max(0, offset - seen);
@@ -266,7 +284,7 @@ export class PostgresTaskReader {
   async explainListTasks(q: TaskQuery, options: { forbidSeqScan?: boolean } = {}): Promise<string[]> {
     // A windowed query: the plan of its first window (the last hour of the range).
     const window = windowed(q) && q.to !== undefined;
-    const pattern = q.targetContains === undefined ? undefined : this.#indexPattern(q.targetContains);
+    const pattern = q.targetContains === undefined ? undefined : this.#fuzzyPlan(q.targetContains, 0).pattern;
     const stmt = window ? this.#taskStatement({ ...q, from: Math.max(q.from ?? q.to!, q.to! - WINDOW_MS + 1) }, true, pattern) : this.#taskStatement(q, false, pattern);
     if (stmt === null) return [];
     const client = await this.#pool.connect();
@@ -446,7 +464,7 @@ export class PostgresTaskReader {
       // Day-aligned bounds on the bare column keep the partitions of other days out.
       // A window (see #listByWindows) is planned with its bounds: the planner weighs the window's rows.
       // The needle folded as the index's expression (TARGET_FOLD_SQL, written out: the planner matches the
-      // index by its text), or a few of its trigrams (#indexPattern); the row check (textFilters) stays the exact one.
+      // index by its text), or a few of its trigrams (#fuzzyPlan); the row check (textFilters) stays the exact one.
       const folded = `${TARGET_FOLD_SQL.replace('(target', '(t.target')} LIKE ${p.add(indexPattern ?? containsPattern(foldTarget(q.targetContains)))}`;
       if (window) return onTasks([`t.app_id = ${p.add(q.appId)}`, folded]);
       return onTasks([`t.app_id + 0 = ${p.add(q.appId)}`, folded], true);

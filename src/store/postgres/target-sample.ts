@@ -38,14 +38,17 @@ const pause = (): Promise<void> => new Promise((resolve) => setImmediate(resolve
 export class TargetSample {
   /** Sampled rows holding each trigram (ASCII letters and digits only), row numbers ascending. */
   readonly #rows: ReadonlyMap<string, Int32Array>;
+  /** The sampled targets, folded. */
+  readonly #folded: readonly string[];
   readonly size: number;
   /** Scratch marks of the rows of the candidates so far (one per sampled row). */
   readonly #marks: Uint8Array;
 
-  private constructor(rows: ReadonlyMap<string, Int32Array>, size: number) {
+  private constructor(rows: ReadonlyMap<string, Int32Array>, folded: readonly string[]) {
     this.#rows = rows;
-    this.size = size;
-    this.#marks = new Uint8Array(size);
+    this.#folded = folded;
+    this.size = folded.length;
+    this.#marks = new Uint8Array(folded.length);
   }
 
   /**
@@ -74,7 +77,7 @@ export class TargetSample {
     }
     const rows = new Map<string, Int32Array>();
     for (const [key, l] of lists) rows.set(String.fromCharCode(key >>> 16, (key >>> 8) & 0xff, key & 0xff), Int32Array.from(l));
-    return new TargetSample(rows, folded.length);
+    return new TargetSample(rows, folded);
   }
 
   /**
@@ -84,7 +87,16 @@ export class TargetSample {
    * too small or the needle has no ASCII letter-or-digit trigram.
    */
   indexPattern(foldedNeedle: string): string {
-    const whole = likeOf([foldedNeedle]);
+    return this.choose(foldedNeedle).pattern;
+  }
+
+  /**
+   * indexPattern's pattern, and the share of the sampled targets holding the needle (null: not estimated,
+   * the sample is too small or the needle has no trigram to find them by): an upper bound of one account's
+   * share in a store of several, which sizes the first window of a fuzzy query.
+   */
+  choose(foldedNeedle: string): { pattern: string; share: number | null } {
+    const whole = { pattern: likeOf([foldedNeedle]), share: null };
     if (this.size < MIN_SAMPLE_ROWS) return whole;
     // The sampled rows of the trigram at each position of the needle (null: not one pg_trgm indexes whole).
     const at: Array<Int32Array | null> = [];
@@ -130,7 +142,9 @@ export class TargetSample {
       pieces.push(foldedNeedle.slice(chosen[i]!, chosen[j]! + 3));
       i = j + 1;
     }
-    return likeOf(pieces);
+    let holding = 0;
+    for (const r of candidates!) if (this.#folded[r]!.includes(foldedNeedle)) holding++;
+    return { pattern: likeOf(pieces), share: holding / this.size };
   }
 
   /** Rows in both (sorted) lists; null is every row. */
