@@ -15,6 +15,7 @@ import { clientIp, type RawRequest } from '../protocols/request-parts.ts';
 import { NonceCache, nonceCapacity, nonceExpiresAt, nonceKey, replayAttack, reserveNonce, type NonceClaim } from '../protocols/nonce-cache.ts';
 import { API3_TIMESTAMP_WINDOW_SECONDS, authenticateApi3Request } from '../protocols/tc3/api3-request.ts';
 import { renderApi3Error, renderApi3Success } from '../protocols/tc3/api3-envelope.ts';
+import { claimedSecretId } from '../protocols/tc3/tc3-signature.ts';
 import { decodeV2Request, V2_TIMESTAMP_WINDOW_SECONDS } from '../protocols/v2/v2-request.ts';
 import { renderV2Error, renderV2Success } from '../protocols/v2/v2-envelope.ts';
 import type { Clock } from '../shared/clock.ts';
@@ -273,8 +274,17 @@ export class ControlPlane {
   }
 
   async #raw(req: IncomingMessage): Promise<RawRequest> {
+    this.#head(req);
+    return this.#withBody(req);
+  }
+
+  /** What is refused before anything else: a closing server, an over-long head. */
+  #head(req: IncomingMessage): void {
     if (this.#closing) throw new ApiError('ServiceUnavailable');
     if (headBytes(req) > MAX_HEADER_BYTES) throw headTooLarge();
+  }
+
+  async #withBody(req: IncomingMessage): Promise<RawRequest> {
     const body = req.method === 'GET' || req.method === 'HEAD' ? Buffer.alloc(0) : await readBody(req, this.#o.config.server.maxBodyBytes);
     return { method: req.method ?? 'GET', rawUrl: req.url ?? '/', headers: req.headers, body, remoteAddress: req.socket.remoteAddress ?? '' };
   }
@@ -332,8 +342,8 @@ export class ControlPlane {
   #throttle(ctx: ActionContext, scope: string, action: string): Promise<void> | undefined {
     const rl = ctx.account.rateLimit;
     if (rl === false) return undefined;
-    const refused = () => ApiError.withoutStack('RequestLimitExceeded', `Requests to ${action} exceed ${rl.perSecond} per second for this account; wait and retry.`);
-    const taken = this.#rates.take(`${ctx.account.appId} ${scope}:${action}`, rl.perSecond, rl.burst);
+    const refused = () => rateLimited(action, rl.perSecond);
+    const taken = this.#rates.take(rateKey(ctx.account.appId, scope, action), rl.perSecond, rl.burst);
     // In memory the answer is immediate: no await between the Nonce check and its record (see reserveNonce).
     if (typeof taken === 'boolean') {
       if (!taken) throw refused();
@@ -344,13 +354,35 @@ export class ControlPlane {
     });
   }
 
+  /**
+   * A storm's refusals, answered before the body is read and the signature checked: a TC3 request whose
+   * key's account has no token left for the action it names is refused at once (RequestLimitExceeded).
+   * It takes nothing: only a request whose signature checked out takes a token (#throttle), so a forged
+   * or unsigned request can never spend a tenant's limit, and one refused here costs the tenant nothing.
+   * What it can learn is only what the answer says: that the account is over its limit for that action
+   * right now. Not logged under the account (nothing proves who sent it). With replicas the shared
+   * bucket is in the store: no early refusal there (see RateLimits.exhausted).
+   */
+  #refuseEarly(req: IncomingMessage, action: string | undefined, version: string | undefined): void {
+    const authorization = headerOf(req, 'authorization');
+    if (authorization === undefined || action === undefined || version === undefined) return;
+    const secretId = claimedSecretId(authorization);
+    const account = secretId === undefined ? undefined : this.#directory.credential(secretId)?.account;
+    const rl = account?.rateLimit;
+    if (!account || !rl || !API3_ACTIONS.get(version)?.has(action)) return;
+    if (this.#rates.exhausted(rateKey(account.appId, version, action), rl.perSecond, rl.burst)) throw rateLimited(action, rl.perSecond);
+  }
+
   async #api3(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = newRequestId();
-    const seen = this.#obs.begin(api3Name(headerOf(req, 'x-tc-version')), requestId);
+    const version = headerOf(req, 'x-tc-version');
+    const seen = this.#obs.begin(api3Name(version), requestId);
     seen.action = headerOf(req, 'x-tc-action');
     let reply: JsonReply;
     try {
-      const raw = await this.#raw(req);
+      this.#head(req);
+      this.#refuseEarly(req, seen.action, version);
+      const raw = await this.#withBody(req);
       const call = authenticateApi3Request(raw, { clock: this.#o.clock, lookupSecret: (id) => this.#lookup(id) });
       Object.assign(seen, { api: api3Name(call.version), action: call.action, appId: call.appId });
       const actions = API3_ACTIONS.get(call.version);
@@ -444,6 +476,13 @@ export class ControlPlane {
     res.writeHead(reply.status, headers).end(reply.body);
   }
 }
+
+/** The rate-limit bucket of an account's action in one API version (or `v2`). */
+const rateKey = (appId: number, scope: string, action: string): string => `${appId} ${scope}:${action}`;
+
+/** RequestLimitExceeded, without a stack (a storm's every refusal would capture one). */
+const rateLimited = (action: string, perSecond: number): ApiError =>
+  ApiError.withoutStack('RequestLimitExceeded', `Requests to ${action} exceed ${perSecond} per second for this account; wait and retry.`);
 
 /** A request header given once, else undefined. */
 const headerOf = (req: IncomingMessage, name: string): string | undefined => {

@@ -23,4 +23,12 @@ export class RateLimits {
     if (!this.#shared) return this.#local.take(key, perSecond, burst);
     return this.#shared.takeToken(key, perSecond, burst, this.#clock.now());
   }
+
+  /**
+   * Whether `key` is known to have no token left, without taking one and without waiting: from this
+   * process's buckets alone on its store; with replicas, false (their bucket is the store's, see take).
+   */
+  exhausted(key: string, perSecond: number, burst: number): boolean {
+    return !this.#shared && this.#local.empty(key, perSecond, burst);
+  }
 }

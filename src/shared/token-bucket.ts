@@ -33,6 +33,12 @@ export class TokenBuckets {
     return true;
   }
 
+  /** Whether `key`'s bucket is empty right now (nothing taken; a key never taken from is full). */
+  empty(key: string, perSecond: number, burst: number): boolean {
+    const b = this.#buckets.get(key);
+    return b !== undefined && Math.min(burst, b.tokens + ((this.#clock.now() - b.at) / 1000) * perSecond) < 1;
+  }
+
   #sweep(now: number, perSecond: number, burst: number): void {
     for (const [k, b] of this.#buckets) {
       if (b.tokens + ((now - b.at) / 1000) * perSecond >= burst) this.#buckets.delete(k);

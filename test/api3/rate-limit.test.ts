@@ -1,7 +1,9 @@
 // Rate limits per account and action (TENCENT-API §3, §4: 20 requests/s; §2.7 RequestLimitExceeded):
 // a burst, then refusals that write nothing; refill with time; `rateLimit: false` never throttles.
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { test } from 'node:test';
+import { signTc3Request } from '../../src/protocols/tc3/tc3-signature.ts';
 import { ManualClock } from '../../src/shared/clock.ts';
 import { ACME, baseConfig, GLOBEX, startControlPlane, type TestServer } from '../helpers/control-plane.ts';
 import { cdnClient } from '../helpers/sdk.ts';
@@ -64,18 +66,67 @@ test('the official SDK sees RequestLimitExceeded when a real burst exceeds the l
   for (const r of refused) assert.equal((r.reason as { code?: string }).code, 'RequestLimitExceeded');
 });
 
-test('a storm is refused after the signature check and before the body is decoded', async (t) => {
+test('a storm is refused after the signature check and before the body is decoded; once the limit is spent, before the body is read', async (t) => {
   const clock = new ManualClock(Date.UTC(2026, 4, 1));
   const s = await startControlPlane(t, config((a) => (a.appId === ACME.appId ? { rateLimit: { perSecond: 1, burst: 1 } } : {})), { clock });
   const submit = (body: string | Record<string, unknown>, who: Caller = ACME) => rawCall(s, who, { action: 'CreatePurgeTask', version: TEO, body }, clock);
   const valid = { ZoneId: ACME.zoneId, Type: 'purge_url', Targets: [`http://${ACME.host}/x`] };
+  const forger: Caller = { secretId: ACME.secretId, secretKey: 'not-the-key' };
+  // With tokens left a forged request naming the account is an authentication failure, and spends none.
+  assertError(await submit(valid, forger), 'AuthFailure.SignatureFailure');
   // Within the limit a body that is not JSON is InvalidParameter (and spends the token: it was signed).
   assertError(await submit('{"ZoneId":'), 'InvalidParameter');
   // Past it the same request is refused without its body being parsed.
   assertError(await submit('{"ZoneId":'), 'RequestLimitExceeded');
   assertError(await submit(valid), 'RequestLimitExceeded');
-  // A forged request naming the throttled account is an authentication failure, not a refusal.
-  assertError(await submit(valid, { secretId: ACME.secretId, secretKey: 'not-the-key' }), 'AuthFailure.SignatureFailure');
+  // Once the account has no token left, anything naming its key is refused before the body is read
+  // or the signature checked: a forged request too. It learns the account is over its limit, spends nothing.
+  assertError(await submit(valid, forger), 'RequestLimitExceeded');
+  // Its headers alone are answered (the body, declared but never sent, is not waited for).
+  const headers = signTc3Request({ secretId: ACME.secretId, secretKey: ACME.secretKey, host: s.endpoint, service: 'teo', action: 'CreatePurgeTask', version: TEO, timestamp: Math.floor(clock.now() / 1000), body: JSON.stringify(valid), method: 'POST', contentType: 'application/json' });
+  const head = `POST / HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}Content-Length: 1000\r\n\r\n`;
+  const early = await new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(new URL(s.url).port), '127.0.0.1', () => socket.write(head));
+    let got = '';
+    socket.on('data', (d: Buffer) => {
+      got += d.toString();
+      if (got.includes('"RequestId"')) resolve(got);
+    });
+    socket.on('error', reject);
+    setTimeout(() => reject(new Error(`no answer before the body: ${got}`)), 2000).unref();
+    t.after(() => socket.destroy());
+  });
+  assert.match(early, /"Code":"RequestLimitExceeded"/);
+  // Refused with their bodies unread, 30 pipelined requests on one keep-alive connection are 30 answers.
+  const pipelined = await new Promise<string>((resolve, reject) => {
+    const body = JSON.stringify(valid);
+    const one = `POST / HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}Content-Length: ${body.length}\r\n\r\n${body}`;
+    const socket = connect(Number(new URL(s.url).port), '127.0.0.1', () => socket.write(one.repeat(30)));
+    let got = '';
+    socket.on('data', (d: Buffer) => {
+      got += d.toString();
+      if ((got.match(/"RequestId"/g) ?? []).length === 30) resolve(got);
+    });
+    socket.on('error', reject);
+    setTimeout(() => reject(new Error(`not 30 answers: ${got.length}`)), 5000).unref();
+    t.after(() => socket.destroy());
+  });
+  assert.equal((pipelined.match(/"Code":"RequestLimitExceeded"/g) ?? []).length, 30);
+  // No refusal spent anything: a second later the one token is there for a signed request.
   clock.advance(1000);
+  assertError(await submit(valid, forger), 'AuthFailure.SignatureFailure');
   assert.equal((await submit(valid)).response.Error, undefined);
+  assertError(await submit(valid), 'RequestLimitExceeded');
+});
+
+test('the early refusal goes only on the account a key belongs to, per action: others, and other actions of that account, are served', async (t) => {
+  const clock = new ManualClock(Date.UTC(2026, 4, 1));
+  const s = await startControlPlane(t, config(() => ({ rateLimit: { perSecond: 1, burst: 1 } })), { clock });
+  const submit = (who: Caller) => rawCall(s, who, { action: 'CreatePurgeTask', version: TEO, body: { ZoneId: who === ACME ? ACME.zoneId : GLOBEX.zoneId, Type: 'purge_url', Targets: [`http://${who === ACME ? ACME.host : GLOBEX.host}/x`] } }, clock);
+  assert.equal((await submit(ACME)).response.Error, undefined);
+  assertError(await submit(ACME), 'RequestLimitExceeded');
+  assert.equal((await submit(GLOBEX)).response.Error, undefined);
+  assert.equal((await rawCall(s, ACME, { action: 'DescribeContentQuota', version: TEO, body: { ZoneId: ACME.zoneId } }, clock)).response.Error, undefined);
+  // An unknown key, or one whose header names the throttled key with another's key, goes through the signature check.
+  assertError(await submit({ secretId: 'AKIDnobodynobodynobodynobody0000', secretKey: 'x' }), 'AuthFailure.SecretIdNotFound');
 });

@@ -46,6 +46,16 @@ export function parseAuthorization(header: string): Tc3Authorization {
   return parseAuthorizationFields(header);
 }
 
+/**
+ * The SecretId a TC3 Authorization header names, unchecked (nothing else of the header is read): what
+ * an answer that proves nothing about the caller may go on, e.g. that this key's account is over its
+ * rate limit (see ControlPlane #refuseEarly). undefined when the header is not of that form.
+ */
+export function claimedSecretId(header: string): string | undefined {
+  return CLAIMED.exec(header)?.[1];
+}
+const CLAIMED = /^TC3-HMAC-SHA256 Credential=([^\s,=/]+)\//;
+
 /** `TC3-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=<64 hex>`, no other spaces: what parseAuthorizationFields reads the same way. */
 const SDK_FORM = /^TC3-HMAC-SHA256 Credential=([^\s,=]+), ?SignedHeaders=([^\s,=]+), ?Signature=([0-9a-fA-F]{64})$/;
 /** What parseAuthorizationFields made of a (Credential, SignedHeaders) pair that passed its checks. */
