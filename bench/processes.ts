@@ -14,7 +14,7 @@ import { EdgeAgent } from '../src/fanout/edge-agent.ts';
 import { AckChannel } from '../src/fanout/ack-channel.ts';
 import type { StreamLine } from '../src/fanout/wire.ts';
 import { systemClock } from '../src/shared/clock.ts';
-import { createLogger, silentLogger } from '../src/shared/logger.ts';
+import { createLogger, linesPerTurn, silentLogger } from '../src/shared/logger.ts';
 import { missingNodeFlags } from '../src/cli/node-flags.ts';
 import { pinToCpu } from './load.ts';
 
@@ -253,7 +253,8 @@ async function runChild(init: Init): Promise<Running> {
     case 'control-plane': {
       const t0 = performance.now();
       const fd = init.logFile === undefined ? undefined : openSync(init.logFile, 'a');
-      const logger = fd === undefined ? silentLogger : createLogger('info', (l) => writeSync(fd, l));
+      // As `edgepurge start` writes its log to stderr: a turn's lines in one write.
+      const logger = fd === undefined ? silentLogger : createLogger('info', linesPerTurn((l) => writeSync(fd, l)));
       const running: RunningControlPlane = await startControlPlane(parseConfig(init.config), logger, '127.0.0.1:0');
       // The hub settles what the store holds as `processing` when it starts (store-bench seeds 2 % of
       // its tasks so): measure from a server that is done with that, and say how long it took.

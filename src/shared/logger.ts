@@ -11,7 +11,33 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-export function createLogger(level: LogLevel, write: (line: string) => void = (l) => process.stderr.write(l), clock: Clock = systemClock): Logger {
+/**
+ * A writer that hands what was written in one turn of the event loop to `sink` in one piece: the access
+ * log writes a line per request, and stderr to a file or a pipe is a synchronous write(2) each. The
+ * turn's lines go out at its end (setImmediate), at once past 64 KiB, and at process exit.
+ */
+export function linesPerTurn(sink: (chunk: string) => void): (line: string) => void {
+  let pending = '';
+  let scheduled = false;
+  const flush = (): void => {
+    scheduled = false;
+    if (pending === '') return;
+    const chunk = pending;
+    pending = '';
+    sink(chunk);
+  };
+  process.once('exit', flush);
+  return (line) => {
+    pending += line;
+    if (pending.length >= 65_536) flush();
+    else if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  };
+}
+
+export function createLogger(level: LogLevel, write: (line: string) => void = linesPerTurn((l) => process.stderr.write(l)), clock: Clock = systemClock): Logger {
   const at = (lvl: Exclude<LogLevel, 'silent'>) => (msg: string, fields?: Record<string, unknown>) => {
     if (RANK[lvl] < RANK[level]) return;
     // One object built in place (the access log writes a line per request).
