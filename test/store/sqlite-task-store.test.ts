@@ -12,6 +12,7 @@ import type { TaskType } from '../../src/purge/types.ts';
 import { openStore } from '../../src/store/index.ts';
 import { LATEST_VERSION, migrate, MIGRATIONS } from '../../src/store/sqlite/migrations.ts';
 import { ftsTerm, SqliteTaskStore, targetHash, trigramsOf } from '../../src/store/sqlite/sqlite-task-store.ts';
+import { legacyTargetHash } from '../../src/store/sqlite/sqlite-rows.ts';
 import { DuplicateJobIdError, QuotaExceededError, type NewJob, type QuotaCharge } from '../../src/store/task-store.ts';
 import { describeTaskStoreConformance } from './task-store-conformance.ts';
 
@@ -321,6 +322,47 @@ describe('SqliteTaskStore specifics', () => {
     assert.equal(n(`SELECT count(*) AS n FROM task_id_ranges WHERE hour < ${Math.floor(base / 3_600_000) + 1}`), 0);
   });
 
+  it('migration 7: the exact-target key is a fixed fast hash; tasks keyed by SHA-256 before it are still found beside new ones', async (t) => {
+    // Stored rows hold the key: these values must never change.
+    assert.equal(targetHash('https://a.example/x'), 224_235_618_797_525);
+    assert.equal(targetHash(''), 242_683_283_934_595);
+    assert.notEqual(targetHash('https://a.example/x'), legacyTargetHash('https://a.example/x'));
+    const path = join(tempDir(t), 'tasks.db');
+    const db = new DatabaseSync(path);
+    migrate(db, MIGRATIONS.filter((m) => m.version <= 6));
+    const url = 'https://a.example/same.js';
+    const at = Date.UTC(2026, 0, 1);
+    db.prepare(`INSERT INTO jobs (job_id, app_id, zone_id, type, method, created_at, secret_id, client_ip, source, task_count) VALUES ('old', 1, 'z', 'purge_url', 'invalidate', ?, 's', '::1', 'teo', 1)`).run(at);
+    const id = Number(
+      db.prepare(`INSERT INTO tasks (job_id, app_id, zone_id, type, method, target, target_hash, hosts, status, created_at, updated_at) VALUES ('old', 1, 'z', 'purge_url', 'invalidate', ?, ?, '["a.example"]', 'success', ?, ?)`)
+        .run(url, legacyTargetHash(url), at, at).lastInsertRowid,
+    );
+    db.prepare('INSERT INTO task_id_ranges (hour, min_id, max_id) VALUES (?, ?, ?)').run(Math.floor(at / 3_600_000), id, id);
+    db.prepare(`INSERT INTO task_hosts (task_id, host, app_id, created_at, status, type, zone_id) VALUES (?, 'a.example', 1, ?, 'success', 'purge_url', 'z')`).run(id, at);
+    db.prepare(`INSERT INTO refresh_records (job_id, host, ord, record_id, app_id, created_at, type, job_tasks) VALUES ('old', 'a.example', 0, 77, 1, ?, 'purge_url', 1)`).run(at);
+    db.close();
+    const store = new SqliteTaskStore({ path, readers: 0 });
+    await store.start();
+    t.after(() => store.close());
+    await store.createJob(
+      {
+        jobId: 'new', appId: 1, zoneId: 'z', type: 'purge_url', method: 'invalidate', createdAt: at + 1, secretId: 's', clientIp: '::1', source: 'teo',
+        tasks: [{ target: url, hosts: ['a.example'], status: 'success', fanOut: false }],
+      },
+      { quotaType: 'purge_url', day: '2026-01-01', amount: 1, daily: 10 },
+    );
+    const check = new DatabaseSync(path, { readOnly: true });
+    t.after(() => check.close());
+    assert.deepEqual(check.prepare('SELECT job_id, target_hash FROM tasks ORDER BY id').all().map((r) => ({ ...r })), [
+      { job_id: 'old', target_hash: legacyTargetHash(url) },
+      { job_id: 'new', target_hash: targetHash(url) },
+    ]);
+    assert.equal(check.prepare(`SELECT value FROM store_meta WHERE key = 'target_hash_v7_from_id'`).get()?.value, id + 1);
+    assert.deepEqual((await store.listTasks({ appId: 1, offset: 0, limit: 10, target: url })).tasks.map((x) => x.jobId), ['new', 'old']);
+    assert.deepEqual((await store.listTasks({ appId: 1, offset: 0, limit: 10, target: url, from: at, to: at })).tasks.map((x) => x.jobId), ['old']);
+    assert.deepEqual((await store.listRefreshRecords({ appId: 1, offset: 0, limit: 10, target: url })).records.map((r) => r.job.jobId), ['new', 'old']);
+  });
+
   it('a store used before start() fails with an explicit error', async () => {
     const store = new SqliteTaskStore({ path: ':memory:' });
     await assert.rejects(store.lastSeq(), /not started/);
@@ -564,7 +606,7 @@ describe('SqliteTaskStore: history reads never stall the event loop (hardening: 
       db.prepare(`INSERT INTO jobs (job_id, app_id, zone_id, type, method, created_at, secret_id, client_ip, source, task_count) VALUES (?, 1, 'z', 'purge_url', 'invalidate', ?, 's', '::1', 'teo', 1)`).run(`j${i}`, createdAt);
       const id = Number(
         db.prepare(`INSERT INTO tasks (job_id, app_id, zone_id, type, method, target, target_hash, hosts, status, created_at, updated_at) VALUES (?, 1, 'z', 'purge_url', 'invalidate', ?, ?, '["a.example"]', 'success', ?, ?)`)
-          .run(`j${i}`, url, targetHash(url), createdAt, createdAt).lastInsertRowid,
+          .run(`j${i}`, url, legacyTargetHash(url), createdAt, createdAt).lastInsertRowid,
       );
       db.prepare(`INSERT INTO task_id_ranges (hour, min_id, max_id) VALUES (?, ?, ?)`).run(Math.floor(createdAt / 3_600_000), id, id);
     });

@@ -59,6 +59,12 @@ export interface Migration {
  * (`task_id_ranges`): ~2 ms CPU for 30 days at 1M tasks (was ~0.1 ms), in a read worker. The hour is
  * a VIRTUAL generated column: nothing is stored in the rows, and adding it rewrites none; only the
  * index is rebuilt (a few seconds per million tasks, once).
+ *
+ * v7 changes how `tasks.target_hash` is computed (issue 11: SHA-256 was ~3 µs of a task's insert; see
+ * targetHash). Rows are not rewritten: an exact-target query probes both the new key and the SHA-256
+ * one (legacyTargetHash), so rows from before v7 are still found. `store_meta.target_hash_v7_from_id`
+ * is the first task id written with the new key: once prune has removed every task below it, the second
+ * probe finds nothing and can go. A build older than v7 would miss the new rows: it refuses the database.
  */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -241,6 +247,13 @@ CREATE TABLE prefetch_results (
 ALTER TABLE tasks ADD COLUMN created_hour INTEGER GENERATED ALWAYS AS (created_at / 3600000) VIRTUAL;
 DROP INDEX tasks_target;
 CREATE INDEX tasks_target ON tasks (app_id, created_hour, target_hash);
+`,
+  },
+  {
+    version: 7,
+    name: 'tasks.target_hash from a fast 48-bit hash instead of SHA-256; rows before it keep theirs (issue 11)',
+    sql: `
+INSERT INTO store_meta (key, value) VALUES ('target_hash_v7_from_id', (SELECT coalesce(max(id), 0) + 1 FROM tasks));
 `,
   },
 ];

@@ -5,7 +5,7 @@ import type { JobRecord, TaskRecord } from '../../purge/types.ts';
 import { asciiLower } from '../refresh-record-ids.ts';
 import { REFRESH_TYPES, type NodeReport, type RefreshRecord, type RefreshRecordQuery, type TaskQuery } from '../task-store.ts';
 import {
-  marks, NODE_REPORT_COLS, StatementCache, TASK_COLS, taskCols, targetHash, toJob, toNodeReport, toTask, type JobRow, type NodeReportRow, type TaskRow,
+  marks, NODE_REPORT_COLS, StatementCache, TASK_COLS, taskCols, targetHashes, toJob, toNodeReport, toTask, type JobRow, type NodeReportRow, type TaskRow,
 } from './sqlite-rows.ts';
 
 /** A needle's trigrams probed for rarity: all of them up to this many, else this many spread out. */
@@ -287,8 +287,8 @@ export class SqliteTaskReader {
     let ord = 'r.ord';
     if (q.target !== undefined) {
       // The records holding the target: its tasks (few, through the hash), their hosts, their records.
-      const sub: string[] = ['t.app_id = ?', TARGET_HOURS, 't.target_hash = ?', 't.target = ?'];
-      const subParams: SQLInputValue[] = [q.appId, ...hourBounds(q.from, q.to), targetHash(q.target), q.target];
+      const sub: string[] = ['t.app_id = ?', TARGET_HOURS, 't.target_hash IN (?, ?)', 't.target = ?'];
+      const subParams: SQLInputValue[] = [q.appId, ...hourBounds(q.from, q.to), ...targetHashes(q.target), q.target];
       if (q.jobId !== undefined) (sub.push('+t.job_id = ?'), subParams.push(q.jobId));
       if (q.from !== undefined) (sub.push('+t.created_at >= ?'), subParams.push(q.from));
       if (q.to !== undefined) (sub.push('+t.created_at <= ?'), subParams.push(q.to));
@@ -342,7 +342,7 @@ export class SqliteTaskReader {
       return taskSource(q, 'tasks t INDEXED BY tasks_job', ['t.job_id = ?'], [q.jobId]);
     }
     if (q.target !== undefined) {
-      return taskSource(q, 'tasks t INDEXED BY tasks_target', ['t.app_id = ?', TARGET_HOURS, 't.target_hash = ?'], [q.appId, ...hourBounds(q.from, q.to), targetHash(q.target)]);
+      return taskSource(q, 'tasks t INDEXED BY tasks_target', ['t.app_id = ?', TARGET_HOURS, 't.target_hash IN (?, ?)'], [q.appId, ...hourBounds(q.from, q.to), ...targetHashes(q.target)]);
     }
     const plan = q.targetContains !== undefined ? this.#ftsPlan(q.targetContains, q.from, q.to) : null;
     if (plan === 'no-match') return null;
