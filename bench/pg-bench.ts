@@ -170,8 +170,8 @@ export async function runPgBench(opts: PgBenchOptions = {}): Promise<PgBenchResu
       },
     ];
     log(`load average before the queries: ${loadavg().map((x) => x.toFixed(2)).join(', ')} (${cpus().length} CPUs)`);
-    // The plan of (b)'s first window; the trigram index's partitions (migration 7, on the folded target) are named
-    // `…_replace_idx` (`tasks_target`, the exact target's hash, is `…_app_id_hashtextextended_idx`).
+    // The plan of (b)'s first window; the trigram index's partitions (migration 8, on the hosts and the folded target)
+    // are named `…_hosts_replace_idx` (`tasks_target`, the exact target's hash, is `…_app_id_hashtextextended_idx`).
     const fuzzyPlan = await reader.explainListTasks(scenarios.find((s) => s.name.startsWith('(b)'))!.query());
     const fuzzyIndex = (fuzzyPlan.find((l) => /Index Scan .*_replace_idx/.test(l)) ?? fuzzyPlan.find((l) => /Index Scan/.test(l)))?.trim() ?? fuzzyPlan.join(' | ');
     log(`fuzzy plan: ${fuzzyIndex}`);

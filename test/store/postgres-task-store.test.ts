@@ -6,7 +6,8 @@ import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import pg from 'pg';
 import { openStore } from '../../src/store/index.ts';
-import { PG_LATEST_VERSION } from '../../src/store/postgres/migrations.ts';
+import { migrate, PG_LATEST_VERSION, PG_MIGRATIONS } from '../../src/store/postgres/migrations.ts';
+import { dayOf, PARTITIONED_TABLES, partitionName } from '../../src/store/postgres/postgres-partitions.ts';
 import { PostgresTaskStore } from '../../src/store/postgres/postgres-task-store.ts';
 import type { PurgeLogEntry } from '../../src/purge/types.ts';
 import { QuotaExceededError, type NewJob } from '../../src/store/task-store.ts';
@@ -58,9 +59,38 @@ describe('PostgresTaskStore specifics', { skip }, () => {
     await c.connect();
     t.after(() => c.end());
     const { rows } = await c.query(`SELECT version FROM "${schema}".schema_migrations ORDER BY version`);
-    assert.deepEqual(rows.map((r) => r.version), [1, 2, 3, 4, 5, 6, 7]);
-    assert.equal(PG_LATEST_VERSION, 7);
+    assert.deepEqual(rows.map((r) => r.version), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.equal(PG_LATEST_VERSION, 8);
     assert.equal(await replicas[3]!.lastSeq(), 0);
+  });
+
+  it('migration 8 upgrades a store at version 7: the fuzzy index of every day, old and new, holds the hosts; the old index goes', async (t) => {
+    const schema = freshSchema();
+    const c = new pg.Client({ connectionString: url, options: `-c search_path="${schema}",public` });
+    await c.connect();
+    t.after(() => c.end());
+    await migrate(c as unknown as pg.PoolClient, schema, PG_MIGRATIONS.filter((m) => m.version <= 7));
+    // A day that exists before the upgrade (its partitions have migration 7's index), and one made after.
+    const oldDay = dayOf(T0 - DAY);
+    for (const table of PARTITIONED_TABLES) {
+      await c.query(`CREATE TABLE ${partitionName(table, oldDay)} PARTITION OF ${table} FOR VALUES FROM (${oldDay * DAY}) TO (${(oldDay + 1) * DAY})`);
+    }
+    const s = store(t, schema);
+    await s.start();
+    await s.createJob(job('old-day', { createdAt: T0 - DAY }), charge());
+    await s.createJob(job('new-day'), charge());
+    const { rows } = await c.query<{ name: string; def: string }>(
+      `SELECT c.relname AS name, pg_get_indexdef(c.oid) AS def FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND pg_get_indexdef(c.oid) LIKE '%gin_trgm_ops%'`,
+      [schema],
+    );
+    // The parent's index and one per day partition (the old day's built by the migration), each on (hosts,
+    // folded target); none on the target alone.
+    assert.ok(rows.some((r) => r.name === 'tasks_hosts_target_fold'), JSON.stringify(rows));
+    assert.ok(rows.some((r) => r.name.startsWith(`${partitionName('tasks', oldDay)}_`)), JSON.stringify(rows));
+    assert.ok(rows.length >= 3, JSON.stringify(rows));
+    for (const r of rows) assert.match(r.def, /USING gin \(hosts, /, r.name);
+    assert.equal((await s.listTasks({ appId: 1, targetContains: 'EXAMPLE/old-d', hosts: ['h.example'], offset: 0, limit: 10 })).total, 1);
   });
 
   it('refuses a schema written by a newer build', async (t) => {

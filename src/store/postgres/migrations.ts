@@ -27,7 +27,8 @@ export interface PgMigration {
  *     domain-filtered queries (DescribePurgeTasks `domains`, §4.2).
  *   - `tasks (app_id, hashtextextended(target, 0))`: exact target; a hash keeps long URLs out of the
  *     b-tree (whose entries are capped at ~2.7 kB).
- *   - `tasks USING gin (target gin_trgm_ops)`: fuzzy target (pg_trgm serves ILIKE '%needle%').
+ *   - `tasks USING gin (target gin_trgm_ops)`: fuzzy target (pg_trgm serves ILIKE '%needle%'); on the folded
+ *     target since migration 7, with the hosts since migration 8.
  *   - `tasks (seq) WHERE status = 'processing'`: the timeout scan.
  * - `purge_log` is the ordered log edges stream (one row per fanned-out task, immutable, denormalised):
  *   readLog is one primary-key range, whatever the size of the history.
@@ -261,6 +262,22 @@ CREATE INDEX prefetch_results_time ON prefetch_results (created_at);
     sql: `
 CREATE INDEX tasks_target_fold ON tasks USING gin ((replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(target COLLATE "C"), '-', 'q'), '.', 'q'), '/', 'q'), '_', 'q'), ':', 'q'), '?', 'q'), '=', 'q'), '&', 'q'), '%', 'q'), '+', 'q'), ',', 'q'), '~', 'q')) gin_trgm_ops);
 DROP INDEX tasks_target_trgm;
+ANALYZE tasks;
+`,
+  },
+  {
+    version: 8,
+    name: 'fuzzy target: the trigram index also holds each task\'s hosts (a fuzzy + domain query checks only the domain\'s candidates)',
+    // A fuzzy query with a domain checked every candidate of the needle on its row for the domain: a week of
+    // `er-season` at 10M is ~10,000 candidates for 383 tasks of one domain (65 ms of server CPU, hot). With
+    // `hosts` as the index's first column, GIN intersects the domain's entries with the needle's: on one day
+    // 87 candidates instead of 1,800 (1.7 ms instead of 6.1, hot; 3.2 instead of 23 cold), and a query
+    // without a domain reads the same trigram entries as before (GIN keeps each column's keys apart). As
+    // migration 7: the build blocks writes while it runs (about 9 s a day of 333,000 tasks here), the old
+    // index goes, ANALYZE gathers the expression's statistics for the new one.
+    sql: `
+CREATE INDEX tasks_hosts_target_fold ON tasks USING gin (hosts, (replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(target COLLATE "C"), '-', 'q'), '.', 'q'), '/', 'q'), '_', 'q'), ':', 'q'), '?', 'q'), '=', 'q'), '&', 'q'), '%', 'q'), '+', 'q'), ',', 'q'), '~', 'q')) gin_trgm_ops);
+DROP INDEX tasks_target_fold;
 ANALYZE tasks;
 `,
   },

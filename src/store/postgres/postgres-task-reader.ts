@@ -56,7 +56,7 @@ const LOWER_TARGET = 'lower(t.target COLLATE "C")';
 const FOLDED = ['-', '.', '/', '_', ':', '?', '=', '&', '%', '+', ',', '~'];
 
 /**
- * The fuzzy index's expression (migration 7, the same text): the target in ASCII lower case with its
+ * The fuzzy index's expression (migrations 7 and 8, the same text): the target in ASCII lower case with its
  * common punctuation as `q`, so that pg_trgm (which cuts words at punctuation) sees `logo-12.js` as one
  * word and keeps the trigrams crossing the punctuation (`oq1`, `2qj`). One character for one, so a target
  * containing the needle (ASCII case-insensitively) contains the folded needle. `replace`, not `translate`:
@@ -444,7 +444,8 @@ export class PostgresTaskReader {
       const src: Source = { from: 'tasks t', where, id: 't.id', ts: 't.created_at', distinct: false, onePass: true };
       columnFilters(src, q, p, pinned ? 't.+' : 't.');
       // The row's own hosts (task_hosts holds one row per element): no probe into task_hosts per candidate,
-      // which cost a fifth of a fuzzy + domain week (3,000 candidates) at 10M.
+      // which cost a fifth of a fuzzy + domain week (3,000 candidates) at 10M. The fuzzy index holds them too
+      // (its first column, migration 8): GIN reads only the domain's candidates.
       if (q.hosts !== undefined) src.where.push(`t.hosts && ${p.add(q.hosts)}::text[]`);
       textFilters(src, q, p);
       return src;
