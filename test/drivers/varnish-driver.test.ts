@@ -140,6 +140,12 @@ if (missing !== undefined && inCi) {
       const r = await h.get('only.test', '/x');
       assert.equal(r.originHits, 0, 'still cached: nothing was purged');
       assert.equal(r.xcache, 'HIT');
+      // Nor pass its GET to the origin with our internal headers (vcl_recv strips them).
+      const internals: Array<Record<string, string>> = [{ 'x-edgepurge-fenced': '1' }, { 'x-edgepurge-revalidate': '1' }, { 'x-edgepurge-fenced': '1', 'x-edgepurge-revalidate': '1' }];
+      for (const internal of internals) {
+        const g = await h.get('only.test', '/x', internal);
+        assert.deepEqual([g.xcache, g.originHits], ['HIT', 0], `a GET with ${JSON.stringify(internal)} is a hit like any other`);
+      }
     });
 
     it('composes with the operator VCL: their subroutines still run, our bookkeeping headers stay inside', async () => {
