@@ -9,6 +9,7 @@ import { fork, spawnSync } from 'node:child_process';
 import http from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { childPids, processCpuSeconds, threadsCpuSeconds } from './proc-cpu.ts';
 import { quantileSorted } from './stats.ts';
 
 export interface LoadRequest {
@@ -61,6 +62,44 @@ export interface LoadRound {
 export interface LoadResult {
   readonly rounds: readonly LoadRound[];
   /** The first few error descriptions (status, missing header, error body, socket error). */
+  readonly errorSamples: readonly string[];
+}
+
+export interface AlternatingTarget {
+  readonly host: string;
+  readonly port: number;
+  /** A server process whose CPU time (with its direct children's) is read around each measured turn. */
+  readonly cpuPid?: number;
+}
+
+export interface AlternatingSpec {
+  /** The servers compared. They take turns: only one has traffic at a time. */
+  readonly targets: readonly AlternatingTarget[];
+  /** Taken in order, round robin, as in LoadSpec (shared by all targets). */
+  readonly requests: readonly LoadRequest[];
+  /** Kept-alive connections to each target (only the active target's are busy). */
+  readonly connections: number;
+  /** Traffic to each target in turn before the first measurement. */
+  readonly warmupMs?: number;
+  /** Turns per target. Turn k goes through the targets in order for even k and in reverse for odd k. */
+  readonly turns: number;
+  /** Each turn: this long unrecorded after the switch (the other target's last answers drain), … */
+  readonly settleMs: number;
+  /** …then this long measured. */
+  readonly turnMs: number;
+  readonly check?: LoadCheck;
+  /** Pin the load generator to this CPU (Linux `taskset`). */
+  readonly cpu?: number;
+}
+
+export interface AlternatingTurn extends LoadRound {
+  /** CPU seconds the target's `cpuPid` (and its direct children) used during the measured window; NaN without one. */
+  readonly serverCpuSeconds: number;
+}
+
+export interface AlternatingResult {
+  /** turns[t][k]: target t's k-th turn. */
+  readonly turns: readonly (readonly AlternatingTurn[])[];
   readonly errorSamples: readonly string[];
 }
 
@@ -162,6 +201,47 @@ export class ResponseParser {
   }
 }
 
+/** The latencies and errors of one measured round. */
+class Window {
+  #lat = new Float64Array(1 << 16);
+  #n = 0;
+  #errors = 0;
+
+  record(ms: number): void {
+    if (this.#n === this.#lat.length) {
+      const bigger = new Float64Array(this.#lat.length * 2);
+      bigger.set(this.#lat);
+      this.#lat = bigger;
+    }
+    this.#lat[this.#n++] = ms;
+  }
+
+  /** Counts an error, keeping the first few descriptions in `samples`. */
+  error(e: string, samples: string[]): void {
+    this.#errors++;
+    if (samples.length < 5) samples.push(e);
+  }
+
+  reset(): void {
+    this.#n = 0;
+    this.#errors = 0;
+  }
+
+  round(seconds: number): LoadRound {
+    const sorted = this.#lat.slice(0, this.#n).sort();
+    return {
+      requests: this.#n,
+      errors: this.#errors,
+      seconds,
+      rps: this.#n / seconds,
+      p50Ms: quantileSorted(sorted, 0.5),
+      p90Ms: quantileSorted(sorted, 0.9),
+      p99Ms: quantileSorted(sorted, 0.99),
+      maxMs: sorted[sorted.length - 1] ?? Number.NaN,
+    };
+  }
+}
+
 /** Runs the load in this process (what the child does). */
 export async function generateLoad(spec: LoadSpec): Promise<LoadResult> {
   const wire = spec.requests.map(serialise);
@@ -172,27 +252,15 @@ export async function generateLoad(spec: LoadSpec): Promise<LoadResult> {
   /** -1 while warming up; requests are recorded only if answered in the round they were sent in. */
   let round = -1;
   let stopped = false;
-  let lat = new Float64Array(1 << 16);
-  let n = 0;
-  let errors = 0;
+  const w = new Window();
   /** Count-bound rounds: requests still to send, and sent but unanswered. */
   let left = 0;
   let pending = 0;
   let roundDone: (() => void) | undefined;
   const idle: Array<() => void> = [];
   const errorSamples: string[] = [];
-  const onError = (e: string) => {
-    errors++;
-    if (errorSamples.length < 5) errorSamples.push(e);
-  };
-  const record = (ms: number) => {
-    if (n === lat.length) {
-      const bigger = new Float64Array(lat.length * 2);
-      bigger.set(lat);
-      lat = bigger;
-    }
-    lat[n++] = ms;
-  };
+  const onError = (e: string) => w.error(e, errorSamples);
+  const record = (ms: number) => w.record(ms);
   const sockets = new Set<Socket>();
 
   const openConnection = (): Promise<void> =>
@@ -263,8 +331,7 @@ export async function generateLoad(spec: LoadSpec): Promise<LoadResult> {
   if (spec.warmupMs) await new Promise((r) => setTimeout(r, spec.warmupMs));
   const rounds: LoadRound[] = [];
   for (let r = 0; r < (spec.rounds ?? 1); r++) {
-    n = 0;
-    errors = 0;
+    w.reset();
     const t0 = performance.now();
     if (countBound) {
       left = spec.count ?? 0;
@@ -276,31 +343,134 @@ export async function generateLoad(spec: LoadSpec): Promise<LoadResult> {
       round = r;
       await new Promise((res) => setTimeout(res, spec.durationMs ?? 10_000));
     }
-    const seconds = (performance.now() - t0) / 1000;
-    const sorted = lat.slice(0, n).sort();
-    rounds.push({
-      requests: n,
-      errors,
-      seconds,
-      rps: n / seconds,
-      p50Ms: quantileSorted(sorted, 0.5),
-      p90Ms: quantileSorted(sorted, 0.9),
-      p99Ms: quantileSorted(sorted, 0.99),
-      maxMs: sorted[sorted.length - 1] ?? Number.NaN,
-    });
+    rounds.push(w.round((performance.now() - t0) / 1000));
   }
   stopped = true;
   for (const s of sockets) s.destroy();
   return { rounds, errorSamples };
 }
 
-/** Runs `spec` in a child process and resolves with its result. */
-export function runLoad(spec: LoadSpec): Promise<LoadResult> {
+/**
+ * Load that alternates between servers in one process, on the same kind of connections, in short turns
+ * (A B, B A, A B, …): a slower minute of a loaded machine lands on both sides of a pair of turns, so
+ * per-pair ratios compare the servers rather than the moments they were measured in.
+ */
+export async function generateAlternatingLoad(spec: AlternatingSpec): Promise<AlternatingResult> {
+  const wire = spec.requests.map(serialise);
+  if (wire.length === 0) throw new Error('no requests to send');
+  if (spec.targets.length === 0) throw new Error('no targets');
+  const check = spec.check ?? {};
+  let next = 0;
+  let active = -1;
+  /** Incremented for each measured window; 0 is never measured. Answers count only in their own window. */
+  let window = 0;
+  let measuring = false;
+  let stopped = false;
+  const w = new Window();
+  const errorSamples: string[] = [];
+  const parked: Array<Array<() => void>> = spec.targets.map(() => []);
+  const sockets = new Set<Socket>();
+
+  const openConnection = (t: number): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const parser = new ResponseParser(check);
+      let sentAt = 0;
+      let sentWindow = 0;
+      let inFlight = false;
+      let started = false;
+      const sock: Socket = connect({ host: spec.targets[t]!.host, port: spec.targets[t]!.port, noDelay: true });
+      sockets.add(sock);
+      const send = (): void => {
+        if (stopped) return;
+        if (active !== t) {
+          parked[t]!.push(send);
+          return;
+        }
+        inFlight = true;
+        sentWindow = measuring ? window : 0;
+        sentAt = performance.now();
+        sock.write(wire[next++ % wire.length]!);
+      };
+      sock.on('connect', () => {
+        started = true;
+        resolve();
+        send();
+      });
+      sock.on('data', (chunk: Buffer) =>
+        parser.feed(chunk, (err) => {
+          const ms = performance.now() - sentAt;
+          inFlight = false;
+          if (sentWindow !== 0 && sentWindow === window && measuring) {
+            if (err !== undefined) w.error(err, errorSamples);
+            w.record(ms);
+          }
+          send();
+        }),
+      );
+      sock.on('error', (e) => {
+        if (!started) reject(e);
+        else if (!stopped) w.error(`socket: ${e.message}`, errorSamples);
+      });
+      sock.on('close', () => {
+        sockets.delete(sock);
+        if (stopped || !started) return;
+        if (inFlight && sentWindow !== 0) w.error('connection closed mid-request', errorSamples);
+        openConnection(t).catch((e: unknown) => w.error(`reconnect: ${String(e)}`, errorSamples));
+      });
+    });
+
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const activate = (t: number): void => {
+    active = t;
+    for (const wake of parked[t]!.splice(0)) wake();
+  };
+  for (let t = 0; t < spec.targets.length; t++) await Promise.all(Array.from({ length: spec.connections }, () => openConnection(t)));
+  if (spec.warmupMs) {
+    for (let t = 0; t < spec.targets.length; t++) {
+      activate(t);
+      await sleep(spec.warmupMs);
+    }
+  }
+  // The processes whose CPU is read around each turn, found once: a scan of /proc per turn would stall the
+  // load at the start of every window.
+  const cpuPids = spec.targets.map((t) => (t.cpuPid === undefined ? [] : [t.cpuPid, ...childPids(t.cpuPid)]));
+  const processSeconds = (pid: number) => {
+    const s = threadsCpuSeconds(pid);
+    return Number.isNaN(s) ? processCpuSeconds(pid) : s;
+  };
+  const cpuSeconds = (t: number) => (cpuPids[t]!.length === 0 ? Number.NaN : cpuPids[t]!.reduce((sum, pid) => sum + processSeconds(pid), 0));
+  const order = spec.targets.map((_, t) => t);
+  const turns: AlternatingTurn[][] = spec.targets.map(() => []);
+  for (let k = 0; k < spec.turns; k++) {
+    for (const t of k % 2 === 0 ? order : [...order].reverse()) {
+      activate(t);
+      await sleep(spec.settleMs);
+      const cpu0 = cpuSeconds(t);
+      w.reset();
+      window++;
+      measuring = true;
+      const t0 = performance.now();
+      await sleep(spec.turnMs);
+      measuring = false;
+      const seconds = (performance.now() - t0) / 1000;
+      const cpu1 = cpuSeconds(t);
+      turns[t]!.push({ ...w.round(seconds), serverCpuSeconds: cpu1 - cpu0 });
+    }
+  }
+  stopped = true;
+  for (const s of sockets) s.destroy();
+  return { turns, errorSamples };
+}
+
+type ChildRequest = { readonly spec: LoadSpec } | { readonly alternating: AlternatingSpec };
+
+/** Forks this file as the load generator, pinned to `cpu`, and resolves with what it sends back. */
+function runChild<T>(request: ChildRequest, cpu: number | undefined): Promise<T> {
   return new Promise((resolve, reject) => {
     const child = fork(import.meta.filename, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    if (spec.cpu !== undefined) pinToCpu(child.pid, spec.cpu);
-    let result: LoadResult | undefined;
-    child.on('message', (m: { result?: LoadResult; error?: string }) => {
+    if (cpu !== undefined) pinToCpu(child.pid, cpu);
+    let result: T | undefined;
+    child.on('message', (m: { result?: T; error?: string }) => {
       if (m.error !== undefined) reject(new Error(`load generator: ${m.error}`));
       else result = m.result;
     });
@@ -309,8 +479,18 @@ export function runLoad(spec: LoadSpec): Promise<LoadResult> {
       if (result) resolve(result);
       else reject(new Error(`load generator exited with code ${code}`));
     });
-    child.send({ spec });
+    child.send(request);
   });
+}
+
+/** Runs `spec` in a child process (see generateAlternatingLoad) and resolves with its result. */
+export function runAlternatingLoad(spec: AlternatingSpec): Promise<AlternatingResult> {
+  return runChild({ alternating: spec }, spec.cpu);
+}
+
+/** Runs `spec` in a child process and resolves with its result. */
+export function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  return runChild({ spec }, spec.cpu);
 }
 
 /** Best effort: pins `pid` (all its threads) to one CPU with taskset; false when that is not possible. */
@@ -324,8 +504,8 @@ export function pinToCpu(pid: number | undefined, cpu: number): boolean {
 }
 
 if (import.meta.main && process.send) {
-  process.once('message', (m: { spec: LoadSpec }) => {
-    generateLoad(m.spec).then(
+  process.once('message', (m: ChildRequest) => {
+    ('alternating' in m ? generateAlternatingLoad(m.alternating) : generateLoad(m.spec)).then(
       (result) => process.send?.({ result }, () => process.exit(0)),
       (e: unknown) => process.send?.({ error: e instanceof Error ? e.message : String(e) }, () => process.exit(1)),
     );

@@ -4,7 +4,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import http, { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { openSync, readFileSync, writeSync } from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { startControlPlane, type RunningControlPlane } from '../src/cli/serve.ts';
 import { parseConfig } from '../src/config/load.ts';
@@ -17,6 +17,9 @@ import { systemClock } from '../src/shared/clock.ts';
 import { createLogger, linesPerTurn, silentLogger } from '../src/shared/logger.ts';
 import { missingNodeFlags } from '../src/cli/node-flags.ts';
 import { pinToCpu } from './load.ts';
+import { processCpuSeconds } from './proc-cpu.ts';
+
+export { processCpuSeconds, treeCpuSeconds } from './proc-cpu.ts';
 
 export interface AgentNode {
   readonly id: string;
@@ -195,38 +198,6 @@ export class BenchChild {
     await this.#exited;
     clearTimeout(kill);
   }
-}
-
-/** utime + stime of `pid` from /proc/PID/stat (clock ticks of 1/100 s on Linux). */
-export function processCpuSeconds(pid: number | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** CPU seconds of `pid` and its direct children (varnishd's manager and its cache process). */
-export function treeCpuSeconds(pid: number | undefined): number {
-  let total = processCpuSeconds(pid);
-  try {
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-        // ppid is the second field after the command name.
-        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) total += processCpuSeconds(Number(entry));
-      } catch {
-        // gone meanwhile
-      }
-    }
-  } catch {
-    return Number.NaN;
-  }
-  return total;
 }
 
 // ---- child side ----
