@@ -159,6 +159,8 @@ export async function runPgBench(opts: PgBenchOptions = {}): Promise<PgBenchResu
       { name: '(b2) fuzzy + 7 days + status + domain', query: () => { const n = needle(); return { ...page, ...fuzzyWeek(n), targetContains: n.text, statuses: ['success'], hosts: domain().hosts }; } },
       { name: '(b3) fuzzy target (file name), no time range', query: () => ({ ...page, targetContains: needle().text }) },
       { name: '(b4) fuzzy common word (e.g. "logo-") + 7 days', query: () => ({ ...page, ...week(), targetContains: `${pick(r, WORDS)}-` }) },
+      // A user paging through a fuzzy search: the sixth page of 20 (the windows read on until it and the count are settled).
+      { name: '(b5) fuzzy + 7 days, sixth page (offset 100)', query: () => { const n = needle(); return { ...page, offset: 100, ...fuzzyWeek(n), targetContains: n.text }; } },
       { name: '(c) 7 days + statuses, no domain', query: () => ({ ...page, ...week(), statuses: pick(r, statusSets) }) },
       { name: '(d) 30 days, no filter, page at offset 1,000', query: () => ({ ...page, offset: 1000 }) },
       {
