@@ -21,11 +21,13 @@ const TRIGRAMS_PER_SEARCH = 3;
  */
 const TRIGRAMS_WHEN_COMMON = 6;
 export const HOUR_MS = 3_600_000;
+/** log2 of the task ids per bucket of the exact-target index (migration v8). */
+export const TARGET_BUCKET_BITS = 12;
 /**
- * The exact-target index is keyed by (app, hour, hash) (migration v6): probe each hour of the range that
- * holds tasks. Bound with hourBounds(from, to) before the hash.
+ * The exact-target index is keyed by (app, id >> TARGET_BUCKET_BITS, hash) (migration v8): probe each bucket
+ * of the ids the range's tasks have (task_id_ranges). Bound with #targetBuckets(from, to) before the hash.
  */
-const TARGET_HOURS = 't.created_hour IN (SELECT hour FROM task_id_ranges WHERE hour >= ? AND hour <= ?)';
+const TARGET_BUCKETS = `(t.id >> ${TARGET_BUCKET_BITS}) IN (WITH RECURSIVE bucket(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM bucket WHERE x < ?) SELECT x FROM bucket)`;
 const hourBounds = (from: number | undefined, to: number | undefined): [number, number] => [
   from === undefined ? Number.MIN_SAFE_INTEGER : Math.floor(from / HOUR_MS),
   to === undefined ? Number.MAX_SAFE_INTEGER : Math.floor(to / HOUR_MS),
@@ -287,8 +289,10 @@ export class SqliteTaskReader {
     let ord = 'r.ord';
     if (q.target !== undefined) {
       // The records holding the target: its tasks (few, through the hash), their hosts, their records.
-      const sub: string[] = ['t.app_id = ?', TARGET_HOURS, 't.target_hash IN (?, ?)', 't.target = ?'];
-      const subParams: SQLInputValue[] = [q.appId, ...hourBounds(q.from, q.to), ...targetHashes(q.target), q.target];
+      const buckets = this.#targetBuckets(q.from, q.to);
+      if (buckets === null) return null;
+      const sub: string[] = ['t.app_id = ?', TARGET_BUCKETS, 't.target_hash IN (?, ?)', 't.target = ?'];
+      const subParams: SQLInputValue[] = [q.appId, ...buckets, ...targetHashes(q.target), q.target];
       if (q.jobId !== undefined) (sub.push('+t.job_id = ?'), subParams.push(q.jobId));
       if (q.from !== undefined) (sub.push('+t.created_at >= ?'), subParams.push(q.from));
       if (q.to !== undefined) (sub.push('+t.created_at <= ?'), subParams.push(q.to));
@@ -342,7 +346,9 @@ export class SqliteTaskReader {
       return taskSource(q, 'tasks t INDEXED BY tasks_job', ['t.job_id = ?'], [q.jobId]);
     }
     if (q.target !== undefined) {
-      return taskSource(q, 'tasks t INDEXED BY tasks_target', ['t.app_id = ?', TARGET_HOURS, 't.target_hash IN (?, ?)'], [q.appId, ...hourBounds(q.from, q.to), ...targetHashes(q.target)]);
+      const buckets = this.#targetBuckets(q.from, q.to);
+      if (buckets === null) return null;
+      return taskSource(q, 'tasks t INDEXED BY tasks_target', ['t.app_id = ?', TARGET_BUCKETS, 't.target_hash IN (?, ?)'], [q.appId, ...buckets, ...targetHashes(q.target)]);
     }
     const plan = q.targetContains !== undefined ? this.#ftsPlan(q.targetContains, q.from, q.to) : null;
     if (plan === 'no-match') return null;
@@ -417,11 +423,21 @@ export class SqliteTaskReader {
   /** Task-id bounds of the tasks created in [from, to] (null: none), from the per-hour ranges. */
   #idBounds(from: number | undefined, to: number | undefined): { lo: bigint; hi: bigint } | null {
     if (from === undefined && to === undefined) return { lo: NO_LOWER_ID, hi: NO_UPPER_ID };
+    return this.#storedIdBounds(from, to);
+  }
+
+  #storedIdBounds(from: number | undefined, to: number | undefined): { lo: bigint; hi: bigint } | null {
     const row = this.#stmts.get('SELECT min(min_id) AS lo, max(max_id) AS hi FROM task_id_ranges WHERE hour >= ? AND hour <= ?').get(
       ...hourBounds(from, to),
     ) as { lo: number | null; hi: number | null };
     if (row.lo === null || row.hi === null) return null;
     return { lo: BigInt(row.lo), hi: BigInt(row.hi) };
+  }
+
+  /** The first and last bucket of the exact-target index holding tasks created in [from, to] (null: none). */
+  #targetBuckets(from: number | undefined, to: number | undefined): [bigint, bigint] | null {
+    const b = this.#storedIdBounds(from, to);
+    return b === null ? null : [b.lo >> BigInt(TARGET_BUCKET_BITS), b.hi >> BigInt(TARGET_BUCKET_BITS)];
   }
 }
 
