@@ -2,7 +2,7 @@
 // index of its most selective filter, a count and its page in one statement (one snapshot).
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { TaskRecord } from '../../purge/types.ts';
 import { asciiLower } from '../refresh-record-ids.ts';
 import { DAY_MS, dayOf } from './postgres-partitions.ts';
@@ -212,13 +212,15 @@ export class PostgresTaskReader {
    * A fuzzy target: the time range in windows, newest first, the first sized from the needle's share of the
    * sampled targets (#fuzzyPlan; 1 hour without a sample), the next ones from the matches so far, each answered
    * from the trigram index (or row by row for a needle without a trigram) with its exact count, until
-   * offset + limit + COUNT_AHEAD matches are seen or the range is done. A needle matching thousands an
+   * offset + limit + COUNT_AHEAD matches are seen or the range is done (once the page is complete, the rest is
+   * counted in one statement that stops at the cap: #countRest). A needle matching thousands an
    * hour stops in the first windows; a rare one reads its candidates once. One snapshot for all windows.
    */
   async #listByWindows(q: TaskQuery): Promise<{ total: number; tasks: TaskRecord[] }> {
     if (isEmptyList(q.hosts) || isEmptyList(q.statuses) || isEmptyList(q.types)) return { total: 0, tasks: [] };
     const { limit, offset } = page(q.limit, q.offset);
     const cap = offset + limit + COUNT_AHEAD;
+    const want = offset + limit;
     const { pattern, firstWindow } = this.#fuzzyPlan(q.targetContains!, cap);
     const client = await this.#pool.connect();
     let broken = false;
@@ -251,6 +253,10 @@ export class PostgresTaskReader {
         let seen = 0;
         const tasks: TaskRecord[] = [];
         for (let hi = to, width = firstWindow; hi >= from && seen < cap; ) {
+          if (seen >= want) {
+            seen += await this.#countRest(client, q, from, hi, cap - seen, pattern);
+            break;
+          }
           const lo = Math.max(from, hi - width + 1);
           // This window's part of the page: positions [offset, offset + limit) less those seen before.
           const localOffset = Math.max(0, offset - seen);
@@ -278,6 +284,27 @@ export class PostgresTaskReader {
     } finally {
       client.release(broken);
     }
+  }
+
+  /**
+   * The matches of a fuzzy query in [from, hi], counted up to `upTo` (the page is complete; only the total is
+   * left): one branch per day, newest first, under one LIMIT, so the count stops at the cap. Windows counted
+   * every match they held, and were sized with half again to spare: for a needle whose trigrams all occur in
+   * other targets (14 candidate rows a match), that spare was thousands of row checks. Each branch is
+   * planned with its day's bounds (one partition); the day's trigram entries are decoded only when reached.
+   */
+  async #countRest(client: PoolClient, q: TaskQuery, from: number, hi: number, upTo: number, pattern: string): Promise<number> {
+    const p = new Params();
+    const branches: string[] = [];
+    for (let d = dayOf(hi); d >= dayOf(from); d--) {
+      const lo = Math.max(from, d * DAY_MS);
+      const top = Math.min(hi, (d + 1) * DAY_MS - 1);
+      const src = this.#taskSource({ ...q, from: lo, to: top }, p, top - lo + 1 < DAY_MS, pattern);
+      branches.push(`(SELECT ${src.distinct ? 'DISTINCT ' : ''}${src.id} FROM ${src.from} WHERE ${src.where.join(' AND ')})`);
+    }
+    const sql = `SELECT count(*)::bigint AS n FROM (${branches.join(' UNION ALL ')} LIMIT ${p.add(upTo)}) x`;
+    const { rows } = await client.query<{ n: string }>(sql, p.values);
+    return Number(rows[0]?.n ?? 0);
   }
 
   /** PostgreSQL's plan (EXPLAIN lines) of listTasks' statement; [] when it would answer without one. */
