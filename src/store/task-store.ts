@@ -229,7 +229,8 @@ export interface TaskStore extends Partial<WebhookOutbox> {
   jobTasks(appId: number, jobId: string): Promise<TaskRecord[]>;
   /**
    * Tasks newest first, one page, and `total`: the number of matching tasks, exact on SQLite; PostgreSQL
-   * stops counting at offset + limit + COUNT_AHEAD (postgres-task-reader.ts, README "Limits"). Cost: the matching
+   * stops counting at offset + limit + COUNT_AHEAD (FUZZY_COUNT_AHEAD with a fuzzy target; postgres-task-reader.ts,
+   * README "Limits"). Cost: the matching
    * index entries of the app's time range (counted, and walked up to offset + limit), plus one row per
    * candidate for text filters that the trigram index only narrows.
    */
