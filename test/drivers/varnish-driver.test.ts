@@ -152,7 +152,7 @@ if (missing !== undefined && inCi) {
       h.origin.respond('ops.test', '/tagged', { 'cache-tag': 'a, b', 'surrogate-key': 'c' });
       const first = await h.request('GET', '/tagged', { host: 'Ops.Test' });
       assert.equal(first.headers['x-operator'], 'was here');
-      for (const name of ['x-edgepurge-host', 'x-edgepurge-url', 'xkey']) assert.equal(first.headers[name], undefined, `${name} is not delivered`);
+      for (const name of ['x-edgepurge-key', 'xkey']) assert.equal(first.headers[name], undefined, `${name} is not delivered`);
       assert.equal(first.headers['cache-tag'], 'a, b');
       // Their `return (pass)` for /private/ still applies.
       await h.get('ops.test', '/private/1');
@@ -176,6 +176,21 @@ if (missing !== undefined && inCi) {
       assert.ok(spaced.note);
     });
 
+    it('upgrade from VCL 2: objects stored with X-EdgePurge-Host / -Url are banned when the driver starts (no prefix purge could reach them)', async () => {
+      // An object as VCL 2 stored it (the header came from the origin here; VCL 3 never sets it), and one of VCL 3.
+      h.origin.respond('v2.test', '/old', { 'x-edgepurge-host': 'v2.test' });
+      for (const path of ['/old', '/new']) {
+        await h.get('v2.test', path);
+        assert.equal((await h.get('v2.test', path)).xcache, 'HIT');
+      }
+      await h.driver.start();
+      assert.equal((await h.get('v2.test', '/old')).originHits, 1, 'banned: a lookup tests it against the ban at once');
+      assert.deepEqual(await h.get('v2.test', '/new').then((g) => [g.xcache, g.originHits]), ['HIT', 0], 'a VCL 3 object stays cached');
+      // And a prefix purge reaches objects of VCL 3 through their one header.
+      await h.driver.apply(cmd({ type: 'purge_prefix', method: 'delete', hosts: ['v2.test'], target: 'http://v2.test/ne' }));
+      assert.equal((await h.get('v2.test', '/new')).originHits, 1);
+    });
+
     it('bans are lurker-friendly (obj.* only) and the ban lurker completes them', async () => {
       await h.get('lurk.test', '/dir/1');
       await h.driver.apply(cmd({ type: 'purge_prefix', method: 'delete', hosts: ['lurk.test'], target: 'http://lurk.test/dir/1.(x)' }));
@@ -183,8 +198,8 @@ if (missing !== undefined && inCi) {
       const admin = new VarnishAdmin({ host: '127.0.0.1', port: Number(h.varnishd.admin.split(':')[1]), secret: readFileSync(h.varnishd.secretFile) });
       try {
         const list = (await admin.command('ban.list')).body;
-        assert.match(list, /obj\.http\.X-EdgePurge-Host == lurk\.test && obj\.http\.X-EdgePurge-Url ~ \^\/dir\/1\\\.\\\(x\\\)/);
-        assert.match(list, /obj\.http\.X-EdgePurge-Host ~ \^\(lurk\\\.test\|other\\\.test\)\$/);
+        assert.match(list, /obj\.http\.X-EdgePurge-Key ~ \^lurk\\\.test\\x20\/dir\/1\\\.\\\(x\\\)/);
+        assert.match(list, /obj\.http\.X-EdgePurge-Key ~ \^\(lurk\\\.test\|other\\\.test\)\\x20/);
         assert.doesNotMatch(list, /\breq\./, 'no req.* ban (the lurker cannot test those)');
         // Completed bans show "C" (or are gone): the lurker tested every object against them.
         const deadline = Date.now() + 15_000;

@@ -1,4 +1,4 @@
-# EdgePurge for Varnish — edgepurge-vcl/2
+# EdgePurge for Varnish — edgepurge-vcl/3
 #
 # Lets the EdgePurge agent (and nobody else) purge this cache, and stops cache hits once the agent's
 # lease lapses (DESIGN invariant 4). Include it FIRST, right after `vcl 4.1;` and before your own
@@ -155,7 +155,7 @@ sub edgepurge_revalidate {
 
 sub vcl_synth {
     if (req.http.X-EdgePurge-Token) {
-        set resp.http.X-EdgePurge-Vcl = "2";
+        set resp.http.X-EdgePurge-Vcl = "3";
         if (req.http.X-EdgePurge-Reason) {
             set resp.http.X-EdgePurge-Reason = req.http.X-EdgePurge-Reason;
         }
@@ -180,8 +180,9 @@ sub vcl_backend_fetch {
 
 sub vcl_backend_response {
     # Lurker-friendly bans test only obj.* (spec PEERS §2.1): stored here, matched by the agent's bans.
-    set beresp.http.X-EdgePurge-Host = var.get("edgepurge.host");
-    set beresp.http.X-EdgePurge-Url = var.get("edgepurge.url");
+    # One header, "<host> <path>" (neither holds a space): every hit's delivery unsets it, and each
+    # extra header is one more name compared by every header scan.
+    set beresp.http.X-EdgePurge-Key = var.get("edgepurge.host") + " " + var.get("edgepurge.url");
     # Tags (Cache-Tag, comma-separated; Surrogate-Key, space-separated) become xkey keys scoped by host.
     std.collect(beresp.http.xkey, " ");
     if (beresp.http.xkey ~ "ep:") {
@@ -202,8 +203,7 @@ sub vcl_backend_response {
 }
 
 sub vcl_deliver {
-    unset resp.http.X-EdgePurge-Host;
-    unset resp.http.X-EdgePurge-Url;
+    unset resp.http.X-EdgePurge-Key;
     # std.strstr, not a regex: no PCRE match (and its match data allocation) on every hit.
     if (std.strstr(resp.http.xkey, "ep:")) {
         set resp.http.xkey = regsuball(resp.http.xkey, "(^|[\s,])ep:[^\s,]*", "");
