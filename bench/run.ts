@@ -590,7 +590,8 @@ function printStorm(s: StormBenchResult): void {
   console.log('  A fresh control plane; A (limit 100/s, burst 100) sends 1,000 signed 1-URL purges/s and B 100/s, each paced open');
   console.log('  loop by its own process on raw keep-alive sockets; 2 rounds of three 5 s phases: B alone, B beside A at its limit');
   console.log('  (every request admitted: what A\'s purges cost B), B beside the storm.');
-  console.log('  Refusals come after the TC3 signature check, on purpose: an unsigned request must not spend a tenant\'s rate limit.');
+  console.log('  A token is taken only after the TC3 signature checks out (a forged request spends none); once A has none left,');
+  console.log('  its requests are refused from their headers, before the body is read and the signature checked.');
   const rows = stormRows(s);
   table(rows);
   summary.push(...rows.filter((x) => x.bar));

@@ -383,7 +383,8 @@ if (import.meta.main && process.send) {
   const r = await runStormBench({
     serverCpu: 0,
     loadCpu: 1,
-    ...(profDir ? { serverExecArgv: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
+    // EDGEPURGE_BENCH_SERVER_FLAGS: more node flags for the control plane (e.g. --trace-gc), as in the submit bench.
+    serverExecArgv: [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...(process.env.EDGEPURGE_BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? [])],
     log: (l) => console.log(l),
   });
   console.log(JSON.stringify(r, null, 2));

@@ -157,11 +157,14 @@ describe('PostgresTaskStore specifics', { skip }, () => {
     const results = await Promise.allSettled(
       Array.from({ length: 90 }, (_, i) => pools[i % 3]!.createJob(job(`q${i}`), charge(37))),
     );
-    const ok = results.filter((r) => r.status === 'fulfilled').length;
-    assert.equal(ok, 37);
-    assert.ok(results.every((r) => r.status === 'fulfilled' || r.reason instanceof QuotaExceededError));
-    assert.equal((await pools[0]!.quotaUsage(1, '2026-01-01')).get('purge_url'), 37);
-    assert.equal((await pools[1]!.listTasks({ appId: 1, offset: 0, limit: 0 })).total, 37);
+    // Everything the outcome says, in one message: this test once failed in CI (67 admitted) and is not reproduced.
+    const admitted = [0, 1, 2].map((p) => results.filter((r, i) => i % 3 === p && r.status === 'fulfilled').length);
+    const errors = results.flatMap((r) => (r.status === 'rejected' && !(r.reason instanceof QuotaExceededError) ? [String(r.reason)] : []));
+    const used = (await pools[0]!.quotaUsage(1, '2026-01-01')).get('purge_url');
+    const stored = (await pools[1]!.listTasks({ appId: 1, offset: 0, limit: 0 })).total;
+    const seen = `admitted per pool ${admitted.join('/')}, quota used ${used}, tasks stored ${stored}, other errors ${JSON.stringify([...new Set(errors)])}`;
+    assert.equal(admitted[0]! + admitted[1]! + admitted[2]!, 37, seen);
+    assert.deepEqual([errors.length, used, stored], [0, 37, 37], seen);
   });
 
   it('a quota count that moves under the lock is never acknowledged (the charge reads back what admission counted)', async (t) => {
