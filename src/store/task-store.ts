@@ -16,16 +16,8 @@ export interface NewTask {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
-export interface NewJob {
-  readonly jobId: string;
-  readonly appId: number;
-  readonly zoneId: string;
-  readonly type: TaskType;
-  readonly method: Method;
-  readonly createdAt: number;
-  readonly secretId: string;
-  readonly clientIp: string;
-  readonly source: JobSource;
+/** A job as createJob takes it: the record's fields (see JobRecord), with its tasks instead of their count. */
+export interface NewJob extends Omit<JobRecord, 'taskCount'> {
   readonly tasks: readonly NewTask[];
 }
 
