@@ -75,9 +75,11 @@ export function hmacSign(secretKey: string, stringToSign: string, method: HmacSi
 
 /** Compares two strings in time independent of where they differ (their lengths are not secret). */
 export function constantTimeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'utf8');
-  const y = Buffer.from(b, 'utf8');
-  return x.length === y.length && timingSafeEqual(x, y);
+  // Over the UTF-16 code units, without encoding either string (every TC3 request compares one signature).
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }
 
 /**

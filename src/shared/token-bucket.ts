@@ -6,6 +6,9 @@ interface Bucket {
   at: number;
 }
 
+/** The tokens `b` holds at `now`, refilled at `perSecond` (uncapped: callers cap at the burst). */
+const level = (b: Bucket, now: number, perSecond: number): number => b.tokens + ((now - b.at) / 1000) * perSecond;
+
 export class TokenBuckets {
   readonly #clock: Clock;
   readonly #buckets = new Map<string, Bucket>();
@@ -26,7 +29,7 @@ export class TokenBuckets {
       // Buckets of idle keys refill to full and carry no information; forget them now and then.
       if (this.#buckets.size > 100_000) this.#sweep(now, perSecond, burst);
     }
-    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * perSecond);
+    b.tokens = Math.min(burst, level(b, now, perSecond));
     b.at = now;
     if (b.tokens < 1) return false;
     b.tokens -= 1;
@@ -36,12 +39,12 @@ export class TokenBuckets {
   /** Whether `key`'s bucket is empty right now (nothing taken; a key never taken from is full). */
   empty(key: string, perSecond: number, burst: number): boolean {
     const b = this.#buckets.get(key);
-    return b !== undefined && Math.min(burst, b.tokens + ((this.#clock.now() - b.at) / 1000) * perSecond) < 1;
+    return b !== undefined && Math.min(burst, level(b, this.#clock.now(), perSecond)) < 1;
   }
 
   #sweep(now: number, perSecond: number, burst: number): void {
     for (const [k, b] of this.#buckets) {
-      if (b.tokens + ((now - b.at) / 1000) * perSecond >= burst) this.#buckets.delete(k);
+      if (level(b, now, perSecond) >= burst) this.#buckets.delete(k);
     }
   }
 }

@@ -3,6 +3,7 @@
 import { createHmac, hash as digestOnce } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ApiError } from '../../shared/errors.ts';
+import { constantTimeEqual } from '../hmac-signature.ts';
 import { headerValue } from '../request-parts.ts';
 
 export const TC3_ALGORITHM = 'TC3-HMAC-SHA256';
@@ -225,13 +226,6 @@ export function hostCandidates(hostHeader: string): readonly string[] {
 }
 let lastHost: { header: string; candidates: readonly string[] } = { header: '', candidates: [''] };
 
-/** Two hex signatures compared in time independent of where they differ (both 64 characters after parsing). */
-function sameSignature(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
-}
 
 export interface Tc3VerifyInput {
   readonly auth: Tc3Authorization;
@@ -264,7 +258,7 @@ export function verifyTc3(input: Tc3VerifyInput): Tc3Verification {
     const canonical = canonicalRequest({ method: input.method, path: input.path, query: input.query, headers, payloadHash: hash });
     const expected = signTc3(key, stringToSign(input.timestamp, auth.date, auth.service, canonical));
     // Stopping at the first match tells only which public host form the client signed, never a secret.
-    if (sameSignature(expected, auth.signature)) return { ok: true };
+    if (constantTimeEqual(expected, auth.signature)) return { ok: true };
   }
   return {
     ok: false,

@@ -1,6 +1,6 @@
 // The one way this store makes a connection pool, so that a lost connection never ends the process.
 import pg from 'pg';
-import type { PoolConfig } from 'pg';
+import type { PoolClient, PoolConfig } from 'pg';
 
 /**
  * A node-postgres pool whose clients' connection errors are always listened to. pg-pool listens to an
@@ -14,4 +14,16 @@ export function newPool(config: PoolConfig): pg.Pool {
   pool.on('error', () => {});
   pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
+}
+
+/** A COMMIT that ended the transaction otherwise: nothing of it was committed. */
+export class NotCommittedError extends Error {}
+
+/**
+ * COMMITs the client's transaction, or throws NotCommittedError: PostgreSQL answers COMMIT of a
+ * transaction that an error aborted with ROLLBACK, not with an error.
+ */
+export async function commit(client: Pick<PoolClient, 'query'>): Promise<void> {
+  const end = await client.query('COMMIT');
+  if (end.command !== 'COMMIT') throw new NotCommittedError(`the transaction ended in ${end.command}, not COMMIT`);
 }

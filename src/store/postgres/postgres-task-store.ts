@@ -32,7 +32,7 @@ import { migrate, quoteIdent } from './migrations.ts';
 import { DAY_MS, dayOf, ensurePartitions, partitionDays, partitionName } from './postgres-partitions.ts';
 import { PostgresReplicas } from './postgres-replicas.ts';
 import { PostgresTaskReader } from './postgres-task-reader.ts';
-import { newPool } from './pool.ts';
+import { commit, newPool, NotCommittedError } from './pool.ts';
 
 /** One node's progress: never moves backwards. */
 const PROGRESS_SQL = `INSERT INTO node_progress (node_id, acked_seq, seen_at) VALUES ($1, $2, $3)
@@ -255,9 +255,7 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
         try {
           log.length = 0;
           const outcomes = await this.#writeBatch(client, batch, log);
-          // PostgreSQL answers COMMIT of a transaction that an error aborted with ROLLBACK, not an error.
-          const end = await client.query('COMMIT');
-          if (end.command !== 'COMMIT') throw new RetryBatch(`the batch's transaction ended in ${end.command}, not COMMIT`);
+          await commit(client);
           return outcomes;
         } catch (e) {
           await client.query('ROLLBACK').catch(() => (broken = true));
@@ -266,7 +264,7 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
       } catch (e) {
         const code = pgCode(e);
         if (code === PG.noPartition) this.#days.clear(); // another replica pruned a day this one still knew
-        const retry = e instanceof RetryBatch || code === PG.serializationFailure || code === PG.deadlock || code === PG.noPartition;
+        const retry = e instanceof RetryBatch || e instanceof NotCommittedError || code === PG.serializationFailure || code === PG.deadlock || code === PG.noPartition;
         if (!retry || attempt >= MAX_ATTEMPTS) throw e;
       } finally {
         client.release(broken);
@@ -635,8 +633,7 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
     try {
       await client.query('BEGIN');
       const out = await fn(client);
-      const end = await client.query('COMMIT');
-      if (end.command !== 'COMMIT') throw new Error(`the transaction ended in ${end.command}, not COMMIT`);
+      await commit(client);
       return out;
     } catch (e) {
       // A client whose transaction could not be ended must not go back to the pool (the next user's BEGIN would fail).
