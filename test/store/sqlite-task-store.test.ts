@@ -315,8 +315,8 @@ describe('SqliteTaskStore specifics', () => {
     const db = new DatabaseSync(path, { readOnly: true });
     t.after(() => db.close());
     const n = (sql: string): unknown => db.prepare(sql).get()?.n;
-    assert.equal(n(`SELECT count(*) AS n FROM task_fts WHERE task_fts MATCH '"ldw"'`), 0);
-    assert.equal(n(`SELECT count(*) AS n FROM task_fts WHERE task_fts MATCH '"eww"'`), 1);
+    assert.equal(n(`SELECT count(*) AS n FROM task_grams WHERE task_grams MATCH '"ldw"'`), 0);
+    assert.equal(n(`SELECT count(*) AS n FROM task_grams WHERE task_grams MATCH '"eww"'`), 1);
     assert.equal(n('SELECT count(*) AS n FROM task_hosts'), 2);
     assert.equal(n('SELECT count(*) AS n FROM jobs'), 1);
     assert.equal(n(`SELECT count(*) AS n FROM task_id_ranges WHERE hour < ${Math.floor(base / 3_600_000) + 1}`), 0);
@@ -361,6 +361,93 @@ describe('SqliteTaskStore specifics', () => {
     assert.deepEqual((await store.listTasks({ appId: 1, offset: 0, limit: 10, target: url })).tasks.map((x) => x.jobId), ['new', 'old']);
     assert.deepEqual((await store.listTasks({ appId: 1, offset: 0, limit: 10, target: url, from: at, to: at })).tasks.map((x) => x.jobId), ['old']);
     assert.deepEqual((await store.listRefreshRecords({ appId: 1, offset: 0, limit: 10, target: url })).records.map((r) => r.job.jobId), ['new', 'old']);
+  });
+
+  it('the trigram index groups consecutive tasks (issue 11): a fuzzy target finds exactly the tasks holding it, across groups, batches and prunes', async (t) => {
+    const path = join(tempDir(t), 'tasks.db');
+    const store = new SqliteTaskStore({ path, readers: 0 });
+    t.after(() => store.close());
+    await store.start();
+    const base = Date.UTC(2026, 0, 1);
+    const charge: QuotaCharge = { quotaType: 'purge_url', day: '2026-01-01', amount: 1, daily: 1e9 };
+    const words = ['Alpha', 'beta', 'gamma', 'delta', 'epsilon'];
+    // Jobs of 1 to 40 URLs, several per batch (one transaction), so that groups of 16 span jobs and runs end mid-group.
+    const jobs: NewJob[] = Array.from({ length: 60 }, (_, i) => ({
+      jobId: `grp${String(i).padStart(9, '0')}`, appId: 1, zoneId: 'z', type: 'purge_url', method: 'invalidate', createdAt: base + i * 60_000,
+      secretId: 's', clientIp: '::1', source: 'teo',
+      tasks: Array.from({ length: 1 + ((i * 7) % 40) }, (_, k) => ({
+        target: `https://h${i % 3}.example/${words[(i + k) % 5]}/${i}-${k}.js`, hosts: [`h${i % 3}.example`], status: 'success' as const, fanOut: false,
+      })),
+    }));
+    for (let i = 0; i < jobs.length; i += 6) await Promise.all(jobs.slice(i, i + 6).map((j) => store.createJob(j, { ...charge, amount: j.tasks.length })));
+    const db = new DatabaseSync(path, { readOnly: true });
+    t.after(() => db.close());
+    const n = (sql: string): unknown => db.prepare(sql).get()?.n;
+    const tasks = jobs.reduce((sum, j) => sum + j.tasks.length, 0);
+    // Groups of up to 16: far fewer rows than tasks (runs end at a batch's end).
+    assert.ok(Number(n('SELECT count(*) AS n FROM task_grams')) <= Math.ceil(tasks / 16) + 10, 'grouped');
+    // Every task is in exactly one group, and every group holds a task.
+    const coverage = () => {
+      assert.equal(n(`SELECT count(*) AS n FROM tasks t WHERE (SELECT count(*) FROM task_grams g WHERE g.rowid >= ((t.id - 15) << 4) AND g.rowid <= ((t.id << 4) | 15) AND t.id <= (g.rowid >> 4) + (g.rowid & 15)) <> 1`), 0);
+      assert.equal(n('SELECT count(*) AS n FROM task_grams g WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id >= g.rowid >> 4 AND t.id <= (g.rowid >> 4) + (g.rowid & 15))'), 0);
+    };
+    coverage();
+    const expect = async (needle: string, kept: (j: NewJob) => boolean) => {
+      const want = jobs.filter(kept).flatMap((j) => j.tasks.filter((x) => x.target.toLowerCase().includes(needle.toLowerCase())).map((x) => x.target)).sort();
+      const got = await store.listTasks({ appId: 1, offset: 0, limit: 10_000, targetContains: needle });
+      assert.deepEqual(got.tasks.map((x) => x.target).sort(), want, needle);
+      assert.equal(got.total, want.length, needle);
+      const week = await store.listTasks({ appId: 1, offset: 0, limit: 10_000, targetContains: needle, from: base + 30 * 60_000, to: base + 45 * 60_000 });
+      assert.deepEqual(week.tasks.map((x) => x.target).sort(), jobs.filter((j) => kept(j) && j.createdAt >= base + 30 * 60_000 && j.createdAt <= base + 45 * 60_000)
+        .flatMap((j) => j.tasks.filter((x) => x.target.toLowerCase().includes(needle.toLowerCase())).map((x) => x.target)).sort(), `${needle} in a time range`);
+    };
+    const needles = ['alpha', 'h1.example/gamma', '/17-3.js', 'ta/5', '.js\nhttps', 'example/delta/59-', 'nowhere'];
+    for (const needle of needles) await expect(needle, () => true);
+    // Pruning the first 25 jobs: groups shared with job 25 keep their rows, groups of pruned tasks only go.
+    assert.ok((await store.prune(base + 25 * 60_000)) > 0);
+    for (const needle of needles) await expect(needle, (j) => j.createdAt >= base + 25 * 60_000);
+    coverage();
+  });
+
+  it('migration 9: the per-task trigram index is rebuilt as groups; tasks stored before it are found by a fuzzy target, and new ones beside them', async (t) => {
+    const path = join(tempDir(t), 'tasks.db');
+    const db = new DatabaseSync(path);
+    migrate(db, MIGRATIONS.filter((m) => m.version <= 8));
+    const at = Date.UTC(2026, 0, 1);
+    db.prepare(`INSERT INTO jobs (job_id, app_id, zone_id, type, method, created_at, secret_id, client_ip, source, task_count) VALUES ('old', 1, 'z', 'purge_url', 'invalidate', ?, 's', '::1', 'teo', 40)`).run(at);
+    const insTask = db.prepare(`INSERT INTO tasks (job_id, app_id, zone_id, type, method, target, target_hash, hosts, status, created_at, updated_at) VALUES ('old', 1, 'z', 'purge_url', 'invalidate', ?, ?, '["a.example"]', 'success', ?, ?)`);
+    const insFts = db.prepare('INSERT INTO task_fts (rowid, target) VALUES (?, ?)');
+    const ids: number[] = [];
+    for (let k = 0; k < 40; k++) {
+      const url = `https://a.example/old/${k}.js`;
+      const id = Number(insTask.run(url, targetHash(url), at, at).lastInsertRowid);
+      insFts.run(id, url);
+      ids.push(id);
+    }
+    // A gap, as a prune leaves one.
+    db.prepare('DELETE FROM tasks WHERE id = ?').run(ids[20]!);
+    db.prepare('INSERT INTO task_id_ranges (hour, min_id, max_id) VALUES (?, ?, ?)').run(Math.floor(at / 3_600_000), ids[0]!, ids.at(-1)!);
+    db.close();
+    const store = new SqliteTaskStore({ path, readers: 0 });
+    await store.start();
+    t.after(() => store.close());
+    await store.createJob(
+      {
+        jobId: 'new', appId: 1, zoneId: 'z', type: 'purge_url', method: 'invalidate', createdAt: at + 1, secretId: 's', clientIp: '::1', source: 'teo',
+        tasks: [{ target: 'https://a.example/new/1.js', hosts: ['a.example'], status: 'success', fanOut: false }],
+      },
+      { quotaType: 'purge_url', day: '2026-01-01', amount: 1, daily: 10 },
+    );
+    const check = new DatabaseSync(path, { readOnly: true });
+    t.after(() => check.close());
+    assert.equal(check.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'task_fts'`).get()?.n, 0);
+    // 39 old tasks in ids 1..40 (buckets 0..15, 16..31, 32..47 of id >> 4) and the new one.
+    assert.equal(check.prepare('SELECT count(*) AS n FROM task_grams').get()?.n, 4);
+    const found = async (needle: string, range = {}) => (await store.listTasks({ appId: 1, offset: 0, limit: 100, targetContains: needle, ...range })).tasks.map((x) => x.target);
+    assert.deepEqual(await found('old/3'), ['https://a.example/old/39.js', 'https://a.example/old/38.js', 'https://a.example/old/37.js', 'https://a.example/old/36.js', 'https://a.example/old/35.js', 'https://a.example/old/34.js', 'https://a.example/old/33.js', 'https://a.example/old/32.js', 'https://a.example/old/31.js', 'https://a.example/old/30.js', 'https://a.example/old/3.js']);
+    assert.deepEqual(await found('old/20.'), []);
+    assert.deepEqual(await found('/1.js'), ['https://a.example/new/1.js', 'https://a.example/old/1.js']);
+    assert.deepEqual(await found('/1.js', { from: at, to: at }), ['https://a.example/old/1.js']);
   });
 
   it('regression: the exact-target index is keyed by buckets of task ids (migration 8): found exactly across buckets and time ranges (issue 11)', async (t) => {
@@ -444,7 +531,7 @@ describe('SqliteTaskStore specifics', () => {
       ['statuses only', { ...week, statuses: ['failed', 'timeout'] }, /USING (COVERING )?INDEX tasks_app_time/],
       ['exact target', { ...week, target: 'https://h.example/a/banner.jpg' }, /USING INDEX tasks_target/],
       ['job id', { ...week, jobId: 'plan00000001' }, /USING INDEX tasks_job/],
-      ['fuzzy target', { ...week, targetContains: 'banner', hosts: ['h.example'] }, /task_fts VIRTUAL TABLE INDEX \d+:M\d*></],
+      ['fuzzy target', { ...week, targetContains: 'banner', hosts: ['h.example'] }, /SCAN g VIRTUAL TABLE INDEX \d+:M\d*></],
       ['short fuzzy target', { ...week, targetContains: 'jp' }, /USING INDEX tasks_app_time/],
     ];
     for (const [name, query, expected] of cases) {

@@ -136,3 +136,52 @@ export class StatementCache {
     this.#stmts.clear();
   }
 }
+
+/**
+ * The trigram index (`task_grams`, migration v9) holds one row per group of up to TARGET_GROUP_SIZE tasks
+ * with consecutive ids written in one transaction: its document is their targets joined by a newline,
+ * its rowid the group's first id shifted left by TARGET_GROUP_BITS, plus the group's size less one. A
+ * match names a group; the row check on each of its tasks keeps the answer exact. Per task, a row of
+ * its own cost ~15 µs (the row's fixed cost, and trigrams that a deploy's URLs share, such as the
+ * scheme and host, written and merged again for every task); a group writes them once.
+ */
+export const TARGET_GROUP_BITS = 4;
+export const TARGET_GROUP_SIZE = 1 << TARGET_GROUP_BITS;
+
+/** The rowid of the group of `size` tasks whose first id is `first`. BigInt: FTS5 ignores a rowid bound as REAL. */
+export const targetGroupRowid = (first: number, size: number): bigint => (BigInt(first) << BigInt(TARGET_GROUP_BITS)) | BigInt(size - 1);
+
+/**
+ * Adds `tasks` (in id order, as one transaction wrote them) to the trigram index: each run of
+ * consecutive ids cut into groups of TARGET_GROUP_SIZE. The caller holds the write transaction.
+ */
+export function indexTargets(tasks: ReadonlyArray<{ readonly id: number; readonly target: string }>, stmt: (sql: string) => StatementSync): void {
+  const ins = stmt('INSERT INTO task_grams (rowid, targets) VALUES (?, ?)');
+  let start = 0;
+  for (let i = 1; i <= tasks.length; i++) {
+    const full = i - start === TARGET_GROUP_SIZE;
+    if (i < tasks.length && !full && tasks[i]!.id === tasks[i - 1]!.id + 1) continue;
+    const group = tasks.slice(start, i);
+    ins.run(targetGroupRowid(group[0]!.id, group.length), group.map((t) => t.target).join('\n'));
+    start = i;
+  }
+}
+
+/**
+ * Removes from the trigram index the groups that no longer hold a task, among those that held one of
+ * ids [first, last] (a pruned job's). A group also holding a task that stays keeps its row: the row
+ * check skips the tasks that are gone. The caller holds the write transaction, after deleting the tasks.
+ */
+export function unindexTargets(first: number, last: number, stmt: (sql: string) => StatementSync): void {
+  const groups = stmt('SELECT rowid AS r FROM task_grams WHERE rowid >= ? AND rowid <= ?').all(
+    targetGroupRowid(Math.max(0, first - TARGET_GROUP_SIZE + 1), 1),
+    targetGroupRowid(last, TARGET_GROUP_SIZE),
+  ) as Array<{ r: number }>;
+  const live = stmt('SELECT 1 FROM tasks WHERE id >= ? AND id <= ? LIMIT 1');
+  const del = stmt('DELETE FROM task_grams WHERE rowid = ?');
+  for (const { r } of groups) {
+    const from = Math.floor(r / TARGET_GROUP_SIZE);
+    const to = from + (r % TARGET_GROUP_SIZE);
+    if (to >= first && from <= last && live.get(from, to) === undefined) del.run(BigInt(r));
+  }
+}

@@ -5,7 +5,7 @@ import type { JobRecord, TaskRecord } from '../../purge/types.ts';
 import { asciiLower } from '../refresh-record-ids.ts';
 import { REFRESH_TYPES, type NodeReport, type RefreshRecord, type RefreshRecordQuery, type TaskQuery } from '../task-store.ts';
 import {
-  marks, NODE_REPORT_COLS, StatementCache, TASK_COLS, taskCols, targetHashes, toJob, toNodeReport, toTask, type JobRow, type NodeReportRow, type TaskRow,
+  marks, NODE_REPORT_COLS, StatementCache, TARGET_GROUP_BITS, TARGET_GROUP_SIZE, targetGroupRowid, TASK_COLS, taskCols, targetHashes, toJob, toNodeReport, toTask, type JobRow, type NodeReportRow, type TaskRow,
 } from './sqlite-rows.ts';
 
 /** A needle's trigrams probed for rarity: all of them up to this many, else this many spread out. */
@@ -32,7 +32,7 @@ const hourBounds = (from: number | undefined, to: number | undefined): [number, 
   from === undefined ? Number.MIN_SAFE_INTEGER : Math.floor(from / HOUR_MS),
   to === undefined ? Number.MAX_SAFE_INTEGER : Math.floor(to / HOUR_MS),
 ];
-/** Rowid bounds for task_fts. BigInt: FTS5 ignores a rowid bound bound as REAL, and node:sqlite binds numbers as REAL. */
+/** Rowid bounds for task_grams. BigInt: FTS5 ignores a rowid bound bound as REAL, and node:sqlite binds numbers as REAL. */
 const NO_LOWER_ID = 0n;
 const NO_UPPER_ID = 9_223_372_036_854_775_807n;
 
@@ -353,7 +353,8 @@ export class SqliteTaskReader {
     const plan = q.targetContains !== undefined ? this.#ftsPlan(q.targetContains, q.from, q.to) : null;
     if (plan === 'no-match') return null;
     if (plan !== null) {
-      return taskSource(q, 'task_fts CROSS JOIN tasks t ON t.id = task_fts.rowid', ['task_fts MATCH ?', 'task_fts.rowid >= ?', 'task_fts.rowid <= ?'], [plan.match, plan.lo, plan.hi], true);
+      // A match is a group of consecutive tasks (indexTargets): its tasks are an id range of `tasks`.
+      return taskSource(q, `task_grams g CROSS JOIN tasks t ON t.id >= (g.rowid >> ${TARGET_GROUP_BITS}) AND t.id <= (g.rowid >> ${TARGET_GROUP_BITS}) + (g.rowid & ${TARGET_GROUP_SIZE - 1})`, ['task_grams MATCH ?', 'g.rowid >= ?', 'g.rowid <= ?'], [plan.match, plan.lo, plan.hi], true);
     }
     // A fuzzy target under 3 characters has no trigram to look up: it is checked row by row within
     // the app's time range (and hosts), which EdgeOne caps at 7 days (§4.2). Only such short
@@ -402,10 +403,10 @@ export class SqliteTaskReader {
   #ftsPlan(text: string, from: number | undefined, to: number | undefined): FtsPlan | 'no-match' | null {
     const tris = trigramsOf(text);
     if (tris.length === 0) return null;
-    const bounds = this.#idBounds(from, to);
+    const bounds = this.#groupBounds(from, to);
     if (bounds === null) return 'no-match';
     const probe = this.#stmts.get(
-      'SELECT count(*) AS n FROM (SELECT rowid FROM task_fts WHERE task_fts MATCH ? AND rowid >= ? AND rowid <= ? LIMIT ?)',
+      'SELECT count(*) AS n FROM (SELECT rowid FROM task_grams WHERE task_grams MATCH ? AND rowid >= ? AND rowid <= ? LIMIT ?)',
     );
     const counted = tris.map((t) => ({ t, n: Number((probe.get(ftsTerm(t), bounds.lo, bounds.hi, TRIGRAM_PROBE_CAP) as { n: number }).n) }));
     if (counted.some((c) => c.n === 0)) return 'no-match';
@@ -420,10 +421,13 @@ export class SqliteTaskReader {
     return { match: chosen.map(ftsTerm).join(' AND '), ...bounds };
   }
 
-  /** Task-id bounds of the tasks created in [from, to] (null: none), from the per-hour ranges. */
-  #idBounds(from: number | undefined, to: number | undefined): { lo: bigint; hi: bigint } | null {
+  /** Rowid bounds in the trigram index of the groups holding tasks created in [from, to] (null: none), from the per-hour ranges. */
+  #groupBounds(from: number | undefined, to: number | undefined): { lo: bigint; hi: bigint } | null {
     if (from === undefined && to === undefined) return { lo: NO_LOWER_ID, hi: NO_UPPER_ID };
-    return this.#storedIdBounds(from, to);
+    const ids = this.#storedIdBounds(from, to);
+    if (ids === null) return null;
+    const lo = ids.lo - BigInt(TARGET_GROUP_SIZE - 1);
+    return { lo: targetGroupRowid(Number(lo < 0n ? 0n : lo), 1), hi: targetGroupRowid(Number(ids.hi), TARGET_GROUP_SIZE) };
   }
 
   #storedIdBounds(from: number | undefined, to: number | undefined): { lo: bigint; hi: bigint } | null {

@@ -18,7 +18,7 @@ import { clipError, DELIVERY_COLS, settledAtCreation, settledEvent, toDelivery, 
 import { LATEST_VERSION, migrate } from './migrations.ts';
 import { SqliteCheckpointer } from './sqlite-checkpointer.ts';
 import { SqliteReadPool } from './sqlite-read-pool.ts';
-import { insertRefreshRecords, PAGE_CACHE_KIB, pageCacheKiB, StatementCache, TASK_COLS, targetHash, toTask, type TaskRow } from './sqlite-rows.ts';
+import { indexTargets, insertRefreshRecords, PAGE_CACHE_KIB, pageCacheKiB, StatementCache, TASK_COLS, targetHash, toTask, unindexTargets, type TaskRow } from './sqlite-rows.ts';
 import { HOUR_MS, SqliteTaskReader } from './sqlite-task-reader.ts';
 
 export { ftsTerm, trigramsOf } from './sqlite-task-reader.ts';
@@ -260,10 +260,12 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     const batch = this.#pendingJobs;
     this.#pendingJobs = [];
     if (batch.length === 0) return;
-    // Each quota counter of the batch is read once and charged once, before the COMMIT.
+    // Each quota counter of the batch is read once and charged once, before the COMMIT; the admitted
+    // jobs' targets go to the trigram index together, so that consecutive tasks share its rows.
     const admitAll = (admit: (p: PendingJob, tally: QuotaTally) => JobOutcome) => (): JobOutcome[] => {
       const tally: QuotaTally = new Map();
       const outcomes = batch.map((p) => admit(p, tally));
+      indexTargets(outcomes.flatMap((o) => (o.ok ? o.tasks : [])), (sql) => this.#stmt(sql));
       this.#chargeQuotas(tally);
       return outcomes;
     };
@@ -387,7 +389,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     db.exec('PRAGMA synchronous = OFF');
     try {
       this.#write(() => {
-        for (const job of jobs) this.#insertJob(job);
+        indexTargets(jobs.flatMap((job) => this.#insertJob(job)), (sql) => this.#stmt(sql));
       });
     } finally {
       db.exec('PRAGMA synchronous = NORMAL');
@@ -803,7 +805,10 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     return row?.used ?? 0;
   }
 
-  /** Inserts one job with its tasks, hosts, trigram rows and log seqs. Caller holds the write transaction. */
+  /**
+   * Inserts one job with its tasks, hosts and log seqs. Caller holds the write transaction, and adds the
+   * tasks to the trigram index (indexTargets) once the transaction's jobs are in.
+   */
   #insertJob(job: NewJob): TaskRecord[] {
     const inserted = this.#stmt(
       `INSERT INTO jobs (job_id, app_id, zone_id, type, method, created_at, secret_id, client_ip, source, task_count)
@@ -829,7 +834,6 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     const insHost = this.#stmt(
       'INSERT INTO task_hosts (task_id, host, app_id, created_at, status, type, zone_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
-    const insFts = this.#stmt('INSERT INTO task_fts (rowid, target) VALUES (?, ?)');
     // Seqs come from a counter read and written inside this same IMMEDIATE transaction: no other
     // writer can interleave, and a rolled-back job gives its seqs back, so the log has no gaps.
     let seq = this.#meta('last_seq');
@@ -856,7 +860,6 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
       );
       const id = Number(r.lastInsertRowid);
       for (const h of hosts) insHost.run(id, h, job.appId, job.createdAt, t.status, job.type, job.zoneId);
-      insFts.run(id, t.target);
       out.push({
         id,
         jobId: job.jobId,
@@ -914,12 +917,15 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
       const maxSeq = this.#stmt(
         'SELECT max(seq) AS s FROM tasks WHERE job_id IN (SELECT value FROM json_each(?))',
       ).get(list) as { s: number | null };
-      this.#stmt(`DELETE FROM task_fts WHERE rowid IN (${inJobs})`).run(list);
       this.#stmt(`DELETE FROM task_hosts WHERE task_id IN (${inJobs})`).run(list);
       this.#stmt(`DELETE FROM node_reports WHERE task_id IN (${inJobs})`).run(list);
       this.#stmt(`DELETE FROM prefetch_results WHERE task_id IN (${inJobs})`).run(list);
       this.#stmt('DELETE FROM refresh_records WHERE job_id IN (SELECT value FROM json_each(?))').run(list);
+      const spans = this.#stmt(
+        'SELECT min(id) AS first, max(id) AS last FROM tasks WHERE job_id IN (SELECT value FROM json_each(?)) GROUP BY job_id',
+      ).all(list) as unknown as Array<{ first: number; last: number }>;
       const removed = this.#stmt('DELETE FROM tasks WHERE job_id IN (SELECT value FROM json_each(?))').run(list);
+      for (const { first, last } of spans) unindexTargets(first, last, (sql) => this.#stmt(sql));
       this.#stmt('DELETE FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))').run(list);
       if (maxSeq.s !== null && maxSeq.s > this.#meta('pruned_through_seq')) {
         this.#setMeta('pruned_through_seq', maxSeq.s);
