@@ -73,12 +73,13 @@ export interface Migration {
  * query probes each bucket of the ids its range holds (task_id_ranges): 57 for 7 days of the seeded 1M
  * where it probed 168 hours. Only the index is rebuilt (a few seconds per million tasks, once).
  *
- * v9 replaces `task_fts` (one trigram row per task) with `task_grams`, one row per group of up to 16 tasks
+ * v9 replaces `task_fts` (one trigram row per task) with `task_grams`, one row per group of up to 8 tasks
  * with consecutive ids (issue 11; see indexTargets): the trigram index was half a 1,000-URL job's store
  * time, and most of what made a 1-URL purge cost more on a store with a long history (its merges). A
  * match names a group (rowid = first id << 4 | size - 1) and the row check filters its tasks, as it
- * already re-checked every match. The new index is built from the tasks in the migration (6 s for the
- * seeded 1M tasks), grouped by id >> 4; a bucket's gaps (pruned tasks) only widen its range.
+ * already re-checked every match. The new index is built from the tasks in the migration and merged
+ * into one segment (7 s for the seeded 1M tasks), grouped by id >> 3; a bucket's gaps (pruned tasks)
+ * only widen its range.
  */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -282,13 +283,13 @@ CREATE INDEX tasks_target ON tasks (app_id, (id >> 12), target_hash);
   {
     version: 9,
     name: 'trigram index by groups of 16 consecutive tasks instead of one row per task (issue 11)',
-    // TARGET_GROUP_BITS (sqlite-rows.ts) is the 4 of these expressions.
+    // TARGET_GROUP_BITS (sqlite-rows.ts) is the 4 of these expressions, TARGET_GROUP_MAX the 8 (id >> 3).
     sql: `
 CREATE VIRTUAL TABLE task_grams USING fts5 (
   targets, tokenize = 'trigram', detail = none, content = '', contentless_delete = 1
 );
 INSERT INTO task_grams (rowid, targets)
-  SELECT (min(id) << 4) | (max(id) - min(id)), group_concat(target, char(10)) FROM tasks GROUP BY id >> 4;
+  SELECT (min(id) << 4) | (max(id) - min(id)), group_concat(target, char(10)) FROM tasks GROUP BY id >> 3;
 INSERT INTO task_grams (task_grams) VALUES ('optimize');
 DROP TABLE task_fts;
 `,
