@@ -164,15 +164,16 @@ export class Origin {
  */
 export class Relay {
   readonly #server: net.Server;
-  readonly #target: number;
+  /** The control plane's port; set again when the fleet had to move it (see Fleet.start). */
+  target: number;
   readonly #sockets = new Set<net.Socket>();
   #held: Array<() => void> | undefined;
   port = 0;
 
   constructor(targetPort: number) {
-    this.#target = targetPort;
+    this.target = targetPort;
     this.#server = net.createServer((client) => {
-      const upstream = net.connect(this.#target, '127.0.0.1');
+      const upstream = net.connect(this.target, '127.0.0.1');
       this.#forward(client, upstream);
       this.#forward(upstream, client);
     });
@@ -349,7 +350,7 @@ export class Fleet {
     for (const a of o.agents ?? []) fleet.agents.push({ id: a.id, link: await new Relay(fleet.cpPort).start(), proc: undefined });
     const nodeEntry = (n: Slot) => ({ id: n.id, token: `token-${n.id}-0123456789abcdef`, controlPlane: `http://127.0.0.1:${o.direct ? fleet.cpPort : n.link.port}` });
     const base = baseConfig(fleet.origin.url);
-    const config = {
+    const config = () => ({
       ...base,
       ...(o.unlimited ? { accounts: base.accounts?.map((a) => ({ ...a, rateLimit: false as const })) } : {}),
       server: { listen: `127.0.0.1:${fleet.cpPort}` },
@@ -359,9 +360,20 @@ export class Fleet {
         ...fleet.nodes.map((n) => ({ ...nodeEntry(n), listen: `127.0.0.1:${n.port}` })),
         ...(o.agents ?? []).map((a, i) => ({ ...nodeEntry(fleet.agents[i]!), driver: a.driver, stateFile: fleet.stateFile(a.id) })),
       ],
-    };
-    writeFileSync(fleet.configPath, stringify(config), { mode: 0o600 });
-    await fleet.startControlPlane();
+    });
+    for (let attempt = 1; ; attempt++) {
+      writeFileSync(fleet.configPath, stringify(config()), { mode: 0o600 });
+      try {
+        await fleet.startControlPlane();
+        break;
+      } catch (e) {
+        // freePort's port was free when asked, but another test's socket can take it before the control
+        // plane binds it (tests run two files at once): take another one.
+        if (attempt >= 3 || !String(e).includes('EADDRINUSE')) throw e;
+        fleet.cpPort = await freePort();
+        for (const slot of [...fleet.nodes, ...fleet.agents]) slot.link.target = fleet.cpPort;
+      }
+    }
     await Promise.all(fleet.nodes.map((n) => fleet.startNode(n.id)));
     for (const a of fleet.agents) await fleet.startAgent(a.id);
     return fleet;
