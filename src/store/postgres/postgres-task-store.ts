@@ -405,7 +405,7 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
     });
 
     // 4. The serialized part: counter, tasks, hosts, log entries and the NOTIFYs, in one statement.
-    const base = (
+    const counted = (
       await client.query<{ base: number }>(
         `WITH c AS (
            UPDATE store_meta SET value = value + $2::bigint WHERE key = 'last_seq' AND $2::bigint > 0 RETURNING value - $2::bigint AS base
@@ -429,7 +429,12 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
                 pg_notify($3, (c.base + $2::bigint)::text) FROM c`,
         [JSON.stringify(rows), fanned, this.#channel, this.#entriesChannel, encodeLogNotice(entries)],
       )
-    ).rows[0]?.base ?? 0;
+    ).rows[0];
+    // With entries to number, the counter's UPDATE must have returned its row: without it the tasks' seqs
+    // and log rows were never written, and seqs counted from 0 would repeat ones already handed out (CI
+    // once acknowledged every seq of a whole batch a second time). Never acknowledged: start over.
+    if (fanned > 0 && counted === undefined) throw new RetryBatch('the log counter returned no row');
+    const base = counted?.base ?? 0;
     for (const { fan, ...e } of entries) log.push({ ...e, seq: base + fan });
 
     let k = 0;
