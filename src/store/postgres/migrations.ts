@@ -294,11 +294,18 @@ export const migrationLockKey = (schema: string): string => `edgepurge.migrate.$
  * find nothing left to do. A process killed mid-migration leaves that migration rolled back and its
  * lock released (the session ends). Returns the versions applied; refuses a schema from a newer build.
  */
-export async function migrate(client: PoolClient, schema: string, migrations: readonly PgMigration[] = PG_MIGRATIONS): Promise<number[]> {
+export async function migrate(client: Pick<PoolClient, 'query'>, schema: string, migrations: readonly PgMigration[] = PG_MIGRATIONS): Promise<number[]> {
   const key = migrationLockKey(schema);
   await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [key]);
   try {
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+    // The connection's search_path names the schema first, but a session that began before the schema
+    // existed could go on resolving names in public: CI saw a second store's whole table set, with its
+    // own counters, created in public by replicas starting together (one replica's batches then counted
+    // quota and seqs of their own). Set again, the path is resolved anew; checked, nothing lands elsewhere.
+    await client.query(`SET search_path TO ${quoteIdent(schema)}, public`);
+    const inSchema = (await client.query<{ s: string | null }>('SELECT current_schema() AS s')).rows[0]?.s;
+    if (inSchema !== schema) throw new Error(`the store's schema ${schema} is not the session's current schema (${inSchema ?? 'none'}); refusing to migrate elsewhere`);
     await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version    integer PRIMARY KEY,
       name       text NOT NULL,

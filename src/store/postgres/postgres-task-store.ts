@@ -159,20 +159,20 @@ export class PostgresTaskStore implements TaskStore, WebhookOutbox {
   }
 
   async #start(): Promise<void> {
+    // Migrated on a connection of its own, before the pool opens any: every pooled session then begins
+    // after the schema exists, and resolves its tables there (see migrate).
+    const migrator = new pg.Client(this.#poolConfig());
+    migrator.on('error', () => {});
+    await migrator.connect();
+    try {
+      await migrate(migrator, this.#schema);
+    } finally {
+      // Ending the session also ends its migration lock, should a failure have left it held.
+      await migrator.end().catch(() => {});
+    }
     // A connection that the server drops must not crash the process: the pool replaces it.
     const pool = newPool(this.#poolConfig());
     this.#pool = pool;
-    const client = await pool.connect();
-    let failed: Error | undefined;
-    try {
-      await migrate(client, this.#schema);
-    } catch (e) {
-      failed = e as Error;
-      throw e;
-    } finally {
-      // Not back to the pool after a failure: it may still hold the session's migration lock.
-      client.release(failed);
-    }
     for (const d of await partitionDays(pool)) this.#days.add(d);
     this.#reader = new PostgresTaskReader(pool);
     this.#announced = await this.lastSeq();
