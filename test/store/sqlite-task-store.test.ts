@@ -22,6 +22,21 @@ function tempDir(t: TestContext): string {
   return dir;
 }
 
+/** Opens the store at `path` (migrating an older database) and adds job 'new' of app 1 with one task for `target` on a.example. */
+async function startWithNewJob(t: TestContext, path: string, createdAt: number, target: string): Promise<SqliteTaskStore> {
+  const store = new SqliteTaskStore({ path, readers: 0 });
+  await store.start();
+  t.after(() => store.close());
+  await store.createJob(
+    {
+      jobId: 'new', appId: 1, zoneId: 'z', type: 'purge_url', method: 'invalidate', createdAt, secretId: 's', clientIp: '::1', source: 'teo',
+      tasks: [{ target, hosts: ['a.example'], status: 'success', fanOut: false }],
+    },
+    { quotaType: 'purge_url', day: '2026-01-01', amount: 1, daily: 10 },
+  );
+  return store;
+}
+
 /** Puts `fake` in place of fs.fdatasync for the store (its ESM import is resynced) until the test ends; returns the real one. */
 function replaceFdatasync(t: TestContext, fake: (fd: number, cb: (error: NodeJS.ErrnoException | null) => void) => void): typeof fs.fdatasync {
   const real = fs.fdatasync;
@@ -341,16 +356,7 @@ describe('SqliteTaskStore specifics', () => {
     db.prepare(`INSERT INTO task_hosts (task_id, host, app_id, created_at, status, type, zone_id) VALUES (?, 'a.example', 1, ?, 'success', 'purge_url', 'z')`).run(id, at);
     db.prepare(`INSERT INTO refresh_records (job_id, host, ord, record_id, app_id, created_at, type, job_tasks) VALUES ('old', 'a.example', 0, 77, 1, ?, 'purge_url', 1)`).run(at);
     db.close();
-    const store = new SqliteTaskStore({ path, readers: 0 });
-    await store.start();
-    t.after(() => store.close());
-    await store.createJob(
-      {
-        jobId: 'new', appId: 1, zoneId: 'z', type: 'purge_url', method: 'invalidate', createdAt: at + 1, secretId: 's', clientIp: '::1', source: 'teo',
-        tasks: [{ target: url, hosts: ['a.example'], status: 'success', fanOut: false }],
-      },
-      { quotaType: 'purge_url', day: '2026-01-01', amount: 1, daily: 10 },
-    );
+    const store = await startWithNewJob(t, path, at + 1, url);
     const check = new DatabaseSync(path, { readOnly: true });
     t.after(() => check.close());
     assert.deepEqual(check.prepare('SELECT job_id, target_hash FROM tasks ORDER BY id').all().map((r) => ({ ...r })), [
@@ -428,16 +434,7 @@ describe('SqliteTaskStore specifics', () => {
     db.prepare('DELETE FROM tasks WHERE id = ?').run(ids[20]!);
     db.prepare('INSERT INTO task_id_ranges (hour, min_id, max_id) VALUES (?, ?, ?)').run(Math.floor(at / 3_600_000), ids[0]!, ids.at(-1)!);
     db.close();
-    const store = new SqliteTaskStore({ path, readers: 0 });
-    await store.start();
-    t.after(() => store.close());
-    await store.createJob(
-      {
-        jobId: 'new', appId: 1, zoneId: 'z', type: 'purge_url', method: 'invalidate', createdAt: at + 1, secretId: 's', clientIp: '::1', source: 'teo',
-        tasks: [{ target: 'https://a.example/new/1.js', hosts: ['a.example'], status: 'success', fanOut: false }],
-      },
-      { quotaType: 'purge_url', day: '2026-01-01', amount: 1, daily: 10 },
-    );
+    const store = await startWithNewJob(t, path, at + 1, 'https://a.example/new/1.js');
     const check = new DatabaseSync(path, { readOnly: true });
     t.after(() => check.close());
     assert.equal(check.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'task_fts'`).get()?.n, 0);

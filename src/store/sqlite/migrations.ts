@@ -282,7 +282,7 @@ CREATE INDEX tasks_target ON tasks (app_id, (id >> 12), target_hash);
   },
   {
     version: 9,
-    name: 'trigram index by groups of 16 consecutive tasks instead of one row per task (issue 11)',
+    name: 'trigram index by groups of up to 8 consecutive tasks instead of one row per task (issue 11)',
     // TARGET_GROUP_BITS (sqlite-rows.ts) is the 4 of these expressions, TARGET_GROUP_MAX the 8 (id >> 3).
     sql: `
 CREATE VIRTUAL TABLE task_grams USING fts5 (

@@ -158,6 +158,12 @@ export const TARGET_GROUP_MAX = 8;
 /** The rowid of the group of `size` tasks whose first id is `first`. BigInt: FTS5 ignores a rowid bound as REAL. */
 export const targetGroupRowid = (first: number, size: number): bigint => (BigInt(first) << BigInt(TARGET_GROUP_BITS)) | BigInt(size - 1);
 
+/** The rowid range of every group that can hold a task with an id in [first, last] (its first id at most TARGET_GROUP_SIZE - 1 lower). */
+export const targetGroupRowids = (first: number, last: number): [bigint, bigint] => [
+  targetGroupRowid(Math.max(0, first - TARGET_GROUP_SIZE + 1), 1),
+  targetGroupRowid(last, TARGET_GROUP_SIZE),
+];
+
 /**
  * Adds `tasks` (in id order, as one transaction wrote them) to the trigram index: each run of
  * consecutive ids cut into groups of TARGET_GROUP_MAX. The caller holds the write transaction.
@@ -180,10 +186,7 @@ export function indexTargets(tasks: ReadonlyArray<{ readonly id: number; readonl
  * check skips the tasks that are gone. The caller holds the write transaction, after deleting the tasks.
  */
 export function unindexTargets(first: number, last: number, stmt: (sql: string) => StatementSync): void {
-  const groups = stmt('SELECT rowid AS r FROM task_grams WHERE rowid >= ? AND rowid <= ?').all(
-    targetGroupRowid(Math.max(0, first - TARGET_GROUP_SIZE + 1), 1),
-    targetGroupRowid(last, TARGET_GROUP_SIZE),
-  ) as Array<{ r: number }>;
+  const groups = stmt('SELECT rowid AS r FROM task_grams WHERE rowid >= ? AND rowid <= ?').all(...targetGroupRowids(first, last)) as Array<{ r: number }>;
   const live = stmt('SELECT 1 FROM tasks WHERE id >= ? AND id <= ? LIMIT 1');
   const del = stmt('DELETE FROM task_grams WHERE rowid = ?');
   for (const { r } of groups) {

@@ -5,7 +5,7 @@ import type { JobRecord, TaskRecord } from '../../purge/types.ts';
 import { asciiLower } from '../refresh-record-ids.ts';
 import { REFRESH_TYPES, type NodeReport, type RefreshRecord, type RefreshRecordQuery, type TaskQuery } from '../task-store.ts';
 import {
-  marks, NODE_REPORT_COLS, StatementCache, TARGET_GROUP_BITS, TARGET_GROUP_SIZE, targetGroupRowid, TASK_COLS, taskCols, targetHashes, toJob, toNodeReport, toTask, type JobRow, type NodeReportRow, type TaskRow,
+  marks, NODE_REPORT_COLS, StatementCache, TARGET_GROUP_BITS, TARGET_GROUP_SIZE, targetGroupRowids, TASK_COLS, taskCols, targetHashes, toJob, toNodeReport, toTask, type JobRow, type NodeReportRow, type TaskRow,
 } from './sqlite-rows.ts';
 
 /** A needle's trigrams probed for rarity: all of them up to this many, else this many spread out. */
@@ -426,8 +426,8 @@ export class SqliteTaskReader {
     if (from === undefined && to === undefined) return { lo: NO_LOWER_ID, hi: NO_UPPER_ID };
     const ids = this.#storedIdBounds(from, to);
     if (ids === null) return null;
-    const lo = ids.lo - BigInt(TARGET_GROUP_SIZE - 1);
-    return { lo: targetGroupRowid(Number(lo < 0n ? 0n : lo), 1), hi: targetGroupRowid(Number(ids.hi), TARGET_GROUP_SIZE) };
+    const [lo, hi] = targetGroupRowids(Number(ids.lo), Number(ids.hi));
+    return { lo, hi };
   }
 
   #storedIdBounds(from: number | undefined, to: number | undefined): { lo: bigint; hi: bigint } | null {
