@@ -12,7 +12,7 @@ import type { TaskType } from '../../src/purge/types.ts';
 import { openStore } from '../../src/store/index.ts';
 import { LATEST_VERSION, migrate, MIGRATIONS } from '../../src/store/sqlite/migrations.ts';
 import { ftsTerm, SqliteTaskStore, targetHash, trigramsOf } from '../../src/store/sqlite/sqlite-task-store.ts';
-import { legacyTargetHash } from '../../src/store/sqlite/sqlite-rows.ts';
+import { legacyTargetHash, TRIGRAM_BACKLOG_MAX } from '../../src/store/sqlite/sqlite-rows.ts';
 import { DuplicateJobIdError, QuotaExceededError, type NewJob, type QuotaCharge } from '../../src/store/task-store.ts';
 import { describeTaskStoreConformance } from './task-store-conformance.ts';
 
@@ -312,7 +312,8 @@ describe('SqliteTaskStore specifics', () => {
 
   it('prune removes the trigram, host and id-range rows of what it deletes', async (t) => {
     const path = join(tempDir(t), 'tasks.db');
-    const store = new SqliteTaskStore({ path });
+    // Every commit indexed at once: the pruned task's group is in the trigram index.
+    const store = new SqliteTaskStore({ path, trigramBacklog: 0 });
     t.after(() => store.close());
     await store.start();
     const base = Date.UTC(2026, 0, 1);
@@ -438,8 +439,10 @@ describe('SqliteTaskStore specifics', () => {
     const check = new DatabaseSync(path, { readOnly: true });
     t.after(() => check.close());
     assert.equal(check.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'task_fts'`).get()?.n, 0);
-    // 39 old tasks in ids 1..40 (six buckets of id >> 3, one holding the gap) and the new one.
-    assert.equal(check.prepare('SELECT count(*) AS n FROM task_grams').get()?.n, 7);
+    // 39 old tasks in ids 1..40 (six buckets of id >> 3, one holding the gap); the new one (id 41)
+    // waits in the backlog above grams_through (v10), found row by row.
+    assert.equal(check.prepare('SELECT count(*) AS n FROM task_grams').get()?.n, 6);
+    assert.equal(check.prepare(`SELECT value AS n FROM store_meta WHERE key = 'grams_through'`).get()?.n, 40);
     const found = async (needle: string, range = {}) => (await store.listTasks({ appId: 1, offset: 0, limit: 100, targetContains: needle, ...range })).tasks.map((x) => x.target);
     assert.deepEqual(await found('old/3'), ['https://a.example/old/39.js', 'https://a.example/old/38.js', 'https://a.example/old/37.js', 'https://a.example/old/36.js', 'https://a.example/old/35.js', 'https://a.example/old/34.js', 'https://a.example/old/33.js', 'https://a.example/old/32.js', 'https://a.example/old/31.js', 'https://a.example/old/30.js', 'https://a.example/old/3.js']);
     assert.deepEqual(await found('old/20.'), []);
@@ -508,8 +511,41 @@ describe('SqliteTaskStore specifics', () => {
     assert.equal(ftsTerm('a"b'), '"a""b"');
   });
 
+  it('the trigram index lags by at most TRIGRAM_BACKLOG_MAX tasks, searched row by row meanwhile; the commit that reaches it indexes them all (migration 10)', async (t) => {
+    const path = join(tempDir(t), 'tasks.db');
+    const store = new SqliteTaskStore({ path, readers: 0 });
+    t.after(() => store.close());
+    await store.start();
+    const db = new DatabaseSync(path, { readOnly: true });
+    t.after(() => db.close());
+    const through = () => db.prepare(`SELECT value AS n FROM store_meta WHERE key = 'grams_through'`).get()?.n;
+    const groups = () => db.prepare('SELECT count(*) AS n FROM task_grams').get()?.n;
+    const at = Date.UTC(2026, 0, 1);
+    const job = (k: number, n: number): NewJob => ({
+      jobId: `backlog${k}`, appId: 1, zoneId: 'z', type: 'purge_url', method: 'invalidate', createdAt: at + k, secretId: 's', clientIp: '::1', source: 'teo',
+      tasks: Array.from({ length: n }, (_, i) => ({ target: `https://a.example/j${k}/file-${i}.js`, hosts: ['a.example'], status: 'success' as const, fanOut: false })),
+    });
+    const charge = { quotaType: 'purge_url' as const, day: '2026-01-01', amount: 1, daily: 1e6 };
+    const found = async (needle: string) => (await store.listTasks({ appId: 1, offset: 0, limit: 2000, targetContains: needle })).total;
+    await store.createJob(job(0, TRIGRAM_BACKLOG_MAX - 1), charge);
+    assert.equal(through(), 0);
+    assert.equal(groups(), 0);
+    assert.equal(await found('j0/file-1'), 111, 'file-1, file-10..19, file-100..199: all in the backlog');
+    // Its plan: the backlog's id range of tasks, no table scan.
+    assert.ok(store.explainListTasks({ appId: 1, offset: 0, limit: 20, targetContains: 'j0/file-1' }).some((d) => /^SEARCH t USING INTEGER PRIMARY KEY \(rowid>\? AND rowid<\?\)/.test(d)));
+    await store.createJob(job(1, 1), charge);
+    assert.equal(through(), TRIGRAM_BACKLOG_MAX);
+    assert.equal(groups(), TRIGRAM_BACKLOG_MAX / 8);
+    assert.equal(await found('j0/file-1'), 111, 'now all from the index');
+    assert.equal(await found('file-0.js'), 2);
+    await store.createJob(job(2, 3), charge);
+    assert.equal(through(), TRIGRAM_BACKLOG_MAX);
+    assert.equal(await found('file-0.js'), 3, 'indexed and backlog tasks together, each once');
+  });
+
   it('regression: every listTasks shape is served by its index, never a table scan (1M-task latency)', async (t) => {
-    const store = new SqliteTaskStore({ path: ':memory:' });
+    // Indexed at once, so that a fuzzy target's trigrams are in the index (the backlog is a rowid range).
+    const store = new SqliteTaskStore({ path: ':memory:', trigramBacklog: 0 });
     t.after(() => store.close());
     await store.start();
     const base = Date.UTC(2026, 0, 1);

@@ -1,9 +1,10 @@
-// Property test of the grouped trigram index (schema v9, issue 11): whatever the jobs, batches, refusals
-// and prunes, a fuzzy target finds exactly the stored tasks whose target holds it (ASCII case folded),
-// and every task stays in exactly one group.
+// Property test of the grouped trigram index (schema v9, issue 11) and its backlog (v10): whatever the
+// jobs, batches, refusals, prunes and backlog bound, a fuzzy target finds exactly the stored tasks whose
+// target holds it (ASCII case folded), each once.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { groupDocument } from '../../src/store/sqlite/sqlite-rows.ts';
 import { SqliteTaskStore } from '../../src/store/sqlite/sqlite-task-store.ts';
 import type { NewJob, QuotaCharge } from '../../src/store/task-store.ts';
 
@@ -18,6 +19,8 @@ const job = fc.record({ targets: fc.array(target, { minLength: 1, maxLength: 20 
 const scenario = fc.record({
   batches: fc.array(fc.array(job, { minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 6 }),
   pruneBefore: fc.nat(30),
+  // How far the trigram index may lag (0: every commit indexed): searches span both sides of the mark.
+  backlog: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 60 })),
   range: fc.option(fc.tuple(fc.nat(30), fc.nat(30)).map(([a, b]) => [BASE + Math.min(a, b) * STEP, BASE + Math.max(a, b) * STEP] as const)),
   // Mostly pieces of the stored targets (which target, where, how long), some random text.
   picks: fc.array(fc.tuple(fc.nat(), fc.nat(), fc.integer({ min: 3, max: 12 })), { minLength: 1, maxLength: 6 }),
@@ -25,10 +28,10 @@ const scenario = fc.record({
 });
 
 describe('SQLite trigram index by groups of consecutive tasks (property)', () => {
-  it('a fuzzy target finds exactly the tasks holding it, through batches, refused jobs and prunes', async () => {
+  it('a fuzzy target finds exactly the tasks holding it, through batches, refused jobs, prunes and a lagging index', async () => {
     await fc.assert(
-      fc.asyncProperty(scenario, async ({ batches, pruneBefore, range, picks, random }) => {
-        const store = new SqliteTaskStore({ path: ':memory:' });
+      fc.asyncProperty(scenario, async ({ batches, pruneBefore, backlog, range, picks, random }) => {
+        const store = new SqliteTaskStore({ path: ':memory:', trigramBacklog: backlog });
         await store.start();
         try {
           const stored: Array<{ target: string; createdAt: number }> = [];
@@ -75,5 +78,31 @@ describe('SQLite trigram index by groups of consecutive tasks (property)', () =>
       }),
       { numRuns: 60 },
     );
+  });
+
+  // The document drops each target's prefix shared with the one before it: it must still hold every
+  // trigram (of code points, as the tokenizer cuts them) of every target, surrogate pairs included.
+  it("a group's document holds every trigram of each of its targets, and is shorter when they share a prefix", () => {
+    const codePoints = fc.constantFrom('a', 'b', '/', '\u00e9', '\u{1F600}', '\u{1F601}', '\u{20000}');
+    const text = fc.array(codePoints, { maxLength: 12 }).map((cs) => cs.join(''));
+    const targets = fc.tuple(text, fc.array(fc.tuple(fc.nat(12), text), { maxLength: 8 })).map(([first, rest]) => {
+      // Each next target keeps some of the one before it, as a deploy's URLs keep host and path.
+      const out = [first];
+      for (const [keep, tail] of rest) out.push([...out.at(-1)!].slice(0, keep).join('') + tail);
+      return out;
+    });
+    fc.assert(
+      fc.property(targets, (ts) => {
+        const doc = groupDocument(ts);
+        for (const t of ts) {
+          const cps = [...t];
+          for (let i = 0; i + 3 <= cps.length; i++) assert.ok(doc.includes(cps.slice(i, i + 3).join('')), `${JSON.stringify(cps.slice(i, i + 3).join(''))} of ${JSON.stringify(t)}`);
+          assert.ok(!doc.includes('\ufffd') && doc.isWellFormed(), 'no surrogate pair is cut');
+        }
+      }),
+      { numRuns: 500 },
+    );
+    const deploy = Array.from({ length: 8 }, (_, i) => `https://static.example.com/assets/2026/12/app-${i}.js`);
+    assert.equal(groupDocument(deploy), [deploy[0], ...deploy.slice(1).map((u) => u.slice(u.length - 6))].join('\n'));
   });
 });

@@ -80,6 +80,12 @@ export interface Migration {
  * already re-checked every match. The new index is built from the tasks in the migration and merged
  * into one segment (7 s for the seeded 1M tasks), grouped by id >> 3; a bucket's gaps (pruned tasks)
  * only widen its range.
+ *
+ * v10 lets the trigram index lag the tasks by a bounded backlog (issue 11): `store_meta.grams_through`
+ * is the highest task id indexed; a commit indexes the tasks above it only once there are at least
+ * TRIGRAM_BACKLOG_MAX of them (indexBacklog), and a fuzzy search checks those few row by row. A 1-URL
+ * purge's commit otherwise flushed a tiny FTS5 segment, and FTS5 merged it into ever larger ones: most
+ * of a 1-URL purge's trigram cost, and what grew with history. Every task is indexed at v10.
  */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -292,6 +298,13 @@ INSERT INTO task_grams (rowid, targets)
   SELECT (min(id) << 4) | (max(id) - min(id)), group_concat(target, char(10)) FROM tasks GROUP BY id >> 3;
 INSERT INTO task_grams (task_grams) VALUES ('optimize');
 DROP TABLE task_fts;
+`,
+  },
+  {
+    version: 10,
+    name: 'trigram index behind the tasks by a bounded backlog, store_meta.grams_through (issue 11)',
+    sql: `
+INSERT INTO store_meta (key, value) SELECT 'grams_through', coalesce(max(id), 0) FROM tasks;
 `,
   },
 ];

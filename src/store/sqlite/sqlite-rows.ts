@@ -139,7 +139,7 @@ export class StatementCache {
 
 /**
  * The trigram index (`task_grams`, migration v9) holds one row per group of up to TARGET_GROUP_MAX tasks
- * with consecutive ids written in one transaction: its document is their targets joined by a newline,
+ * with consecutive ids: its document is their targets joined by a newline,
  * its rowid the group's first id shifted left by TARGET_GROUP_BITS, plus the group's size less one. A
  * match names a group; the row check on each of its tasks keeps the answer exact. A row per task cost
  * half a 1,000-URL job's store CPU (each row's fixed cost, and the trigrams a deploy's URLs share, such
@@ -155,6 +155,14 @@ export const TARGET_GROUP_SIZE = 1 << TARGET_GROUP_BITS;
  */
 export const TARGET_GROUP_MAX = 8;
 
+/**
+ * The most tasks the trigram index may lag behind (store_meta.grams_through, migration v10): a fuzzy
+ * search checks them row by row (~1 µs each), and a commit that leaves more indexes them all. A
+ * 1,000-URL job is past it at once; 1-URL purges are indexed 512 at a time, not one FTS5 segment
+ * (and its merges) per commit.
+ */
+export const TRIGRAM_BACKLOG_MAX = 512;
+
 /** The rowid of the group of `size` tasks whose first id is `first`. BigInt: FTS5 ignores a rowid bound as REAL. */
 export const targetGroupRowid = (first: number, size: number): bigint => (BigInt(first) << BigInt(TARGET_GROUP_BITS)) | BigInt(size - 1);
 
@@ -165,8 +173,8 @@ export const targetGroupRowids = (first: number, last: number): [bigint, bigint]
 ];
 
 /**
- * Adds `tasks` (in id order, as one transaction wrote them) to the trigram index: each run of
- * consecutive ids cut into groups of TARGET_GROUP_MAX. The caller holds the write transaction.
+ * Adds `tasks` (in id order) to the trigram index: each run of consecutive ids cut into groups of
+ * TARGET_GROUP_MAX. The caller holds the write transaction.
  */
 export function indexTargets(tasks: ReadonlyArray<{ readonly id: number; readonly target: string }>, stmt: (sql: string) => StatementSync): void {
   const ins = stmt('INSERT INTO task_grams (rowid, targets) VALUES (?, ?)');
@@ -175,9 +183,24 @@ export function indexTargets(tasks: ReadonlyArray<{ readonly id: number; readonl
     const full = i - start === TARGET_GROUP_MAX;
     if (i < tasks.length && !full && tasks[i]!.id === tasks[i - 1]!.id + 1) continue;
     const group = tasks.slice(start, i);
-    ins.run(targetGroupRowid(group[0]!.id, group.length), group.map((t) => t.target).join('\n'));
+    ins.run(targetGroupRowid(group[0]!.id, group.length), groupDocument(group.map((t) => t.target)));
     start = i;
   }
+}
+
+/**
+ * Indexes the tasks above store_meta.grams_through once they are at least `backlogMax` (0: at once),
+ * and moves the mark past them. `added` are this transaction's new tasks, in id order: their targets
+ * are at hand, so only older backlog is read back. The caller holds the write transaction.
+ */
+export function indexBacklog(added: ReadonlyArray<{ readonly id: number; readonly target: string }>, backlogMax: number, stmt: (sql: string) => StatementSync): void {
+  const last = added.at(-1)?.id;
+  if (last === undefined) return;
+  const through = Number((stmt("SELECT value FROM store_meta WHERE key = 'grams_through'").get() as { value: number }).value);
+  if (last - through < Math.max(1, backlogMax)) return;
+  const older = stmt('SELECT id, target FROM tasks WHERE id > ? AND id < ? ORDER BY id').all(through, added[0]!.id) as Array<{ id: number; target: string }>;
+  indexTargets(older.length === 0 ? added : [...older, ...added], stmt);
+  stmt("UPDATE store_meta SET value = ? WHERE key = 'grams_through'").run(last);
 }
 
 /**
@@ -194,4 +217,36 @@ export function unindexTargets(first: number, last: number, stmt: (sql: string) 
     const to = from + (r % TARGET_GROUP_SIZE);
     if (to >= first && from <= last && live.get(from, to) === undefined) del.run(BigInt(r));
   }
+}
+
+const isHighSurrogate = (c: number): boolean => c >= 0xd800 && c <= 0xdbff;
+const isLowSurrogate = (c: number): boolean => c >= 0xdc00 && c <= 0xdfff;
+
+/**
+ * A group's trigram document: its first target whole, then each other target from two characters
+ * before where it stops sharing a prefix with the one before it, joined by newlines. Searches AND
+ * single trigrams (detail = none keeps no positions), so a document only needs to hold every
+ * trigram of its targets: one inside the shared prefix is in the previous target, which (by the same
+ * argument) the document holds; one that crosses the prefix's end starts at most two characters
+ * before it. A deploy's URLs share scheme, host and directories, so this tokenizes about half the
+ * characters. Steps are in code points: a surrogate pair is never cut.
+ */
+export function groupDocument(targets: readonly string[]): string {
+  let doc = targets[0] ?? '';
+  for (let k = 1; k < targets.length; k++) {
+    const prev = targets[k - 1]!;
+    const cur = targets[k]!;
+    let shared = 0;
+    const max = Math.min(prev.length, cur.length);
+    while (shared < max && prev.charCodeAt(shared) === cur.charCodeAt(shared)) shared++;
+    // Same code units up to `shared`; a pair whose high half is shared but low half differs is not.
+    if (shared > 0 && isHighSurrogate(cur.charCodeAt(shared - 1))) shared--;
+    let from = shared;
+    for (let back = 0; back < 2 && from > 0; back++) {
+      from--;
+      if (from > 0 && isLowSurrogate(cur.charCodeAt(from)) && isHighSurrogate(cur.charCodeAt(from - 1))) from--;
+    }
+    doc += '\n' + cur.slice(from);
+  }
+  return doc;
 }

@@ -62,11 +62,16 @@ function spread<T>(list: readonly T[], n: number): T[] {
 /** One FTS5 term, quoted so that the needle's characters are never read as query syntax. */
 export const ftsTerm = (trigram: string): string => `"${trigram.replaceAll('"', '""')}"`;
 
-/** How the trigram index narrows a text filter: rows matching `match` with rowid in [lo, hi]. */
+/**
+ * How the trigram index narrows a text filter: groups matching `match` (null: none can) with rowid in
+ * [lo, hi], and the unindexed backlog's tasks with ids in [idLo, idHi] (the query's time range).
+ */
 interface FtsPlan {
-  readonly match: string;
+  readonly match: string | null;
   readonly lo: bigint;
   readonly hi: bigint;
+  readonly idLo: bigint;
+  readonly idHi: bigint;
 }
 
 /** One SELECT's FROM/WHERE over tasks, built for one access path. */
@@ -353,8 +358,16 @@ export class SqliteTaskReader {
     const plan = q.targetContains !== undefined ? this.#ftsPlan(q.targetContains, q.from, q.to) : null;
     if (plan === 'no-match') return null;
     if (plan !== null) {
-      // A match is a group of consecutive tasks (indexTargets): its tasks are an id range of `tasks`.
-      return taskSource(q, `task_grams g CROSS JOIN tasks t ON t.id >= (g.rowid >> ${TARGET_GROUP_BITS}) AND t.id <= (g.rowid >> ${TARGET_GROUP_BITS}) + (g.rowid & ${TARGET_GROUP_SIZE - 1})`, ['task_grams MATCH ?', 'g.rowid >= ?', 'g.rowid <= ?'], [plan.match, plan.lo, plan.hi], true);
+      // The id ranges to check row by row: each matching group of consecutive tasks (indexTargets),
+      // and the backlog above grams_through that the index does not hold yet (indexBacklog). Read in
+      // the same statement, so the two never overlap whatever the writer committed meanwhile.
+      const groups =
+        `SELECT g.rowid >> ${TARGET_GROUP_BITS} AS lo, (g.rowid >> ${TARGET_GROUP_BITS}) + (g.rowid & ${TARGET_GROUP_SIZE - 1}) AS hi` +
+        ' FROM task_grams g WHERE task_grams MATCH ? AND g.rowid >= ? AND g.rowid <= ?';
+      const backlog = "SELECT max(value + 1, ?) AS lo, ? AS hi FROM store_meta WHERE key = 'grams_through'";
+      const ranges = plan.match === null ? backlog : `${groups} UNION ALL ${backlog}`;
+      const params = plan.match === null ? [plan.idLo, plan.idHi] : [plan.match, plan.lo, plan.hi, plan.idLo, plan.idHi];
+      return taskSource(q, `(${ranges}) s CROSS JOIN tasks t ON t.id >= s.lo AND t.id <= s.hi`, [], params, true);
     }
     // A fuzzy target under 3 characters has no trigram to look up: it is checked row by row within
     // the app's time range (and hosts), which EdgeOne caps at 7 days (§4.2). Only such short
@@ -403,13 +416,14 @@ export class SqliteTaskReader {
   #ftsPlan(text: string, from: number | undefined, to: number | undefined): FtsPlan | 'no-match' | null {
     const tris = trigramsOf(text);
     if (tris.length === 0) return null;
-    const bounds = this.#groupBounds(from, to);
+    const bounds = this.#rangeBounds(from, to);
     if (bounds === null) return 'no-match';
     const probe = this.#stmts.get(
       'SELECT count(*) AS n FROM (SELECT rowid FROM task_grams WHERE task_grams MATCH ? AND rowid >= ? AND rowid <= ? LIMIT ?)',
     );
     const counted = tris.map((t) => ({ t, n: Number((probe.get(ftsTerm(t), bounds.lo, bounds.hi, TRIGRAM_PROBE_CAP) as { n: number }).n) }));
-    if (counted.some((c) => c.n === 0)) return 'no-match';
+    // A trigram no group holds: only the backlog can match.
+    if (counted.some((c) => c.n === 0)) return { match: null, ...bounds };
     const sorted = [...counted].sort((a, b) => a.n - b.n);
     const rarest = sorted[0];
     // A rare trigram bounds the candidates by itself (a few more make it tighter, cheaply). When every
@@ -421,13 +435,16 @@ export class SqliteTaskReader {
     return { match: chosen.map(ftsTerm).join(' AND '), ...bounds };
   }
 
-  /** Rowid bounds in the trigram index of the groups holding tasks created in [from, to] (null: none), from the per-hour ranges. */
-  #groupBounds(from: number | undefined, to: number | undefined): { lo: bigint; hi: bigint } | null {
-    if (from === undefined && to === undefined) return { lo: NO_LOWER_ID, hi: NO_UPPER_ID };
+  /**
+   * The task ids created in [from, to] (null: none), from the per-hour ranges, and the rowid bounds in
+   * the trigram index of the groups that can hold them.
+   */
+  #rangeBounds(from: number | undefined, to: number | undefined): { lo: bigint; hi: bigint; idLo: bigint; idHi: bigint } | null {
+    if (from === undefined && to === undefined) return { lo: NO_LOWER_ID, hi: NO_UPPER_ID, idLo: NO_LOWER_ID, idHi: NO_UPPER_ID };
     const ids = this.#storedIdBounds(from, to);
     if (ids === null) return null;
     const [lo, hi] = targetGroupRowids(Number(ids.lo), Number(ids.hi));
-    return { lo, hi };
+    return { lo, hi, idLo: ids.lo, idHi: ids.hi };
   }
 
   #storedIdBounds(from: number | undefined, to: number | undefined): { lo: bigint; hi: bigint } | null {

@@ -18,7 +18,7 @@ import { clipError, DELIVERY_COLS, settledAtCreation, settledEvent, toDelivery, 
 import { LATEST_VERSION, migrate } from './migrations.ts';
 import { SqliteCheckpointer } from './sqlite-checkpointer.ts';
 import { SqliteReadPool } from './sqlite-read-pool.ts';
-import { indexTargets, insertRefreshRecords, PAGE_CACHE_KIB, pageCacheKiB, StatementCache, TASK_COLS, targetHash, toTask, unindexTargets, type TaskRow } from './sqlite-rows.ts';
+import { indexBacklog, insertRefreshRecords, PAGE_CACHE_KIB, pageCacheKiB, StatementCache, TASK_COLS, targetHash, toTask, TRIGRAM_BACKLOG_MAX, unindexTargets, type TaskRow } from './sqlite-rows.ts';
 import { HOUR_MS, SqliteTaskReader } from './sqlite-task-reader.ts';
 
 export { ftsTerm, trigramsOf } from './sqlite-task-reader.ts';
@@ -41,6 +41,11 @@ export interface SqliteTaskStoreOptions {
    * journal_size_limit, what the file is cut back to after a reset. Default WAL_LIMIT_BYTES.
    */
   readonly walLimitBytes?: number;
+  /**
+   * Most tasks the trigram index may lag behind the tasks (searched row by row meanwhile); default
+   * TRIGRAM_BACKLOG_MAX, 0 indexes every commit's tasks at once. Tests set it to reach both sides.
+   */
+  readonly trigramBacklog?: number;
 }
 
 interface LogRow {
@@ -130,6 +135,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
   /** Checkpoints off the event loop (file stores); null: SQLite's automatic checkpoints on COMMIT. */
   #checkpointer: SqliteCheckpointer | null = null;
   readonly #walLimitBytes: number;
+  readonly #trigramBacklog: number;
   /** Set while the checkpoint thread resets the WAL: no write starts until it settles (see #afterCommit). */
   #walReset: Promise<void> | null = null;
   /** performance.now() before which no reset is tried again (the last one found a long read). */
@@ -141,6 +147,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     const inMemory = options.path === ':memory:' || options.path === '' || options.path.startsWith('file:');
     this.#readers = inMemory ? 0 : Math.max(0, Math.trunc(options.readers ?? defaultReaders()));
     this.#walLimitBytes = Math.max(2 ** 20, Math.trunc(options.walLimitBytes ?? WAL_LIMIT_BYTES));
+    this.#trigramBacklog = Math.max(0, Math.trunc(options.trigramBacklog ?? TRIGRAM_BACKLOG_MAX));
   }
 
   async start(): Promise<void> {
@@ -261,11 +268,13 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     this.#pendingJobs = [];
     if (batch.length === 0) return;
     // Each quota counter of the batch is read once and charged once, before the COMMIT; the admitted
-    // jobs' targets go to the trigram index together, so that consecutive tasks share its rows.
+    // jobs' targets go to the trigram index together (once the backlog is long enough), so that
+    // consecutive tasks share its rows.
     const admitAll = (admit: (p: PendingJob, tally: QuotaTally) => JobOutcome) => (): JobOutcome[] => {
       const tally: QuotaTally = new Map();
       const outcomes = batch.map((p) => admit(p, tally));
-      indexTargets(outcomes.flatMap((o) => (o.ok ? o.tasks : [])), (sql) => this.#stmt(sql));
+      const added = outcomes.flatMap((o) => (o.ok ? o.tasks : []));
+      indexBacklog(added, this.#trigramBacklog, (sql) => this.#stmt(sql));
       this.#chargeQuotas(tally);
       return outcomes;
     };
@@ -389,7 +398,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     db.exec('PRAGMA synchronous = OFF');
     try {
       this.#write(() => {
-        indexTargets(jobs.flatMap((job) => this.#insertJob(job)), (sql) => this.#stmt(sql));
+        indexBacklog(jobs.flatMap((job) => this.#insertJob(job)), 0, (sql) => this.#stmt(sql));
       });
     } finally {
       db.exec('PRAGMA synchronous = NORMAL');
@@ -806,8 +815,8 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
   }
 
   /**
-   * Inserts one job with its tasks, hosts and log seqs. Caller holds the write transaction, and adds the
-   * tasks to the trigram index (indexTargets) once the transaction's jobs are in.
+   * Inserts one job with its tasks, hosts and log seqs. Caller holds the write transaction, and hands the
+   * tasks to the trigram index (indexBacklog) once the transaction's jobs are in.
    */
   #insertJob(job: NewJob): TaskRecord[] {
     const inserted = this.#stmt(
