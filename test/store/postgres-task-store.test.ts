@@ -61,7 +61,34 @@ describe('PostgresTaskStore specifics', { skip }, () => {
     const { rows } = await c.query(`SELECT version FROM "${schema}".schema_migrations ORDER BY version`);
     assert.deepEqual(rows.map((r) => r.version), [1, 2, 3, 4, 5, 6, 7, 8]);
     assert.equal(PG_LATEST_VERSION, 8);
+    // All of it in the store's schema: none of its tables anywhere else (issue 9).
+    const elsewhere = await c.query(`SELECT schemaname, tablename FROM pg_tables WHERE tablename IN ('store_meta', 'quota_usage') AND schemaname = 'public'`);
+    assert.deepEqual(elsewhere.rows, []);
     assert.equal(await replicas[3]!.lastSeq(), 0);
+  });
+
+  it("regression: migrate writes only into the store's schema, whatever the session's search_path was when it began (issue 9)", async (t) => {
+    const storeTablesIn = async (c: pg.Client, nsp: string): Promise<string[]> =>
+      (await c.query<{ t: string }>(`SELECT tablename AS t FROM pg_tables WHERE schemaname = $1 AND tablename IN ('store_meta', 'quota_usage', 'jobs') ORDER BY 1`, [nsp])).rows.map((r) => r.t);
+    // A session that began before its schema existed, as replicas starting together on a fresh database
+    // had (CI once found a whole second table set in public, with its own quota and seq counters).
+    const schema = freshSchema();
+    const early = new pg.Client({ connectionString: url, options: `-c search_path="${schema}",public` });
+    await early.connect();
+    t.after(() => early.end());
+    assert.deepEqual(await storeTablesIn(early, 'public'), []);
+    await migrate(early as unknown as pg.PoolClient, schema);
+    assert.deepEqual(await storeTablesIn(early, schema), ['jobs', 'quota_usage', 'store_meta']);
+    assert.deepEqual(await storeTablesIn(early, 'public'), []);
+    // A session that cannot be pointed at the schema (its SET is lost) is refused before it creates anything.
+    const other = freshSchema();
+    const stuck = new pg.Client({ connectionString: url, options: '-c search_path=public' });
+    await stuck.connect();
+    t.after(() => stuck.end());
+    const setLost = { query: (sql: string, params?: unknown[]) => (/^SET search_path/.test(sql) ? Promise.resolve({ rows: [] }) : stuck.query(sql, params)) };
+    await assert.rejects(migrate(setLost as unknown as pg.PoolClient, other), /is not the session's current schema \(public\); refusing to migrate elsewhere/);
+    assert.deepEqual(await storeTablesIn(stuck, 'public'), []);
+    assert.deepEqual(await storeTablesIn(stuck, other), []);
   });
 
   it('migration 8 upgrades a store at version 7: the fuzzy index of every day, old and new, holds the hosts; the old index goes', async (t) => {
