@@ -372,7 +372,8 @@ describe('SqliteTaskStore specifics', () => {
 
   it('the trigram index groups consecutive tasks (issue 11): a fuzzy target finds exactly the tasks holding it, across groups, batches and prunes', async (t) => {
     const path = join(tempDir(t), 'tasks.db');
-    const store = new SqliteTaskStore({ path, readers: 0 });
+    // Every commit indexed at once (no backlog, v10): every task is in a group.
+    const store = new SqliteTaskStore({ path, readers: 0, trigramBacklog: 0 });
     t.after(() => store.close());
     await store.start();
     const base = Date.UTC(2026, 0, 1);
