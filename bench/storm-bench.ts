@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { ConfigInput } from '../src/config/schema.ts';
 import { signTc3Request } from '../src/protocols/tc3/tc3-signature.ts';
-import { pinToCpu, ResponseParser, serialise } from './load.ts';
+import { pinToCpu, ResponseParser, serialise, whilePinned } from './load.ts';
 import { BenchChild, type LoopDelay } from './processes.ts';
 import { quantile } from './stats.ts';
 
@@ -268,7 +268,12 @@ function accessLines(path: string, from: number): Array<{ at: number; account: n
 }
 const sizeOf = (path: string): number => statSync(path, { throwIfNoEntry: false })?.size ?? 0;
 
-export async function runStormBench(o: StormBenchOptions = {}): Promise<StormBenchResult> {
+/** The storm bench, this process kept on the load generators' CPU meanwhile (whilePinned). */
+export function runStormBench(o: StormBenchOptions = {}): Promise<StormBenchResult> {
+  return whilePinned(o.loadCpu, () => stormBench(o));
+}
+
+async function stormBench(o: StormBenchOptions): Promise<StormBenchResult> {
   const log = o.log ?? (() => {});
   const limitPerSecond = 100;
   const stormPerSecond = 10 * limitPerSecond;

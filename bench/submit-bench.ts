@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { benchConfig, createRequests, type SeededTenant } from './api-bench.ts';
-import { runLoad, type LoadRequest, type LoadResult } from './load.ts';
+import { runLoad, whilePinned, type LoadRequest, type LoadResult } from './load.ts';
 import { BenchChild } from './processes.ts';
 import { median } from './stats.ts';
 import { runStormBench, type StormBenchResult } from './storm-bench.ts';
@@ -98,7 +98,12 @@ async function measure(
   };
 }
 
-export async function runSubmitBench(o: SubmitBenchOptions): Promise<SubmitBenchResult> {
+/** The submit bench, this process kept on the load generator's CPU meanwhile (whilePinned). */
+export function runSubmitBench(o: SubmitBenchOptions): Promise<SubmitBenchResult> {
+  return whilePinned(o.loadCpu, () => submitBench(o));
+}
+
+async function submitBench(o: SubmitBenchOptions): Promise<SubmitBenchResult> {
   const log = o.log ?? (() => {});
   const one = 32;
   const many = 8;
