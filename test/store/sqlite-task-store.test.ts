@@ -214,6 +214,42 @@ describe('SqliteTaskStore specifics', () => {
     assert.equal((await store.quotaUsage(7, '2026-01-01')).get('purge_url'), 4);
   });
 
+  it('a job that fails after all its tasks were written gives back its seqs and leaves no hour range: the batch writes both once', async (t) => {
+    const path = join(tempDir(t), 'tasks.db');
+    const store = new SqliteTaskStore({ path, readers: 0 });
+    t.after(() => store.close());
+    await store.start();
+    // The last write of a job is its refresh-log record: a trigger refuses the one of `bad`.
+    const side = new DatabaseSync(path);
+    side.exec("CREATE TRIGGER refuse_bad BEFORE INSERT ON refresh_records WHEN NEW.job_id = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END");
+    side.close();
+    const HOUR = 3_600_000;
+    const job = (jobId: string, createdAt: number) => ({
+      jobId, appId: 7, zoneId: 'zone-a', type: 'purge_url' as const, method: 'invalidate' as const, createdAt, secretId: 'AKID', clientIp: '127.0.0.1', source: 'teo' as const,
+      tasks: [1, 2].map((k) => ({ target: `https://a.example.com/${jobId}/${k}`, hosts: ['a.example.com'], status: 'processing' as const, fanOut: true })),
+    });
+    const charge = { quotaType: 'purge_url' as const, day: '2026-01-01', amount: 2, daily: 100 };
+    const results = await Promise.allSettled([
+      store.createJob(job('good-1', 1_000), charge),
+      store.createJob(job('bad', 5 * HOUR), charge),
+      store.createJob(job('good-2', 1_000), charge),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.match(String((results[1] as PromiseRejectedResult).reason), /refused/);
+    assert.deepEqual((await store.readLog(0, 10)).map((e) => [e.seq, e.jobId]), [[1, 'good-1'], [2, 'good-1'], [3, 'good-2'], [4, 'good-2']]);
+    assert.equal(await store.lastSeq(), 4);
+    const db = new DatabaseSync(path, { readOnly: true });
+    try {
+      const ids = db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM tasks').get() as { lo: number; hi: number };
+      assert.deepEqual(db.prepare('SELECT hour, min_id, max_id FROM task_id_ranges ORDER BY hour').all().map((r) => ({ ...r })), [{ hour: 0, min_id: ids.lo, max_id: ids.hi }]);
+    } finally {
+      db.close();
+    }
+    // The next batch goes on from seq 4.
+    await store.createJob(job('good-3', 1_000), charge);
+    assert.deepEqual((await store.readLog(4, 10)).map((e) => e.seq), [5, 6]);
+  });
+
   it('jobs of one group commit are admitted in turn against one quota counter: each sees what the earlier ones took', async (t) => {
     const store = new SqliteTaskStore({ path: join(tempDir(t), 'tasks.db'), readers: 0 });
     t.after(() => store.close());

@@ -89,6 +89,28 @@ const MAX_SYNCS_IN_FLIGHT = 2;
 /** A group commit's quota counters by `appId type day`: the stored count, and what the batch's admitted jobs add. */
 type QuotaTally = Map<string, { readonly appId: number; readonly type: TaskType; readonly day: string; readonly used: number; added: number }>;
 
+/**
+ * What a transaction's jobs add to the store's bookkeeping, written once for all of them
+ * (#writeBookkeeping): the purge-log counter, and each hour's lowest and highest task id. Per job,
+ * these were three more statements, as many as the job's own rows in a 1-URL purge.
+ */
+interface Bookkeeping {
+  /** store_meta.last_seq when the transaction began, and the last seq handed out since. */
+  readonly startSeq: number;
+  seq: number;
+  /** By hour of createdAt (task_id_ranges). */
+  readonly ranges: Map<number, { min: number; max: number }>;
+}
+
+/** A job's share of a Bookkeeping, taken back when that job alone rolls back (a SAVEPOINT). */
+type BookkeepingMark = { readonly seq: number; readonly ranges: ReadonlyArray<[number, { min: number; max: number }]> };
+const markOf = (b: Bookkeeping): BookkeepingMark => ({ seq: b.seq, ranges: [...b.ranges].map(([h, r]) => [h, { ...r }]) });
+function restore(b: Bookkeeping, m: BookkeepingMark): void {
+  b.seq = m.seq;
+  b.ranges.clear();
+  for (const [h, r] of m.ranges) b.ranges.set(h, r);
+}
+
 interface SyncWaiter {
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
@@ -270,10 +292,12 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     // Each quota counter of the batch is read once and charged once, before the COMMIT; the admitted
     // jobs' targets go to the trigram index together (once the backlog is long enough), so that
     // consecutive tasks share its rows.
-    const admitAll = (admit: (p: PendingJob, tally: QuotaTally) => JobOutcome) => (): JobOutcome[] => {
+    const admitAll = (admit: (p: PendingJob, tally: QuotaTally, book: Bookkeeping) => JobOutcome) => (): JobOutcome[] => {
       const tally: QuotaTally = new Map();
-      const outcomes = batch.map((p) => admit(p, tally));
+      const book = this.#bookkeeping();
+      const outcomes = batch.map((p) => admit(p, tally, book));
       const added = outcomes.flatMap((o) => (o.ok ? o.tasks : []));
+      this.#writeBookkeeping(book);
       indexBacklog(added, this.#trigramBacklog, (sql) => this.#stmt(sql));
       this.#chargeQuotas(tally);
       return outcomes;
@@ -281,19 +305,22 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     void settleBatch(batch, async () => {
       let outcomes: JobOutcome[];
       try {
-        outcomes = this.#write(admitAll((p, tally) => this.#admitJob(p, tally)));
+        outcomes = this.#write(admitAll((p, tally, book) => this.#admitJob(p, tally, book)));
       } catch {
         const db = this.#open();
         outcomes = this.#write(
-          admitAll((p, tally) => {
+          admitAll((p, tally, book) => {
             db.exec('SAVEPOINT job');
+            const mark = markOf(book);
             try {
-              const o = this.#admitJob(p, tally);
+              const o = this.#admitJob(p, tally, book);
               db.exec('RELEASE job');
               return o;
             } catch (error) {
               db.exec('ROLLBACK TO job');
               db.exec('RELEASE job');
+              // Its seqs are handed out again (the log stays gap-free), its ids leave the hour ranges.
+              restore(book, mark);
               return { ok: false, error };
             }
           }),
@@ -311,7 +338,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
    * (quota, duplicate id) is decided before the first write, so it leaves nothing behind; anything
    * else thrown may have, and has added nothing to the tally.
    */
-  #admitJob({ job, charge, webhooks }: PendingJob, tally: QuotaTally): JobOutcome {
+  #admitJob({ job, charge, webhooks }: PendingJob, tally: QuotaTally, book: Bookkeeping): JobOutcome {
     const key = `${job.appId} ${charge.quotaType} ${charge.day}`;
     let counter = tally.get(key);
     if (!counter) {
@@ -322,7 +349,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     if (used + charge.amount > charge.daily) return { ok: false, error: new QuotaExceededError(used) };
     let tasks: TaskRecord[];
     try {
-      tasks = this.#insertJob(job);
+      tasks = this.#insertJob(job, book);
     } catch (error) {
       if (error instanceof DuplicateJobIdError) return { ok: false, error };
       throw error;
@@ -398,7 +425,10 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     db.exec('PRAGMA synchronous = OFF');
     try {
       this.#write(() => {
-        indexBacklog(jobs.flatMap((job) => this.#insertJob(job)), 0, (sql) => this.#stmt(sql));
+        const book = this.#bookkeeping();
+        const tasks = jobs.flatMap((job) => this.#insertJob(job, book));
+        this.#writeBookkeeping(book);
+        indexBacklog(tasks, 0, (sql) => this.#stmt(sql));
       });
     } finally {
       db.exec('PRAGMA synchronous = NORMAL');
@@ -814,11 +844,29 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     return row?.used ?? 0;
   }
 
+  /** A transaction's bookkeeping before its first job. Caller holds the write transaction. */
+  #bookkeeping(): Bookkeeping {
+    const seq = this.#meta('last_seq');
+    return { startSeq: seq, seq, ranges: new Map() };
+  }
+
+  /** Writes what the transaction's jobs added to the log counter and the hour ranges. Caller holds the write transaction. */
+  #writeBookkeeping(book: Bookkeeping): void {
+    if (book.seq !== book.startSeq) this.#setMeta('last_seq', book.seq);
+    for (const [hour, r] of book.ranges) {
+      this.#stmt(
+        `INSERT INTO task_id_ranges (hour, min_id, max_id) VALUES (?, ?, ?)
+         ON CONFLICT (hour) DO UPDATE SET min_id = min(min_id, excluded.min_id), max_id = max(max_id, excluded.max_id)`,
+      ).run(hour, r.min, r.max);
+    }
+  }
+
   /**
-   * Inserts one job with its tasks, hosts and log seqs. Caller holds the write transaction, and hands the
-   * tasks to the trigram index (indexBacklog) once the transaction's jobs are in.
+   * Inserts one job with its tasks and hosts, its log seqs and task ids taken into `book`. Caller holds
+   * the write transaction, and then writes `book` (#writeBookkeeping) and hands the tasks to the
+   * trigram index (indexBacklog) once the transaction's jobs are in.
    */
-  #insertJob(job: NewJob): TaskRecord[] {
+  #insertJob(job: NewJob, book: Bookkeeping): TaskRecord[] {
     const inserted = this.#stmt(
       `INSERT INTO jobs (job_id, app_id, zone_id, type, method, created_at, secret_id, client_ip, source, task_count)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING`,
@@ -845,8 +893,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     );
     // Seqs come from a counter read and written inside this same IMMEDIATE transaction: no other
     // writer can interleave, and a rolled-back job gives its seqs back, so the log has no gaps.
-    let seq = this.#meta('last_seq');
-    const startSeq = seq;
+    let seq = book.seq;
     const out: TaskRecord[] = [];
     for (const t of job.tasks) {
       const hosts = [...new Set(t.hosts)];
@@ -886,17 +933,17 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
         seq: taskSeq,
       });
     }
-    if (seq !== startSeq) this.#setMeta('last_seq', seq);
+    book.seq = seq;
     if (isRefreshType(job.type)) {
       insertRefreshRecords(this.#open(), { ...job, taskCount: out.length }, out.flatMap((t) => t.hosts), (sql) => this.#stmt(sql));
     }
     const first = out[0];
     const last = out[out.length - 1];
     if (first && last) {
-      this.#stmt(
-        `INSERT INTO task_id_ranges (hour, min_id, max_id) VALUES (?, ?, ?)
-         ON CONFLICT (hour) DO UPDATE SET min_id = min(min_id, excluded.min_id), max_id = max(max_id, excluded.max_id)`,
-      ).run(Math.floor(job.createdAt / HOUR_MS), first.id, last.id);
+      const hour = Math.floor(job.createdAt / HOUR_MS);
+      const r = book.ranges.get(hour);
+      if (r) (r.min = Math.min(r.min, first.id), r.max = Math.max(r.max, last.id));
+      else book.ranges.set(hour, { min: first.id, max: last.id });
     }
     return out;
   }
