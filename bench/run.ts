@@ -507,6 +507,10 @@ function stormRows(s: StormBenchResult): Row[] {
     },
     { figure: '  the same refusals as the server times them (access log durationMs)', measured: lat(s.server.refusals) },
     {
+      figure: '  floor on this machine: the same senders against a bare node:http server on the same core (client); refusals p99 / floor p99',
+      measured: `${lat(s.floor)}; ${(s.refusals.p99Ms / s.floor.p99Ms).toFixed(2)}`,
+    },
+    {
       figure: `  account B at ${s.bPerSecond} req/s: p99 with the storm / without (client, same run)`,
       measured: `${ratio.toFixed(2)} (with ${lat(s.storm)}; without ${lat(s.calm)})`,
       bar: '≤ 1.20',

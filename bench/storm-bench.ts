@@ -59,6 +59,12 @@ export interface StormBenchResult {
   readonly bPerSecond: number;
   /** A's refused requests (RequestLimitExceeded), client-observed on loopback. */
   readonly refusals: Latency;
+  /**
+   * The floor of that figure on this machine: the same two senders at the storm's rates against a bare
+   * node:http server (a fixed JSON body, the request body read first) on the server's core, A's answers
+   * client-observed. What the client, the loopback and the scheduler take before the server does any work.
+   */
+  readonly floor: Latency;
   /** A's requests admitted during the storm (about its limit). */
   readonly admitted: number;
   /** B alone, beside A at its limit (every request admitted), and beside the storm, over all phases of each. */
@@ -346,6 +352,22 @@ async function stormBench(o: StormBenchOptions): Promise<StormBenchResult> {
       admitted += a.ok.length;
     }
   };
+  const floorMs: number[] = [];
+  /** The floor phase: both senders at the storm's rates against a bare node:http server on the server's core. */
+  const floorPhase = async () => {
+    const bare = await BenchChild.start({ role: 'bare-http' }, o.serverCpu);
+    try {
+      const [a, b1] = await Promise.all([
+        sender({ port: bare.port, tenant: A, perSecond: stormPerSecond, connections: 256, warmupMs, durationMs: phaseMs }, o.loadCpu),
+        sender({ port: bare.port, tenant: B, perSecond: bPerSecond, connections: 64, warmupMs, durationMs: phaseMs }, o.loadCpu),
+      ]);
+      floorMs.push(...a.ok);
+      take(a);
+      take(b1);
+    } finally {
+      await bare.stop();
+    }
+  };
   try {
     for (let pair = 0; pair < (o.pairs ?? 2); pair++) {
       log(`calm: B alone at ${bPerSecond} req/s for ${phaseMs / 1000} s …`);
@@ -355,6 +377,8 @@ async function stormBench(o: StormBenchOptions): Promise<StormBenchResult> {
       await phase('limit', limitPerSecond);
       log(`storm: A at ${stormPerSecond} req/s (limit ${limitPerSecond}/s) beside B at ${bPerSecond} req/s for ${phaseMs / 1000} s …`);
       await phase('storm', stormPerSecond);
+      log(`floor: the same senders against a bare node:http server for ${phaseMs / 1000} s …`);
+      await floorPhase();
     }
   } finally {
     await server.stop();
@@ -362,7 +386,7 @@ async function stormBench(o: StormBenchOptions): Promise<StormBenchResult> {
   }
   return {
     limitPerSecond, stormPerSecond, bPerSecond,
-    refusals: latency(refused), admitted, calm: latency(b.calm), limit: latency(b.limit), storm: latency(b.storm),
+    refusals: latency(refused), floor: latency(floorMs), admitted, calm: latency(b.calm), limit: latency(b.limit), storm: latency(b.storm),
     server: { refusals: latency(srv.refusals), calm: latency(srv.calm), limit: latency(srv.limit), storm: latency(srv.storm) },
     loop: { calm: loop.calm, storm: loop.storm },
     senderLate,
