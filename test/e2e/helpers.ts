@@ -28,12 +28,23 @@ export const listening = (port: number): Promise<boolean> =>
     s.on('error', () => resolve(false));
   });
 
+/** Ports freePort handed out in this process: the kernel may give a just-closed port again. */
+const handedOut = new Set<number>();
+
+/**
+ * A port free right now, never one this process was given before: a fleet that asks for ten ports in a
+ * row once got the same one twice (its config then refused a duplicate listen address).
+ */
 export async function freePort(): Promise<number> {
-  const s = http.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  for (;;) {
+    const s = http.createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const { port } = s.address() as AddressInfo;
+    await new Promise<void>((r) => s.close(() => r()));
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
