@@ -10,6 +10,7 @@ import { quoteIdent } from './postgres/migrations.ts';
 import { DAY_MS, partitionName } from './postgres/postgres-partitions.ts';
 import { PostgresTaskStore } from './postgres/postgres-task-store.ts';
 import { LATEST_VERSION } from './sqlite/migrations.ts';
+import { writeHostRows } from './sqlite/sqlite-rows.ts';
 import { SqliteTaskStore } from './sqlite/sqlite-task-store.ts';
 
 export interface StoreMigrateOptions {
@@ -160,6 +161,7 @@ export async function migrateSqliteToPostgres(o: StoreMigrateOptions): Promise<S
     await target.close();
   }
 
+  writeWaitingHostRows(o.from);
   const src = new DatabaseSync(o.from, { readOnly: true });
   const client = new pg.Client({ connectionString: o.to, options: `-c search_path=${quoteIdent(schema)},public` });
   // A lost connection fails the query in flight (and so the move); unheard, it would also crash the process.
@@ -178,6 +180,23 @@ export async function migrateSqliteToPostgres(o: StoreMigrateOptions): Promise<S
   } finally {
     await client.end();
     src.close();
+  }
+}
+
+/** Writes the host rows a SQLite store still owes (writeHostRows): the copy reads task_hosts' source and refresh_records whole. */
+function writeWaitingHostRows(path: string): void {
+  const db = new DatabaseSync(path, { timeout: 5000 });
+  try {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      writeHostRows((sql) => db.prepare(sql), 0);
+      db.exec('COMMIT');
+    } catch (e) {
+      db.exec('ROLLBACK');
+      throw e;
+    }
+  } finally {
+    db.close();
   }
 }
 

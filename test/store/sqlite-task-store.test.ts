@@ -56,7 +56,9 @@ const oneUrlJob = (jobId: string): NewJob => ({
 const ONE_URL_CHARGE = { quotaType: 'purge_url' as const, day: '2026-01-01', amount: 1, daily: 100 };
 
 describeTaskStoreConformance('sqlite (file)', (t) => new SqliteTaskStore({ path: join(tempDir(t), 'db', 'tasks.db') }));
-describeTaskStoreConformance('sqlite (:memory:)', () => new SqliteTaskStore({ path: ':memory:' }));
+// The file store leaves host rows to its backlog (written by the reads that need them); this one writes
+// them with every commit, the other way they get written.
+describeTaskStoreConformance('sqlite (:memory:)', () => new SqliteTaskStore({ path: ':memory:', hostRowsBacklog: 0 }));
 
 describe('SqliteTaskStore specifics', () => {
   it('creates the database directory and uses WAL', async (t) => {
@@ -219,20 +221,22 @@ describe('SqliteTaskStore specifics', () => {
     const store = new SqliteTaskStore({ path, readers: 0 });
     t.after(() => store.close());
     await store.start();
-    // The last write of a job is its refresh-log record: a trigger refuses the one of `bad`.
+    // The last write of a job settled at creation is its webhook delivery: a trigger refuses the one of `bad`.
     const side = new DatabaseSync(path);
-    side.exec("CREATE TRIGGER refuse_bad BEFORE INSERT ON refresh_records WHEN NEW.job_id = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END");
+    side.exec("CREATE TRIGGER refuse_bad BEFORE INSERT ON webhook_deliveries WHEN NEW.job_id = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END");
     side.close();
     const HOUR = 3_600_000;
     const job = (jobId: string, createdAt: number) => ({
       jobId, appId: 7, zoneId: 'zone-a', type: 'purge_url' as const, method: 'invalidate' as const, createdAt, secretId: 'AKID', clientIp: '127.0.0.1', source: 'teo' as const,
-      tasks: [1, 2].map((k) => ({ target: `https://a.example.com/${jobId}/${k}`, hosts: ['a.example.com'], status: 'processing' as const, fanOut: true })),
+      // Settled at creation (so it has a delivery), and given seqs all the same.
+      tasks: [1, 2].map((k) => ({ target: `https://a.example.com/${jobId}/${k}`, hosts: ['a.example.com'], status: 'success' as const, fanOut: true })),
     });
     const charge = { quotaType: 'purge_url' as const, day: '2026-01-01', amount: 2, daily: 100 };
+    const hooks = () => ['https://hooks.example.com/purged'];
     const results = await Promise.allSettled([
-      store.createJob(job('good-1', 1_000), charge),
-      store.createJob(job('bad', 5 * HOUR), charge),
-      store.createJob(job('good-2', 1_000), charge),
+      store.createJob(job('good-1', 1_000), charge, hooks),
+      store.createJob(job('bad', 5 * HOUR), charge, hooks),
+      store.createJob(job('good-2', 1_000), charge, hooks),
     ]);
     assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
     assert.match(String((results[1] as PromiseRejectedResult).reason), /refused/);
@@ -246,7 +250,7 @@ describe('SqliteTaskStore specifics', () => {
       db.close();
     }
     // The next batch goes on from seq 4.
-    await store.createJob(job('good-3', 1_000), charge);
+    await store.createJob(job('good-3', 1_000), charge, hooks);
     assert.deepEqual((await store.readLog(4, 10)).map((e) => e.seq), [5, 6]);
   });
 
@@ -348,8 +352,8 @@ describe('SqliteTaskStore specifics', () => {
 
   it('prune removes the trigram, host and id-range rows of what it deletes', async (t) => {
     const path = join(tempDir(t), 'tasks.db');
-    // Every commit indexed at once: the pruned task's group is in the trigram index.
-    const store = new SqliteTaskStore({ path, trigramBacklog: 0 });
+    // Every commit indexed at once, its host rows written: the pruned task's rows are there to remove.
+    const store = new SqliteTaskStore({ path, trigramBacklog: 0, hostRowsBacklog: 0 });
     t.after(() => store.close());
     await store.start();
     const base = Date.UTC(2026, 0, 1);

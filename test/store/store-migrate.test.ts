@@ -180,6 +180,9 @@ describe('edgepurge store migrate', { skip }, () => {
     assert.equal(total, 5);
     assert.ok(tasks.every((x) => x.jobId.startsWith('src')));
     assert.equal(await after.lastSeq(), 5);
+    // The source was closed with its jobs' host rows still waiting (schema v11): the move wrote them first.
+    const records = await after.listRefreshRecords({ appId: ACME.appId, host: ACME.host, offset: 0, limit: 100 });
+    assert.deepEqual(records.records.map((r) => r.job.jobId).sort(), ['src0', 'src1', 'src2', 'src3', 'src4']);
     assert.deepEqual((await after.nodeProgress()).map((p) => [p.nodeId, p.ackedSeq]), [['n1', 3]]);
     // A job created after the move gets the next seq and a new task id.
     const { tasks: [made] } = await after.createJob(newJob('next'), { quotaType: 'purge_url', day: '2026-01-01', amount: 1, daily: 100 });

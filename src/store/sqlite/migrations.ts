@@ -86,6 +86,13 @@ export interface Migration {
  * TRIGRAM_BACKLOG_MAX of them (indexBacklog), and a fuzzy search checks those few row by row. A 1-URL
  * purge's commit otherwise flushed a tiny FTS5 segment, and FTS5 merged it into ever larger ones: most
  * of a 1-URL purge's trigram cost, and what grew with history. Every task is indexed at v10.
+ *
+ * v11 lets the host rows lag the tasks the same way (issue 11): `store_meta.hosts_through` is the highest
+ * task id whose `task_hosts` rows and whose job's `refresh_records` are written; a commit writes those of
+ * the tasks above it once there are HOST_ROWS_BACKLOG_MAX of them (writeHostRows), and a read that uses
+ * them (a host filter, the legacy refresh log) writes the rest first. Both tables' host indexes are
+ * keyed by host first: a commit of 1-URL purges for N hosts dirtied 2N of their leaf pages. Every
+ * task's host rows are written at v11; an older build, which would not know to write them, refuses it.
  */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -305,6 +312,13 @@ DROP TABLE task_fts;
     name: 'trigram index behind the tasks by a bounded backlog, store_meta.grams_through (issue 11)',
     sql: `
 INSERT INTO store_meta (key, value) SELECT 'grams_through', coalesce(max(id), 0) FROM tasks;
+`,
+  },
+  {
+    version: 11,
+    name: 'host rows (task_hosts, refresh_records) behind the tasks by a bounded backlog, store_meta.hosts_through (issue 11)',
+    sql: `
+INSERT INTO store_meta (key, value) SELECT 'hosts_through', coalesce(max(id), 0) FROM tasks;
 `,
   },
 ];

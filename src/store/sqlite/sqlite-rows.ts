@@ -3,7 +3,7 @@
 import { hash as digestOnce, randomInt } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { ExecutedAs } from '../../purge/types.ts';
-import type { NodeReport } from '../task-store.ts';
+import { REFRESH_TYPES, type NodeReport } from '../task-store.ts';
 import { jobRecordId, RANDOM_RECORD_ID_LIMIT } from '../refresh-record-ids.ts';
 
 export { TASK_COLS, taskCols, toJob, toTask, type JobRow, type TaskRow } from '../store-rows.ts';
@@ -81,10 +81,10 @@ export const targetHashes = (target: string): [number, number] => [targetHash(ta
  * the rare clash with an existing one. The caller holds the write transaction.
  */
 export function insertRefreshRecords(
-  db: DatabaseSync,
+  db: DatabaseSync | null,
   job: { readonly jobId: string; readonly appId: number; readonly createdAt: number; readonly type: string; readonly taskCount: number },
   hosts: readonly string[],
-  stmt: (sql: string) => StatementSync = (sql) => db.prepare(sql),
+  stmt: (sql: string) => StatementSync = (sql) => db!.prepare(sql),
 ): void {
   const ins = stmt(
     `INSERT INTO refresh_records (job_id, host, ord, record_id, app_id, created_at, type, job_tasks) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -249,4 +249,44 @@ export function groupDocument(targets: readonly string[]): string {
     doc += '\n' + cur.slice(from);
   }
   return doc;
+}
+
+/**
+ * The most tasks whose host rows may wait above store_meta.hosts_through (migration v11): their
+ * task_hosts rows and their jobs' refresh_records. Both indexes that serve a host filter are keyed by
+ * host first, so a commit of 1-URL purges for N hosts dirtied 2N leaf pages of them (26 of a
+ * 12-purge commit's ~67 WAL frames); taken 512 tasks at a time, each host's leaves are written once.
+ * Nothing reads those rows without writing the backlog first (SqliteTaskStore.#writeHostRowsNow).
+ */
+export const HOST_ROWS_BACKLOG_MAX = 512;
+
+/**
+ * Writes the host rows of the tasks above store_meta.hosts_through, up to task `last` (default: the
+ * newest), once they are at least `backlogMax` (0: any), and moves the mark to `last`: each task's
+ * task_hosts rows (its hosts from tasks.hosts, its status as of now; updateTasks keeps it from then
+ * on), and the refresh_records of each refresh job among them, as insertRefreshRecords writes them.
+ * A transaction holds whole jobs, so the mark is always between two jobs. Returns the tasks written.
+ * The caller holds the write transaction.
+ */
+export function writeHostRows(stmt: (sql: string) => StatementSync, backlogMax: number, last?: number): number {
+  const through = Number((stmt("SELECT value FROM store_meta WHERE key = 'hosts_through'").get() as { value: number }).value);
+  const upTo = last ?? Number((stmt('SELECT coalesce(max(id), 0) AS id FROM tasks').get() as { id: number }).id);
+  if (upTo - through < Math.max(1, backlogMax)) return 0;
+  stmt(
+    `INSERT INTO task_hosts (task_id, host, app_id, created_at, status, type, zone_id)
+     SELECT t.id, h.value, t.app_id, t.created_at, t.status, t.type, t.zone_id FROM tasks t, json_each(t.hosts) h WHERE t.id > ? AND t.id <= ?`,
+  ).run(through, upTo);
+  // A job's tasks have consecutive ids: its rows are one run of this ordered list.
+  const rows = stmt(
+    `SELECT t.job_id, t.hosts, j.app_id, j.created_at, j.type, j.task_count FROM tasks t CROSS JOIN jobs j ON j.job_id = t.job_id
+     WHERE t.id > ? AND t.id <= ? AND t.type IN (${marks(REFRESH_TYPES.length)}) ORDER BY t.id`,
+  ).all(through, upTo, ...REFRESH_TYPES) as Array<{ job_id: string; hosts: string; app_id: number; created_at: number; type: string; task_count: number }>;
+  for (let i = 0; i < rows.length; ) {
+    const job = rows[i]!;
+    const hosts: string[] = [];
+    for (; i < rows.length && rows[i]!.job_id === job.job_id; i++) hosts.push(...(JSON.parse(rows[i]!.hosts) as string[]));
+    insertRefreshRecords(null, { jobId: job.job_id, appId: job.app_id, createdAt: job.created_at, type: job.type, taskCount: job.task_count }, hosts, stmt);
+  }
+  stmt("UPDATE store_meta SET value = ? WHERE key = 'hosts_through'").run(upTo);
+  return upTo - through;
 }

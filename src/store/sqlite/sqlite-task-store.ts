@@ -7,7 +7,6 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { JobRecord, Method, PurgeLogEntry, TaskRecord, TaskType } from '../../purge/types.ts';
 import { settleBatch, type JobOutcome, type PendingJob } from '../group-commit.ts';
 import { PRUNE_BATCH_JOBS, pruneBatchJobs } from '../prune-batches.ts';
-import { isRefreshType } from '../refresh-record-ids.ts';
 import { DuplicateJobIdError, QuotaExceededError } from '../task-store.ts';
 import type {
   NewJob, NodeAck, NodeProgress, NodeReport, NodeReportInput, NodeReportOutcome, PrefetchResult, PrefetchResultInput, QuotaCharge, RefreshRecord, RefreshRecordQuery, TaskQuery, TaskStore, TaskUpdate,
@@ -18,7 +17,9 @@ import { clipError, DELIVERY_COLS, settledAtCreation, settledEvent, toDelivery, 
 import { LATEST_VERSION, migrate } from './migrations.ts';
 import { SqliteCheckpointer } from './sqlite-checkpointer.ts';
 import { SqliteReadPool } from './sqlite-read-pool.ts';
-import { indexBacklog, insertRefreshRecords, PAGE_CACHE_KIB, pageCacheKiB, StatementCache, TASK_COLS, targetHash, toTask, TRIGRAM_BACKLOG_MAX, unindexTargets, type TaskRow } from './sqlite-rows.ts';
+import {
+  HOST_ROWS_BACKLOG_MAX, indexBacklog, PAGE_CACHE_KIB, pageCacheKiB, StatementCache, TASK_COLS, targetHash, toTask, TRIGRAM_BACKLOG_MAX, unindexTargets, writeHostRows, type TaskRow,
+} from './sqlite-rows.ts';
 import { HOUR_MS, SqliteTaskReader } from './sqlite-task-reader.ts';
 
 export { ftsTerm, trigramsOf } from './sqlite-task-reader.ts';
@@ -46,6 +47,11 @@ export interface SqliteTaskStoreOptions {
    * TRIGRAM_BACKLOG_MAX, 0 indexes every commit's tasks at once. Tests set it to reach both sides.
    */
   readonly trigramBacklog?: number;
+  /**
+   * Most tasks whose host rows (task_hosts, refresh_records) may wait to be written; default
+   * HOST_ROWS_BACKLOG_MAX, 0 writes them with every commit. A read that needs them writes them first.
+   */
+  readonly hostRowsBacklog?: number;
 }
 
 interface LogRow {
@@ -102,13 +108,20 @@ interface Bookkeeping {
   readonly ranges: Map<number, { min: number; max: number }>;
 }
 
-/** A job's share of a Bookkeeping, taken back when that job alone rolls back (a SAVEPOINT). */
-type BookkeepingMark = { readonly seq: number; readonly ranges: ReadonlyArray<[number, { min: number; max: number }]> };
-const markOf = (b: Bookkeeping): BookkeepingMark => ({ seq: b.seq, ranges: [...b.ranges].map(([h, r]) => [h, { ...r }]) });
-function restore(b: Bookkeeping, m: BookkeepingMark): void {
-  b.seq = m.seq;
-  b.ranges.clear();
-  for (const [h, r] of m.ranges) b.ranges.set(h, r);
+/**
+ * Takes a job's seqs (the last one it was given) and task ids into `b`. Called once the job has written
+ * everything: a job rolled back alone (its SAVEPOINT) leaves nothing here, so its seqs are handed out
+ * again (the log stays gap-free) and its ids are in no hour range.
+ */
+function takeInto(b: Bookkeeping, createdAt: number, lastSeq: number, tasks: readonly TaskRecord[]): void {
+  b.seq = lastSeq;
+  const first = tasks[0];
+  const last = tasks.at(-1);
+  if (!first || !last) return;
+  const hour = Math.floor(createdAt / HOUR_MS);
+  const r = b.ranges.get(hour);
+  if (r) (r.min = Math.min(r.min, first.id), r.max = Math.max(r.max, last.id));
+  else b.ranges.set(hour, { min: first.id, max: last.id });
 }
 
 interface SyncWaiter {
@@ -158,6 +171,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
   #checkpointer: SqliteCheckpointer | null = null;
   readonly #walLimitBytes: number;
   readonly #trigramBacklog: number;
+  readonly #hostRowsBacklog: number;
   /** Set while the checkpoint thread resets the WAL: no write starts until it settles (see #afterCommit). */
   #walReset: Promise<void> | null = null;
   /** performance.now() before which no reset is tried again (the last one found a long read). */
@@ -170,6 +184,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     this.#readers = inMemory ? 0 : Math.max(0, Math.trunc(options.readers ?? defaultReaders()));
     this.#walLimitBytes = Math.max(2 ** 20, Math.trunc(options.walLimitBytes ?? WAL_LIMIT_BYTES));
     this.#trigramBacklog = Math.max(0, Math.trunc(options.trigramBacklog ?? TRIGRAM_BACKLOG_MAX));
+    this.#hostRowsBacklog = Math.max(0, Math.trunc(options.hostRowsBacklog ?? HOST_ROWS_BACKLOG_MAX));
   }
 
   async start(): Promise<void> {
@@ -299,6 +314,8 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
       const added = outcomes.flatMap((o) => (o.ok ? o.tasks : []));
       this.#writeBookkeeping(book);
       indexBacklog(added, this.#trigramBacklog, (sql) => this.#stmt(sql));
+      const last = added.at(-1)?.id;
+      if (last !== undefined) writeHostRows((sql) => this.#stmt(sql), this.#hostRowsBacklog, last);
       this.#chargeQuotas(tally);
       return outcomes;
     };
@@ -311,7 +328,6 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
         outcomes = this.#write(
           admitAll((p, tally, book) => {
             db.exec('SAVEPOINT job');
-            const mark = markOf(book);
             try {
               const o = this.#admitJob(p, tally, book);
               db.exec('RELEASE job');
@@ -319,8 +335,6 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
             } catch (error) {
               db.exec('ROLLBACK TO job');
               db.exec('RELEASE job');
-              // Its seqs are handed out again (the log stays gap-free), its ids leave the hour ranges.
-              restore(book, mark);
               return { ok: false, error };
             }
           }),
@@ -347,16 +361,17 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     }
     const used = counter.used + counter.added;
     if (used + charge.amount > charge.daily) return { ok: false, error: new QuotaExceededError(used) };
-    let tasks: TaskRecord[];
+    let inserted: { tasks: TaskRecord[]; lastSeq: number };
     try {
-      tasks = this.#insertJob(job, book);
+      inserted = this.#insertJob(job, book.seq);
     } catch (error) {
       if (error instanceof DuplicateJobIdError) return { ok: false, error };
       throw error;
     }
     for (const d of settledAtCreation(job, webhooks)) this.#insertDelivery(d);
     counter.added += charge.amount;
-    return { ok: true, tasks };
+    takeInto(book, job.createdAt, inserted.lastSeq, inserted.tasks);
+    return { ok: true, tasks: inserted.tasks };
   }
 
   /** Writes what a batch's admitted jobs used, one statement per (app, type, day) counter. Caller holds the write transaction. */
@@ -426,9 +441,14 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     try {
       this.#write(() => {
         const book = this.#bookkeeping();
-        const tasks = jobs.flatMap((job) => this.#insertJob(job, book));
+        const tasks = jobs.flatMap((job) => {
+          const { tasks: out, lastSeq } = this.#insertJob(job, book.seq);
+          takeInto(book, job.createdAt, lastSeq, out);
+          return out;
+        });
         this.#writeBookkeeping(book);
         indexBacklog(tasks, 0, (sql) => this.#stmt(sql));
+        writeHostRows((sql) => this.#stmt(sql), 0);
       });
     } finally {
       db.exec('PRAGMA synchronous = NORMAL');
@@ -451,10 +471,13 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
   }
 
   async listTasks(q: TaskQuery): Promise<{ total: number; tasks: TaskRecord[] }> {
+    // A host filter reads task_hosts (see #writeHostRowsNow).
+    if (q.hosts !== undefined) await this.#writeHostRowsNow();
     return this.#pool ? this.#pool.run('listTasks', q.appId, q) : this.#reader.listTasks(q);
   }
 
   async listRefreshRecords(q: RefreshRecordQuery): Promise<{ total: number; records: RefreshRecord[] }> {
+    await this.#writeHostRowsNow();
     return this.#pool ? this.#pool.run('listRefreshRecords', q.appId, q) : this.#reader.listRefreshRecords(q);
   }
 
@@ -818,6 +841,19 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     }
   }
 
+  /**
+   * Writes the host rows still waiting (writeHostRows), before a read that uses them: every task
+   * committed before the read was asked for is then in task_hosts and refresh_records. They are
+   * derived from rows already durable, so this commit needs no sync of its own: a crash leaves the
+   * backlog (and its mark) as it was, written again by the next commit or read.
+   */
+  async #writeHostRowsNow(): Promise<void> {
+    if (this.#walReset) await this.#walResetDone();
+    const through = this.#meta('hosts_through');
+    const last = Number((this.#stmt('SELECT coalesce(max(id), 0) AS id FROM tasks').get() as { id: number }).id);
+    if (last > through) this.#write(() => writeHostRows((sql) => this.#stmt(sql), 0));
+  }
+
   /** #write, resolved once the commit is on disk. */
   async #writeDurable<T>(fn: () => T): Promise<T> {
     if (this.#walReset) await this.#walResetDone();
@@ -862,11 +898,12 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
   }
 
   /**
-   * Inserts one job with its tasks and hosts, its log seqs and task ids taken into `book`. Caller holds
-   * the write transaction, and then writes `book` (#writeBookkeeping) and hands the tasks to the
-   * trigram index (indexBacklog) once the transaction's jobs are in.
+   * Inserts one job with its tasks, their log seqs following `seq` (the last one handed out); returns
+   * them and the job's last seq. Caller holds the write transaction, takes the job into its
+   * Bookkeeping (takeInto) once the job wrote everything, and after the transaction's jobs writes that
+   * (#writeBookkeeping), the trigram index (indexBacklog) and the host rows (writeHostRows).
    */
-  #insertJob(job: NewJob, book: Bookkeeping): TaskRecord[] {
+  #insertJob(job: NewJob, lastSeq: number): { tasks: TaskRecord[]; lastSeq: number } {
     const inserted = this.#stmt(
       `INSERT INTO jobs (job_id, app_id, zone_id, type, method, created_at, secret_id, client_ip, source, task_count)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING`,
@@ -888,12 +925,9 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
                           status, fail_type, fail_message, created_at, updated_at, seq)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)`,
     );
-    const insHost = this.#stmt(
-      'INSERT INTO task_hosts (task_id, host, app_id, created_at, status, type, zone_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    );
     // Seqs come from a counter read and written inside this same IMMEDIATE transaction: no other
     // writer can interleave, and a rolled-back job gives its seqs back, so the log has no gaps.
-    let seq = book.seq;
+    let seq = lastSeq;
     const out: TaskRecord[] = [];
     for (const t of job.tasks) {
       const hosts = [...new Set(t.hosts)];
@@ -915,7 +949,6 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
         taskSeq,
       );
       const id = Number(r.lastInsertRowid);
-      for (const h of hosts) insHost.run(id, h, job.appId, job.createdAt, t.status, job.type, job.zoneId);
       out.push({
         id,
         jobId: job.jobId,
@@ -933,19 +966,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
         seq: taskSeq,
       });
     }
-    book.seq = seq;
-    if (isRefreshType(job.type)) {
-      insertRefreshRecords(this.#open(), { ...job, taskCount: out.length }, out.flatMap((t) => t.hosts), (sql) => this.#stmt(sql));
-    }
-    const first = out[0];
-    const last = out[out.length - 1];
-    if (first && last) {
-      const hour = Math.floor(job.createdAt / HOUR_MS);
-      const r = book.ranges.get(hour);
-      if (r) (r.min = Math.min(r.min, first.id), r.max = Math.max(r.max, last.id));
-      else book.ranges.set(hour, { min: first.id, max: last.id });
-    }
-    return out;
+    return { tasks: out, lastSeq: seq };
   }
 
   #firstSeq(): number {
