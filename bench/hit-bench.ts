@@ -74,8 +74,6 @@ async function startOrigin(bytes: number): Promise<{ port: number; requests: () 
   };
 }
 
-export { freePort };
-
 function get(port: number, path: string): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     http

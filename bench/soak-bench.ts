@@ -22,7 +22,7 @@ import { Client, heavyAccount, heavyQueries } from './query-load-bench.ts';
 import { seedQueryTenant, type QuerySeed } from './query-seed.ts';
 import { prng, quantile } from './stats.ts';
 // (The config refuses two `:0` listen addresses, so each process gets a free port of its own.)
-import { freePort } from './hit-bench.ts';
+import { freePort } from '../test/e2e/helpers.ts';
 
 const CLI = join(import.meta.dirname, '../src/cli/main.ts');
 const PROBE = join(import.meta.dirname, 'soak-heap-probe.ts');

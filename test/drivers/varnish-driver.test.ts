@@ -14,7 +14,8 @@ import { cliQuote, VarnishAdmin } from '../../src/drivers/varnish/varnish-admin.
 import { VarnishDriver } from '../../src/drivers/varnish/varnish-driver.ts';
 import { driverConformance } from './driver-conformance.ts';
 import { startVarnishHarness, type VarnishHarness } from './varnish-harness.ts';
-import { freePort, varnishdMissing } from './varnishd.ts';
+import { freePort } from '../e2e/helpers.ts';
+import { varnishdMissing } from './varnishd.ts';
 
 const missing = varnishdMissing();
 // Only src/config and src/cli read process.env in the product; a test may ask whether it runs in CI.

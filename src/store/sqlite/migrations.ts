@@ -329,7 +329,7 @@ function backfillRefreshRecords(db: DatabaseSync): void {
   const hosts = db.prepare('SELECT hosts FROM tasks WHERE job_id = ? ORDER BY id');
   for (const j of jobs.iterate() as Iterable<{ job_id: string; app_id: number; created_at: number; type: string }>) {
     const lists = (hosts.all(j.job_id) as Array<{ hosts: string }>).map((r) => JSON.parse(r.hosts) as string[]);
-    insertRefreshRecords(db, { jobId: j.job_id, appId: j.app_id, createdAt: j.created_at, type: j.type, taskCount: lists.length }, lists.flat());
+    insertRefreshRecords((sql) => db.prepare(sql), { jobId: j.job_id, appId: j.app_id, createdAt: j.created_at, type: j.type, taskCount: lists.length }, lists.flat());
   }
 }
 

@@ -81,10 +81,9 @@ export const targetHashes = (target: string): [number, number] => [targetHash(ta
  * the rare clash with an existing one. The caller holds the write transaction.
  */
 export function insertRefreshRecords(
-  db: DatabaseSync | null,
+  stmt: (sql: string) => StatementSync,
   job: { readonly jobId: string; readonly appId: number; readonly createdAt: number; readonly type: string; readonly taskCount: number },
   hosts: readonly string[],
-  stmt: (sql: string) => StatementSync = (sql) => db!.prepare(sql),
 ): void {
   const ins = stmt(
     `INSERT INTO refresh_records (job_id, host, ord, record_id, app_id, created_at, type, job_tasks) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -260,6 +259,13 @@ export function groupDocument(targets: readonly string[]): string {
  */
 export const HOST_ROWS_BACKLOG_MAX = 512;
 
+/** The tasks whose host rows wait: ids in (through, upTo], upTo being `last` or else the newest task. */
+export function hostRowsWaiting(stmt: (sql: string) => StatementSync, last?: number): { through: number; upTo: number } {
+  const through = Number((stmt("SELECT value FROM store_meta WHERE key = 'hosts_through'").get() as { value: number }).value);
+  const upTo = last ?? Number((stmt('SELECT coalesce(max(id), 0) AS id FROM tasks').get() as { id: number }).id);
+  return { through, upTo };
+}
+
 /**
  * Writes the host rows of the tasks above store_meta.hosts_through, up to task `last` (default: the
  * newest), once they are at least `backlogMax` (0: any), and moves the mark to `last`: each task's
@@ -269,8 +275,7 @@ export const HOST_ROWS_BACKLOG_MAX = 512;
  * The caller holds the write transaction.
  */
 export function writeHostRows(stmt: (sql: string) => StatementSync, backlogMax: number, last?: number): number {
-  const through = Number((stmt("SELECT value FROM store_meta WHERE key = 'hosts_through'").get() as { value: number }).value);
-  const upTo = last ?? Number((stmt('SELECT coalesce(max(id), 0) AS id FROM tasks').get() as { id: number }).id);
+  const { through, upTo } = hostRowsWaiting(stmt, last);
   if (upTo - through < Math.max(1, backlogMax)) return 0;
   stmt(
     `INSERT INTO task_hosts (task_id, host, app_id, created_at, status, type, zone_id)
@@ -285,7 +290,7 @@ export function writeHostRows(stmt: (sql: string) => StatementSync, backlogMax: 
     const job = rows[i]!;
     const hosts: string[] = [];
     for (; i < rows.length && rows[i]!.job_id === job.job_id; i++) hosts.push(...(JSON.parse(rows[i]!.hosts) as string[]));
-    insertRefreshRecords(null, { jobId: job.job_id, appId: job.app_id, createdAt: job.created_at, type: job.type, taskCount: job.task_count }, hosts, stmt);
+    insertRefreshRecords(stmt, { jobId: job.job_id, appId: job.app_id, createdAt: job.created_at, type: job.type, taskCount: job.task_count }, hosts);
   }
   stmt("UPDATE store_meta SET value = ? WHERE key = 'hosts_through'").run(upTo);
   return upTo - through;

@@ -18,7 +18,7 @@ import { LATEST_VERSION, migrate } from './migrations.ts';
 import { SqliteCheckpointer } from './sqlite-checkpointer.ts';
 import { SqliteReadPool } from './sqlite-read-pool.ts';
 import {
-  HOST_ROWS_BACKLOG_MAX, indexBacklog, PAGE_CACHE_KIB, pageCacheKiB, StatementCache, TASK_COLS, targetHash, toTask, TRIGRAM_BACKLOG_MAX, unindexTargets, writeHostRows, type TaskRow,
+  HOST_ROWS_BACKLOG_MAX, hostRowsWaiting, indexBacklog, PAGE_CACHE_KIB, pageCacheKiB, StatementCache, TASK_COLS, targetHash, toTask, TRIGRAM_BACKLOG_MAX, unindexTargets, writeHostRows, type TaskRow,
 } from './sqlite-rows.ts';
 import { HOUR_MS, SqliteTaskReader } from './sqlite-task-reader.ts';
 
@@ -849,9 +849,9 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
    */
   async #writeHostRowsNow(): Promise<void> {
     if (this.#walReset) await this.#walResetDone();
-    const through = this.#meta('hosts_through');
-    const last = Number((this.#stmt('SELECT coalesce(max(id), 0) AS id FROM tasks').get() as { id: number }).id);
-    if (last > through) this.#write(() => writeHostRows((sql) => this.#stmt(sql), 0));
+    // Checked before taking the write lock: most reads find nothing waiting.
+    const { through, upTo } = hostRowsWaiting((sql) => this.#stmt(sql));
+    if (upTo > through) this.#write(() => writeHostRows((sql) => this.#stmt(sql), 0));
   }
 
   /** #write, resolved once the commit is on disk. */
