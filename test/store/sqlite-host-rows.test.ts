@@ -24,7 +24,12 @@ const job = fc.record({
   type: fc.constantFrom<TaskType>('purge_url', 'purge_prefix', 'purge_host'),
   tasks: fc.array(taskHosts, { minLength: 1, maxLength: 8 }),
   duplicate: fc.boolean(),
+  // A 16-digit job id below 2^53 is its first record's id (written in SQL for a one-task, one-host
+  // job); other ids get random record ids (written through JS).
+  idShape: fc.constantFrom('numeric', 'numeric', 'text', 'unsafe'),
 });
+const idOf = (shape: string, i: number): string =>
+  shape === 'text' ? `job-${i}` : shape === 'unsafe' ? String(9007199254740993 + 2 * i) : String(1767225600000000 + i);
 const step = fc.oneof(
   { weight: 3, arbitrary: fc.record({ batch: fc.array(job, { minLength: 1, maxLength: 4 }) }) },
   // A read between batches writes whatever waits; a settlement changes statuses of tasks written or waiting.
@@ -56,6 +61,7 @@ describe('SQLite host rows behind a bounded backlog (schema v11)', () => {
           const jobs = new Map<string, { type: TaskType; createdAt: number }>();
           const recordIds = new Map<string, number>();
           let n = 0;
+          const ids: string[] = [];
           const checkRecords = async (host: string, kept: (s: Stored) => boolean) => {
             const { records, total } = await store.listRefreshRecords({ appId: 1, host, offset: 0, limit: 10_000 });
             const want = [...new Set(stored.filter((s) => kept(s) && s.hosts.includes(host) && jobs.get(s.jobId)!.type !== 'purge_host').map((s) => s.jobId))].sort();
@@ -67,7 +73,9 @@ describe('SQLite host rows behind a bounded backlog (schema v11)', () => {
               if (recordIds.has(key)) assert.equal(r.id, recordIds.get(key), key);
               recordIds.set(key, r.id);
               const first = stored.find((s) => s.jobId === r.job.jobId)!.hosts[0];
-              if (first === host) assert.equal(r.id, Number(r.job.jobId), 'a job\'s first record has the job id');
+              const ownId = /^1767/.test(r.job.jobId);
+              if (first === host && ownId) assert.equal(r.id, Number(r.job.jobId), 'a job\'s first record has the job id');
+              else assert.ok(Number.isSafeInteger(r.id) && r.id > 0 && r.id < 2 ** 48, `${key}: a random record id, ${r.id}`);
               assert.deepEqual(r.tasks.map((t) => t.id).sort(), stored.filter((s) => s.jobId === r.job.jobId && s.hosts.includes(host)).map((s) => s.id).sort());
             }
           };
@@ -86,7 +94,8 @@ describe('SQLite host rows behind a bounded backlog (schema v11)', () => {
               await Promise.all(
                 s.batch.map((j) => {
                   const i = n++;
-                  const jobId = String(1767225600000000 + (j.duplicate && i > 0 ? 0 : i));
+                  const jobId = j.duplicate && ids.length > 0 ? ids[0]! : idOf(j.idShape, i);
+                  ids.push(jobId);
                   const createdAt = BASE + i * STEP;
                   const newJob: NewJob = {
                     jobId, appId: 1, zoneId: 'z', type: j.type, method: 'invalidate', createdAt, secretId: 's', clientIp: '::1', source: 'teo',
@@ -169,5 +178,36 @@ describe('SQLite host rows behind a bounded backlog (schema v11)', () => {
     await create(1);
     assert.equal((await store.listRefreshRecords({ appId: 1, offset: 0, limit: 10 })).total, 5);
     assert.equal(count('refresh_records'), 5);
+  });
+
+  it('a job whose own id is already another record\'s id gets a random record id (the clash path)', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgepurge-host-rows-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'tasks.db');
+    const store = new SqliteTaskStore({ path, readers: 0, hostRowsBacklog: 0 });
+    t.after(() => store.close());
+    await store.start();
+    const create = (jobId: string) =>
+      store.createJob(
+        {
+          jobId, appId: 1, zoneId: 'z', type: 'purge_url', method: 'invalidate', createdAt: BASE, secretId: 's', clientIp: '::1', source: 'teo',
+          tasks: [{ target: `https://a.example/${jobId}`, hosts: ['a.example'], status: 'processing' as const, fanOut: true }],
+        },
+        { quotaType: 'purge_url', day: '2026-01-01', amount: 1, daily: 1e9 },
+      );
+    const taken = 1767225600000042;
+    await create('job-a');
+    // job-a's record (a random id) takes the id the next job would have for its own.
+    const side = new DatabaseSync(path);
+    side.prepare("UPDATE refresh_records SET record_id = ? WHERE job_id = 'job-a'").run(taken);
+    side.close();
+    await create(String(taken));
+    await create(String(taken + 1));
+    const { records } = await store.listRefreshRecords({ appId: 1, offset: 0, limit: 10 });
+    const idOfJob = new Map(records.map((r) => [r.job.jobId, r.id]));
+    assert.equal(idOfJob.get('job-a'), taken);
+    const drawn = idOfJob.get(String(taken))!;
+    assert.ok(Number.isSafeInteger(drawn) && drawn > 0 && drawn < 2 ** 48, `a random id below 2^48, got ${drawn}`);
+    assert.equal(idOfJob.get(String(taken + 1)), taken + 1);
   });
 });
