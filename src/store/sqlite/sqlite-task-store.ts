@@ -829,15 +829,18 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     db.exec('BEGIN IMMEDIATE');
     try {
       const out = fn();
+      // What the next WAL sync makes durable, read before the COMMIT: after it, the read is a
+      // transaction of its own (a WAL snapshot and its shared-memory locks, once per group commit).
+      const seq = this.#meta('last_seq');
       db.exec('COMMIT');
+      this.#committedSeq = seq;
       this.#afterCommit(db);
       return out;
     } catch (e) {
       if (db.isTransaction) db.exec('ROLLBACK');
-      throw e;
-    } finally {
-      // What the next WAL sync makes durable (a rolled-back transaction's seqs are handed out again).
+      // A rolled-back transaction's seqs are handed out again.
       this.#committedSeq = this.#meta('last_seq');
+      throw e;
     }
   }
 
