@@ -407,6 +407,9 @@ describe('SqliteTaskStore specifics', () => {
     assert.equal(check.prepare(`SELECT value FROM store_meta WHERE key = 'target_hash_v7_from_id'`).get()?.value, id + 1);
     assert.deepEqual((await store.listTasks({ appId: 1, offset: 0, limit: 10, target: url })).tasks.map((x) => x.jobId), ['new', 'old']);
     assert.deepEqual((await store.listTasks({ appId: 1, offset: 0, limit: 10, target: url, from: at, to: at })).tasks.map((x) => x.jobId), ['old']);
+    // A range that starts after the last SHA-256-keyed task probes the new key alone (v12); one that holds it, both.
+    assert.deepEqual((await store.listTasks({ appId: 1, offset: 0, limit: 10, target: url, from: at + 1 })).tasks.map((x) => x.jobId), ['new']);
+    assert.deepEqual((await store.listTasks({ appId: 1, offset: 0, limit: 10, target: url, from: at })).tasks.map((x) => x.jobId), ['new', 'old']);
     assert.deepEqual((await store.listRefreshRecords({ appId: 1, offset: 0, limit: 10, target: url })).records.map((r) => r.job.jobId), ['new', 'old']);
   });
 

@@ -5,7 +5,7 @@ import type { JobRecord, TaskRecord } from '../../purge/types.ts';
 import { asciiLower } from '../refresh-record-ids.ts';
 import { REFRESH_TYPES, type NodeReport, type RefreshRecord, type RefreshRecordQuery, type TaskQuery } from '../task-store.ts';
 import {
-  marks, NODE_REPORT_COLS, StatementCache, TARGET_GROUP_BITS, TARGET_GROUP_SIZE, targetGroupRowids, TASK_COLS, taskCols, targetHashes, toJob, toNodeReport, toTask, type JobRow, type NodeReportRow, type TaskRow,
+  marks, NODE_REPORT_COLS, StatementCache, TARGET_GROUP_BITS, TARGET_GROUP_SIZE, targetGroupRowids, TASK_COLS, taskCols, legacyTargetHash, targetHash, toJob, toNodeReport, toTask, type JobRow, type NodeReportRow, type TaskRow,
 } from './sqlite-rows.ts';
 
 /** A needle's trigrams probed for rarity: all of them up to this many, else this many spread out. */
@@ -21,11 +21,11 @@ const TRIGRAMS_PER_SEARCH = 3;
  */
 const TRIGRAMS_WHEN_COMMON = 6;
 export const HOUR_MS = 3_600_000;
-/** log2 of the task ids per bucket of the exact-target index (migration v8). */
-export const TARGET_BUCKET_BITS = 12;
+/** log2 of the task ids per bucket of the exact-target index (migration v12; 12 from v8 to v11). */
+export const TARGET_BUCKET_BITS = 10;
 /**
- * The exact-target index is keyed by (app, id >> TARGET_BUCKET_BITS, hash) (migration v8): probe each bucket
- * of the ids the range's tasks have (task_id_ranges). Bound with #targetBuckets(from, to) before the hash.
+ * The exact-target index is keyed by (app, id >> TARGET_BUCKET_BITS, hash) (migrations v8, v12): probe each bucket
+ * of the ids the range's tasks have (task_id_ranges). Bound with #targetProbe before the hash.
  */
 const TARGET_BUCKETS = `(t.id >> ${TARGET_BUCKET_BITS}) IN (WITH RECURSIVE bucket(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM bucket WHERE x < ?) SELECT x FROM bucket)`;
 const hourBounds = (from: number | undefined, to: number | undefined): [number, number] => [
@@ -111,6 +111,8 @@ const page = (limit: number, offset: number): { limit: number; offset: number } 
 export class SqliteTaskReader {
   readonly #db: () => DatabaseSync;
   readonly #stmts: StatementCache;
+  /** #newKeysFrom's value, read once. */
+  #v7From: bigint | undefined;
 
   /** `db` returns the open connection (and throws when there is none). */
   constructor(db: () => DatabaseSync) {
@@ -294,10 +296,10 @@ export class SqliteTaskReader {
     let ord = 'r.ord';
     if (q.target !== undefined) {
       // The records holding the target: its tasks (few, through the hash), their hosts, their records.
-      const buckets = this.#targetBuckets(q.from, q.to);
-      if (buckets === null) return null;
+      const probe = this.#targetProbe(q.target, q.from, q.to);
+      if (probe === null) return null;
       const sub: string[] = ['t.app_id = ?', TARGET_BUCKETS, 't.target_hash IN (?, ?)', 't.target = ?'];
-      const subParams: SQLInputValue[] = [q.appId, ...buckets, ...targetHashes(q.target), q.target];
+      const subParams: SQLInputValue[] = [q.appId, ...probe.buckets, ...probe.keys, q.target];
       if (q.jobId !== undefined) (sub.push('+t.job_id = ?'), subParams.push(q.jobId));
       if (q.from !== undefined) (sub.push('+t.created_at >= ?'), subParams.push(q.from));
       if (q.to !== undefined) (sub.push('+t.created_at <= ?'), subParams.push(q.to));
@@ -351,9 +353,9 @@ export class SqliteTaskReader {
       return taskSource(q, 'tasks t INDEXED BY tasks_job', ['t.job_id = ?'], [q.jobId]);
     }
     if (q.target !== undefined) {
-      const buckets = this.#targetBuckets(q.from, q.to);
-      if (buckets === null) return null;
-      return taskSource(q, 'tasks t INDEXED BY tasks_target', ['t.app_id = ?', TARGET_BUCKETS, 't.target_hash IN (?, ?)'], [q.appId, ...buckets, ...targetHashes(q.target)]);
+      const probe = this.#targetProbe(q.target, q.from, q.to);
+      if (probe === null) return null;
+      return taskSource(q, 'tasks t INDEXED BY tasks_target', ['t.app_id = ?', TARGET_BUCKETS, 't.target_hash IN (?, ?)'], [q.appId, ...probe.buckets, ...probe.keys]);
     }
     const plan = q.targetContains !== undefined ? this.#ftsPlan(q.targetContains, q.from, q.to) : null;
     if (plan === 'no-match') return null;
@@ -455,11 +457,31 @@ export class SqliteTaskReader {
     return { lo: BigInt(row.lo), hi: BigInt(row.hi) };
   }
 
-  /** The first and last bucket of the exact-target index holding tasks created in [from, to] (null: none). */
-  #targetBuckets(from: number | undefined, to: number | undefined): [bigint, bigint] | null {
+  /**
+   * Where the exact-target index holds `target`'s tasks created in [from, to] (null: no task there): the
+   * first and last bucket, and the two keys to probe in each. Rows from before v7 have the SHA-256 key
+   * (legacyTargetHash); a range whose first task is at or after store_meta.target_hash_v7_from_id holds
+   * none of them, so it probes the new key alone (half the seeks: every bucket costs one per key).
+   */
+  #targetProbe(target: string, from: number | undefined, to: number | undefined): { buckets: [bigint, bigint]; keys: [number, number] } | null {
     const b = this.#storedIdBounds(from, to);
-    return b === null ? null : [b.lo >> BigInt(TARGET_BUCKET_BITS), b.hi >> BigInt(TARGET_BUCKET_BITS)];
+    if (b === null) return null;
+    const key = targetHash(target);
+    return {
+      buckets: [b.lo >> BigInt(TARGET_BUCKET_BITS), b.hi >> BigInt(TARGET_BUCKET_BITS)],
+      keys: [key, b.lo >= this.#newKeysFrom() ? key : legacyTargetHash(target)],
+    };
   }
+
+  /** store_meta.target_hash_v7_from_id (absent: every range probes both keys); it never changes once written. */
+  #newKeysFrom(): bigint {
+    if (this.#v7From === undefined) {
+      const row = this.#stmts.get("SELECT value FROM store_meta WHERE key = 'target_hash_v7_from_id'").get() as { value: number } | undefined;
+      this.#v7From = row === undefined ? BigInt(Number.MAX_SAFE_INTEGER) : BigInt(row.value);
+    }
+    return this.#v7From;
+  }
+
 }
 
 /** Filters on the task row `t` for paths driven by something other than the app's indexes. */
