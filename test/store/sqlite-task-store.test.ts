@@ -254,6 +254,38 @@ describe('SqliteTaskStore specifics', () => {
     assert.deepEqual((await store.readLog(4, 10)).map((e) => e.seq), [5, 6]);
   });
 
+  it('a large job\'s tasks, inserted 50 rows a statement, come back with the ids, seqs and fields they were stored with, in order', async (t) => {
+    const store = new SqliteTaskStore({ path: join(tempDir(t), 'tasks.db'), readers: 0 });
+    t.after(() => store.close());
+    await store.start();
+    const job = (jobId: string, n: number): NewJob => ({
+      ...oneUrlJob(jobId),
+      tasks: Array.from({ length: n }, (_, i) => ({
+        target: `https://h${i % 3}.example.com/${jobId}/${i}`,
+        hosts: [`h${i % 3}.example.com`, `h${i % 3}.example.com`],
+        // Every seventh task has no node to apply it: settled at once, no seq.
+        ...(i % 7 === 3 ? { status: 'success' as const, fanOut: false } : { status: 'processing' as const, fanOut: true }),
+        ...(i % 5 === 0 ? { headers: { 'x-n': String(i) } } : {}),
+      })),
+    });
+    const charge = { ...ONE_URL_CHARGE, amount: 1, daily: 1e6 };
+    const [a, b] = await Promise.all([store.createJob(job('big', 123), charge), store.createJob(job('next', 51), charge)]);
+    const tasks = [...a.tasks, ...b.tasks];
+    // Ids run on across the chunks (50, 50, then 23 one by one) and into the next job.
+    assert.deepEqual(tasks.map((x) => x.id), tasks.map((_, i) => tasks[0]!.id + i));
+    const seqs = tasks.filter((x) => x.seq !== null).map((x) => x.seq!);
+    assert.deepEqual(seqs, seqs.map((_, i) => seqs[0]! + i), 'seqs gap-free, in task order');
+    assert.equal(seqs.length, tasks.filter((_, i) => (i < 123 ? i : i - 123) % 7 !== 3).length);
+    for (const [id, got] of [['big', a.tasks], ['next', b.tasks]] as const) {
+      const stored = await store.jobTasks(7, id);
+      assert.deepEqual(stored.map((x) => ({ ...x })), got.map((x) => ({ ...x })), id);
+      assert.deepEqual(stored.map((x) => x.hosts), got.map((_, i) => [`h${i % 3}.example.com`]));
+    }
+    const log = await store.readLog(seqs[0]! - 1, 1000);
+    assert.deepEqual(log.map((e) => e.seq), seqs);
+    assert.deepEqual(log.find((e) => e.target === 'https://h2.example.com/big/5')?.headers, { 'x-n': '5' });
+  });
+
   it('jobs of one group commit are admitted in turn against one quota counter: each sees what the earlier ones took', async (t) => {
     const store = new SqliteTaskStore({ path: join(tempDir(t), 'tasks.db'), readers: 0 });
     t.after(() => store.close());

@@ -3,7 +3,7 @@
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, mkdirSync, openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import type { JobRecord, Method, PurgeLogEntry, TaskRecord, TaskType } from '../../purge/types.ts';
 import { settleBatch, type JobOutcome, type PendingJob } from '../group-commit.ts';
 import { PRUNE_BATCH_JOBS, pruneBatchJobs } from '../prune-batches.ts';
@@ -91,6 +91,18 @@ const WAL_RESET_RETRY_MS = 1000;
  * runs gets its own at once; the pool keeps threads for everything else.
  */
 const MAX_SYNCS_IN_FLIGHT = 2;
+
+/**
+ * Task rows per multi-row INSERT for a job with at least this many (the rest one by one): a statement
+ * step per row cost ~1 µs of a 1,000-URL job's ~4.5 µs per task row (in a micro-benchmark, 4.6-5.3 ->
+ * 3.1-4.1 ms per 1,000 rows with every index of tasks). 50 rows are 700 bound values.
+ */
+const TASK_INSERT_CHUNK = 50;
+const TASK_ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)';
+const INSERT_TASKS = `INSERT INTO tasks (job_id, app_id, zone_id, type, method, target, target_hash, log_target, hosts, headers,
+                   status, fail_type, fail_message, created_at, updated_at, seq) VALUES `;
+const INSERT_TASK = INSERT_TASKS + TASK_ROW;
+const INSERT_TASK_CHUNK = INSERT_TASKS + Array.from({ length: TASK_INSERT_CHUNK }, () => TASK_ROW).join(', ');
 
 /** A group commit's quota counters by `appId type day`: the stored count, and what the batch's admitted jobs add. */
 type QuotaTally = Map<string, { readonly appId: number; readonly type: TaskType; readonly day: string; readonly used: number; added: number }>;
@@ -923,51 +935,48 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
       job.tasks.length,
     );
     if (inserted.changes === 0) throw new DuplicateJobIdError();
-    const insTask = this.#stmt(
-      `INSERT INTO tasks (job_id, app_id, zone_id, type, method, target, target_hash, log_target, hosts, headers,
-                          status, fail_type, fail_message, created_at, updated_at, seq)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)`,
-    );
     // Seqs come from a counter read and written inside this same IMMEDIATE transaction: no other
     // writer can interleave, and a rolled-back job gives its seqs back, so the log has no gaps.
     let seq = lastSeq;
     const out: TaskRecord[] = [];
-    for (const t of job.tasks) {
-      const hosts = [...new Set(t.hosts)];
-      const taskSeq = t.fanOut ? ++seq : null;
-      const r = insTask.run(
-        job.jobId,
-        job.appId,
-        job.zoneId,
-        job.type,
-        job.method,
-        t.target,
-        targetHash(t.target),
-        t.logTarget ?? null,
-        JSON.stringify(hosts),
-        t.headers ? JSON.stringify(t.headers) : null,
-        t.status,
-        job.createdAt,
-        job.createdAt,
-        taskSeq,
+    const tasks = job.tasks;
+    for (let i = 0; i < tasks.length; ) {
+      const n = tasks.length - i >= TASK_INSERT_CHUNK ? TASK_INSERT_CHUNK : 1;
+      const args: SQLInputValue[] = [];
+      const chunk: Array<{ target: string; hosts: string[]; status: TaskRecord['status']; seq: number | null }> = [];
+      for (const end = i + n; i < end; i++) {
+        const t = tasks[i]!;
+        const hosts = [...new Set(t.hosts)];
+        const taskSeq = t.fanOut ? ++seq : null;
+        args.push(
+          job.jobId, job.appId, job.zoneId, job.type, job.method, t.target, targetHash(t.target), t.logTarget ?? null,
+          JSON.stringify(hosts), t.headers ? JSON.stringify(t.headers) : null, t.status, job.createdAt, job.createdAt, taskSeq,
+        );
+        chunk.push({ target: t.target, hosts, status: t.status, seq: taskSeq });
+      }
+      const r = this.#stmt(n === 1 ? INSERT_TASK : INSERT_TASK_CHUNK).run(...args);
+      if (Number(r.changes) !== n) throw new Error(`inserted ${Number(r.changes)} of ${n} task rows`);
+      // One statement's rows take consecutive ids: each new row's id is one past the largest (AUTOINCREMENT),
+      // and this transaction is the only writer.
+      const first = Number(r.lastInsertRowid) - n + 1;
+      chunk.forEach((c, k) =>
+        out.push({
+          id: first + k,
+          jobId: job.jobId,
+          appId: job.appId,
+          zoneId: job.zoneId,
+          type: job.type,
+          method: job.method,
+          target: c.target,
+          hosts: c.hosts,
+          status: c.status,
+          failType: null,
+          failMessage: null,
+          createdAt: job.createdAt,
+          updatedAt: job.createdAt,
+          seq: c.seq,
+        }),
       );
-      const id = Number(r.lastInsertRowid);
-      out.push({
-        id,
-        jobId: job.jobId,
-        appId: job.appId,
-        zoneId: job.zoneId,
-        type: job.type,
-        method: job.method,
-        target: t.target,
-        hosts,
-        status: t.status,
-        failType: null,
-        failMessage: null,
-        createdAt: job.createdAt,
-        updatedAt: job.createdAt,
-        seq: taskSeq,
-      });
     }
     return { tasks: out, lastSeq: seq };
   }
