@@ -44,20 +44,30 @@ describe('SQLite store WAL under continuous writes', () => {
       }
     };
     const running = [...Array.from({ length: 8 }, (_, w) => writer(w)), reader(), reader()];
-    // Until the WAL has been reset 8 times (32 MiB through it; ~2 s here at load 7), at most 8 s.
+    // Until the WAL has been reset 8 times (32 MiB through it; ~2 s here at load 7), at most 8 s. A reset
+    // that gives up on a read outlasting its wait (the read workers are niced: on a loaded machine one
+    // can be starved that long) lets writes go on by design, and the WAL grows until a later reset
+    // succeeds (the next test): the bound is checked outside such spells, which must end (two more resets).
     let maxWal = 0;
+    let busy = 0;
+    let recoveredAt = 0;
+    const clean = () => busy === 0 || (store.walResetStats()?.resets ?? 0) >= recoveredAt;
     const started = performance.now();
-    while (performance.now() - started < 8_000 && (store.walResetStats()?.resets ?? 0) < 8) {
+    for (;;) {
+      const stats = store.walResetStats();
+      if (stats && stats.busy > busy) (busy = stats.busy), (recoveredAt = stats.resets + 2);
+      if (performance.now() - started >= 8_000 || ((stats?.resets ?? 0) >= 8 && clean())) break;
       await new Promise((resolve) => setTimeout(resolve, 20));
-      maxWal = Math.max(maxWal, statSync(`${path}-wal`).size);
+      if (clean()) maxWal = Math.max(maxWal, statSync(`${path}-wal`).size);
     }
     stop = true;
     await Promise.all(running);
-    maxWal = Math.max(maxWal, statSync(`${path}-wal`).size);
+    if (clean()) maxWal = Math.max(maxWal, statSync(`${path}-wal`).size);
     const resets = store.walResetStats();
     t.diagnostic(`${n} jobs in ${((performance.now() - started) / 1000).toFixed(1)} s, ${reads} reads, WAL peak ${(maxWal / MiB).toFixed(2)} MiB, resets ${JSON.stringify(resets)}`);
     const jobs = n;
     assert.ok(reads > 0);
+    assert.ok(clean(), `a reset gave up on a long read and no two resets followed in 8 s: ${JSON.stringify(resets)}`);
     // One commit of 8 jobs is a few hundred KiB of pages: the limit doubled leaves room for it.
     assert.ok(maxWal <= 2 * limit, `the WAL file peaked at ${(maxWal / MiB).toFixed(1)} MiB (limit ${limit / MiB} MiB), resets ${JSON.stringify(resets)}`);
     // At least twice the limit went through the WAL: the bound was tested, not just never reached.
