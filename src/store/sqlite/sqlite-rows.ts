@@ -71,9 +71,6 @@ export function targetHash(target: string): number {
 /** The key of rows written before migration v7: 48 bits of SHA-256. */
 export const legacyTargetHash = (target: string): number => digestOnce('sha256', target, 'buffer').readUIntBE(0, 6);
 
-/** The keys a stored task of `target` may have (SQL `target_hash IN (?, ?)`): its own, and the one rows from before v7 have. */
-export const targetHashes = (target: string): [number, number] => [targetHash(target), legacyTargetHash(target)];
-
 /**
  * Writes a URL or directory refresh job's legacy refresh-log records (refresh_records): one per
  * distinct host of `hosts` (its tasks' hosts in task order), in order of first appearance. The first one's id is the job id when that is

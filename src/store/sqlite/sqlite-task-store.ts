@@ -943,7 +943,7 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
     for (let i = 0; i < tasks.length; ) {
       const n = tasks.length - i >= TASK_INSERT_CHUNK ? TASK_INSERT_CHUNK : 1;
       const args: SQLInputValue[] = [];
-      const chunk: Array<{ target: string; hosts: string[]; status: TaskRecord['status']; seq: number | null }> = [];
+      const chunk: Array<Omit<TaskRecord, 'id'>> = [];
       for (const end = i + n; i < end; i++) {
         const t = tasks[i]!;
         const hosts = [...new Set(t.hosts)];
@@ -952,31 +952,17 @@ export class SqliteTaskStore implements TaskStore, WebhookOutbox {
           job.jobId, job.appId, job.zoneId, job.type, job.method, t.target, targetHash(t.target), t.logTarget ?? null,
           JSON.stringify(hosts), t.headers ? JSON.stringify(t.headers) : null, t.status, job.createdAt, job.createdAt, taskSeq,
         );
-        chunk.push({ target: t.target, hosts, status: t.status, seq: taskSeq });
+        chunk.push({
+          jobId: job.jobId, appId: job.appId, zoneId: job.zoneId, type: job.type, method: job.method, target: t.target, hosts, status: t.status,
+          failType: null, failMessage: null, createdAt: job.createdAt, updatedAt: job.createdAt, seq: taskSeq,
+        });
       }
       const r = this.#stmt(n === 1 ? INSERT_TASK : INSERT_TASK_CHUNK).run(...args);
       if (Number(r.changes) !== n) throw new Error(`inserted ${Number(r.changes)} of ${n} task rows`);
       // One statement's rows take consecutive ids: each new row's id is one past the largest (AUTOINCREMENT),
       // and this transaction is the only writer.
       const first = Number(r.lastInsertRowid) - n + 1;
-      chunk.forEach((c, k) =>
-        out.push({
-          id: first + k,
-          jobId: job.jobId,
-          appId: job.appId,
-          zoneId: job.zoneId,
-          type: job.type,
-          method: job.method,
-          target: c.target,
-          hosts: c.hosts,
-          status: c.status,
-          failType: null,
-          failMessage: null,
-          createdAt: job.createdAt,
-          updatedAt: job.createdAt,
-          seq: c.seq,
-        }),
-      );
+      chunk.forEach((task, k) => out.push({ id: first + k, ...task }));
     }
     return { tasks: out, lastSeq: seq };
   }
