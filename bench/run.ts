@@ -572,6 +572,16 @@ function printSubmit(r: SubmitBenchResult): void {
     });
     rows.push({ figure: '  latency p50 / p99 per request', measured: `${ms(e1k.p50Ms)} / ${ms(e1k.p99Ms)} ms`, bar: 'p99 ≤ 100 ms', verdict: verdict(e1k.p99Ms <= 100) });
   }
+  // The ceiling: the same API on an in-memory SQLite store, beside the durable figures of this run.
+  for (const [label, durable, memory] of [['1 URL', e1, f('memory 1')], ['1,000 URLs', e1k, f('memory 1000')]] as const) {
+    if (!durable || !memory) continue;
+    rows.push({
+      figure: `  ceiling, ${label}/request: the same API on an in-memory SQLite store (no WAL, fsync or checkpoint)`,
+      measured:
+        `${int(memory.urlsPerSecond)} URLs/s (${int(memory.rps)} req/s)${label === '1 URL' && bare ? `, ${(memory.rps / bare.rps).toFixed(3)} of bare` : ''}; ` +
+        `durable / in-memory ${(durable.rps / memory.rps).toFixed(2)}; server CPU/request ${cpuPerRequest(memory)}${errs(memory)}`,
+    });
+  }
   for (const [label, empty, seeded] of [['1 URL', e1, s1], ['1,000 URLs', e1k, s1k]] as const) {
     if (!empty || !seeded) continue;
     const ratio = seeded.rps / empty.rps;
@@ -586,6 +596,8 @@ function printSubmit(r: SubmitBenchResult): void {
   }
   console.log('  medians over 3 rounds of 5 s after 2 s of warm-up; pre-signed requests (2,000 distinct bodies for 1 URL, 40 for 1,000');
   console.log('  URLs); the account has rateLimit: false. The bare server gets the same 1-URL requests and reads each body.');
+  console.log('  The ceiling rows run the same server on store.path \':memory:\' (nothing durable; not a way to run EdgePurge):');
+  console.log('  what the API and SQLite\'s row and index writes cost alone, beside the durable store of this run.');
   table(rows);
   summary.push(...rows.filter((x) => x.bar));
 }

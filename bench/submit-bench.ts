@@ -28,7 +28,7 @@ export interface SubmitFigure {
 export interface SubmitBenchResult {
   /** Absent with bare: false. */
   readonly bare?: SubmitFigure;
-  /** Keyed by store ('empty' | 'seeded') and URLs per request (1 | 1000). */
+  /** Keyed by store ('empty' | 'memory' | 'seeded') and URLs per request (1 | 1000). */
   readonly create: ReadonlyMap<string, SubmitFigure>;
   readonly connections: { readonly one: number; readonly many: number };
   /** A storm at 10× an account's rate limit beside a steady account (bench/storm-bench.ts); absent with storm: false. */
@@ -51,6 +51,13 @@ export interface SubmitBenchOptions {
   readonly shapes?: ReadonlyArray<1 | 1000>;
   /** false: skip the bare node:http figure (it is only compared with the 1-URL shape). */
   readonly bare?: boolean;
+  /**
+   * false: skip the ceiling figure, the same control plane on an in-memory SQLite store (`:memory:`: no
+   * WAL, no fsync, no checkpoint, no read workers). Not a way to run EdgePurge (nothing survives a
+   * restart): what the API and SQLite's own row and index writes cost without durability, beside the
+   * durable figures of the same run.
+   */
+  readonly ceiling?: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -122,17 +129,18 @@ async function submitBench(o: SubmitBenchOptions): Promise<SubmitBenchResult> {
   }
 
 
-  const stores: Array<['empty' | 'seeded', string, SeededTenant]> = [];
+  const stores: Array<['empty' | 'memory' | 'seeded', string, SeededTenant]> = [];
   const dir = mkdtempSync(join(tmpdir(), 'edgepurge-submit-bench-'));
   try {
     const tenant = o.seededTenant ?? emptyTenant(1250000001);
     stores.push(['empty', join(dir, 'empty.db'), { ...tenant, from: 0, to: 0, samples: [] }]);
+    if (o.ceiling !== false) stores.push(['memory', ':memory:', { ...tenant, from: 0, to: 0, samples: [] }]);
     if (o.seededDbPath && o.seededTenant) stores.push(['seeded', o.seededDbPath, o.seededTenant]);
     for (const [name, dbPath, t] of stores) {
       const server = await BenchChild.start({ role: 'control-plane', config: benchConfig(dbPath, t) }, o.serverCpu, o.serverExecArgv);
       try {
         for (const [urls, conns] of ([[1, one], [1000, many]] as const).filter(([u]) => o.shapes?.includes(u) ?? true)) {
-          log(`CreatePurgeTask on the ${name} store, ${urls} URL(s)/request, ${conns} connections …`);
+          log(`CreatePurgeTask on the ${name === 'memory' ? 'in-memory (ceiling)' : name} store, ${urls} URL(s)/request, ${conns} connections …`);
           const requests = createRequests(server.port, t, urls, urls === 1 ? 2000 : 40);
           create.set(`${name} ${urls}`, await measure(server.port, requests, conns, o, server, urls));
         }
@@ -166,7 +174,8 @@ export function shapesFromEnv(): Pick<SubmitBenchOptions, 'shapes' | 'bare'> {
 // `npx node bench/submit-bench.ts [--prof DIR]`: the empty-store half alone, optionally with a CPU profile
 // of the control plane (written to DIR when it exits). EDGEPURGE_BENCH_SUBMIT_URLS=1 (or 1000): that shape
 // only; EDGEPURGE_BENCH_STORM=0: without the storm part; EDGEPURGE_BENCH_ROUNDS=N: N rounds (default 1);
-// EDGEPURGE_BENCH_SERVER_FLAGS: more node flags for the control plane.
+// EDGEPURGE_BENCH_SERVER_FLAGS: more node flags for the control plane; EDGEPURGE_BENCH_CEILING=0: without the
+// in-memory ceiling figure.
 if (import.meta.main) {
   const at = process.argv.indexOf('--prof');
   const profDir = at > 0 ? process.argv[at + 1] : undefined;
@@ -176,6 +185,7 @@ if (import.meta.main) {
     rounds: Number(process.env.EDGEPURGE_BENCH_ROUNDS ?? 1),
     ...shapesFromEnv(),
     ...(process.env.EDGEPURGE_BENCH_STORM === '0' ? { storm: false } : {}),
+    ...(process.env.EDGEPURGE_BENCH_CEILING === '0' ? { ceiling: false } : {}),
     // EDGEPURGE_BENCH_SERVER_FLAGS: more node flags for the control plane (e.g. --perf-basic-prof for `perf record`).
     serverExecArgv: [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...(process.env.EDGEPURGE_BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? [])],
     log: (l) => console.log(l),
