@@ -132,9 +132,10 @@ async function submitBench(o: SubmitBenchOptions): Promise<SubmitBenchResult> {
   const stores: Array<['empty' | 'memory' | 'seeded', string, SeededTenant]> = [];
   const dir = mkdtempSync(join(tmpdir(), 'edgepurge-submit-bench-'));
   try {
-    const tenant = o.seededTenant ?? emptyTenant(1250000001);
-    stores.push(['empty', join(dir, 'empty.db'), { ...tenant, from: 0, to: 0, samples: [] }]);
-    if (o.ceiling !== false) stores.push(['memory', ':memory:', { ...tenant, from: 0, to: 0, samples: [] }]);
+    // The seeded tenant's zones and domains without its history (or the store-bench tenant's).
+    const fresh = { ...(o.seededTenant ?? emptyTenant(1250000001)), from: 0, to: 0, samples: [] };
+    stores.push(['empty', join(dir, 'empty.db'), fresh]);
+    if (o.ceiling !== false) stores.push(['memory', ':memory:', fresh]);
     if (o.seededDbPath && o.seededTenant) stores.push(['seeded', o.seededDbPath, o.seededTenant]);
     for (const [name, dbPath, t] of stores) {
       const server = await BenchChild.start({ role: 'control-plane', config: benchConfig(dbPath, t) }, o.serverCpu, o.serverExecArgv);
@@ -163,19 +164,21 @@ async function submitBench(o: SubmitBenchOptions): Promise<SubmitBenchResult> {
 
 /**
  * EDGEPURGE_BENCH_SUBMIT_URLS=1 (or 1000): that shape only; with 1000 alone, no bare server either (it is
- * compared with the 1-URL shape). Also read by `npm run bench -- --only submit`.
+ * compared with the 1-URL shape). EDGEPURGE_BENCH_CEILING=0: no in-memory ceiling. Also read by
+ * `npm run bench -- --only submit`.
  */
-export function shapesFromEnv(): Pick<SubmitBenchOptions, 'shapes' | 'bare'> {
+export function shapesFromEnv(): Pick<SubmitBenchOptions, 'shapes' | 'bare' | 'ceiling'> {
+  const ceiling = process.env.EDGEPURGE_BENCH_CEILING === '0' ? { ceiling: false } : {};
   const v = process.env.EDGEPURGE_BENCH_SUBMIT_URLS;
-  if (!v) return {};
-  return Number(v) === 1000 ? { shapes: [1000], bare: false } : { shapes: [1] };
+  if (!v) return ceiling;
+  return { ...ceiling, ...(Number(v) === 1000 ? { shapes: [1000], bare: false } : { shapes: [1] }) };
 }
 
 // `npx node bench/submit-bench.ts [--prof DIR]`: the empty-store half alone, optionally with a CPU profile
 // of the control plane (written to DIR when it exits). EDGEPURGE_BENCH_SUBMIT_URLS=1 (or 1000): that shape
 // only; EDGEPURGE_BENCH_STORM=0: without the storm part; EDGEPURGE_BENCH_ROUNDS=N: N rounds (default 1);
 // EDGEPURGE_BENCH_SERVER_FLAGS: more node flags for the control plane; EDGEPURGE_BENCH_CEILING=0: without the
-// in-memory ceiling figure.
+// in-memory ceiling figure (see shapesFromEnv).
 if (import.meta.main) {
   const at = process.argv.indexOf('--prof');
   const profDir = at > 0 ? process.argv[at + 1] : undefined;
@@ -185,7 +188,6 @@ if (import.meta.main) {
     rounds: Number(process.env.EDGEPURGE_BENCH_ROUNDS ?? 1),
     ...shapesFromEnv(),
     ...(process.env.EDGEPURGE_BENCH_STORM === '0' ? { storm: false } : {}),
-    ...(process.env.EDGEPURGE_BENCH_CEILING === '0' ? { ceiling: false } : {}),
     // EDGEPURGE_BENCH_SERVER_FLAGS: more node flags for the control plane (e.g. --perf-basic-prof for `perf record`).
     serverExecArgv: [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...(process.env.EDGEPURGE_BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? [])],
     log: (l) => console.log(l),

@@ -16,7 +16,6 @@ export function varnishdMissing(): string | undefined {
   return undefined;
 }
 
-
 export interface VarnishdOptions {
   /** The VCL text (-f); it may include files by absolute path. */
   readonly vcl: string;

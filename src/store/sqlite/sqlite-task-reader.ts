@@ -481,7 +481,6 @@ export class SqliteTaskReader {
     }
     return this.#v7From;
   }
-
 }
 
 /** Filters on the task row `t` for paths driven by something other than the app's indexes. */
